@@ -1,0 +1,31 @@
+"""`python -m nbsage.runtime train --root DIR` and `python -m nbsage.runtime serve ...`."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m nbsage.runtime",
+                                     description="Run SageMaker's container contract on a job root.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="run the training job laid out in a job root")
+    t.add_argument("--root", required=True, help="the job root (laid out like /opt/ml)")
+    s = sub.add_parser("serve", help="serve a model directory on 127.0.0.1")
+    s.add_argument("--model-dir", required=True)
+    s.add_argument("--algorithm", default=None, help="built-in algorithm name; omit for inference code")
+    s.add_argument("--entry-point", default=None, help="inference script (model_fn/input_fn/...) in model_dir/code")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8080)
+    s.add_argument("--ready-file", default=None, help="write the bound port here once serving")
+    args = parser.parse_args(argv)
+    if args.command == "train":
+        from nbsage.runtime.train import run
+        return run(args.root)
+    from nbsage.runtime.serve import serve
+    return serve(model_dir=args.model_dir, algorithm=args.algorithm, entry_point=args.entry_point,
+                 host=args.host, port=args.port, ready_file=args.ready_file)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,163 @@
+"""Script mode as sagemaker-training-toolkit runs it: SM_* environment and `--name value` args."""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from nbsage.runtime.environment import TrainingEnvironment
+
+# sagemaker_* keys the toolkit removes from the user's hyperparameters
+RESERVED = {"sagemaker_program", "sagemaker_submit_directory", "sagemaker_enable_cloudwatch_metrics",
+            "sagemaker_region", "sagemaker_container_log_level", "sagemaker_job_name",
+            "default_user_module_name", "_tuning_objective_metric", "sagemaker_s3_output"}
+
+
+def decode(value: str):
+    """The toolkit's read: json.loads each value, keeping the raw string when that fails."""
+    try:
+        return json.loads(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def user_hyperparameters(raw: dict[str, str]) -> tuple[dict, dict]:
+    """(user hyperparameters, framework params): sagemaker_* keys split off as the toolkit does."""
+    user, framework = {}, {}
+    for k, v in raw.items():
+        if k.startswith("sagemaker_") or k in RESERVED:
+            if k not in RESERVED:
+                framework[k] = decode(v)
+        else:
+            user[k] = decode(v)
+    return user, framework
+
+
+def to_cmd_args(hps: dict) -> list[str]:
+    """Keys sorted; `--key` (or `-k`); dict -> k=v,..; None -> ''; else str(value)."""
+    args = []
+    for key in sorted(hps):
+        value = hps[key]
+        args.append(f"-{key}" if len(key) == 1 else f"--{key}")
+        if isinstance(value, dict):
+            args.append(",".join(f"{k}={v}" for k, v in sorted(value.items())))
+        elif value is None:
+            args.append("")
+        else:
+            args.append(str(value))
+    return args
+
+
+def _env_value(value) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def build_environment(env: TrainingEnvironment, entry_point: str, code_dir: Path) -> tuple[dict, list[str]]:
+    """The SM_* variables and the user args for one run of the entry point."""
+    root = env.root
+    hps, framework = user_hyperparameters(env.hyperparameters)
+    args = to_cmd_args(hps)
+    channels = sorted(env.channels)
+    module_dir = decode(env.hyperparameters.get("sagemaker_submit_directory", '""')) or str(code_dir)
+    log_level = decode(env.hyperparameters.get("sagemaker_container_log_level", "20"))
+    training_env = {
+        "channel_input_dirs": {c: str(root.channel_dir(c)) for c in channels},
+        "current_host": env.current_host, "current_instance_type": env.instance_type,
+        "hosts": env.hosts, "hyperparameters": hps, "framework_module": None,
+        "input_config_dir": str(root.config_dir), "input_data_config": env.input_data_config,
+        "input_dir": str(root.input_dir), "job_name": env.job_name, "log_level": log_level,
+        "master_hostname": env.hosts[0], "model_dir": str(root.model_dir), "module_dir": module_dir,
+        "module_name": Path(entry_point).stem, "network_interface_name":
+            env.resource_config.get("network_interface_name", "eth0"),
+        "num_cpus": env.num_cpus, "num_gpus": env.num_gpus, "num_neurons": 0,
+        "output_data_dir": str(root.output_data_dir), "output_dir": str(root.output_dir),
+        "output_intermediate_dir": str(root.intermediate_dir), "resource_config": env.resource_config,
+        "user_entry_point": entry_point, "additional_framework_parameters": framework,
+        "is_master": env.current_host == env.hosts[0],
+    }
+    sm = {
+        "SM_MODEL_DIR": str(root.model_dir), "SM_CHANNELS": json.dumps(channels),
+        "SM_HPS": json.dumps(hps, sort_keys=True), "SM_USER_ARGS": json.dumps(args),
+        "SM_USER_ENTRY_POINT": entry_point, "SM_MODULE_NAME": Path(entry_point).stem,
+        "SM_MODULE_DIR": module_dir, "SM_FRAMEWORK_MODULE": "",
+        "SM_FRAMEWORK_PARAMS": json.dumps(framework), "SM_HOSTS": json.dumps(env.hosts),
+        "SM_CURRENT_HOST": env.current_host, "SM_CURRENT_INSTANCE_TYPE": env.instance_type,
+        "SM_CURRENT_INSTANCE_GROUP": "homogeneousCluster",
+        "SM_CURRENT_INSTANCE_GROUP_HOSTS": json.dumps(env.hosts),
+        "SM_INSTANCE_GROUPS": json.dumps(["homogeneousCluster"]), "SM_IS_HETERO": "false",
+        "SM_NETWORK_INTERFACE_NAME": training_env["network_interface_name"],
+        "SM_NUM_GPUS": str(env.num_gpus), "SM_NUM_CPUS": str(env.num_cpus), "SM_NUM_NEURONS": "0",
+        "SM_LOG_LEVEL": str(log_level), "SM_INPUT_DIR": str(root.input_dir),
+        "SM_INPUT_CONFIG_DIR": str(root.config_dir), "SM_INPUT_DATA_CONFIG": json.dumps(env.input_data_config),
+        "SM_RESOURCE_CONFIG": json.dumps(env.resource_config), "SM_OUTPUT_DIR": str(root.output_dir),
+        "SM_OUTPUT_DATA_DIR": str(root.output_data_dir),
+        "SM_OUTPUT_INTERMEDIATE_DIR": str(root.intermediate_dir),
+        "SM_TRAINING_ENV": json.dumps(training_env, default=str),
+        "SM_IS_MASTER": "true" if training_env["is_master"] else "false",
+        "SM_MASTER_ADDR": env.hosts[0],
+        "TRAINING_JOB_NAME": env.job_name, "SAGEMAKER_JOB_NAME": env.job_name,
+        "CURRENT_HOST": env.current_host, "SAGEMAKER_BASE_DIR": str(root.path),
+    }
+    for c in channels:
+        sm[f"SM_CHANNEL_{c.upper()}"] = str(root.channel_dir(c))
+    for k, v in hps.items():
+        sm[f"SM_HP_{k.upper()}"] = _env_value(v)
+    return sm, args
+
+
+class UserScriptError(Exception):
+    pass
+
+
+def run_script(env: TrainingEnvironment) -> int:
+    """Install requirements, run the entry point with cwd = code dir; return its exit code."""
+    entry_point = decode(env.hyperparameters.get("sagemaker_program", '""'))
+    code_dir = env.root.code_dir
+    if not entry_point or not (code_dir / entry_point).exists():
+        raise UserScriptError(f"entry point {entry_point!r} was not found in the job's code directory {code_dir}")
+    requirements = code_dir / "requirements.txt"
+    if requirements.exists():
+        print(f"Installing requirements from {requirements}", flush=True)
+        rc = subprocess.call([sys.executable, "-m", "pip", "install", "-q", "-r", str(requirements)], cwd=code_dir)
+        if rc:
+            raise UserScriptError(f"InstallRequirementsError: pip install -r requirements.txt exited {rc}")
+    sm, args = build_environment(env, entry_point, code_dir)
+    child_env = dict(os.environ)
+    child_env.update(sm)
+    child_env["PYTHONPATH"] = os.pathsep.join([str(code_dir)] + [p for p in sys.path if p])
+    child_env.setdefault("PYTHONUNBUFFERED", "1")
+    if entry_point.endswith(".sh"):
+        cmd = ["/bin/sh", "-c", " ".join([f"./{entry_point}"] + [shlex.quote(a) for a in args])]
+        (code_dir / entry_point).chmod(0o777)
+    elif (code_dir / "setup.py").exists():
+        cmd = [sys.executable, "-m", Path(entry_point).stem] + args
+    else:
+        cmd = [sys.executable, entry_point] + args
+    print("Invoking script with the following command:\n" + " ".join(shlex.quote(c) for c in cmd), flush=True)
+    proc = subprocess.Popen(cmd, cwd=code_dir, env=child_env, stdout=sys.stdout, stderr=subprocess.PIPE)
+    tail: list[str] = []
+    assert proc.stderr is not None
+    for raw in proc.stderr:
+        line = raw.decode("utf-8", errors="replace")
+        sys.stderr.write(line)
+        sys.stderr.flush()
+        tail.append(line)
+        tail[:] = tail[-40:]
+    rc = proc.wait()
+    if rc != 0:
+        seen, message = set(), []
+        for line in tail:
+            if line not in seen:
+                seen.add(line)
+                message.append(line.rstrip())
+        env.root.write_failure(
+            "ExecuteUserScriptError:\nExitCode {}\nErrorMessage \"{}\"\nCommand \"{}\"".format(
+                rc, "\n".join(message)[-800:], " ".join(cmd)))
+    return rc
