@@ -1,0 +1,75 @@
+"""Session: where nbsage keeps its records and artifacts, shaped like sagemaker.Session.
+
+NBSAGE_HOME (default ~/.nbsage) holds the SQLite store (`nbsage.db`) and, unless
+NBSAGE_ARTIFACT_ROOT or `artifact_root=` names another fsspec URL, the artifact root
+(`artifacts/`). Nothing here needs an AWS account.
+"""
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import time
+from pathlib import Path
+
+from nbsage.errors import ValidationError
+from nbsage.store import ArtifactStore, MetadataStore
+
+JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("NBSAGE_HOME") or "~/.nbsage").expanduser().resolve()
+
+
+def unique_name(base: str) -> str:
+    """`<base>-YYYY-MM-DD-HH-MM-SS-mmm` like the SDK, plus 3 random hex digits against clashes."""
+    base = re.sub(r"[^a-zA-Z0-9-]+", "-", base).strip("-")[:32] or "job"
+    now = time.time()
+    stamp = time.strftime("%Y-%m-%d-%H-%M-%S", time.gmtime(now)) + f"-{int(now * 1000) % 1000:03d}"
+    return f"{base}-{stamp}-{secrets.token_hex(2)[:3]}"
+
+
+def check_name(name: str, what: str = "job") -> str:
+    if not JOB_NAME.match(name):
+        raise ValidationError(f"{what} name {name!r} is not valid: use 1-63 letters, digits and hyphens, "
+                              "starting with a letter or digit")
+    return name
+
+
+class Session:
+    """The store and artifact root that jobs and endpoints use."""
+
+    _default: "Session | None" = None
+
+    def __init__(self, home: str | os.PathLike | None = None, artifact_root: str | None = None):
+        self.home = Path(home).expanduser().resolve() if home else default_home()
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.artifact_root = artifact_root or os.environ.get("NBSAGE_ARTIFACT_ROOT") or str(self.home / "artifacts")
+        self.store = MetadataStore(self.home / "nbsage.db")
+        self.artifacts = ArtifactStore(self.artifact_root)
+
+    @classmethod
+    def default(cls) -> "Session":
+        """The process-wide session; rebuilt when NBSAGE_HOME changes."""
+        if cls._default is None or cls._default.home != default_home():
+            cls._default = cls()
+        return cls._default
+
+    @property
+    def jobs_dir(self) -> Path:
+        """Job roots (the /opt/ml of each job) for places on this machine."""
+        return self.home / "jobs"
+
+    @property
+    def endpoints_dir(self) -> Path:
+        return self.home / "endpoints"
+
+    def default_output_path(self) -> str:
+        return self.artifacts.url("training")
+
+    def default_data_prefix(self) -> str:
+        return self.artifacts.url("data")
+
+    def __repr__(self) -> str:
+        return f"Session(home={str(self.home)!r}, artifact_root={self.artifact_root!r})"

@@ -1,0 +1,238 @@
+"""Job, metric, log and endpoint records in one SQLite file under NBSAGE_HOME.
+
+Several kernels, job supervisors and the CLI use the same file at once: WAL journaling, a busy
+timeout, one short transaction per write, and a connection per process (and per thread).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from nbsage.errors import EndpointError, JobError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    name TEXT PRIMARY KEY, kind TEXT NOT NULL, status TEXT NOT NULL, secondary_status TEXT NOT NULL,
+    request TEXT NOT NULL, backend TEXT NOT NULL, root TEXT, supervisor_pid INTEGER, runtime_pid INTEGER,
+    failure_reason TEXT, model_artifacts TEXT, output_artifacts TEXT,
+    creation_time REAL NOT NULL, start_time REAL, end_time REAL, last_modified REAL NOT NULL,
+    stop_requested INTEGER NOT NULL DEFAULT 0, progress_step INTEGER, progress_total INTEGER
+);
+CREATE TABLE IF NOT EXISTS transitions (
+    job TEXT NOT NULL, status TEXT NOT NULL, start_time REAL NOT NULL, end_time REAL, message TEXT
+);
+CREATE INDEX IF NOT EXISTS transitions_job ON transitions(job);
+CREATE TABLE IF NOT EXISTS metrics (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, job TEXT NOT NULL, name TEXT NOT NULL, value REAL NOT NULL, step INTEGER, timestamp REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS metrics_job ON metrics(job, id);
+CREATE TABLE IF NOT EXISTS logs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, job TEXT NOT NULL, timestamp REAL NOT NULL, line TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS logs_job ON logs(job, seq);
+CREATE TABLE IF NOT EXISTS endpoints (
+    name TEXT PRIMARY KEY, status TEXT NOT NULL, config TEXT NOT NULL, host TEXT, port INTEGER,
+    pid INTEGER, failure_reason TEXT, creation_time REAL NOT NULL, last_modified REAL NOT NULL
+);
+"""
+
+TERMINAL = ("Completed", "Failed", "Stopped")
+
+
+def iso(ts: float | None) -> str | None:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat() if ts else None
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie child of this process counts as dead
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+class MetadataStore:
+    """The SQLite store. Cheap to create; one per Session (and per supervisor process)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._conn().executescript(SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or getattr(self._local, "pid", None) != os.getpid():
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    class _Tx:
+        def __init__(self, conn):
+            self.conn = conn
+
+        def __enter__(self):
+            self.conn.execute("BEGIN IMMEDIATE")
+            return self.conn
+
+        def __exit__(self, exc_type, exc, tb):
+            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+            return False
+
+    def _tx(self):
+        return self._Tx(self._conn())
+
+    def _query(self, sql: str, args=()) -> list[sqlite3.Row]:
+        return self._conn().execute(sql, args).fetchall()
+
+    # ---- jobs -------------------------------------------------------------------------------
+    def create_job(self, name: str, request: dict, backend: str, root: str | None, kind: str = "training") -> None:
+        now = time.time()
+        try:
+            with self._tx() as db:
+                db.execute("INSERT INTO jobs (name, kind, status, secondary_status, request, backend, root,"
+                           " creation_time, last_modified) VALUES (?, ?, 'InProgress', 'Starting', ?, ?, ?, ?, ?)",
+                           (name, kind, json.dumps(request), backend, root, now, now))
+                db.execute("INSERT INTO transitions (job, status, start_time, message) VALUES (?, 'Starting', ?, ?)",
+                           (name, now, "Preparing the instances for training"))
+        except sqlite3.IntegrityError:
+            raise JobError(f"a job named {name!r} already exists; job names must be unique "
+                           "(leave the name out to get a generated one)") from None
+
+    def get_job(self, name: str) -> dict:
+        rows = self._query("SELECT * FROM jobs WHERE name = ?", (name,))
+        if not rows:
+            raise JobError(f"no job named {name!r}" + self._suggest_job(name))
+        return dict(rows[0])
+
+    def _suggest_job(self, name: str) -> str:
+        from nbsage.errors import did_you_mean
+        names = [r["name"] for r in self._query("SELECT name FROM jobs ORDER BY creation_time DESC LIMIT 200")]
+        return did_you_mean(name, names)
+
+    def list_jobs(self, limit: int = 50, kind: str | None = None) -> list[dict]:
+        sql = "SELECT * FROM jobs" + (" WHERE kind = ?" if kind else "") + " ORDER BY creation_time DESC LIMIT ?"
+        return [dict(r) for r in self._query(sql, ((kind,) if kind else ()) + (limit,))]
+
+    def update_job(self, name: str, **fields) -> None:
+        if not fields:
+            return
+        fields["last_modified"] = time.time()
+        cols = ", ".join(f"{k} = ?" for k in fields)
+        with self._tx() as db:
+            db.execute(f"UPDATE jobs SET {cols} WHERE name = ?", (*fields.values(), name))
+
+    def set_status(self, name: str, status: str, secondary: str, message: str | None = None, **fields) -> bool:
+        """Move a job to a new status; a terminal job never moves again. Returns False if it did not move."""
+        now = time.time()
+        with self._tx() as db:
+            row = db.execute("SELECT status, secondary_status FROM jobs WHERE name = ?", (name,)).fetchone()
+            if row is None or row["status"] in TERMINAL:
+                return False
+            sets = {"status": status, "secondary_status": secondary, "last_modified": now, **fields}
+            if status in TERMINAL:
+                sets.setdefault("end_time", now)
+            db.execute(f"UPDATE jobs SET {', '.join(f'{k} = ?' for k in sets)} WHERE name = ?",
+                       (*sets.values(), name))
+            if row["secondary_status"] != secondary:
+                db.execute("UPDATE transitions SET end_time = ? WHERE job = ? AND end_time IS NULL", (now, name))
+                db.execute("INSERT INTO transitions (job, status, start_time, end_time, message) VALUES (?, ?, ?, ?, ?)",
+                           (name, secondary, now, now if status in TERMINAL else None, message))
+            elif status in TERMINAL:
+                db.execute("UPDATE transitions SET end_time = ? WHERE job = ? AND end_time IS NULL", (now, name))
+        return True
+
+    def transitions(self, name: str) -> list[dict]:
+        return [dict(r) for r in self._query(
+            "SELECT status, start_time, end_time, message FROM transitions WHERE job = ? ORDER BY rowid", (name,))]
+
+    # ---- logs and metrics ---------------------------------------------------------------------
+    def add_logs(self, job: str, lines: list[tuple[float, str]]) -> None:
+        if lines:
+            with self._tx() as db:
+                db.executemany("INSERT INTO logs (job, timestamp, line) VALUES (?, ?, ?)",
+                               [(job, ts, line) for ts, line in lines])
+
+    def get_logs(self, job: str, after_seq: int = 0, limit: int | None = None) -> list[tuple[int, float, str]]:
+        sql = "SELECT seq, timestamp, line FROM logs WHERE job = ? AND seq > ? ORDER BY seq"
+        args: tuple = (job, after_seq)
+        if limit:
+            sql += " LIMIT ?"
+            args += (limit,)
+        return [tuple(r) for r in self._query(sql, args)]
+
+    def add_metrics(self, job: str, values: list[tuple[str, float, int | None, float]]) -> None:
+        if values:
+            with self._tx() as db:
+                db.executemany("INSERT INTO metrics (job, name, value, step, timestamp) VALUES (?, ?, ?, ?, ?)",
+                               [(job, *v) for v in values])
+
+    def get_metrics(self, job: str, after_id: int = 0) -> list[dict]:
+        return [dict(r) for r in self._query(
+            "SELECT id, name, value, step, timestamp FROM metrics WHERE job = ? AND id > ? ORDER BY id",
+            (job, after_id))]
+
+    def final_metrics(self, job: str) -> list[dict]:
+        """The last value of each metric: DescribeTrainingJob.FinalMetricDataList."""
+        rows = self._query(
+            "SELECT name, value, timestamp FROM metrics WHERE id IN "
+            "(SELECT MAX(id) FROM metrics WHERE job = ? GROUP BY name) ORDER BY name", (job,))
+        return [{"MetricName": r["name"], "Value": r["value"], "Timestamp": iso(r["timestamp"])} for r in rows]
+
+    # ---- endpoints ----------------------------------------------------------------------------
+    def create_endpoint(self, name: str, config: dict) -> None:
+        now = time.time()
+        try:
+            with self._tx() as db:
+                db.execute("INSERT INTO endpoints (name, status, config, creation_time, last_modified)"
+                           " VALUES (?, 'Creating', ?, ?, ?)", (name, json.dumps(config), now, now))
+        except sqlite3.IntegrityError:
+            raise EndpointError(f"an endpoint named {name!r} already exists; delete it first "
+                                f"(Predictor('{name}').delete_endpoint() or `nbsage delete {name}`) "
+                                "or choose another name") from None
+
+    def update_endpoint(self, name: str, **fields) -> None:
+        fields["last_modified"] = time.time()
+        if "config" in fields and not isinstance(fields["config"], str):
+            fields["config"] = json.dumps(fields["config"])
+        with self._tx() as db:
+            db.execute(f"UPDATE endpoints SET {', '.join(f'{k} = ?' for k in fields)} WHERE name = ?",
+                       (*fields.values(), name))
+
+    def get_endpoint(self, name: str) -> dict:
+        rows = self._query("SELECT * FROM endpoints WHERE name = ?", (name,))
+        if not rows:
+            from nbsage.errors import did_you_mean
+            names = [r["name"] for r in self._query("SELECT name FROM endpoints")]
+            raise EndpointError(f"no endpoint named {name!r}{did_you_mean(name, names)}")
+        row = dict(rows[0])
+        row["config"] = json.loads(row["config"])
+        return row
+
+    def list_endpoints(self) -> list[dict]:
+        rows = [dict(r) for r in self._query("SELECT * FROM endpoints ORDER BY creation_time DESC")]
+        for r in rows:
+            r["config"] = json.loads(r["config"])
+        return rows
+
+    def delete_endpoint(self, name: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM endpoints WHERE name = ?", (name,))
