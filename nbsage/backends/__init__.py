@@ -1,0 +1,29 @@
+"""Places: where a job runs. One class per place, one registry; callers never branch on a name.
+
+Adding a place means writing one module with a `Backend` subclass and naming it here.
+"""
+from __future__ import annotations
+
+import importlib
+
+from nbsage.backends.base import Backend
+from nbsage.errors import ValidationError, did_you_mean
+
+# name -> "module:Class"; modules are imported on first use (dask, jupyter_client stay unloaded)
+_PLACES = {
+    "local": "nbsage.backends.local:LocalBackend",
+}
+
+
+def names() -> list[str]:
+    return sorted(_PLACES)
+
+
+def get(name: str, session, **options) -> Backend:
+    """An instance of the place called `name` for `session`."""
+    key = (name or "local").lower()
+    if key not in _PLACES:
+        raise ValidationError(f"backend {name!r} is not a place nbsage knows; places are "
+                              f"{', '.join(names())}{did_you_mean(key, _PLACES)}")
+    module, cls = _PLACES[key].split(":")
+    return getattr(importlib.import_module(module), cls)(session, **options)

@@ -1,0 +1,79 @@
+"""The `local` place: each job runs in its own processes on this machine.
+
+`start` launches a detached supervisor (`python -m nbsage.backends.local_supervisor`), so a job
+outlives the kernel that started it. The supervisor stages the channels, runs
+`python -m nbsage.runtime train --root ROOT` as a child in its own process group, streams its
+output to the store, enforces MaxRuntimeInSeconds, uploads the artifacts and sets the final
+status. Stop is SIGTERM to the runtime's process group, then SIGKILL after a grace period.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+from nbsage.backends.base import Backend
+from nbsage.store.metadata import pid_alive
+
+
+class LocalBackend(Backend):
+    name = "local"
+
+    def start(self, job_name: str) -> None:
+        store = self.session.store
+        log_dir = self.session.jobs_dir / job_name
+        log_dir.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ, NBSAGE_HOME=str(self.session.home),
+                   NBSAGE_ARTIFACT_ROOT=self.session.artifact_root, PYTHONUNBUFFERED="1")
+        with open(log_dir / "supervisor.log", "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "nbsage.backends.local_supervisor", job_name],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                start_new_session=True, close_fds=True)
+        store.update_job(job_name, supervisor_pid=proc.pid)
+        # reap the child when it ends, so it never lingers as a zombie of this process
+        import threading
+        threading.Thread(target=proc.wait, daemon=True).start()
+
+    def stop(self, job_name: str) -> None:
+        store = self.session.store
+        job = store.get_job(job_name)
+        if job["status"] != "InProgress":
+            return
+        store.update_job(job_name, stop_requested=1)
+        store.set_status(job_name, "Stopping", "Stopping", "Stopping the training job")
+        pid = job.get("supervisor_pid")
+        if pid and pid_alive(pid):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    def refresh(self, job: dict) -> None:
+        if job["status"] not in ("InProgress", "Stopping"):
+            return
+        pid = job.get("supervisor_pid")
+        if pid is None:
+            return  # not launched yet
+        if not pid_alive(pid):
+            runtime = job.get("runtime_pid")
+            if runtime and pid_alive(runtime):
+                try:
+                    os.killpg(runtime, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            self.session.store.set_status(
+                job["name"], "Failed", "Failed", "The job's supervisor process ended unexpectedly",
+                failure_reason="InternalServerError: the process that ran this job on the local place "
+                               f"(pid {pid}) ended unexpectedly; see {self.session.jobs_dir / job['name']}/supervisor.log")
+
+    def describe_place(self) -> dict:
+        from nbsage.runtime.environment import count_gpus
+        mem = None
+        try:
+            mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+        except (ValueError, OSError):
+            pass
+        return {"name": self.name, "cpus": os.cpu_count(), "gpus": count_gpus(),
+                "memory_gib": round(mem, 1) if mem else None, "where": "this machine"}

@@ -1,0 +1,153 @@
+"""The process that looks after one job on the local place (see nbsage.backends.local)."""
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+
+from nbsage.backends.log_stream import LogSink
+from nbsage.backends.staging import collect, prepare_root
+from nbsage.errors import NBSageError
+from nbsage.runtime.layout import JobRoot
+
+STOP_GRACE_SECONDS = float(os.environ.get("NBSAGE_STOP_GRACE_SECONDS", "10"))
+
+
+def _die_with_parent():
+    """Linux: the runtime gets SIGKILL if this supervisor dies, so no job runs unwatched."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def _signal_name(rc: int) -> str:
+    try:
+        return signal.Signals(-rc).name
+    except ValueError:
+        return f"signal {-rc}"
+
+
+_running: dict = {}
+
+
+def _on_sigterm(signum, frame):
+    """StopTrainingJob: stop the runtime (SIGTERM, SIGKILL after the grace period)."""
+    proc = _running.get("proc")
+    if proc is not None:
+        threading.Thread(target=_terminate, args=(proc,), daemon=True).start()
+
+
+def supervise(job_name: str) -> int:
+    from nbsage.session import Session
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    session = Session()
+    store = session.store
+    job = store.get_job(job_name)
+    request = json.loads(job["request"])
+    root = JobRoot(job["root"])
+    sink = LogSink(store, job_name, request.get("AlgorithmSpecification", {}).get("MetricDefinitions"))
+    try:
+        store.set_status(job_name, "InProgress", "Downloading", "Downloading input data")
+        store.update_job(job_name, start_time=time.time())
+        prepare_root(root, request, request.get("nbsage:SourceDir"))
+    except (NBSageError, OSError) as e:
+        store.set_status(job_name, "Failed", "Failed", str(e), failure_reason=f"ClientError: {e}")
+        return 1
+    if store.get_job(job_name)["stop_requested"]:
+        store.set_status(job_name, "Stopped", "Stopped", "Stopped before training started")
+        return 0
+    store.set_status(job_name, "InProgress", "Training", "Training image download completed. Training in progress.")
+    env = dict(os.environ, TRAINING_JOB_NAME=job_name, PYTHONUNBUFFERED="1")
+    env.update(request.get("Environment") or {})
+    proc = subprocess.Popen([sys.executable, "-m", "nbsage.runtime", "train", "--root", str(root.path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            env=env, cwd=str(root.path), start_new_session=True, preexec_fn=_die_with_parent)
+    _running["proc"] = proc
+    store.update_job(job_name, runtime_pid=proc.pid)
+    if store.get_job(job_name)["stop_requested"]:
+        _on_sigterm(signal.SIGTERM, None)
+    max_runtime = request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
+    exceeded = threading.Event()
+
+    def enforce_max_runtime():
+        if not exceeded.wait(0) and proc.poll() is None:
+            exceeded.set()
+            sink.write(f"MaxRuntimeInSeconds ({max_runtime}) exceeded: stopping the job")
+            _terminate(proc)
+
+    timer = threading.Timer(float(max_runtime), enforce_max_runtime) if max_runtime else None
+    if timer:
+        timer.daemon = True
+        timer.start()
+    assert proc.stdout is not None
+    for raw in proc.stdout:
+        sink.write(raw.decode("utf-8", errors="replace"))
+    rc = proc.wait()
+    if timer:
+        timer.cancel()
+    sink.flush()
+    stop_requested = store.get_job(job_name)["stop_requested"]
+    if exceeded.is_set():
+        store.set_status(job_name, "Stopped", "MaxRuntimeExceeded",
+                         f"Training job runtime exceeded MaxRuntimeInSeconds provided ({max_runtime} s)",
+                         failure_reason=f"MaxRuntimeExceeded: the job ran longer than {max_runtime} s")
+        return 0
+    if stop_requested:
+        store.set_status(job_name, "Stopped", "Stopped", "Training job stopped")
+        return 0
+    if rc != 0:
+        reason = root.failure_reason()
+        if rc < 0:
+            reason = (f"AlgorithmError: the training process was killed by {_signal_name(rc)}"
+                      + (" (out of memory?)" if rc == -signal.SIGKILL else ""))
+        store.set_status(job_name, "Failed", "Failed", "Training job failed",
+                         failure_reason=reason or f"AlgorithmError: the training process exited with code {rc}")
+        return 0
+    store.set_status(job_name, "InProgress", "Uploading", "Uploading generated training model")
+    try:
+        model, output = collect(root, request, session.artifacts)
+    except Exception as e:
+        store.set_status(job_name, "Failed", "Failed", "Uploading failed",
+                         failure_reason=f"InternalServerError: uploading artifacts failed: {e}")
+        return 1
+    store.set_status(job_name, "Completed", "Completed", "Training job completed",
+                     model_artifacts=model, output_artifacts=output)
+    return 0
+
+
+def _terminate(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(STOP_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    job_name = argv[0]
+    try:
+        return supervise(job_name)
+    except Exception as e:  # never leave the job InProgress
+        traceback.print_exc()
+        from nbsage.session import Session
+        Session().store.set_status(job_name, "Failed", "Failed", "Internal error",
+                                   failure_reason=f"InternalServerError: {type(e).__name__}: {e}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

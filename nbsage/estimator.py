@@ -1,0 +1,223 @@
+"""Estimator: configure a training job, fit it, deploy the model — shaped like the SageMaker
+Python SDK v2 `sagemaker.estimator.Estimator` (v3 moved to ModelTrainer; most notebooks use v2).
+
+`Estimator("xgboost", hyperparameters={...})` runs a built-in algorithm;
+`Estimator(entry_point="train.py", source_dir="src")` runs a SageMaker script-mode script unchanged.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from nbsage import algorithms
+from nbsage.errors import ValidationError
+from nbsage.inputs import channel_request, normalize_inputs, staging_dir_for
+from nbsage.runtime.layout import JobRoot
+from nbsage.session import Session, check_name, unique_name
+from nbsage.training_job import TrainingJob
+
+
+class Estimator:
+    """A training job's configuration; `fit` records and starts a job on a place."""
+
+    def __init__(self, algorithm_or_image: str | None = None, hyperparameters: dict | None = None, *,
+                 instance_type: str = "local", instance_count: int = 1, output_path: str | None = None,
+                 entry_point: str | None = None, source_dir: str | None = None,
+                 metric_definitions: list[dict] | None = None, image_uri: str | None = None,
+                 role: str | None = None, max_run: int = 86400, input_mode: str = "File",
+                 base_job_name: str | None = None, sagemaker_session: Session | None = None,
+                 environment: dict | None = None, checkpoint_s3_uri: str | None = None,
+                 checkpoint_local_path: str | None = None, use_spot_instances: bool = False,
+                 max_wait: int | None = None, tags: list | None = None, backend: str = "local",
+                 volume_size: int = 30, container_log_level: int = 20, **backend_options):
+        self.image = algorithm_or_image or image_uri
+        self.entry_point = entry_point
+        self.source_dir = source_dir
+        if not self.image and not entry_point:
+            raise ValidationError("Estimator needs a built-in algorithm (e.g. Estimator('xgboost', ...)) "
+                                  f"or an entry_point script; built-ins are {', '.join(algorithms.names())}")
+        self.algorithm = None
+        if not entry_point:
+            self.algorithm = algorithms.get(self.image)  # raises with did-you-mean
+        self.session = sagemaker_session or Session.default()
+        self._hyperparameters: dict[str, Any] = {}
+        self.set_hyperparameters(**(hyperparameters or {}))
+        self.instance_type = instance_type
+        self.instance_count = int(instance_count)
+        self.output_path = output_path
+        self.metric_definitions = metric_definitions
+        self.role = role
+        self.max_run = max_run
+        self.input_mode = input_mode
+        self.base_job_name = base_job_name
+        self.environment = environment or {}
+        self.checkpoint_s3_uri = checkpoint_s3_uri
+        self.checkpoint_local_path = checkpoint_local_path
+        self.use_spot_instances = use_spot_instances
+        self.max_wait = max_wait
+        self.tags = tags or []
+        self.backend = backend
+        self.backend_options = backend_options
+        self.volume_size = volume_size
+        self.container_log_level = container_log_level
+        self.latest_training_job: TrainingJob | None = None
+        self._check_static()
+
+    def _check_static(self) -> None:
+        if self.instance_count < 1:
+            raise ValidationError(f"instance_count must be at least 1, got {self.instance_count}")
+        if not isinstance(self.max_run, int) or self.max_run < 1:
+            raise ValidationError(f"max_run must be a positive number of seconds, got {self.max_run!r}")
+        if self.input_mode not in ("File", "Pipe", "FastFile"):
+            raise ValidationError(f"input_mode {self.input_mode!r} is not valid; use File, Pipe or FastFile")
+        if self.entry_point:
+            src = Path(self.source_dir) if self.source_dir else None
+            script = (src / self.entry_point) if src else Path(self.entry_point)
+            if not script.exists():
+                raise ValidationError(f"entry_point {str(script)!r} does not exist")
+
+    # ---- hyperparameters ------------------------------------------------------------------------
+    def set_hyperparameters(self, **kwargs) -> None:
+        if self.algorithm is not None:
+            for name in kwargs:
+                if not (name.startswith("_") or name.startswith("sagemaker_")):
+                    self.algorithm.hyperparameter(name)  # unknown names fail now, with did-you-mean
+        self._hyperparameters.update(kwargs)
+
+    def hyperparameters(self) -> dict[str, str]:
+        """The hyperparameters as hyperparameters.json strings (validated for built-ins)."""
+        if self.algorithm is not None:
+            return self.algorithm.to_strings(self._hyperparameters)
+        # script mode: JSON-encoded, as the SDK does whenever source_dir/entry_point is set
+        return {k: json.dumps(v) for k, v in self._hyperparameters.items()}
+
+    # ---- the request ------------------------------------------------------------------------------
+    def _request(self, job_name: str, inputs: dict) -> dict:
+        staging = staging_dir_for(self.session, job_name)
+        channels = [channel_request(name, value, staging) for name, value in inputs.items()]
+        hps = self.hyperparameters()
+        spec: dict = {"TrainingInputMode": self.input_mode}
+        if self.algorithm is not None:
+            self.algorithm.check_channels({c["ChannelName"]: c.get("ContentType") for c in channels})
+            spec["TrainingImage"] = self.algorithm.name
+            spec["MetricDefinitions"] = self.metric_definitions or []
+        else:
+            spec["TrainingImage"] = self.image or "script"
+            spec["MetricDefinitions"] = self.metric_definitions or []
+            hps.update({
+                "sagemaker_program": json.dumps(Path(self.entry_point).name),
+                "sagemaker_submit_directory": json.dumps(str(Path(self.source_dir or Path(self.entry_point).parent).resolve())),
+                "sagemaker_container_log_level": str(self.container_log_level),
+                "sagemaker_job_name": json.dumps(job_name),
+                "sagemaker_region": json.dumps("local"),
+            })
+        request = {
+            "TrainingJobName": job_name,
+            "AlgorithmSpecification": spec,
+            "HyperParameters": hps,
+            "InputDataConfig": channels,
+            "OutputDataConfig": {"S3OutputPath": self.output_path or self.session.default_output_path()},
+            "ResourceConfig": {"InstanceType": self.instance_type, "InstanceCount": self.instance_count,
+                               "VolumeSizeInGB": self.volume_size},
+            "StoppingCondition": {"MaxRuntimeInSeconds": self.max_run},
+            "EnableManagedSpotTraining": bool(self.use_spot_instances),
+            "Environment": {k: str(v) for k, v in self.environment.items()},
+            "RoleArn": self.role or "arn:nbsage:local:role/none",
+            "Tags": self.tags,
+        }
+        if self.max_wait:
+            request["StoppingCondition"]["MaxWaitTimeInSeconds"] = self.max_wait
+        if self.checkpoint_s3_uri:
+            request["CheckpointConfig"] = {"S3Uri": self.checkpoint_s3_uri,
+                                           "LocalPath": self.checkpoint_local_path or "/opt/ml/checkpoints/"}
+        if self.entry_point:
+            source = self.source_dir or self.entry_point
+            request["nbsage:SourceDir"] = str(Path(source).resolve())
+        return request
+
+    # ---- actions ----------------------------------------------------------------------------------
+    def fit(self, inputs=None, wait: bool = True, logs: bool | str = True, job_name: str | None = None) -> TrainingJob:
+        """Record and start a training job; with wait=True follow it live until it ends."""
+        base = self.base_job_name or (self.algorithm.name if self.algorithm else Path(self.entry_point).stem)
+        job_name = check_name(job_name) if job_name else unique_name(base)
+        request = self._request(job_name, normalize_inputs(inputs))
+        from nbsage import backends
+        place = backends.get(self.backend, self.session, **self.backend_options)
+        root = JobRoot(self.session.jobs_dir / job_name / "opt_ml")
+        self.session.store.create_job(job_name, request, place.name, str(root.path))
+        place.start(job_name)
+        self.latest_training_job = TrainingJob(job_name, self.session)
+        if wait:
+            self.latest_training_job.wait(logs=bool(logs) and logs != "None")
+        return self.latest_training_job
+
+    @classmethod
+    def attach(cls, training_job_name: str, sagemaker_session: Session | None = None) -> "Estimator":
+        """An Estimator for an existing job (its settings restored from the record)."""
+        session = sagemaker_session or Session.default()
+        job = TrainingJob(training_job_name, session)
+        request = job.request
+        hps = dict(request.get("HyperParameters", {}))
+        source = request.get("nbsage:SourceDir")
+        if "sagemaker_program" in hps:
+            program = json.loads(hps.pop("sagemaker_program"))
+            for k in [k for k in hps if k.startswith("sagemaker_")]:
+                hps.pop(k)
+            decoded = {}
+            for k, v in hps.items():
+                try:
+                    decoded[k] = json.loads(v)
+                except ValueError:
+                    decoded[k] = v
+            source_dir = source if source and Path(source).is_dir() else None
+            est = cls(request["AlgorithmSpecification"].get("TrainingImage"), decoded,
+                      entry_point=program if source_dir else (source or program), source_dir=source_dir,
+                      sagemaker_session=session)
+        else:
+            est = cls(job.algorithm, hps, sagemaker_session=session)
+        res = request.get("ResourceConfig", {})
+        est.instance_type = res.get("InstanceType", "local")
+        est.instance_count = res.get("InstanceCount", 1)
+        est.output_path = request.get("OutputDataConfig", {}).get("S3OutputPath")
+        est.metric_definitions = request.get("AlgorithmSpecification", {}).get("MetricDefinitions")
+        est.latest_training_job = job
+        return est
+
+    @property
+    def model_data(self) -> str | None:
+        """ModelArtifacts.S3ModelArtifacts of the latest job."""
+        return self.latest_training_job.model_data if self.latest_training_job else None
+
+    def create_model(self, entry_point: str | None = None, source_dir: str | None = None, **kwargs):
+        from nbsage.model import Model
+        job = self._completed_job()
+        if self.algorithm is not None and entry_point is None:
+            return Model(job.model_data, algorithm=self.algorithm.name, sagemaker_session=self.session, **kwargs)
+        return Model(job.model_data, entry_point=entry_point or self.entry_point,
+                     source_dir=source_dir or self.source_dir, sagemaker_session=self.session, **kwargs)
+
+    def _completed_job(self) -> TrainingJob:
+        job = self.latest_training_job
+        if job is None:
+            raise ValidationError("this Estimator has no training job yet: call fit() first, or Estimator.attach(name)")
+        desc = job.describe()
+        if desc["TrainingJobStatus"] != "Completed":
+            raise ValidationError(f"training job {job.name!r} is {desc['TrainingJobStatus']}, not Completed: "
+                                  "only a completed job has a model to deploy"
+                                  + (f" ({desc['FailureReason']})" if desc.get("FailureReason") else ""))
+        return job
+
+    def deploy(self, initial_instance_count: int = 1, instance_type: str = "local", serializer=None,
+               deserializer=None, endpoint_name: str | None = None, wait: bool = True,
+               entry_point: str | None = None, source_dir: str | None = None, **kwargs):
+        """Start an endpoint for the latest job's model; returns a Predictor."""
+        model = self.create_model(entry_point=entry_point, source_dir=source_dir)
+        return model.deploy(initial_instance_count=initial_instance_count, instance_type=instance_type,
+                            serializer=serializer, deserializer=deserializer, endpoint_name=endpoint_name,
+                            wait=wait, **kwargs)
+
+    def __repr__(self) -> str:
+        what = self.algorithm.name if self.algorithm else f"entry_point={self.entry_point!r}"
+        return f"Estimator({what}, hyperparameters={self._hyperparameters!r}, instance_type={self.instance_type!r})"

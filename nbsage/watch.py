@@ -1,0 +1,63 @@
+"""Following a running job: the watcher that `fit(wait=True, logs=True)` uses.
+
+In a Jupyter kernel the notebook face's live monitor is used (it registers itself here); in a
+terminal or under papermill, plain progress lines are printed.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+POLL_SECONDS = 0.2
+_factories: list = []
+
+
+def register(factory) -> None:
+    """factory(job) -> a watcher object with .run() (blocking until the job ends), or None."""
+    if factory not in _factories:
+        _factories.insert(0, factory)
+
+
+def in_notebook_kernel() -> bool:
+    shell = sys.modules.get("IPython") and getattr(sys.modules["IPython"], "get_ipython", lambda: None)()
+    return bool(shell) and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def watcher_for(job, logs: bool = True):
+    if in_notebook_kernel():
+        import nbsage.notebook.display  # noqa: F401  (registers the live monitor)
+    for factory in _factories:
+        w = factory(job, logs=logs)
+        if w is not None:
+            return w
+    return TextWatcher(job, logs=logs)
+
+
+class TextWatcher:
+    """Prints log lines (and a progress line per 10% of rounds) until the job ends."""
+
+    def __init__(self, job, logs: bool = True, stream=None):
+        self.job, self.logs = job, logs
+        self.stream = stream or sys.stdout
+
+    def run(self) -> dict:
+        seq, last_status, last_decile = 0, None, -1
+        while True:
+            desc = self.job.describe()
+            status = f"{desc['TrainingJobStatus']} - {desc['SecondaryStatus']}"
+            if status != last_status:
+                print(f"{time.strftime('%H:%M:%S')} {self.job.name}: {status}", file=self.stream, flush=True)
+                last_status = status
+            if self.logs:
+                for seq, _, line in self.job._store.get_logs(self.job.name, seq):
+                    if not line.startswith("#metric ") and not line.startswith("#progress "):
+                        print(line, file=self.stream)
+                self.stream.flush()
+            else:
+                step, total = desc.get("nbsage:Progress", (None, None))
+                if step and total and step * 10 // total > last_decile:
+                    last_decile = step * 10 // total
+                    print(f"{self.job.name}: {step}/{total}", file=self.stream, flush=True)
+            if desc["TrainingJobStatus"] in ("Completed", "Failed", "Stopped"):
+                return desc
+            time.sleep(POLL_SECONDS)
