@@ -1,2 +1,51 @@
-"""nbsage: the SageMaker workflow in Jupyter, on your own machines."""
+"""nbsage: the SageMaker workflow in Jupyter, on your own machines.
+
+Shaped like the SageMaker Python SDK v2: `Estimator`, `Model`, `Predictor`, `Session`,
+`TrainingInput`, serializers. `%load_ext nbsage` adds the `%%sm_train` family of magics.
+Attributes are imported on first use so that `import nbsage` stays fast (no torch, xgboost,
+dask, pandas or matplotlib at import).
+"""
+from __future__ import annotations
+
+import importlib
+
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "Session": "nbsage.session",
+    "Estimator": "nbsage.estimator",
+    "TrainingJob": "nbsage.training_job",
+    "TrainingInput": "nbsage.inputs",
+    "Model": "nbsage.model",
+    "Predictor": "nbsage.predictor",
+    "NBSageError": "nbsage.errors",
+    "serializers": "nbsage.serializers",
+    "deserializers": "nbsage.deserializers",
+    "algorithms": "nbsage.algorithms",
+}
+
+__all__ = sorted(_EXPORTS) + ["load_ipython_extension", "unload_ipython_extension"]
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nbsage' has no attribute {name!r}")
+    mod = importlib.import_module(module)
+    value = mod if module.rsplit(".", 1)[-1] == name else getattr(mod, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__
+
+
+def load_ipython_extension(ipython) -> None:
+    """`%load_ext nbsage`: register the magics."""
+    from nbsage.notebook.magics import load_ipython_extension as load
+    load(ipython)
+
+
+def unload_ipython_extension(ipython) -> None:
+    pass

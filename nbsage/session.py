@@ -73,3 +73,27 @@ class Session:
 
     def __repr__(self) -> str:
         return f"Session(home={str(self.home)!r}, artifact_root={self.artifact_root!r})"
+
+    # ---- what the faces list and control (thin over the store, the places and serving) -----------
+    def list_training_jobs(self, limit: int = 50) -> list:
+        """TrainingJob handles, newest first (InProgress jobs whose process died are marked Failed)."""
+        from nbsage.training_job import TrainingJob
+        return [TrainingJob(row["name"], self) for row in self.store.list_jobs(limit=limit, kind="training")]
+
+    def list_endpoints(self) -> list[dict]:
+        """DescribeEndpoint-shaped records of every endpoint."""
+        from nbsage.serving import endpoints
+        return endpoints.list_endpoints(self)
+
+    def describe_endpoint(self, name: str) -> dict:
+        from nbsage.serving import endpoints
+        return endpoints.describe_endpoint(self, name)
+
+    def invoke_endpoint(self, name: str, body: bytes, content_type: str, accept: str | None = None):
+        """(body, content type, headers) of one /invocations request."""
+        from nbsage.serving import endpoints
+        return endpoints.invoke_endpoint(self, name, body, content_type, accept)
+
+    def delete_endpoint(self, name: str) -> None:
+        from nbsage.serving import endpoints
+        endpoints.delete_endpoint(self, name)

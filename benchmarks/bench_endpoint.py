@@ -1,0 +1,103 @@
+"""Endpoint latency and throughput against calling the loaded model in-process.
+
+A breast-cancer XGBoost model is deployed to an nbsage endpoint (a real HTTP server on
+127.0.0.1). Single-row requests from one keep-alive client give p50/p99 latency; several
+concurrent clients give requests per second. The in-process baseline calls the same handler the
+server uses (parse CSV, inplace_predict, format) with no HTTP in between.
+"""
+from __future__ import annotations
+
+import http.client
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import write_section
+
+REQUESTS, CLIENTS, PER_CLIENT = 2000, 4, 500
+
+
+def percentile(values, q):
+    return float(np.percentile(np.asarray(values), q))
+
+
+def main() -> dict:
+    import os
+    from sklearn.datasets import load_breast_cancer
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["NBSAGE_HOME"] = str(Path(tmp) / "home")
+        import nbsage
+        X, y = load_breast_cancer(return_X_y=True)
+        est = nbsage.Estimator("xgboost", hyperparameters={"objective": "binary:logistic", "num_round": 50})
+        job = est.fit({"train": (X, y)}, wait=False)
+        desc = job.wait_quietly()
+        assert desc["TrainingJobStatus"] == "Completed", desc.get("FailureReason")
+        predictor = est.deploy()
+        url = predictor.describe()["Url"] if hasattr(predictor, "describe") else None
+        host, port = url.split("//")[1].split(":")
+        port = int(port.strip("/"))
+        row = ",".join(f"{v:.6g}" for v in X[0]).encode()
+        headers = {"Content-Type": "text/csv", "Accept": "text/csv"}
+
+        def client(n, out):
+            conn = http.client.HTTPConnection(host, port)
+            for _ in range(n):
+                t = time.perf_counter()
+                conn.request("POST", "/invocations", body=row, headers=headers)
+                resp = conn.getresponse()
+                resp.read()
+                out.append(time.perf_counter() - t)
+            conn.close()
+
+        client(200, [])  # warm-up
+        latencies: list[float] = []
+        client(REQUESTS, latencies)
+        concurrent: list[float] = []
+        threads = [threading.Thread(target=client, args=(PER_CLIENT, concurrent)) for _ in range(CLIENTS)]
+        start = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        rps = len(concurrent) / (time.perf_counter() - start)
+
+        # in-process: the same handler the server calls, no HTTP
+        import tarfile
+        from nbsage import algorithms
+        model_dir = Path(tmp) / "model"
+        with tarfile.open(est.model_data) as tar:
+            tar.extractall(model_dir, filter="data")
+        handler = algorithms.get("xgboost").load(str(model_dir))
+        for _ in range(200):
+            handler.invoke(row, "text/csv", "text/csv")
+        inproc = []
+        for _ in range(REQUESTS):
+            t = time.perf_counter()
+            handler.invoke(row, "text/csv", "text/csv")
+            inproc.append(time.perf_counter() - t)
+        predictor.delete_endpoint()
+    p50, p99 = percentile(latencies, 50) * 1e3, percentile(latencies, 99) * 1e3
+    i50, i99 = percentile(inproc, 50) * 1e3, percentile(inproc, 99) * 1e3
+    result = {"p50_ms": p50, "p99_ms": p99, "rps": rps, "inproc_p50_ms": i50}
+    body = f"""
+XGBoost breast-cancer model (30 features, 50 rounds), one CSV row per request, Accept text/csv.
+
+| | p50 | p99 |
+|---|---|---|
+| endpoint, 1 keep-alive client, {REQUESTS} requests | **{p50:.3f} ms** (target < 2 ms) | {p99:.3f} ms |
+| in-process handler call (parse + predict + format) | {i50:.3f} ms | {i99:.3f} ms |
+| HTTP + server cost (p50 difference) | {p50 - i50:.3f} ms | |
+
+Throughput with {CLIENTS} concurrent keep-alive clients: **{rps:,.0f} requests/s**
+(in-process single thread: {1e3 / i50:,.0f} calls/s).
+"""
+    write_section("Endpoint latency and throughput", body)
+    return result
+
+
+if __name__ == "__main__":
+    print(main())
