@@ -44,10 +44,6 @@ class TextWatcher:
         seq, last_status, last_decile = 0, None, -1
         while True:
             desc = self.job.describe()
-            status = f"{desc['TrainingJobStatus']} - {desc['SecondaryStatus']}"
-            if status != last_status:
-                print(f"{time.strftime('%H:%M:%S')} {self.job.name}: {status}", file=self.stream, flush=True)
-                last_status = status
             if self.logs:
                 for seq, _, line in self.job._store.get_logs(self.job.name, seq):
                     if not line.startswith("#metric ") and not line.startswith("#progress "):
@@ -58,6 +54,12 @@ class TextWatcher:
                 if step and total and step * 10 // total > last_decile:
                     last_decile = step * 10 // total
                     print(f"{self.job.name}: {step}/{total}", file=self.stream, flush=True)
+            status = f"{desc['TrainingJobStatus']} - {desc['SecondaryStatus']}"
+            if status != last_status:
+                print(f"{time.strftime('%H:%M:%S')} {self.job.name}: {status}", file=self.stream, flush=True)
+                last_status = status
             if desc["TrainingJobStatus"] in ("Completed", "Failed", "Stopped"):
+                if desc.get("FailureReason"):
+                    print(f"{self.job.name}: {desc['FailureReason']}", file=self.stream, flush=True)
                 return desc
             time.sleep(POLL_SECONDS)

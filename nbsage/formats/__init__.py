@@ -18,6 +18,7 @@ _MODULES = {
     "text/csv": "text_csv",
     "text/libsvm": "text_libsvm",
     "application/x-parquet": "parquet",
+    "application/x-recordio-protobuf": "recordio_protobuf",
 }
 
 
