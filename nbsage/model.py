@@ -1,0 +1,201 @@
+"""Model: a model.tar.gz plus how to serve it, shaped like the SageMaker Python SDK v2's `sagemaker.Model`.
+
+A built-in algorithm's artifact is served by that algorithm's loader (`algorithm="xgboost"`, or an
+`image_uri` naming it). Anything else is served by inference code: `code/inference.py` inside the
+archive, or an `entry_point` (with an optional `source_dir`), in which case the model is repacked
+as the SDK does: a new model.tar.gz with the original files at the root and the code under
+`code/`, stored beside the original.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tarfile
+import tempfile
+from pathlib import Path
+
+from nbsage.errors import ValidationError
+from nbsage.predictor import Predictor
+
+_SKIP = {"__pycache__", ".ipynb_checkpoints", ".git", ".DS_Store"}
+
+
+def _default_codecs(algorithm: str | None):
+    """(serializer, deserializer) a Predictor of this model gets when none is given."""
+    from nbsage import deserializers as d
+    from nbsage import serializers as s
+    if algorithm == "xgboost":
+        return s.CSVSerializer(), d.CSVDeserializer()
+    if algorithm == "linear-learner":
+        return s.CSVSerializer(), d.JSONDeserializer()
+    if algorithm:
+        return s.CSVSerializer(), d.JSONDeserializer()
+    return s.JSONSerializer(), d.JSONDeserializer()
+
+
+class Model:
+    """A model artifact that can be deployed to an endpoint."""
+
+    def __init__(self, model_data: str | os.PathLike, algorithm: str | None = None, entry_point: str | None = None,
+                 source_dir: str | os.PathLike | None = None, env: dict | None = None, name: str | None = None,
+                 sagemaker_session=None, image_uri: str | None = None, predictor_cls=Predictor,
+                 role: str | None = None):
+        from nbsage import algorithms
+        if model_data is None or str(model_data) == "":
+            raise ValidationError("model_data is required: the model.tar.gz of a training job "
+                                  "(estimator.model_data), a local path or any fsspec URL")
+        self.model_data = str(model_data)
+        self.image_uri = image_uri
+        if image_uri and algorithms.is_builtin(image_uri):
+            from_image = algorithms.canonical_name(image_uri)
+            if algorithm and algorithms.get(algorithm).name != from_image:
+                raise ValidationError(f"image_uri {image_uri!r} names the {from_image} algorithm but "
+                                      f"algorithm={algorithm!r}; give one of them")
+            algorithm = from_image
+        self.algorithm = algorithms.get(algorithm).name if algorithm else None
+        self.entry_point = entry_point
+        self.source_dir = str(source_dir) if source_dir is not None else None
+        if entry_point:
+            base = Path(self.source_dir).expanduser() if self.source_dir else Path(".")
+            script = base / entry_point if self.source_dir else Path(entry_point).expanduser()
+            if self.source_dir and not base.is_dir():
+                raise ValidationError(f"source_dir {self.source_dir!r} is not a directory")
+            if not script.is_file():
+                where = f" in source_dir {self.source_dir!r}" if self.source_dir else ""
+                raise ValidationError(f"entry_point {entry_point!r} was not found{where}")
+        elif self.source_dir:
+            raise ValidationError("source_dir needs an entry_point: the script in it that defines model_fn "
+                                  "(and input_fn/predict_fn/output_fn or transform_fn)")
+        self.env = dict(env or {})
+        if name is not None:
+            from nbsage.session import check_name
+            check_name(name, "model")
+        self.name = name
+        self.role = role  # accepted for SDK compatibility; nothing here needs an IAM role
+        self.sagemaker_session = sagemaker_session
+        self.predictor_cls = predictor_cls
+        self.endpoint_name: str | None = None
+        self.repacked_model_data: str | None = None
+
+    def _session(self):
+        if self.sagemaker_session is None:
+            from nbsage.session import Session
+            self.sagemaker_session = Session.default()
+        return self.sagemaker_session
+
+    @property
+    def server_entry_point(self) -> str | None:
+        """The entry point's path inside code/ of the (repacked) model."""
+        if not self.entry_point:
+            return None
+        return Path(self.entry_point).as_posix() if self.source_dir else Path(self.entry_point).name
+
+    def _code_files(self) -> list[tuple[Path, str]]:
+        """(local file, name inside code/) for the entry point or the whole source_dir."""
+        if self.source_dir:
+            root = Path(self.source_dir).expanduser()
+            files = []
+            for path in sorted(root.rglob("*")):
+                rel = path.relative_to(root)
+                if any(part in _SKIP for part in rel.parts) or not path.is_file():
+                    continue
+                files.append((path, rel.as_posix()))
+            return files
+        script = Path(self.entry_point).expanduser()
+        return [(script, script.name)]
+
+    def _repack(self) -> str:
+        """Write model.tar.gz + code/ beside the original; return the new artifact's URL or path."""
+        from nbsage.store.artifacts import is_local, local_path
+        session = self._session()
+        code = self._code_files()
+        digest = hashlib.sha256(self.model_data.encode())
+        for path, arcname in code:
+            digest.update(arcname.encode() + b"\0" + path.read_bytes())
+        with tempfile.TemporaryDirectory(prefix="nbsage-repack-") as tmp:
+            original = Path(tmp) / "original.tar.gz"
+            if is_local(self.model_data):
+                original = Path(local_path(self.model_data)).expanduser()
+                if not original.is_file():
+                    raise ValidationError(f"model_data {self.model_data!r} is not a file; give a model.tar.gz")
+                stat = original.stat()
+                digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+            else:
+                session.artifacts.get_file(self.model_data, original)
+            repacked = Path(tmp) / "model.tar.gz"
+            replaced = {f"code/{arcname}" for _, arcname in code}
+            try:
+                with tarfile.open(original, "r:*") as src, tarfile.open(repacked, "w:gz", compresslevel=1) as dst:
+                    for member in src:
+                        name = member.name
+                        while name.startswith("./"):
+                            name = name[2:]
+                        if name in ("", "."):
+                            continue
+                        in_code = name == "code" or name.startswith("code/")
+                        # the SDK replaces code/ wholesale when a source_dir is given
+                        if (self.source_dir and in_code) or name in replaced:
+                            continue
+                        member.name = name
+                        dst.addfile(member, src.extractfile(member) if member.isfile() else None)
+                    for path, arcname in code:
+                        dst.add(path, arcname=f"code/{arcname}", recursive=False)
+            except tarfile.TarError as exc:
+                raise ValidationError(f"model_data {self.model_data!r} is not a readable model.tar.gz: {exc}") from None
+            stem = Path(self.model_data.rstrip("/").rsplit("/", 1)[-1]).name.split(".")[0] or "model"
+            filename = f"{stem}-repacked-{digest.hexdigest()[:12]}.tar.gz"
+            if is_local(self.model_data):
+                target = str(original.resolve().parent / filename)
+            elif self.model_data.startswith(("http://", "https://")):
+                target = session.artifacts.url("models", filename)
+            else:
+                target = self.model_data.rstrip("/").rsplit("/", 1)[0] + "/" + filename
+            session.artifacts.put_file(repacked, target)
+        return target
+
+    def prepare(self) -> str:
+        """The model data to serve: the original, or the repacked one when there is an entry_point."""
+        if not self.entry_point:
+            return self.model_data
+        if self.repacked_model_data is None:
+            self.repacked_model_data = self._repack()
+        return self.repacked_model_data
+
+    def deploy(self, initial_instance_count: int = 1, instance_type: str = "local", endpoint_name: str | None = None,
+               serializer=None, deserializer=None, wait: bool = True, **kwargs):
+        """Start an endpoint serving this model; returns a Predictor (predictor_cls) for it."""
+        unsupported = sorted(k for k, v in kwargs.items() if v is not None and k not in ("accelerator_type", "tags",
+                                                                                          "kms_key", "volume_size"))
+        if unsupported:
+            raise ValidationError(f"Model.deploy() does not take {', '.join(unsupported)} yet; it takes "
+                                  "initial_instance_count, instance_type, endpoint_name, serializer, "
+                                  "deserializer and wait")
+        from nbsage.serving.endpoints import deploy
+        from nbsage.session import check_name, unique_name
+        session = self._session()
+        if endpoint_name is None:
+            endpoint_name = unique_name(self.name or self.algorithm or "model")
+        check_name(endpoint_name, "endpoint")
+        model_data = self.prepare()
+        deploy(session, endpoint_name, model_data, algorithm=self.algorithm,
+               entry_point=self.server_entry_point, environment=self.env, instance_type=instance_type,
+               initial_instance_count=initial_instance_count, wait=wait, image_uri=self.image_uri)
+        self.endpoint_name = endpoint_name
+        if self.predictor_cls is None:
+            return None
+        predictor = self.predictor_cls(endpoint_name, session)
+        # a Predictor subclass keeps its own defaults, as in the SDK; the plain one gets the model's
+        default_ser, default_de = _default_codecs(None if self.entry_point else self.algorithm)
+        if serializer is not None or self.predictor_cls is Predictor:
+            predictor.serializer = serializer or default_ser
+        if deserializer is not None or self.predictor_cls is Predictor:
+            predictor.deserializer = deserializer or default_de
+        return predictor
+
+    def delete_model(self) -> None:
+        """Nothing to do: nbsage keeps no model resource apart from the artifact."""
+
+    def __repr__(self) -> str:
+        how = f"algorithm={self.algorithm!r}" if self.algorithm and not self.entry_point else \
+            f"entry_point={self.entry_point!r}" if self.entry_point else "code/inference.py"
+        return f"Model(model_data={self.model_data!r}, {how}, endpoint_name={self.endpoint_name!r})"

@@ -1,0 +1,119 @@
+"""Predictor: a handle on an endpoint, shaped like the SageMaker Python SDK v2's `sagemaker.Predictor`.
+
+`predict(data)` serializes data with `serializer` (its CONTENT_TYPE is the request's Content-Type),
+asks for `deserializer.ACCEPT`, invokes the endpoint and deserializes the answer. Any process can
+build a Predictor for an endpoint another process deployed: it only needs the name.
+"""
+from __future__ import annotations
+
+import html
+import io
+
+from nbsage.deserializers import BaseDeserializer, BytesDeserializer
+from nbsage.errors import EndpointError
+from nbsage.serializers import BaseSerializer, IdentitySerializer
+
+
+class Predictor:
+    """Makes predictions against a deployed endpoint."""
+
+    def __init__(self, endpoint_name: str, sagemaker_session=None,
+                 serializer: BaseSerializer = IdentitySerializer(),
+                 deserializer: BaseDeserializer = BytesDeserializer(), component_name: str | None = None):
+        if sagemaker_session is None:
+            from nbsage.session import Session
+            sagemaker_session = Session.default()
+        self.endpoint_name = endpoint_name
+        self.sagemaker_session = sagemaker_session
+        self.serializer = serializer
+        self.deserializer = deserializer
+        self.component_name = component_name
+
+    @property
+    def endpoint(self) -> str:
+        """The endpoint name (the SDK's deprecated alias of endpoint_name)."""
+        return self.endpoint_name
+
+    @property
+    def content_type(self) -> str:
+        """The Content-Type sent with requests (the serializer's)."""
+        return self.serializer.CONTENT_TYPE
+
+    @property
+    def accept(self) -> tuple[str, ...]:
+        """The types asked for in Accept (the deserializer's)."""
+        return self.deserializer.ACCEPT
+
+    def _request_args(self, data, initial_args=None, target_variant=None, custom_attributes=None,
+                      inference_id=None) -> dict:
+        args = dict(initial_args) if initial_args else {}
+        args.setdefault("ContentType", self.content_type)
+        if "Accept" not in args:
+            accept = self.accept
+            args["Accept"] = ", ".join(accept) if isinstance(accept, (tuple, list)) else accept
+        if target_variant is not None:
+            args["TargetVariant"] = target_variant
+        if custom_attributes is not None:
+            args["CustomAttributes"] = custom_attributes
+        if inference_id is not None:
+            args["InferenceId"] = inference_id
+        args["Body"] = self.serializer.serialize(data) if "Body" not in args else args["Body"]
+        return args
+
+    def predict(self, data, initial_args=None, target_model=None, target_variant=None,
+                inference_id=None, custom_attributes=None, component_name=None):
+        """Serialize data, invoke the endpoint and return the deserialized answer."""
+        from nbsage.serving.endpoints import invoke_endpoint
+        if target_model is not None:
+            raise EndpointError("target_model is for multi-model endpoints, which nbsage does not serve yet")
+        args = self._request_args(data, initial_args, target_variant, custom_attributes, inference_id)
+        body, content_type, _ = invoke_endpoint(
+            self.sagemaker_session, self.endpoint_name, args["Body"], args.get("ContentType"),
+            args.get("Accept"), custom_attributes=args.get("CustomAttributes"),
+            target_variant=args.get("TargetVariant"), inference_id=args.get("InferenceId"))
+        return self.deserializer.deserialize(io.BytesIO(body), content_type)
+
+    def describe(self) -> dict:
+        """The endpoint's DescribeEndpoint answer."""
+        from nbsage.serving.endpoints import describe_endpoint
+        return describe_endpoint(self.sagemaker_session, self.endpoint_name)
+
+    def endpoint_status(self) -> str:
+        return self.describe()["EndpointStatus"]
+
+    def delete_endpoint(self, delete_endpoint_config: bool = True) -> None:
+        """Stop the endpoint's server and remove it."""
+        from nbsage.serving.endpoints import delete_endpoint
+        delete_endpoint(self.sagemaker_session, self.endpoint_name)
+
+    def delete_model(self) -> None:
+        """Nothing to do: nbsage keeps no separate model resource for an endpoint."""
+
+    def _summary(self) -> tuple[str, str | None, str | None]:
+        try:
+            desc = self.describe()
+        except EndpointError:
+            return "NotFound", None, None
+        return desc["EndpointStatus"], desc.get("Url"), desc.get("FailureReason")
+
+    def __repr__(self) -> str:
+        status, url, _ = self._summary()
+        return (f"{type(self).__name__}(endpoint_name={self.endpoint_name!r}, status={status!r}, url={url!r}, "
+                f"serializer={type(self.serializer).__name__}, deserializer={type(self.deserializer).__name__})")
+
+    def _repr_html_(self) -> str:
+        status, url, reason = self._summary()
+        color = {"InService": "#1a7f37", "Failed": "#cf222e", "Creating": "#9a6700"}.get(status, "#57606a")
+        rows = [("Endpoint", html.escape(self.endpoint_name)),
+                ("Status", f'<span style="color:{color};font-weight:bold">{html.escape(status)}</span>'),
+                ("URL", f"<code>{html.escape(url)}</code>" if url else "&mdash;"),
+                ("Content-Type", f"<code>{html.escape(self.content_type)}</code>"),
+                ("Accept", f"<code>{html.escape(', '.join(self.accept))}</code>")]
+        if reason:
+            rows.append(("Failure reason", html.escape(reason)))
+        body = "".join(f'<tr><th style="text-align:left">{k}</th><td style="text-align:left">{v}</td></tr>'
+                       for k, v in rows)
+        return f'<table><caption style="text-align:left"><b>{type(self).__name__}</b></caption>{body}</table>'
+
+
+RealTimePredictor = Predictor  # the SDK v1 name, for old notebooks

@@ -1,0 +1,500 @@
+"""Endpoints: a model server process per endpoint, recorded in the store, reachable from any process.
+
+`deploy` unpacks model.tar.gz into `<NBSAGE_HOME>/endpoints/<name>/model` and starts
+`python -m nbsage.runtime serve` detached (its own session, output to `server.log` beside it), so
+the endpoint outlives the kernel that made it. The store keeps its status, host, port and pid, so
+another kernel or the CLI can describe, invoke and delete it. Statuses are SageMaker's:
+Creating -> InService, Failed (with a FailureReason), Deleting.
+
+`invoke_endpoint` keeps one keep-alive connection per endpoint and thread; a connection is only
+ever reopened after the endpoint's record has been read again, so a recycled port can never send
+a request to the wrong server.
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from nbsage.errors import EndpointError, ModelError, NBSageError
+from nbsage.store.artifacts import is_local, local_path
+from nbsage.store.metadata import iso, pid_alive
+
+HOST = "127.0.0.1"
+VARIANT = "AllTraffic"
+STARTUP_TIMEOUT = 600.0  # seconds for the model to download, load and answer /ping
+INVOCATION_TIMEOUT = 70.0  # SageMaker allows a container 60 s per request
+STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL; NBSAGE_STOP_GRACE_SECONDS overrides
+LOG_NAME = "server.log"
+READY_NAME = "ready"
+
+
+# ---- where an endpoint lives on disk -----------------------------------------------------------
+def endpoint_dir(session, name: str) -> Path:
+    return Path(session.endpoints_dir) / name
+
+
+def _log_tail(folder: Path, lines: int = 15, limit: int = 3000) -> str:
+    path = folder / LOG_NAME
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 64 * 1024))
+            text = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    tail = "\n".join(text.rstrip().splitlines()[-lines:])
+    return tail[-limit:]
+
+
+def _failure_text(folder: Path) -> str | None:
+    try:
+        text = (folder / f"{READY_NAME}.failure").read_text().strip()
+    except OSError:
+        return None
+    return text or None
+
+
+def _is_server_process(pid: int | None, folder: Path) -> bool:
+    """True when pid is alive and is this endpoint's model server (not a recycled pid)."""
+    if not pid_alive(pid):
+        return False
+    marker = str(folder / "model")
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read().replace(b"\0", b" ").decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return False
+    except OSError:
+        try:  # no /proc (macOS): ask ps
+            cmdline = subprocess.run(["ps", "-o", "command=", "-p", str(pid)], capture_output=True,
+                                     text=True, timeout=5).stdout
+        except (OSError, subprocess.SubprocessError):
+            return True
+    return "nbsage.runtime" in cmdline and marker in cmdline
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status of a server this process started, so it never lingers as a zombie."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except (ChildProcessError, OSError):
+        pass
+
+
+# ---- describe ------------------------------------------------------------------------------------
+def _arn(name: str) -> str:
+    return f"arn:aws:sagemaker:local:000000000000:endpoint/{name.lower()}"
+
+
+def _describe(session, record: dict) -> dict:
+    config = record["config"]
+    status = record["status"]
+    count = int(config.get("InitialInstanceCount") or 1)
+    image = config.get("Algorithm") or config.get("ImageUri") or "nbsage-inference"
+    variant = {
+        "VariantName": VARIANT,
+        "DeployedImages": [{"SpecifiedImage": image, "ResolvedImage": image,
+                            "ResolutionTime": iso(record["creation_time"])}],
+        "CurrentWeight": 1.0,
+        "DesiredWeight": 1.0,
+        "CurrentInstanceCount": count if status == "InService" else 0,
+        "DesiredInstanceCount": count,
+        "InstanceType": config.get("InstanceType", "local"),
+    }
+    out = {
+        "EndpointName": record["name"],
+        "EndpointArn": _arn(record["name"]),
+        "EndpointConfigName": config.get("EndpointConfigName", record["name"]),
+        "ProductionVariants": [variant],
+        "EndpointStatus": status,
+        "CreationTime": iso(record["creation_time"]),
+        "LastModifiedTime": iso(record["last_modified"]),
+    }
+    if record.get("failure_reason"):
+        out["FailureReason"] = record["failure_reason"]
+    out["Url"] = f"http://{record['host']}:{record['port']}" if record.get("port") else None
+    out["ModelDataUrl"] = config.get("ModelDataUrl")
+    out["LogFile"] = str(endpoint_dir(session, record["name"]) / LOG_NAME)
+    return out
+
+
+def _mark_failed(session, name: str, reason: str) -> None:
+    session.store.update_endpoint(name, status="Failed", failure_reason=reason)
+
+
+def _refresh(session, record: dict) -> dict:
+    """Bring a Creating/InService record up to date with its process; returns the record."""
+    name, status = record["name"], record["status"]
+    if status not in ("Creating", "InService", "Updating"):
+        return record
+    folder = endpoint_dir(session, name)
+    pid = record.get("pid")
+    if pid is None:
+        return record  # still being set up by the deploying process
+    if not _is_server_process(pid, folder):
+        _reap(pid)
+        reason = _failure_text(folder)
+        if reason:
+            reason = f"the model failed to load: {reason}"
+        else:
+            tail = _log_tail(folder, lines=5)
+            reason = (f"the model server process (pid {pid}) is no longer running"
+                      + (f"; its log ends with: {tail}" if tail else ""))
+        _mark_failed(session, name, reason)
+        return session.store.get_endpoint(name)
+    if status == "Creating":
+        port = _ready_port(folder)
+        if port and _ping(port, timeout=2.0):
+            session.store.update_endpoint(name, status="InService", host=HOST, port=port)
+            return session.store.get_endpoint(name)
+    return record
+
+
+def _ready_port(folder: Path) -> int | None:
+    try:
+        return int((folder / READY_NAME).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _ping(port: int, timeout: float = 2.0) -> bool:
+    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        conn.request("GET", "/ping")
+        response = conn.getresponse()
+        response.read()
+        return response.status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()
+
+
+def describe_endpoint(session, name: str) -> dict:
+    """DescribeEndpoint: EndpointName, EndpointArn, EndpointStatus, ProductionVariants, CreationTime,
+    LastModifiedTime, FailureReason (when Failed), plus Url, ModelDataUrl and LogFile."""
+    record = _refresh(session, session.store.get_endpoint(name))
+    return _describe(session, record)
+
+
+def list_endpoints(session) -> list[dict]:
+    """Every endpoint, newest first, in DescribeEndpoint shape; dead servers are marked Failed."""
+    return [_describe(session, _refresh(session, r)) for r in session.store.list_endpoints()]
+
+
+# ---- deploy --------------------------------------------------------------------------------------
+def _stage_model(session, model_data: str, folder: Path) -> Path:
+    """Download and unpack model.tar.gz (or copy a model directory) into folder/model."""
+    from nbsage.runtime.packaging import unpack
+    model_dir = folder / "model"
+    if is_local(model_data) and Path(local_path(model_data)).expanduser().is_dir():
+        shutil.copytree(Path(local_path(model_data)).expanduser(), model_dir)
+        return model_dir
+    if is_local(model_data) and not Path(local_path(model_data)).expanduser().exists():
+        raise EndpointError(f"model_data {model_data!r} does not exist; give the model.tar.gz of a training job "
+                            "(estimator.model_data) or any fsspec URL of one")
+    archive = folder / "model.tar.gz"
+    source = str(Path(local_path(model_data)).expanduser()) if is_local(model_data) else model_data
+    try:
+        session.artifacts.get_file(source, archive)
+    except (OSError, ImportError, ValueError) as exc:
+        raise EndpointError(f"could not download model_data {model_data!r}: {exc}") from None
+    try:
+        unpack(archive, model_dir)
+    except Exception as exc:  # tarfile.ReadError, filter errors, ...
+        raise EndpointError(f"model_data {model_data!r} is not a readable model.tar.gz: {exc}") from None
+    finally:
+        archive.unlink(missing_ok=True)
+    return model_dir
+
+
+def _env_value(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _server_env(environment: dict | None, entry_point: str | None) -> dict:
+    env = dict(os.environ)
+    for key, value in (environment or {}).items():
+        env[str(key)] = _env_value(value)
+    if entry_point:
+        env["SAGEMAKER_PROGRAM"] = entry_point
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    # the server must import this nbsage, wherever it was imported from
+    package_root = str(Path(__file__).resolve().parents[2])
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if package_root not in paths:
+        env["PYTHONPATH"] = os.pathsep.join([package_root] + paths)
+    return env
+
+
+def deploy(session, endpoint_name: str, model_data: str, algorithm: str | None = None,
+           entry_point: str | None = None, environment: dict | None = None, instance_type: str = "local",
+           initial_instance_count: int = 1, wait: bool = True, image_uri: str | None = None,
+           startup_timeout: float = STARTUP_TIMEOUT) -> dict:
+    """Create an endpoint serving `model_data` and return its DescribeEndpoint description.
+
+    model_data is a model.tar.gz (local path or any fsspec URL) or a local model directory.
+    `algorithm` names a built-in algorithm whose loader serves it; `entry_point` names inference
+    code in the model's code/ folder (user code wins when both are given; with neither, the
+    archive's code/inference.py is used). `environment` is the container environment. With
+    wait=False it returns while Creating; describe_endpoint/wait_for_endpoint follow it."""
+    from nbsage.session import check_name
+    check_name(endpoint_name, "endpoint")
+    model_data = str(model_data)
+    if is_local(model_data):  # record where it really is, whatever the caller's working directory
+        model_data = str(Path(local_path(model_data)).expanduser().resolve())
+    if algorithm:
+        from nbsage import algorithms
+        algorithm = algorithms.get(algorithm).name
+    if int(initial_instance_count) < 1:
+        raise EndpointError(f"initial_instance_count must be at least 1, got {initial_instance_count}")
+    config = {
+        "EndpointConfigName": endpoint_name,
+        "VariantName": VARIANT,
+        "ModelDataUrl": str(model_data),
+        "Algorithm": algorithm,
+        "EntryPoint": entry_point,
+        "ImageUri": image_uri,
+        "Environment": {str(k): _env_value(v) for k, v in (environment or {}).items()},
+        "InstanceType": instance_type,
+        "InitialInstanceCount": int(initial_instance_count),
+    }
+    store = session.store
+    store.create_endpoint(endpoint_name, config)
+    folder = endpoint_dir(session, endpoint_name)
+    try:
+        if folder.exists():
+            shutil.rmtree(folder)  # left over from an endpoint of the same name that was not deleted cleanly
+        folder.mkdir(parents=True)
+        model_dir = _stage_model(session, str(model_data), folder)
+        cmd = [sys.executable, "-m", "nbsage.runtime", "serve", "--model-dir", str(model_dir),
+               "--host", HOST, "--port", "0", "--ready-file", str(folder / READY_NAME)]
+        if algorithm:
+            cmd += ["--algorithm", algorithm]
+        if entry_point:
+            cmd += ["--entry-point", entry_point]
+        with open(folder / LOG_NAME, "ab") as log:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                    cwd=folder, env=_server_env(environment, entry_point),
+                                    start_new_session=True, close_fds=True)
+        store.update_endpoint(endpoint_name, pid=proc.pid, host=HOST)
+        # reap the server when it ends while this process lives, so it never lingers as a zombie
+        threading.Thread(target=proc.wait, daemon=True, name=f"reap-{endpoint_name}").start()
+    except NBSageError as exc:
+        _mark_failed(session, endpoint_name, str(exc))
+        raise
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        _mark_failed(session, endpoint_name, reason)
+        raise EndpointError(f"endpoint {endpoint_name!r} could not be created: {reason}") from exc
+    if wait:
+        wait_for_endpoint(session, endpoint_name, timeout=startup_timeout)
+    return describe_endpoint(session, endpoint_name)
+
+
+def wait_for_endpoint(session, name: str, timeout: float = STARTUP_TIMEOUT, poll: float = 0.02) -> dict:
+    """Wait until the endpoint is InService; raise EndpointError (with the server's reason and log
+    tail) when it fails or does not answer /ping within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        record = _refresh(session, session.store.get_endpoint(name))
+        status = record["status"]
+        if status == "InService":
+            return _describe(session, record)
+        if status == "Failed":
+            folder = endpoint_dir(session, name)
+            tail = _log_tail(folder)
+            raise EndpointError(f"endpoint {name!r} failed to start: {record.get('failure_reason')}"
+                                + (f"\n--- last lines of {folder / LOG_NAME} ---\n{tail}" if tail else ""))
+        if status not in ("Creating", "Updating"):
+            raise EndpointError(f"endpoint {name!r} is {status}, not starting")
+        if time.monotonic() > deadline:
+            folder = endpoint_dir(session, name)
+            tail = _log_tail(folder)
+            reason = (f"the model server did not answer GET /ping with 200 within {timeout:g} s"
+                      + (f"; its log ends with: {_log_tail(folder, lines=3, limit=500)}" if tail else ""))
+            _stop_process(record.get("pid"), folder)
+            _mark_failed(session, name, reason)
+            raise EndpointError(f"endpoint {name!r} failed to start: {reason}"
+                                + (f"\n--- last lines of {folder / LOG_NAME} ---\n{tail}" if tail else ""))
+        time.sleep(poll)
+        poll = min(poll * 1.5, 0.25)
+
+
+# ---- invoke --------------------------------------------------------------------------------------
+_local = threading.local()
+
+
+def _connections() -> dict:
+    conns = getattr(_local, "conns", None)
+    if conns is None or getattr(_local, "pid", None) != os.getpid():
+        conns = _local.conns = {}
+        _local.pid = os.getpid()
+    return conns
+
+
+def _drop_connection(session, name: str) -> None:
+    entry = _connections().pop((str(session.home), name), None)
+    if entry is not None:
+        entry[0].close()
+
+
+def _connect(session, name: str) -> http.client.HTTPConnection:
+    """A fresh connection to an InService endpoint, after reading its record again."""
+    record = _refresh(session, session.store.get_endpoint(name))
+    status = record["status"]
+    if status == "Creating":
+        raise EndpointError(f"endpoint {name!r} is still Creating; wait for it to be InService "
+                            "(nbsage.serving.wait_for_endpoint) before invoking it")
+    if status == "Failed":
+        raise EndpointError(f"endpoint {name!r} is Failed: {record.get('failure_reason') or 'no reason recorded'}; "
+                            "delete it and deploy again")
+    if status != "InService":
+        raise EndpointError(f"endpoint {name!r} is {status}, not InService")
+    conn = http.client.HTTPConnection(record["host"] or HOST, record["port"], timeout=INVOCATION_TIMEOUT)
+    conn.connect()
+    conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    _connections()[(str(session.home), name)] = (conn, record)
+    return conn
+
+
+def _dead_endpoint(session, name: str, exc: Exception) -> EndpointError:
+    try:
+        record = _refresh(session, session.store.get_endpoint(name))
+    except EndpointError as missing:
+        return missing
+    if record["status"] == "Failed":
+        return EndpointError(f"endpoint {name!r} is not running: {record.get('failure_reason')}")
+    return EndpointError(f"endpoint {name!r} did not answer: {type(exc).__name__}: {exc}")
+
+
+def invoke_endpoint(session, name: str, body, content_type: str | None = None, accept: str | None = None,
+                    custom_attributes: str | None = None, target_variant: str | None = None,
+                    inference_id: str | None = None) -> tuple[bytes, str, dict]:
+    """InvokeEndpoint: POST the body to the endpoint's /invocations.
+
+    Returns (response body, response content type, response headers). A non-2xx answer raises
+    ModelError(status, message); an endpoint that is not running raises EndpointError.
+    """
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    elif hasattr(body, "read"):
+        body = body.read()
+        body = body.encode("utf-8") if isinstance(body, str) else body
+    elif body is None:
+        body = b""
+    elif not isinstance(body, (bytes, bytearray, memoryview)):
+        raise EndpointError(f"the request body must be bytes or str, not {type(body).__name__}; "
+                            "use a serializer (e.g. CSVSerializer) to encode data")
+    if target_variant not in (None, VARIANT):
+        raise EndpointError(f"endpoint {name!r} has no variant {target_variant!r}; its only variant is {VARIANT!r}")
+    headers = {"Content-Type": content_type or "application/octet-stream"}
+    if accept:
+        headers["Accept"] = accept
+    if custom_attributes is not None:
+        headers["X-Amzn-SageMaker-Custom-Attributes"] = custom_attributes
+    if inference_id is not None:
+        headers["X-Amzn-SageMaker-Inference-Id"] = inference_id
+    key = (str(session.home), name)
+    entry = _connections().get(key)
+    reused = entry is not None
+    for attempt in (0, 1):
+        try:
+            conn = entry[0] if entry is not None else _connect(session, name)
+            conn.request("POST", "/invocations", body=body, headers=headers)
+            response = conn.getresponse()
+            data = response.read()
+            break
+        except EndpointError:
+            raise
+        except ConnectionRefusedError as exc:
+            _drop_connection(session, name)
+            raise _dead_endpoint(session, name, exc) from None
+        except (OSError, http.client.HTTPException) as exc:
+            _drop_connection(session, name)
+            entry = None
+            # a kept-alive connection the server has since closed: reconnect once
+            if attempt == 0 and reused and isinstance(exc, (http.client.RemoteDisconnected, ConnectionResetError,
+                                                            BrokenPipeError, http.client.CannotSendRequest,
+                                                            http.client.BadStatusLine)):
+                continue
+            raise _dead_endpoint(session, name, exc) from None
+    if response.will_close or conn.sock is None:
+        _drop_connection(session, name)
+    response_type = response.getheader("Content-Type") or "application/octet-stream"
+    out_headers = dict(response.getheaders())
+    out_headers["X-Amzn-Invoked-Production-Variant"] = VARIANT
+    if response.status >= 300:
+        raise ModelError(response.status, _error_message(data))
+    return data, response_type, out_headers
+
+
+def _error_message(data: bytes) -> str:
+    text = data.decode("utf-8", errors="replace").strip()
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return text[:2000] or "(empty body)"
+    if isinstance(parsed, dict) and parsed.get("message"):
+        return str(parsed["message"])
+    return text[:2000]
+
+
+# ---- delete --------------------------------------------------------------------------------------
+def _stop_grace() -> float:
+    try:
+        return float(os.environ.get("NBSAGE_STOP_GRACE_SECONDS") or STOP_GRACE)
+    except ValueError:
+        return STOP_GRACE
+
+
+def _stop_process(pid: int | None, folder: Path, grace: float | None = None) -> None:
+    """SIGTERM the server's process group, SIGKILL it after `grace` seconds."""
+    grace = _stop_grace() if grace is None else grace
+    if not pid or not _is_server_process(pid, folder):
+        if pid:
+            _reap(pid)
+        return
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    except PermissionError:
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        _reap(pid)
+        if not pid_alive(pid):
+            return
+        time.sleep(0.02)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    for _ in range(100):
+        _reap(pid)
+        if not pid_alive(pid):
+            return
+        time.sleep(0.02)
+
+
+def delete_endpoint(session, name: str) -> None:
+    """Stop the endpoint's server (SIGTERM, then SIGKILL after a few seconds) and remove its
+    record and folder. An unknown name raises EndpointError (with a did-you-mean)."""
+    record = session.store.get_endpoint(name)
+    session.store.update_endpoint(name, status="Deleting")
+    _drop_connection(session, name)
+    folder = endpoint_dir(session, name)
+    _stop_process(record.get("pid"), folder)
+    session.store.delete_endpoint(name)
+    shutil.rmtree(folder, ignore_errors=True)
