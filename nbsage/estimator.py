@@ -147,7 +147,12 @@ class Estimator:
         place = backends.get(self.backend, self.session, **self.backend_options)
         root = JobRoot(self.session.jobs_dir / job_name / "opt_ml")
         self.session.store.create_job(job_name, request, place.name, str(root.path))
-        place.start(job_name)
+        try:
+            place.start(job_name)
+        except BaseException as e:  # a job that never started must not stay InProgress
+            self.session.store.set_status(job_name, "Failed", "Failed", "The job could not be started",
+                                          failure_reason=f"ClientError: {type(e).__name__}: {e}")
+            raise
         self.latest_training_job = TrainingJob(job_name, self.session)
         if wait:
             self.latest_training_job.wait(logs=bool(logs) and logs != "None")

@@ -63,6 +63,10 @@ class LocalBackend(Backend):
                     os.killpg(runtime, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+            if job.get("stop_requested"):
+                # a stop that reached the supervisor before it could hand it on still is a stop
+                self.session.store.set_status(job["name"], "Stopped", "Stopped", "Training job stopped")
+                return
             self.session.store.set_status(
                 job["name"], "Failed", "Failed", "The job's supervisor process ended unexpectedly",
                 failure_reason="InternalServerError: the process that ran this job on the local place "

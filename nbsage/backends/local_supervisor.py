@@ -50,6 +50,9 @@ def supervise(job_name: str) -> int:
     session = Session()
     store = session.store
     job = store.get_job(job_name)
+    if job["kind"] == "processing":  # the same supervisor, a processing job's steps
+        from nbsage.backends.processing_job import supervise as supervise_processing
+        return supervise_processing(session, job)
     request = json.loads(job["request"])
     root = JobRoot(job["root"])
     sink = LogSink(store, job_name, request.get("AlgorithmSpecification", {}).get("MetricDefinitions"))
@@ -123,17 +126,28 @@ def supervise(job_name: str) -> int:
 
 
 def _terminate(proc: subprocess.Popen) -> None:
+    """SIGTERM the runtime's process group; SIGKILL whatever of it is left after the grace period."""
     try:
         os.killpg(proc.pid, signal.SIGTERM)
     except ProcessLookupError:
         return
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
     try:
         proc.wait(STOP_GRACE_SECONDS)
     except subprocess.TimeoutExpired:
+        pass
+    # the runtime may be gone while a process it started (a script ignoring SIGTERM, a data loader
+    # worker) still runs and holds the log pipe open: the whole group gets the same deadline
+    while time.monotonic() < deadline:
         try:
-            os.killpg(proc.pid, signal.SIGKILL)
+            os.killpg(proc.pid, 0)
         except ProcessLookupError:
-            pass
+            return
+        time.sleep(0.05)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def main(argv=None) -> int:

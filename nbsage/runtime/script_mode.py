@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -116,6 +117,26 @@ class UserScriptError(Exception):
     pass
 
 
+def _die_with_runtime():
+    """Linux: the script gets SIGKILL when the runtime dies, as a container's processes die with it."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _relay_stderr(proc: subprocess.Popen, tail: list[str]) -> None:
+    """Copy the script's stderr to ours, keeping the last lines for ExecuteUserScriptError."""
+    assert proc.stderr is not None
+    for raw in proc.stderr:
+        line = raw.decode("utf-8", errors="replace")
+        sys.stderr.write(line)
+        sys.stderr.flush()
+        tail.append(line)
+        tail[:] = tail[-40:]
+
+
 def run_script(env: TrainingEnvironment) -> int:
     """Install requirements, run the entry point with cwd = code dir; return its exit code."""
     entry_point = decode(env.hyperparameters.get("sagemaker_program", '""'))
@@ -141,16 +162,22 @@ def run_script(env: TrainingEnvironment) -> int:
     else:
         cmd = [sys.executable, entry_point] + args
     print("Invoking script with the following command:\n" + " ".join(shlex.quote(c) for c in cmd), flush=True)
-    proc = subprocess.Popen(cmd, cwd=code_dir, env=child_env, stdout=sys.stdout, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, cwd=code_dir, env=child_env, stdout=sys.stdout, stderr=subprocess.PIPE,
+                            preexec_fn=_die_with_runtime)
     tail: list[str] = []
-    assert proc.stderr is not None
-    for raw in proc.stderr:
-        line = raw.decode("utf-8", errors="replace")
-        sys.stderr.write(line)
-        sys.stderr.flush()
-        tail.append(line)
-        tail[:] = tail[-40:]
-    rc = proc.wait()
+    try:
+        _relay_stderr(proc, tail)
+        rc = proc.wait()
+    except BaseException:
+        # SIGTERM (train.Stopped) reaches the script too, through the process group: give its own
+        # handler the time it needs (whoever stops the job SIGKILLs the group after a grace period)
+        # instead of leaving, which would SIGKILL it at once through PR_SET_PDEATHSIG.
+        try:
+            _relay_stderr(proc, tail)
+            proc.wait()
+        except BaseException:
+            proc.kill()
+        raise
     if rc != 0:
         seen, message = set(), []
         for line in tail:

@@ -1,0 +1,474 @@
+"""`nbsage`: train, watch, deploy and invoke from a terminal.
+
+A thin face over the Python API (Estimator, TrainingJob, Session, Model): each command parses
+its arguments, calls the API and prints the result. Help for the built-in algorithms is
+generated from their declarations (`nbsage algorithms xgboost`, `nbsage train xgboost --help`).
+
+Errors print one line, `nbsage: error: ...`, on stderr: exit code 2 for a usage mistake (bad
+arguments, an invalid hyperparameter or channel), 1 for a job that failed or anything else
+that went wrong.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+FOLLOW_POLL_SECONDS = 0.5
+
+
+class UsageError(Exception):
+    """A command line that cannot be run as given (exit code 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors raised so that main() prints them as one line."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+# ---- shared helpers ---------------------------------------------------------------------------
+def _session(args):
+    from nbsage.session import Session
+    if getattr(args, "home", None):
+        return Session(home=args.home)
+    return Session.default()
+
+
+def _one_line(text) -> str:
+    return " ".join(str(text).split())
+
+
+def _split_pair(text: str, option: str, what: str = "NAME=VALUE") -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise UsageError(f"{option} {text!r} is not {what}")
+    return name.strip(), value
+
+
+def _decode_value(text: str):
+    """A --hp value for a script: JSON when it parses (10, 0.1, true, [1, 2]), else the string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _read_hyperparameters_file(path: str) -> dict:
+    import yaml
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise UsageError(f"cannot read hyperparameters file {path!r}: {e.strerror or e}") from None
+    try:
+        values = yaml.safe_load(text)  # JSON is YAML too
+    except yaml.YAMLError as e:
+        raise UsageError(f"hyperparameters file {path!r} is not valid YAML or JSON: {_one_line(e)}") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise UsageError(f"hyperparameters file {path!r} must hold a mapping of name: value, "
+                         f"not a {type(values).__name__}")
+    return {str(k): v for k, v in values.items()}
+
+
+def _algorithm_reference(name: str) -> str:
+    from nbsage import algorithms
+    return algorithms.get(name).help_text()
+
+
+def _algorithm_list() -> str:
+    from nbsage import algorithms
+    return ", ".join(algorithms.names())
+
+
+def _job_what(job_desc: dict) -> str:
+    """The algorithm a job ran, or its script."""
+    hps = job_desc.get("HyperParameters", {})
+    if "sagemaker_program" in hps:
+        return _decode_value(hps["sagemaker_program"])
+    spec = job_desc.get("AlgorithmSpecification", {})
+    return spec.get("AlgorithmName") or spec.get("TrainingImage") or ""
+
+
+def _print_table(rows: list[list[str]], header: list[str]) -> None:
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+    for row in [header] + rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+
+
+def _short_time(iso_text: str | None) -> str:
+    return (iso_text or "")[:19].replace("T", " ")
+
+
+# ---- train ------------------------------------------------------------------------------------
+class _TrainHelp(argparse.Action):
+    """`nbsage train [ALGORITHM] --help`: the usage, plus the algorithm's generated reference."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.print_help()
+        name = getattr(namespace, "algorithm", None)
+        if name:
+            print()
+            print(_algorithm_reference(name))
+        parser.exit()
+
+
+def cmd_train(args) -> int:
+    from nbsage.errors import JobFailed
+    from nbsage.estimator import Estimator
+    from nbsage.inputs import TrainingInput
+
+    if not args.algorithm and not args.entry_point:
+        raise UsageError("name a built-in algorithm (" + _algorithm_list() + ") or give --entry-point "
+                         "(see 'nbsage train --help')")
+    if args.source_dir and not args.entry_point:
+        raise UsageError("--source-dir needs --entry-point (the script to run in it)")
+    script_mode = bool(args.entry_point)
+
+    hyperparameters = _read_hyperparameters_file(args.hyperparameters) if args.hyperparameters else {}
+    for item in args.hp:
+        name, value = _split_pair(item, "--hp")
+        # built-ins parse strings against their declaration; a script gets JSON-decoded values
+        hyperparameters[name] = _decode_value(value) if script_mode else value
+
+    sources = {}
+    if args.train:
+        sources["train"] = args.train
+    if args.validation:
+        sources["validation"] = args.validation
+    for item in args.channel:
+        name, value = _split_pair(item, "--channel", "NAME=SRC")
+        sources[name] = value
+    inputs = {name: TrainingInput(src, content_type=args.content_type) if args.content_type else src
+              for name, src in sources.items()}
+
+    metric_definitions = []
+    for item in args.metric:
+        name, regex = _split_pair(item, "--metric", "NAME=REGEX")
+        metric_definitions.append({"Name": name, "Regex": regex})
+
+    estimator = Estimator(
+        args.algorithm, hyperparameters, entry_point=args.entry_point, source_dir=args.source_dir,
+        instance_type=args.instance_type, instance_count=args.instance_count, max_run=args.max_run,
+        output_path=args.output_path, metric_definitions=metric_definitions or None,
+        backend=args.backend, sagemaker_session=_session(args))
+    if args.no_wait:
+        job = estimator.fit(inputs, wait=False, job_name=args.name)
+        print(job.name)
+        return 0
+    job = estimator.fit(inputs, wait=False, job_name=args.name)
+    try:
+        desc = job.wait(logs=not args.quiet, raise_on_failure=False)
+    except KeyboardInterrupt:
+        print(f"nbsage: interrupted; job {job.name} keeps running (stop it with: nbsage stop {job.name})",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if desc["TrainingJobStatus"] != "Completed":
+        raise JobFailed(job.name, desc["TrainingJobStatus"], desc.get("FailureReason"))
+    for metric in desc.get("FinalMetricDataList", []):
+        print(f"{metric['MetricName']} = {metric['Value']:.6g}")
+    model = desc.get("ModelArtifacts", {}).get("S3ModelArtifacts")
+    print(f"{job.name}: Completed" + (f"; model artifacts: {model}" if model else ""))
+    return 0
+
+
+# ---- jobs -------------------------------------------------------------------------------------
+def cmd_jobs(args) -> int:
+    descriptions = [job.describe() for job in _session(args).list_training_jobs(limit=args.limit)]
+    if args.json:
+        print(json.dumps(descriptions, indent=2, default=str))
+        return 0
+    if not descriptions:
+        print("no training jobs yet (start one with: nbsage train ...)")
+        return 0
+    rows = []
+    for d in descriptions:
+        metrics = ", ".join(f"{m['MetricName']}={m['Value']:.4g}" for m in d.get("FinalMetricDataList", []))
+        rows.append([d["TrainingJobName"], d["TrainingJobStatus"], d["SecondaryStatus"], _job_what(d),
+                     _short_time(d.get("CreationTime")), str(d.get("TrainingTimeInSeconds", "")), metrics])
+    _print_table(rows, ["NAME", "STATUS", "SECONDARY", "ALGORITHM", "CREATED", "SECONDS", "METRICS"])
+    return 0
+
+
+def _job(args, name: str):
+    from nbsage.training_job import TrainingJob
+    return TrainingJob(name, _session(args))
+
+
+def cmd_describe(args) -> int:
+    print(json.dumps(_job(args, args.job).describe(), indent=2, default=str))
+    return 0
+
+
+def cmd_logs(args) -> int:
+    from nbsage.training_job import TERMINAL_STATUSES
+    job = _job(args, args.job)
+    lines = job.logs()
+    if args.tail and not args.follow:
+        lines = lines[-args.tail:]
+    for line in lines:
+        print(line)
+    shown = len(job.logs()) if args.tail and not args.follow else len(lines)
+    if not args.follow:
+        return 0
+    sys.stdout.flush()
+    try:
+        while True:
+            done = job.status in TERMINAL_STATUSES  # read before the logs, so no last line is missed
+            lines = job.logs()
+            for line in lines[shown:]:
+                print(line)
+            shown = len(lines)
+            sys.stdout.flush()
+            if done:
+                return 0
+            time.sleep(FOLLOW_POLL_SECONDS)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def cmd_stop(args) -> int:
+    job = _job(args, args.job)
+    job.stop()
+    if args.wait:
+        desc = job.wait_quietly()
+        print(f"{job.name}: {desc['TrainingJobStatus']} ({desc['SecondaryStatus']})")
+    else:
+        print(f"{job.name}: {job.status}")
+    return 0
+
+
+# ---- endpoints --------------------------------------------------------------------------------
+def cmd_deploy(args) -> int:
+    from nbsage import algorithms
+    from nbsage.model import Model
+    session = _session(args)
+    job = _job(args, args.job)
+    desc = job.describe()
+    if desc["TrainingJobStatus"] != "Completed":
+        raise UsageError(f"training job {job.name!r} is {desc['TrainingJobStatus']}, not Completed: "
+                         "only a completed job has a model to deploy")
+    options = {"sagemaker_session": session}
+    algorithm = job.algorithm
+    if args.entry_point:
+        options.update(entry_point=args.entry_point, source_dir=args.source_dir)
+    elif algorithm and algorithms.is_builtin(algorithm):
+        options["algorithm"] = algorithms.canonical_name(algorithm)
+    model = Model(job.model_data, **options)
+    predictor = model.deploy(initial_instance_count=args.instance_count, instance_type=args.instance_type,
+                             endpoint_name=args.name)
+    print(getattr(predictor, "endpoint_name", None) or args.name)
+    return 0
+
+
+def cmd_endpoints(args) -> int:
+    session = _session(args)
+    if args.endpoint:
+        print(json.dumps(session.describe_endpoint(args.endpoint), indent=2, default=str))
+        return 0
+    endpoints = session.list_endpoints()
+    if args.json:
+        print(json.dumps(endpoints, indent=2, default=str))
+        return 0
+    if not endpoints:
+        print("no endpoints (deploy one with: nbsage deploy JOB)")
+        return 0
+    rows = []
+    for e in endpoints:
+        rows.append([e.get("EndpointName", ""), e.get("EndpointStatus", ""),
+                     _short_time(str(e.get("CreationTime") or "")), e.get("Url") or ""])
+    _print_table(rows, ["NAME", "STATUS", "CREATED", "URL"])
+    return 0
+
+
+def cmd_invoke(args) -> int:
+    if args.file == "-":
+        body = sys.stdin.buffer.read()
+    else:
+        try:
+            body = Path(args.file).read_bytes()
+        except OSError as e:
+            raise UsageError(f"cannot read request body {args.file!r}: {e.strerror or e}") from None
+    result = _session(args).invoke_endpoint(args.endpoint, body, args.content_type, args.accept)
+    answer = result[0] if isinstance(result, tuple) else result
+    if isinstance(answer, str):
+        answer = answer.encode()
+    out = sys.stdout.buffer
+    out.write(answer)
+    if sys.stdout.isatty() and not answer.endswith(b"\n"):
+        out.write(b"\n")
+    out.flush()
+    return 0
+
+
+def cmd_delete(args) -> int:
+    _session(args).delete_endpoint(args.endpoint)
+    print(f"deleted endpoint {args.endpoint}")
+    return 0
+
+
+# ---- algorithms -------------------------------------------------------------------------------
+def cmd_algorithms(args) -> int:
+    from nbsage import algorithms
+    if args.name:
+        print(_algorithm_reference(args.name))
+        return 0
+    rows = []
+    for name in algorithms.names():
+        try:
+            algo = algorithms.get(name)
+            rows.append([name, algo.title, algo.description])
+        except ImportError as e:  # an algorithm whose module or library is not installed here
+            rows.append([name, "(unavailable)", _one_line(e)])
+    _print_table(rows, ["NAME", "TITLE", "DESCRIPTION"])
+    print("\nnbsage algorithms NAME   every hyperparameter, channel and metric of one algorithm")
+    return 0
+
+
+# ---- the parser -------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    from nbsage import __version__
+    parser = _Parser(prog="nbsage", description="The SageMaker workflow on this machine: train with the "
+                     "built-in algorithms or your own script, follow jobs, deploy and invoke endpoints.")
+    parser.add_argument("--version", action="version", version=f"nbsage {__version__}")
+    parser.add_argument("--home", metavar="DIR", help="where nbsage keeps its records and artifacts "
+                        "(default: $NBSAGE_HOME or ~/.nbsage)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
+
+    t = sub.add_parser(
+        "train", add_help=False, help="start a training job (a built-in algorithm or a script)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Start a training job and follow it until it ends.",
+        epilog=f"built-in algorithms: {_algorithm_list()}\n"
+               "  nbsage train ALGORITHM --help   lists the algorithm's hyperparameters\n\n"
+               "examples:\n"
+               "  nbsage train xgboost --train data/train.csv --validation data/val.csv \\\n"
+               "      --hp objective=binary:logistic --hp num_round=50\n"
+               "  nbsage train --entry-point train.py --source-dir src --train data/ --hp epochs=10")
+    t.add_argument("-h", "--help", action=_TrainHelp, help="show this help (and ALGORITHM's hyperparameters)")
+    t.add_argument("algorithm", nargs="?", metavar="ALGORITHM",
+                   help="a built-in algorithm; leave out with --entry-point")
+    t.add_argument("--train", metavar="SRC", help="the train channel: a file, a folder or an fsspec URL")
+    t.add_argument("--validation", metavar="SRC", help="the validation channel")
+    t.add_argument("--channel", action="append", default=[], metavar="NAME=SRC", help="any other channel")
+    t.add_argument("--content-type", metavar="CT", help="content type of the channels (e.g. text/csv)")
+    t.add_argument("--hp", action="extend", nargs="+", default=[], metavar="NAME=VALUE",
+                   help="a hyperparameter (repeatable)")
+    t.add_argument("--hyperparameters", metavar="FILE", help="hyperparameters from a YAML or JSON file "
+                   "(--hp values override it)")
+    t.add_argument("--name", metavar="JOB", help="the job name (default: generated)")
+    t.add_argument("--no-wait", action="store_true", help="print the job name and return at once")
+    t.add_argument("--quiet", action="store_true", help="do not print the job's log lines while waiting")
+    t.add_argument("--instance-type", default="local", metavar="TYPE",
+                   help="local (CPU), local_gpu or an ml.* type (default: local)")
+    t.add_argument("--instance-count", type=int, default=1, metavar="N", help="hosts (default: 1)")
+    t.add_argument("--max-run", type=int, default=86400, metavar="S",
+                   help="MaxRuntimeInSeconds: stop the job after S seconds (default: 86400)")
+    t.add_argument("--entry-point", metavar="FILE", help="a SageMaker script-mode training script")
+    t.add_argument("--source-dir", metavar="DIR", help="the folder holding the entry point (and requirements.txt)")
+    t.add_argument("--metric", action="append", default=[], metavar="NAME=REGEX",
+                   help="a MetricDefinition for a script: the first capture group is the value")
+    t.add_argument("--output-path", metavar="URL", help="where model.tar.gz goes (default: the artifact root)")
+    t.add_argument("--backend", default="local", metavar="PLACE", help="where the job runs (default: local)")
+    t.set_defaults(run=cmd_train)
+
+    j = sub.add_parser("jobs", help="list training jobs, newest first")
+    j.add_argument("--limit", type=int, default=50, metavar="N")
+    j.add_argument("--json", action="store_true", help="DescribeTrainingJob of each job, as JSON")
+    j.set_defaults(run=cmd_jobs)
+
+    d = sub.add_parser("describe", help="DescribeTrainingJob of one job, as JSON")
+    d.add_argument("job", metavar="JOB")
+    d.set_defaults(run=cmd_describe)
+
+    lg = sub.add_parser("logs", help="print a job's log")
+    lg.add_argument("job", metavar="JOB")
+    lg.add_argument("-f", "--follow", action="store_true", help="keep printing new lines until the job ends")
+    lg.add_argument("--tail", type=int, metavar="N", help="only the last N lines")
+    lg.set_defaults(run=cmd_logs)
+
+    s = sub.add_parser("stop", help="stop a running job (SIGTERM, then SIGKILL after a grace period)")
+    s.add_argument("job", metavar="JOB")
+    s.add_argument("--wait", action="store_true", help="return once the job has stopped")
+    s.set_defaults(run=cmd_stop)
+
+    dp = sub.add_parser("deploy", help="start an endpoint serving a completed job's model")
+    dp.add_argument("job", metavar="JOB")
+    dp.add_argument("--name", metavar="ENDPOINT", help="the endpoint name (default: generated)")
+    dp.add_argument("--instance-type", default="local", metavar="TYPE")
+    dp.add_argument("--instance-count", type=int, default=1, metavar="N")
+    dp.add_argument("--entry-point", metavar="FILE", help="inference code (model_fn, input_fn, predict_fn, "
+                    "output_fn) for a script-mode model")
+    dp.add_argument("--source-dir", metavar="DIR")
+    dp.set_defaults(run=cmd_deploy)
+
+    e = sub.add_parser("endpoints", help="list endpoints (or describe one, as JSON)")
+    e.add_argument("endpoint", nargs="?", metavar="ENDPOINT")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(run=cmd_endpoints)
+
+    iv = sub.add_parser("invoke", help="send a request to an endpoint and print the response body")
+    iv.add_argument("endpoint", metavar="ENDPOINT")
+    iv.add_argument("file", metavar="FILE", help="the request body; - reads standard input")
+    iv.add_argument("--content-type", default="text/csv", metavar="CT", help="(default: text/csv)")
+    iv.add_argument("--accept", metavar="CT", help="the response content type to ask for")
+    iv.set_defaults(run=cmd_invoke)
+
+    de = sub.add_parser("delete", help="delete an endpoint (stops its server)")
+    de.add_argument("endpoint", metavar="ENDPOINT")
+    de.set_defaults(run=cmd_delete)
+
+    a = sub.add_parser("algorithms", help="the built-in algorithms and their hyperparameters")
+    a.add_argument("name", nargs="?", metavar="NAME")
+    a.set_defaults(run=cmd_algorithms)
+    return parser
+
+
+def _error(message) -> None:
+    print(f"nbsage: error: {_one_line(message)}", file=sys.stderr)
+
+
+def main(argv=None) -> int:
+    """The `nbsage` console script; returns the exit code."""
+    from nbsage.errors import JobFailed, NBSageError, ValidationError
+    command = "this command"
+    try:
+        args = build_parser().parse_args(argv)
+        command = args.command
+        return args.run(args) or 0
+    except UsageError as e:
+        _error(e)
+        return EXIT_USAGE
+    except ValidationError as e:  # hyperparameters, channels, names: the command line was wrong
+        _error(e)
+        return EXIT_USAGE
+    except JobFailed as e:
+        _error(e)
+        return EXIT_FAILED
+    except NBSageError as e:
+        _error(e)
+        return EXIT_FAILED
+    except ModuleNotFoundError as e:
+        if e.name and e.name.startswith("nbsage."):
+            _error(f"this installation of nbsage has no {e.name} ({command} needs it)")
+            return EXIT_FAILED
+        raise
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `nbsage logs JOB | head`
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
