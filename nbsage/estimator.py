@@ -145,6 +145,7 @@ class Estimator:
         request = self._request(job_name, normalize_inputs(inputs))
         from nbsage import backends
         place = backends.get(self.backend, self.session, **self.backend_options)
+        place.check(request)
         root = JobRoot(self.session.jobs_dir / job_name / "opt_ml")
         self.session.store.create_job(job_name, request, place.name, str(root.path))
         try:

@@ -47,6 +47,7 @@ class TrainingJob:
                 {"Status": t["status"], "StartTime": iso(t["start_time"]), "EndTime": iso(t["end_time"]),
                  "StatusMessage": t["message"] or ""} for t in self._store.transitions(self.name)],
             "HyperParameters": request.get("HyperParameters", {}),
+            "RoleArn": request.get("RoleArn", ""),
             "AlgorithmSpecification": request.get("AlgorithmSpecification", {}),
             "InputDataConfig": request.get("InputDataConfig", []),
             "OutputDataConfig": request.get("OutputDataConfig", {}),
@@ -70,7 +71,7 @@ class TrainingJob:
         if job["failure_reason"]:
             desc["FailureReason"] = job["failure_reason"]
         if job["output_artifacts"]:
-            desc["OutputDataConfig"] = dict(desc["OutputDataConfig"], nbsage_OutputArtifacts=job["output_artifacts"])
+            desc["nbsage:OutputArtifacts"] = job["output_artifacts"]
         return desc
 
     @property

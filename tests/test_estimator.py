@@ -196,16 +196,24 @@ def test_an_unknown_backend_suggests_the_closest_place(tmp_path, session, data):
 
 
 @pytest.mark.skipif(count_gpus() > 0, reason="this machine has a GPU")
-def test_a_gpu_instance_type_without_a_gpu_fails_at_once_with_a_clear_message(tmp_path, session, data):
-    import time
+def test_a_gpu_instance_type_without_a_gpu_is_refused_before_the_job_starts(tmp_path, session, data):
+    from nbsage.errors import PlaceError
     est = Estimator(entry_point="train.py", source_dir=str(source(tmp_path, "print('training')\n")),
                     instance_type="local_gpu", sagemaker_session=session)
-    started = time.monotonic()
-    with pytest.raises(JobFailed, match="'local_gpu' asks for a GPU, and this place has none") as err:
+    with pytest.raises(PlaceError, match="'local_gpu' asks for a GPU and the local place has none") as err:
         est.fit(data, logs=False)
-    assert time.monotonic() - started < 15
-    assert "instance_type='local'" in err.value.reason
-    assert not any("training" == line for line in est.latest_training_job.logs())
+    assert "instance_type='local'" in str(err.value)
+    assert session.list_training_jobs() == []
+
+
+def test_a_per_process_artifact_root_is_refused_for_the_local_place(tmp_path, data):
+    from nbsage.errors import PlaceError
+    from nbsage.session import Session
+    session = Session(home=tmp_path / "home", artifact_root="memory://nbsage-artifacts")
+    est = Estimator(entry_point="train.py", source_dir=str(source(tmp_path, "print('training')\n")),
+                    sagemaker_session=session)
+    with pytest.raises(PlaceError, match="memory:// lives inside one process"):
+        est.fit(data, logs=False)
 
 
 def test_a_missing_entry_point_is_an_error_before_fit(tmp_path, session):

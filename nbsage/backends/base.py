@@ -18,6 +18,9 @@ class Backend:
         self.session = session
         self.options = options
 
+    def check(self, request: dict) -> None:
+        """Refuse, before anything is recorded, a request this place cannot run (raise PlaceError)."""
+
     def start(self, job_name: str) -> None:
         """Start the job recorded under `job_name`; return once it is launched."""
         raise NotImplementedError

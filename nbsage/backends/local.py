@@ -20,6 +20,18 @@ from nbsage.store.metadata import pid_alive
 class LocalBackend(Backend):
     name = "local"
 
+    def check(self, request: dict) -> None:
+        from nbsage.errors import PlaceError
+        from nbsage.runtime.environment import count_gpus, is_gpu_instance_type
+        instance_type = request.get("ResourceConfig", {}).get("InstanceType", "local")
+        if is_gpu_instance_type(instance_type) and count_gpus() == 0:
+            raise PlaceError(f"instance type {instance_type!r} asks for a GPU and the local place has none; "
+                             "use instance_type='local' (CPU), or a place with an NVIDIA GPU")
+        output = request.get("OutputDataConfig", {}).get("S3OutputPath", "")
+        if output.startswith("memory://") or self.session.artifact_root.startswith("memory://"):
+            raise PlaceError("memory:// lives inside one process and the local place runs each job in its own "
+                             "process, so the job's artifacts would be lost; use a folder, file:// or s3:// URL")
+
     def start(self, job_name: str) -> None:
         store = self.session.store
         log_dir = self.session.jobs_dir / job_name

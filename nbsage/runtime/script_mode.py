@@ -144,7 +144,8 @@ def run_script(env: TrainingEnvironment) -> int:
     if not entry_point or not (code_dir / entry_point).exists():
         raise UserScriptError(f"entry point {entry_point!r} was not found in the job's code directory {code_dir}")
     requirements = code_dir / "requirements.txt"
-    if requirements.exists():
+    if requirements.exists() and any(
+            line.strip() and not line.strip().startswith("#") for line in requirements.read_text().splitlines()):
         print(f"Installing requirements from {requirements}", flush=True)
         rc = subprocess.call([sys.executable, "-m", "pip", "install", "-q", "-r", str(requirements)], cwd=code_dir)
         if rc:
