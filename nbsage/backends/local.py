@@ -28,6 +28,11 @@ class LocalBackend(Backend):
             raise PlaceError(f"instance type {instance_type!r} asks for a GPU and the local place has none; "
                              "use instance_type='local' (CPU), or a place with an NVIDIA GPU")
         output = request.get("OutputDataConfig", {}).get("S3OutputPath", "")
+        # a processing job's inputs and outputs name their own URIs
+        uris = [i.get("S3Input", {}).get("S3Uri", "") for i in request.get("ProcessingInputs", [])]
+        uris += [o.get("S3Output", {}).get("S3Uri", "") for o in request.get("ProcessingOutputConfig", {}).get("Outputs", [])]
+        if any(u.startswith("memory://") for u in uris):
+            output = "memory://"
         if output.startswith("memory://") or self.session.artifact_root.startswith("memory://"):
             raise PlaceError("memory:// lives inside one process and the local place runs each job in its own "
                              "process, so the job's artifacts would be lost; use a folder, file:// or s3:// URL")

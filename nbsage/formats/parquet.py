@@ -7,6 +7,7 @@ import numpy as np
 
 from nbsage.errors import DataError
 from nbsage.formats import Table
+from nbsage.formats.text_csv import fill_column
 
 
 def read_table(files: list[Path], weights: bool = False, num_features: int | None = None) -> Table:
@@ -29,7 +30,7 @@ def read_table(files: list[Path], weights: bool = False, num_features: int | Non
             continue
         matrix = np.empty((table.num_rows, table.num_columns), dtype=np.float32)
         for j, column in enumerate(table.columns):
-            matrix[:, j] = column.to_numpy(zero_copy_only=False)
+            fill_column(matrix[:, j], column)
         parts.append(matrix)
     if not parts:
         raise DataError("no rows: " + (", ".join(map(str, files)) if files else "the channel has no files"))

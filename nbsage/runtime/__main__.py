@@ -1,4 +1,4 @@
-"""`python -m nbsage.runtime train --root DIR` and `python -m nbsage.runtime serve ...`."""
+"""`python -m nbsage.runtime train --root DIR`, `... process --root DIR` and `... serve ...`."""
 from __future__ import annotations
 
 import argparse
@@ -11,6 +11,8 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="run the training job laid out in a job root")
     t.add_argument("--root", required=True, help="the job root (laid out like /opt/ml)")
+    p = sub.add_parser("process", help="run the processing job laid out in a job root")
+    p.add_argument("--root", required=True, help="the job root (the job's /opt/ml)")
     s = sub.add_parser("serve", help="serve a model directory on 127.0.0.1")
     s.add_argument("--model-dir", required=True)
     s.add_argument("--algorithm", default=None, help="built-in algorithm name; omit for inference code")
@@ -22,6 +24,9 @@ def main(argv=None) -> int:
     if args.command == "train":
         from nbsage.runtime.train import run
         return run(args.root)
+    if args.command == "process":
+        from nbsage.runtime.processing import run as run_processing
+        return run_processing(args.root)
     from nbsage.runtime.serve import serve
     return serve(model_dir=args.model_dir, algorithm=args.algorithm, entry_point=args.entry_point,
                  host=args.host, port=args.port, ready_file=args.ready_file)

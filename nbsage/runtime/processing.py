@@ -1,0 +1,509 @@
+"""`process`: run one processing job from its root, as a SageMaker processing container does.
+
+The job root is the job's `/opt/ml`: inputs are staged under `processing/...` (each LocalPath of the
+request, which must lie under /opt/ml/processing/), the config files are `config/processingjobconfig.json`
+(the CreateProcessingJob request echoed back) and `config/resourceconfig.json` (the hosts), and the
+job may leave a message in `output/message` (its first 1024 bytes become ExitMessage). The
+entrypoint is `AppSpecification.ContainerEntrypoint + ContainerArguments`, with no `train` argument.
+
+How a script that hard-codes /opt/ml/processing/... runs unchanged
+----------------------------------------------------------------------
+On Linux the runtime gives itself, and so the script it starts, a private mount namespace in
+which /opt/ml *is* this job's root; nothing changes for any other process, so two jobs running at
+once each see only their own files:
+
+- `unshare(CLONE_NEWNS)` when running as root, else `unshare(CLONE_NEWUSER | CLONE_NEWNS)` with the
+  user mapped to root inside (what `unshare --mount --map-root-user` does; it works unprivileged
+  wherever unprivileged user namespaces are enabled). Mount propagation is made private first, so
+  no mount leaks back to the host;
+- if the machine has a directory /opt/ml, the job root is bind-mounted on it; otherwise a tmpfs is
+  mounted on /opt, every entry /opt held is bound back in place (symlinks recreated), and the job
+  root is bind-mounted on the new /opt/ml. The host's /opt is never written to.
+
+No external tool is needed (no bubblewrap, no `unshare` binary): the system calls are made through
+ctypes, first in a forked probe, so a namespace that cannot be finished (a user namespace in which
+mounting is then refused, as AppArmor's `kernel.apparmor_restrict_unprivileged_userns` does) leaves
+the runtime as it was and the fallback takes over. Inside the namespace the script runs as root (as
+in a SageMaker container); with a user namespace that root is the invoking user outside, so every
+file it writes belongs to that user. The script's working directory is /opt/ml.
+
+Fallback, where no namespace can be made (not Linux, user namespaces disabled, a seccomp profile
+that forbids unshare or mount such as Docker's default one, no /opt): the job still runs, with its
+working directory at the job root and `NBSAGE_OPT_ML` naming that root. Entrypoint and
+ContainerArguments items that start with /opt/ml/ are rewritten to the job root (they are nbsage's
+own, e.g. the script path); nothing the script does is rewritten. A script that opens a hard-coded /opt/ml/... path then fails, and the
+job's FailureReason names that path and says why it is missing. Scripts that take their paths from
+arguments (`--input-dir /opt/ml/processing/input`) or from NBSAGE_OPT_ML work in both modes.
+`NBSAGE_PROCESSING_ISOLATION` chooses: `auto` (default: namespace when possible, else the
+fallback), `namespace` (fail the job when no namespace can be made), `none` (always the fallback).
+
+Exit codes: 0 on success; 1 with `output/failure` holding the reason (the stderr tail of the
+script for a non-zero exit) otherwise; 143 when stopped by SIGTERM.
+"""
+from __future__ import annotations
+
+import collections
+import ctypes
+import errno
+import json
+import os
+import posixpath
+import re
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from nbsage.errors import ValidationError
+
+OPT_ML = "/opt/ml"
+PROCESSING_PREFIX = "/opt/ml/processing/"
+PROCESSING_JOB_CONFIG = "processingjobconfig.json"
+RESOURCE_CONFIG = "resourceconfig.json"
+ISOLATION_ENV = "NBSAGE_PROCESSING_ISOLATION"
+EXIT_MESSAGE_BYTES = 1024
+FAILURE_CHARS = 1024
+STDERR_TAIL_LINES = 20
+EXIT_FAILURE = 1
+EXIT_STOPPED = 143  # 128 + SIGTERM
+
+
+# ---- the job root ------------------------------------------------------------------------------
+def check_local_path(local_path: str, what: str) -> str:
+    """The normalised LocalPath, which must lie under /opt/ml/processing/ (SageMaker's rule)."""
+    if not isinstance(local_path, str) or not local_path:
+        raise ValidationError(f"{what}: a path under {PROCESSING_PREFIX} is required, got {local_path!r}")
+    normal = posixpath.normpath(local_path)
+    if not local_path.startswith("/") or not (normal + "/").startswith(PROCESSING_PREFIX) \
+            or normal + "/" == PROCESSING_PREFIX:
+        raise ValidationError(f"{what}: {local_path!r} is not under {PROCESSING_PREFIX}; processing inputs "
+                              f"and outputs live in the container at {PROCESSING_PREFIX}<name>, "
+                              f"e.g. {PROCESSING_PREFIX}input/data")
+    return normal
+
+
+class ProcessingRoot:
+    """Paths of one processing job root (the job's /opt/ml)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path).resolve()
+
+    config_dir = property(lambda self: self.path / "config")
+    processing_dir = property(lambda self: self.path / "processing")
+    output_dir = property(lambda self: self.path / "output")
+    message_file = property(lambda self: self.path / "output" / "message")
+    failure_file = property(lambda self: self.path / "output" / "failure")
+
+    def local(self, container_path: str) -> Path:
+        """Where a path of the container (/opt/ml/...) is in this root."""
+        rel = posixpath.relpath(posixpath.normpath(container_path), OPT_ML)
+        if rel == ".." or rel.startswith("../"):
+            raise ValidationError(f"{container_path!r} is not under {OPT_ML}")
+        return self.path if rel == "." else self.path / rel
+
+    def read_config(self, name: str) -> dict:
+        path = self.config_dir / name
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def write_config(self, name: str, content: dict) -> None:
+        self.config_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.config_dir / f".{name}.tmp"
+        tmp.write_text(json.dumps(content, indent=2, default=str))
+        os.replace(tmp, self.config_dir / name)
+
+    def write_failure(self, message: str) -> None:
+        """Write output/failure unless the job already wrote one."""
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        if not self.failure_file.exists():
+            self.failure_file.write_text(message[:FAILURE_CHARS])
+
+    def failure_reason(self) -> str | None:
+        if self.failure_file.exists():
+            return self.failure_file.read_text(errors="replace")[:FAILURE_CHARS] or None
+        return None
+
+    def exit_message(self) -> str | None:
+        """ExitMessage: the first 1024 bytes of output/message (None when absent or not UTF-8)."""
+        try:
+            data = self.message_file.read_bytes()[:EXIT_MESSAGE_BYTES]
+        except OSError:
+            return None
+        return data.decode("utf-8", errors="ignore") or None  # ignore: a character cut at byte 1024
+
+
+def processing_job_config(request: dict) -> dict:
+    """processingjobconfig.json: the CreateProcessingJob request echoed back, defaults filled in."""
+    name = request["ProcessingJobName"]
+    app = dict(request.get("AppSpecification") or {})
+    app.setdefault("ImageUri", None)
+    app.setdefault("ContainerEntrypoint", None)
+    app.setdefault("ContainerArguments", None)
+    inputs = []
+    for item in request.get("ProcessingInputs") or []:
+        item = json.loads(json.dumps(item))
+        s3 = item.get("S3Input")
+        if s3 is not None:
+            s3.setdefault("S3DataType", "S3Prefix")
+            s3.setdefault("S3InputMode", "File")
+            s3.setdefault("S3DataDistributionType", "FullyReplicated")
+            s3.setdefault("S3CompressionType", "None")
+            s3.setdefault("S3DownloadMode", "StartOfJob")
+        inputs.append(item)
+    outputs = request.get("ProcessingOutputConfig") or {"Outputs": []}
+    outputs = dict(outputs, Outputs=list(outputs.get("Outputs") or []))
+    outputs.setdefault("KmsKeyId", None)
+    cluster = dict((request.get("ProcessingResources") or {}).get("ClusterConfig") or {})
+    cluster.setdefault("InstanceCount", 1)
+    cluster.setdefault("InstanceType", "local")
+    cluster.setdefault("VolumeSizeInGB", 30)
+    cluster.setdefault("VolumeKmsKeyId", None)
+    return {
+        "ProcessingJobArn": request.get("ProcessingJobArn") or f"arn:nbsage:local:processing-job/{name}",
+        "ProcessingJobName": name,
+        "AppSpecification": app,
+        "Environment": dict(request.get("Environment") or {}),
+        "NetworkConfig": request.get("NetworkConfig"),
+        "ProcessingInputs": inputs,
+        "ProcessingOutputConfig": outputs,
+        "ProcessingResources": {"ClusterConfig": cluster},
+        "RoleArn": request.get("RoleArn"),
+        "StoppingCondition": request.get("StoppingCondition") or {"MaxRuntimeInSeconds": 86400},
+    }
+
+
+def resource_config(request: dict, host_index: int = 0) -> dict:
+    """resourceconfig.json: the hosts, with the keys SDK local mode adds."""
+    cluster = (request.get("ProcessingResources") or {}).get("ClusterConfig") or {}
+    hosts = [f"algo-{i + 1}" for i in range(int(cluster.get("InstanceCount") or 1))]
+    return {"current_host": hosts[host_index], "hosts": hosts, "network_interface_name": "eth0",
+            "current_instance_type": cluster.get("InstanceType") or "local"}
+
+
+def prepare(root_path: str | os.PathLike, request: dict) -> ProcessingRoot:
+    """Lay out a processing root: the two config files and an empty folder per LocalPath."""
+    root = ProcessingRoot(root_path)
+    for d in (root.config_dir, root.processing_dir, root.output_dir):
+        d.mkdir(parents=True, exist_ok=True)
+    for item in request.get("ProcessingInputs") or []:
+        local = (item.get("S3Input") or item.get("DatasetDefinition") or {}).get("LocalPath")
+        if local:
+            root.local(check_local_path(local, f"ProcessingInput {item.get('InputName')!r}")).mkdir(
+                parents=True, exist_ok=True)
+    for item in (request.get("ProcessingOutputConfig") or {}).get("Outputs") or []:
+        local = (item.get("S3Output") or {}).get("LocalPath")
+        if local:
+            root.local(check_local_path(local, f"ProcessingOutput {item.get('OutputName')!r}")).mkdir(
+                parents=True, exist_ok=True)
+    root.write_config(PROCESSING_JOB_CONFIG, processing_job_config(request))
+    root.write_config(RESOURCE_CONFIG, resource_config(request))
+    return root
+
+
+# ---- a private /opt/ml ---------------------------------------------------------------------------
+class IsolationUnavailable(Exception):
+    """No private mount namespace can be made here; the message says why."""
+
+
+_CLONE_NEWNS = 0x00020000
+_CLONE_NEWUSER = 0x10000000
+_MS_NOSUID, _MS_NODEV, _MS_BIND, _MS_REC, _MS_PRIVATE = 2, 4, 4096, 16384, 1 << 18
+_MNT_DETACH = 2
+
+
+def _libc():
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError as e:  # pragma: no cover - every Linux libc loads
+        raise IsolationUnavailable(f"libc cannot be loaded ({e})") from None
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        code = ctypes.get_errno()
+        raise IsolationUnavailable(f"{what} failed: {os.strerror(code)} ({errno.errorcode.get(code, code)})")
+
+
+def _mount(libc, source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None):
+    _check(libc.mount(source.encode() if source else None, target.encode(), fstype.encode() if fstype else None,
+                      ctypes.c_ulong(flags), data.encode() if data else None), f"mount {target}")
+
+
+def _enter_namespace(libc) -> str:
+    """unshare a mount namespace (and a user namespace when not root); returns how."""
+    uid, gid = os.geteuid(), os.getegid()
+    if uid == 0 and libc.unshare(_CLONE_NEWNS) == 0:
+        return "mount namespace"
+    reason = os.strerror(ctypes.get_errno()) if uid == 0 else None
+    if libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNS) != 0:
+        code = ctypes.get_errno()
+        why = os.strerror(code)
+        hint = ""
+        if code in (errno.EPERM, errno.ENOSPC, errno.EINVAL):
+            hint = ("; unprivileged user namespaces may be disabled (sysctl user.max_user_namespaces, "
+                    "kernel.unprivileged_userns_clone, kernel.apparmor_restrict_unprivileged_userns, "
+                    "or a seccomp profile such as a container's)")
+        raise IsolationUnavailable(f"unshare(CLONE_NEWUSER|CLONE_NEWNS) failed: {why}"
+                                   + (f" (and CLONE_NEWNS alone: {reason})" if reason else "") + hint)
+    with open("/proc/self/setgroups", "w") as f:
+        f.write("deny")
+    with open("/proc/self/uid_map", "w") as f:
+        f.write(f"0 {uid} 1")
+    with open("/proc/self/gid_map", "w") as f:
+        f.write(f"0 {gid} 1")
+    return "user and mount namespace"
+
+
+def _rebuild_opt_with_ml(libc, job_root: str) -> None:
+    """tmpfs on /opt, every entry of the old /opt bound back, and the job root on /opt/ml."""
+    old = os.open("/opt", os.O_PATH | os.O_DIRECTORY)
+    try:
+        through = f"/proc/self/fd/{old}"  # the old /opt, still reachable once covered
+        entries = sorted(os.listdir(through))
+        st_opt = os.stat(through)
+        _mount(libc, "tmpfs", "/opt", "tmpfs", _MS_NOSUID | _MS_NODEV, f"mode={stat.S_IMODE(st_opt.st_mode):o}")
+        try:
+            for name in entries:
+                if name == "ml":
+                    continue
+                src, dst = f"{through}/{name}", f"/opt/{name}"
+                st = os.lstat(src)
+                if stat.S_ISLNK(st.st_mode):
+                    os.symlink(os.readlink(src), dst)
+                    continue
+                if stat.S_ISDIR(st.st_mode):
+                    os.mkdir(dst)
+                else:
+                    with open(dst, "w"):
+                        pass
+                _mount(libc, src, dst, None, _MS_BIND | _MS_REC)
+            os.mkdir("/opt/ml")
+            _mount(libc, job_root, "/opt/ml", None, _MS_BIND | _MS_REC)
+        except BaseException:
+            libc.umount2(b"/opt", _MNT_DETACH)  # back to the host's view before giving up
+            raise
+    finally:
+        os.close(old)
+
+
+def probe_private_opt_ml(job_root: str | os.PathLike) -> str | None:
+    """Try private_opt_ml in a forked child; None when it works, else why not.
+
+    A failure half-way (say, a user namespace made but no mount allowed in it, as AppArmor's
+    restriction of unprivileged user namespaces does) then leaves this process untouched.
+    """
+    if not hasattr(os, "fork"):
+        return f"mount namespaces are a Linux feature; this is {sys.platform}"
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report and leave at once, never returning into the caller's code
+        code = 1
+        try:
+            os.close(read_end)
+            private_opt_ml(job_root)
+            code = 0
+        except BaseException as e:
+            os.write(write_end, str(e).encode("utf-8", "replace")[:2000])
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as f:
+        message = f.read().decode("utf-8", "replace")
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) == 0:
+        return None
+    return message or f"the probe ended with status {os.waitstatus_to_exitcode(status)}"
+
+
+def private_opt_ml(job_root: str | os.PathLike) -> str:
+    """Make /opt/ml this job's root for this process and its children; returns how it was done.
+
+    Call it while the process has a single thread (unshare of a user namespace requires that).
+    Raises IsolationUnavailable, leaving the view of the file system as it was.
+    """
+    if not sys.platform.startswith("linux"):
+        raise IsolationUnavailable(f"mount namespaces are a Linux feature; this is {sys.platform}")
+    if threading.active_count() > 1:
+        raise IsolationUnavailable("the runtime already runs several threads; unshare needs one")
+    job_root = Path(job_root).resolve()
+    has_ml = os.path.isdir(OPT_ML) and not os.path.islink(OPT_ML)
+    if not has_ml and not os.path.isdir("/opt"):
+        raise IsolationUnavailable("this machine has no /opt directory to hold /opt/ml")
+    libc = _libc()
+    how = _enter_namespace(libc)
+    _mount(libc, None, "/", None, _MS_REC | _MS_PRIVATE)  # nothing we mount reaches the host
+    # opened inside the new namespace (a bind source must be in it) and before anything covers it,
+    # so a root that lies under /opt or /opt/ml is still found
+    root_fd = os.open(job_root, os.O_PATH | os.O_DIRECTORY)
+    try:
+        source = f"/proc/self/fd/{root_fd}"
+        if has_ml:
+            _mount(libc, source, OPT_ML, None, _MS_BIND | _MS_REC)
+        else:
+            _rebuild_opt_with_ml(libc, source)
+    finally:
+        os.close(root_fd)
+    return f"private {how}"
+
+
+# ---- running the entrypoint -------------------------------------------------------------------------
+class _Stop:
+    requested = False
+
+
+def _on_sigterm(signum, frame):
+    # the whole process group got SIGTERM (StopProcessingJob): the script handles its own; we wait for it
+    _Stop.requested = True
+
+
+def _die_with_runtime():
+    """Linux: the script gets SIGKILL when the runtime dies, as a container's processes die with it."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _relay_stderr(stream, tail: collections.deque) -> None:
+    for raw in stream:
+        line = raw.decode("utf-8", errors="replace")
+        sys.stderr.write(line)
+        sys.stderr.flush()
+        if line.strip():
+            tail.append(line.rstrip("\n"))
+
+
+def _signal_name(rc: int) -> str:
+    try:
+        return signal.Signals(-rc).name
+    except ValueError:
+        return f"signal {-rc}"
+
+
+def _resolve_program(program: str, path: str) -> str | None:
+    if "/" in program:
+        return program if os.path.exists(program) else None
+    return shutil.which(program, path=path)
+
+
+def _fallback_hint(tail: list[str], root: ProcessingRoot, isolation_problem: str | None) -> str:
+    """In the fallback, name the hard-coded /opt/ml path the script tripped over, and why it is missing."""
+    if isolation_problem is None:
+        return ""
+    for line in reversed(tail):
+        found = re.search(r"(/opt/ml(?:/[^\s'\":,)\]]*)?)", line)
+        if found and not os.path.exists(found.group(1)):
+            path = found.group(1)
+            return (f"ClientError: the script uses the hard-coded path {path}, which does not exist here: this "
+                    f"place could not give the job its own /opt/ml ({isolation_problem}). The job's /opt/ml is "
+                    f"{root.path} (also in $NBSAGE_OPT_ML); pass paths as arguments or read $NBSAGE_OPT_ML")
+    return ""
+
+
+def _failure(head: str, tail: list[str]) -> str:
+    """`head` and as much of the end of the stderr tail as fits in 1024 characters."""
+    text = head
+    if tail:
+        room = FAILURE_CHARS - len(head) - len("\nstderr (last lines):\n")
+        body = "\n".join(tail)
+        if room > 0:
+            text += "\nstderr (last lines):\n" + (body[-room:] if len(body) > room else body)
+    return text[:FAILURE_CHARS]
+
+
+def run(root_path: str) -> int:
+    """Run the processing job laid out in `root_path`; the exit code follows the contract."""
+    root = ProcessingRoot(root_path)
+    root.output_dir.mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    config = root.read_config(PROCESSING_JOB_CONFIG)
+    if not config:
+        root.write_failure(f"ClientError: {root.config_dir / PROCESSING_JOB_CONFIG} is missing; "
+                           "the job root was not prepared")
+        return EXIT_FAILURE
+    app = config.get("AppSpecification") or {}
+    entrypoint = list(app.get("ContainerEntrypoint") or [])
+    arguments = [str(a) for a in app.get("ContainerArguments") or []]
+    if not entrypoint:
+        root.write_failure("ClientError: AppSpecification.ContainerEntrypoint is empty; nbsage runs no container "
+                           "images, so it needs the command to run (Processor(entrypoint=[...]) or ScriptProcessor)")
+        return EXIT_FAILURE
+
+    mode = (os.environ.get(ISOLATION_ENV) or "auto").strip().lower()
+    problem, how = None, ""
+    if mode == "none":
+        problem = f"{ISOLATION_ENV}=none"
+    elif mode in ("auto", "namespace"):
+        try:
+            problem = probe_private_opt_ml(root.path)
+            if problem is None:
+                how = private_opt_ml(root.path)
+        except (IsolationUnavailable, OSError) as e:
+            problem = str(e)
+        if problem is not None:
+            if mode == "namespace":
+                root.write_failure(f"ClientError: {ISOLATION_ENV}=namespace, and no private /opt/ml can be made "
+                                   f"here: {problem}")
+                return EXIT_FAILURE
+    else:
+        root.write_failure(f"ClientError: {ISOLATION_ENV}={mode!r} is not one of auto, namespace, none")
+        return EXIT_FAILURE
+
+    if problem is None:
+        opt_ml = OPT_ML
+        print(f"nbsage: /opt/ml is this job's own root ({how})", flush=True)
+    else:
+        opt_ml = str(root.path)
+        print(f"nbsage: no private /opt/ml ({problem}); the job runs in {opt_ml} and paths it hard-codes "
+              "under /opt/ml are not redirected", flush=True)
+
+        def rewrite(item: str) -> str:
+            return opt_ml + item[len(OPT_ML):] if item == OPT_ML or item.startswith(OPT_ML + "/") else item
+        entrypoint = [rewrite(str(a)) for a in entrypoint]
+        arguments = [rewrite(a) for a in arguments]
+
+    env = dict(os.environ)
+    env.pop(ISOLATION_ENV, None)
+    # the "image's" interpreter is the one nbsage runs on, so `python3` finds this environment's packages
+    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", os.defpath)])
+    env.update({str(k): str(v) for k, v in (config.get("Environment") or {}).items()})
+    env.update(NBSAGE_OPT_ML=opt_ml, PYTHONUNBUFFERED=env.get("PYTHONUNBUFFERED", "1"))
+    program = _resolve_program(str(entrypoint[0]), env["PATH"])
+    if program is None:
+        root.write_failure(f"ClientError: the entrypoint program {entrypoint[0]!r} was not found "
+                           f"(ContainerEntrypoint {entrypoint})")
+        return EXIT_FAILURE
+    argv = [program, *[str(a) for a in entrypoint[1:]], *arguments]
+    tail: collections.deque = collections.deque(maxlen=STDERR_TAIL_LINES)
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=opt_ml,
+                                preexec_fn=_die_with_runtime)
+    except OSError as e:
+        root.write_failure(f"ClientError: cannot start the entrypoint {argv[0]!r}: {e.strerror or e}")
+        return EXIT_FAILURE
+    relay = threading.Thread(target=_relay_stderr, args=(proc.stderr, tail), daemon=True)
+    relay.start()
+    rc = proc.wait()
+    relay.join(5)
+    lines = list(tail)
+    if _Stop.requested:
+        root.write_failure("Stopped: the job received SIGTERM")
+        print("Processing stopped (SIGTERM).", file=sys.stderr, flush=True)
+        return EXIT_STOPPED
+    if rc != 0:
+        ended = (f"was killed by {_signal_name(rc)}" + (" (out of memory?)" if rc == -signal.SIGKILL else "")
+                 if rc < 0 else f"exited with code {rc}")
+        hint = _fallback_hint(lines, root, problem)
+        head = f"{hint} (the script {ended})" if hint else f"AlgorithmError: the processing script {ended}"
+        root.write_failure(_failure(head, lines))
+        return EXIT_FAILURE
+    if root.message_file.exists():
+        try:
+            root.message_file.read_bytes()[:EXIT_MESSAGE_BYTES].decode("utf-8")
+        except UnicodeDecodeError as e:
+            if e.start < EXIT_MESSAGE_BYTES - 4:  # not just a character cut at the 1 KB limit
+                root.write_failure("ClientError: /opt/ml/output/message is not UTF-8 text")
+                return EXIT_FAILURE
+    return 0
