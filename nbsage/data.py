@@ -63,7 +63,7 @@ def _put(local: Path, url: str, extra_args: dict | None) -> str:
         return url
     if is_local(url):
         url = str(Path(local_path(url)).expanduser().resolve())
-    return ArtifactStore("/").put_file(local, url)
+    return ArtifactStore(url).put_file(local, url)
 
 
 def upload_data(path: Any, prefix: str | None = None, bucket: str | None = None, content_type: str | None = None,
@@ -118,7 +118,7 @@ _SUFFIXES = {
     ".pbr": "application/x-recordio-protobuf", ".rec": "application/x-recordio-protobuf",
     ".recordio": "application/x-recordio-protobuf", ".protobuf": "application/x-recordio-protobuf",
 }
-_SQL_START = re.compile(r"^\s*(select|with|from|show|describe|pragma|values|table)\b", re.IGNORECASE)
+_SQL_START = re.compile(r"^\s*(select|with|from|show|describe|pragma|values|table)\s", re.IGNORECASE)
 
 
 def content_type_of(key: str) -> str | None:

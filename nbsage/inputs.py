@@ -1,37 +1,112 @@
-"""Channel inputs: TrainingInput (shaped like the SDK's), and turning what a user passes —
-a path, an fsspec URL, a DataFrame, an array or an (X, y) pair — into a channel request."""
+"""Channel inputs: TrainingInput (shaped like the SDK's), and turning what a user passes into a
+channel request.
+
+A channel's source may be a local file or folder, any fsspec URL (s3://, gs://, http(s)://,
+memory://, ...), or data in memory — written as the channel's content type when the job is
+created: a pandas DataFrame, a NumPy array, a scipy sparse matrix, an (X, y) pair, a SQL query
+result (`nbsage.data.Query`, a DuckDB relation), a pyarrow or polars table, or a Spark DataFrame
+(collected to the driver with `toPandas()`; for data larger than memory write it to a folder or a
+bucket with Spark and pass that URL).
+"""
 from __future__ import annotations
 
+import gzip
 import os
+import shutil
 import uuid
 from pathlib import Path
 from typing import Any
 
 from nbsage.errors import ChannelError
 
+INPUT_MODES = ("File", "Pipe", "FastFile")
+DISTRIBUTIONS = ("FullyReplicated", "ShardedByS3Key")
+COMPRESSIONS = ("None", "Gzip")
+RECORD_WRAPPERS = ("None", "RecordIO")
+S3_DATA_TYPES = ("S3Prefix", "ManifestFile")
+
+# content type -> file suffix of in-memory data written for a channel
+WRITABLE_CONTENT_TYPES = {
+    "text/csv": ".csv",
+    "text/libsvm": ".libsvm",
+    "application/x-parquet": ".parquet",
+    "application/x-recordio-protobuf": ".pbr",
+    "application/jsonlines": ".jsonl",
+}
+
+
+class ShuffleConfig:
+    """sagemaker.inputs.ShuffleConfig: shuffle a channel's objects with this seed."""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+
+    def __repr__(self) -> str:
+        return f"ShuffleConfig(seed={self.seed!r})"
+
+
+def _one_of(what: str, value, accepted: tuple) -> None:
+    if value is not None and value not in accepted:
+        from nbsage.errors import did_you_mean
+        raise ChannelError(f"{what} {value!r} is not valid; use one of {', '.join(accepted)}"
+                           f"{did_you_mean(str(value), accepted)}")
+
+
+def _shuffle_seed(shuffle_config) -> int | None:
+    if shuffle_config is None:
+        return None
+    seed = shuffle_config.get("Seed", shuffle_config.get("seed")) if isinstance(shuffle_config, dict) \
+        else getattr(shuffle_config, "seed", shuffle_config)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        try:
+            seed = int(str(seed))
+        except ValueError:
+            raise ChannelError(f"shuffle_config needs an integer seed, e.g. ShuffleConfig(seed=42) or "
+                               f"{{'Seed': 42}}; got {shuffle_config!r}") from None
+    return seed
+
 
 class TrainingInput:
-    """One channel, as sagemaker.inputs.TrainingInput: where the data is and how to read it."""
+    """One channel, as sagemaker.inputs.TrainingInput: where the data is and how to read it.
+
+    input_mode File copies the objects before training, FastFile gives a read-only view, Pipe
+    streams them through FIFOs input/data/<channel>_<epoch>. distribution ShardedByS3Key gives each
+    instance its own share of the objects; shuffle_config (ShuffleConfig(seed) or {"Seed": n})
+    shuffles them; compression "Gzip" decompresses each object.
+    """
 
     def __init__(self, s3_data: Any, distribution: str | None = None, compression: str | None = None,
                  content_type: str | None = None, record_wrapping: str | None = None,
-                 s3_data_type: str = "S3Prefix", input_mode: str | None = None,
-                 attribute_names: list[str] | None = None, shuffle_config: dict | None = None):
+                 s3_data_type: str = "S3Prefix", instance_groups: list[str] | None = None,
+                 input_mode: str | None = None, attribute_names: list[str] | None = None,
+                 target_attribute_name: str | None = None, shuffle_config=None):
+        _one_of("distribution (S3DataDistributionType)", distribution, DISTRIBUTIONS)
+        _one_of("compression (CompressionType)", compression, COMPRESSIONS)
+        _one_of("record_wrapping (RecordWrapperType)", record_wrapping, RECORD_WRAPPERS)
+        _one_of("s3_data_type (S3DataType)", s3_data_type, S3_DATA_TYPES)
+        _one_of("input_mode", input_mode, INPUT_MODES)
+        if compression == "Gzip" and input_mode == "FastFile":
+            raise ChannelError("compression 'Gzip' works with the File and Pipe input modes, not FastFile")
         self.s3_data = s3_data
         self.distribution = distribution or "FullyReplicated"
         self.compression = compression
         self.content_type = content_type
         self.record_wrapping = record_wrapping
         self.s3_data_type = s3_data_type
+        self.instance_groups = instance_groups
         self.input_mode = input_mode
         self.attribute_names = attribute_names
-        self.shuffle_config = shuffle_config
+        self.target_attribute_name = target_attribute_name
+        seed = _shuffle_seed(shuffle_config)
+        self.shuffle_config = {"Seed": seed} if seed is not None else None
 
     def config(self, uri: str) -> dict:
         cfg: dict = {"DataSource": {"S3DataSource": {"S3DataType": self.s3_data_type, "S3Uri": uri,
                                                      "S3DataDistributionType": self.distribution}}}
         if self.attribute_names:
             cfg["DataSource"]["S3DataSource"]["AttributeNames"] = self.attribute_names
+        if self.instance_groups:
+            cfg["DataSource"]["S3DataSource"]["InstanceGroupNames"] = self.instance_groups
         if self.compression:
             cfg["CompressionType"] = self.compression
         if self.content_type:
@@ -45,69 +120,149 @@ class TrainingInput:
         return cfg
 
     def __repr__(self) -> str:
-        return f"TrainingInput({self.s3_data!r}, content_type={self.content_type!r})"
+        extra = "".join(f", {k}={getattr(self, k)!r}" for k in ("input_mode", "distribution", "compression")
+                        if getattr(self, k) not in (None, "FullyReplicated"))
+        return f"TrainingInput({self.s3_data!r}, content_type={self.content_type!r}{extra})"
+
+
+# ---- data in memory -------------------------------------------------------------------------------
+def _module(obj) -> str:
+    return type(obj).__module__ or ""
+
+
+def is_table_like(obj) -> bool:
+    """Tables that are not pandas/NumPy/scipy but turn into a DataFrame: SQL results, Arrow, Spark."""
+    mod = _module(obj)
+    return (hasattr(obj, "to_pandas") or (mod.startswith("pyspark") and hasattr(obj, "toPandas"))
+            or (mod.startswith("duckdb") and hasattr(obj, "df")))
+
+
+def to_frame(obj):
+    """A DataFrame from a table-like object (Spark, DuckDB relation, Arrow, polars, nbsage Query)."""
+    mod = _module(obj)
+    if mod.startswith("pyspark") and hasattr(obj, "toPandas"):
+        return obj.toPandas()
+    if mod.startswith("duckdb") and hasattr(obj, "df"):
+        return obj.df()
+    return obj.to_pandas()
 
 
 def _is_in_memory(obj) -> bool:
     if isinstance(obj, tuple) and len(obj) == 2:
         return True
-    mod = type(obj).__module__
-    return mod.startswith("pandas") or mod.startswith("numpy") or mod.startswith("scipy.sparse")
+    mod = _module(obj)
+    return mod.startswith(("pandas", "numpy", "scipy.sparse")) or is_table_like(obj)
 
 
-def write_in_memory(obj, directory: Path, channel: str, content_type: str | None) -> tuple[str, str]:
-    """Write a DataFrame / array / (X, y) as the channel's content type; returns (path, content type).
+def _labelled_matrix(obj, channel: str):
+    """(X, y) -> one matrix with the label first, as SageMaker's built-ins read it."""
+    import numpy as np
+    features, labels = obj
+    if is_table_like(features):
+        features = to_frame(features)
+    if hasattr(features, "to_numpy"):
+        features = features.to_numpy()
+    labels = np.asarray(labels, dtype=float).reshape(-1, 1)
+    if hasattr(features, "tocsr"):
+        import scipy.sparse as sp
+        if features.shape[0] != labels.shape[0]:
+            raise ChannelError(f"channel {channel!r}: (features, labels) have {features.shape[0]} rows and "
+                               f"{labels.shape[0]} labels")
+        return sp.hstack([sp.csr_matrix(labels), features]).tocsr()
+    features = np.asarray(features, dtype=float)
+    if features.ndim != 2 or features.shape[0] != labels.shape[0]:
+        raise ChannelError(f"channel {channel!r}: (features, labels) need features of shape (n, d) "
+                           f"and n labels; got {features.shape} and {labels.shape[0]}")
+    return np.hstack([labels, features])
 
-    CSV is written without header or index: SageMaker's built-ins read the first column as the label.
+
+def _numeric_matrix(obj, channel: str, content_type: str):
+    """Dense float ndarray or CSR of a DataFrame / array / sparse matrix."""
+    import numpy as np
+    if hasattr(obj, "tocsr"):
+        return obj.tocsr()
+    if hasattr(obj, "to_numpy"):
+        obj = obj.to_numpy()
+    try:
+        arr = np.asarray(obj, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ChannelError(f"channel {channel!r}: {content_type} holds numbers only, and this data has "
+                           "non-numeric values; encode them first or write it as text/csv") from None
+    return arr.reshape(-1, 1) if arr.ndim == 1 else arr
+
+
+def write_in_memory(obj, directory: Path, channel: str, content_type: str | None,
+                    compression: str | None = None) -> tuple[str, str]:
+    """Write a DataFrame / array / sparse matrix / (X, y) / table as the channel's content type.
+
+    Returns (path, content type). CSV is written without header or index and RecordIO-protobuf
+    and libsvm take the label from the first column: SageMaker's built-ins read data that way
+    (`;label_size=0` in the content type writes RecordIO-protobuf records without a label).
+    With compression "Gzip" the file is written gzipped.
     """
     import numpy as np
     directory.mkdir(parents=True, exist_ok=True)
+    from nbsage.formats import label_size
     ct = (content_type or "text/csv").split(";")[0].strip().lower()
+    ct = {"csv": "text/csv", "libsvm": "text/libsvm", "text/x-libsvm": "text/libsvm", "parquet": "application/x-parquet",
+          "recordio-protobuf": "application/x-recordio-protobuf", "application/x-jsonlines": "application/jsonlines",
+          "application/jsonl": "application/jsonlines"}.get(ct, ct)
+    if ct not in WRITABLE_CONTENT_TYPES:
+        raise ChannelError(f"channel {channel!r}: cannot write in-memory data as {content_type!r}; write it "
+                           f"to a file first, or use one of {', '.join(WRITABLE_CONTENT_TYPES)}")
     if isinstance(obj, tuple):
-        features, labels = obj
-        if hasattr(features, "to_numpy"):
-            features = features.to_numpy()
-        labels = np.asarray(labels, dtype=float).reshape(-1, 1)
-        if hasattr(features, "tocsr"):
-            import scipy.sparse as sp
-            obj = sp.hstack([sp.csr_matrix(labels), features]).tocsr()
-        else:
-            features = np.asarray(features, dtype=float)
-            if features.ndim != 2 or features.shape[0] != labels.shape[0]:
-                raise ChannelError(f"channel {channel!r}: (features, labels) need features of shape (n, d) "
-                                   f"and n labels; got {features.shape} and {labels.shape[0]}")
-            obj = np.hstack([labels, features])
+        obj = _labelled_matrix(obj, channel)
+    elif is_table_like(obj):
+        obj = to_frame(obj)
+    path = directory / f"{channel}{WRITABLE_CONTENT_TYPES[ct]}"
     if ct == "text/csv":
-        path = directory / f"{channel}.csv"
         if hasattr(obj, "to_csv"):
             obj.to_csv(path, header=False, index=False)
         else:
-            arr = obj.toarray() if hasattr(obj, "toarray") else np.asarray(obj)
-            if arr.ndim == 1:
-                arr = arr.reshape(-1, 1)
             import pandas as pd
-            pd.DataFrame(arr).to_csv(path, header=False, index=False)
+            arr = obj.toarray() if hasattr(obj, "toarray") else np.asarray(obj)
+            pd.DataFrame(arr.reshape(-1, 1) if arr.ndim == 1 else arr).to_csv(path, header=False, index=False)
     elif ct == "application/x-parquet":
         import pandas as pd
-        path = directory / f"{channel}.parquet"
-        frame = obj if hasattr(obj, "to_parquet") else pd.DataFrame(np.asarray(obj))
+        frame = obj if hasattr(obj, "to_parquet") else pd.DataFrame(
+            obj.toarray() if hasattr(obj, "toarray") else np.asarray(obj))
+        frame = frame.copy()
         frame.columns = [str(c) for c in frame.columns]
         frame.to_parquet(path, index=False)
+    elif ct == "application/jsonlines":
+        import pandas as pd
+        frame = obj if hasattr(obj, "to_json") else pd.DataFrame(
+            obj.toarray() if hasattr(obj, "toarray") else np.asarray(obj))
+        frame.to_json(path, orient="records", lines=True)
     elif ct == "text/libsvm":
         from sklearn.datasets import dump_svmlight_file
-        arr = obj.toarray() if hasattr(obj, "toarray") and not hasattr(obj, "tocsr") else obj
-        if hasattr(arr, "to_numpy"):
-            arr = arr.to_numpy()
-        path = directory / f"{channel}.libsvm"
-        if hasattr(arr, "tocsr"):
-            arr = arr.tocsr()
-            dump_svmlight_file(arr[:, 1:], arr[:, 0].toarray().ravel(), path, zero_based=True)
-        else:
-            arr = np.asarray(arr, dtype=float)
-            dump_svmlight_file(arr[:, 1:], arr[:, 0], path, zero_based=True)
-    else:
-        raise ChannelError(f"channel {channel!r}: cannot write in-memory data as {content_type!r}; "
-                           "write it to a file first, or use text/csv, text/libsvm or application/x-parquet")
+        arr = _numeric_matrix(obj, channel, ct)
+        if arr.shape[1] < 2:
+            raise ChannelError(f"channel {channel!r}: text/libsvm needs the label first and at least one feature")
+        labels = arr[:, 0].toarray().ravel() if hasattr(arr, "tocsr") else arr[:, 0]
+        dump_svmlight_file(arr[:, 1:], labels, str(path), zero_based=True)
+    else:  # application/x-recordio-protobuf
+        from nbsage.formats import recordio_protobuf
+        arr = _numeric_matrix(obj, channel, ct)
+        labelled = label_size(content_type) > 0
+        if labelled and arr.shape[1] < 2:
+            raise ChannelError(f"channel {channel!r}: RecordIO-protobuf training data needs the label first and "
+                               "at least one feature (use ';label_size=0' for unlabelled data)")
+        labels = None
+        if labelled:
+            labels = (arr[:, 0].toarray().ravel() if hasattr(arr, "tocsr") else arr[:, 0]).astype(np.float32)
+            arr = arr[:, 1:]
+        with open(path, "wb") as f:
+            if hasattr(arr, "tocsr"):
+                recordio_protobuf.write_sparse(f, arr.astype(np.float32), labels)
+            else:
+                recordio_protobuf.write_dense(f, np.ascontiguousarray(arr, dtype=np.float32), labels)
+    if compression == "Gzip":
+        gz = path.with_name(path.name + ".gz")
+        with open(path, "rb") as src, gzip.open(gz, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        path.unlink()
+        path = gz
     return str(path), ct
 
 
@@ -115,9 +270,10 @@ def channel_request(name: str, value: Any, staging_dir: Path) -> dict:
     """One InputDataConfig entry for whatever the user passed as a channel."""
     ti = value if isinstance(value, TrainingInput) else TrainingInput(value)
     data = ti.s3_data
+    content_type = ti.content_type
     if _is_in_memory(data):
-        path, ct = write_in_memory(data, staging_dir / name, name, ti.content_type)
-        ti.content_type = ti.content_type or ct
+        path, ct = write_in_memory(data, staging_dir / name, name, ti.content_type, ti.compression)
+        content_type = content_type or ct
         uri = path
     elif isinstance(data, (str, os.PathLike)):
         uri = str(data)
@@ -128,8 +284,11 @@ def channel_request(name: str, value: Any, staging_dir: Path) -> dict:
             uri = str(local.resolve())
     else:
         raise ChannelError(f"channel {name!r}: {type(data).__name__} is not a data source; pass a path, an fsspec "
-                           "URL (s3://...), a pandas DataFrame, a NumPy array, an (X, y) pair or a TrainingInput")
+                           "URL (s3://...), a pandas DataFrame, a NumPy array or scipy sparse matrix, an (X, y) "
+                           "pair, a SQL query result (nbsage.data.Query), a Spark DataFrame or a TrainingInput")
     cfg = ti.config(uri)
+    if content_type:
+        cfg["ContentType"] = content_type
     cfg["ChannelName"] = name
     return cfg
 

@@ -12,7 +12,8 @@ import time
 import traceback
 
 from nbsage.backends.log_stream import LogSink
-from nbsage.backends.staging import collect, prepare_root
+from nbsage.backends.pipe_feeder import PipeFeeder
+from nbsage.backends.staging import collect, host_count, prepare_root
 from nbsage.errors import NBSageError
 from nbsage.runtime.layout import JobRoot
 
@@ -54,12 +55,16 @@ def supervise(job_name: str) -> int:
         from nbsage.backends.processing_job import supervise as supervise_processing
         return supervise_processing(session, job)
     request = json.loads(job["request"])
+    if host_count(request) > 1:  # several instances: one runtime process per host
+        from nbsage.backends.multi_host import supervise_local
+        return supervise_local(session, job)
     root = JobRoot(job["root"])
     sink = LogSink(store, job_name, request.get("AlgorithmSpecification", {}).get("MetricDefinitions"))
     try:
         store.set_status(job_name, "InProgress", "Downloading", "Downloading input data")
         store.update_job(job_name, start_time=time.time())
         prepare_root(root, request, request.get("nbsage:SourceDir"))
+        feeder = PipeFeeder(root, request, log=sink.write)  # Pipe-mode channels' FIFOs
     except (NBSageError, OSError) as e:
         store.set_status(job_name, "Failed", "Failed", str(e), failure_reason=f"ClientError: {e}")
         return 1
@@ -69,6 +74,7 @@ def supervise(job_name: str) -> int:
     store.set_status(job_name, "InProgress", "Training", "Training image download completed. Training in progress.")
     env = dict(os.environ, TRAINING_JOB_NAME=job_name, PYTHONUNBUFFERED="1")
     env.update(request.get("Environment") or {})
+    feeder.start()
     proc = subprocess.Popen([sys.executable, "-m", "nbsage.runtime", "train", "--root", str(root.path)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             env=env, cwd=str(root.path), start_new_session=True, preexec_fn=_die_with_parent)
@@ -93,6 +99,7 @@ def supervise(job_name: str) -> int:
     for raw in proc.stdout:
         sink.write(raw.decode("utf-8", errors="replace"))
     rc = proc.wait()
+    feeder.stop()
     if timer:
         timer.cancel()
     sink.flush()

@@ -1,72 +1,367 @@
-"""Staging channels into a job root and collecting its artifacts: the parts every place shares."""
+"""Staging channels into a job root and collecting its artifacts: the parts every place shares.
+
+A channel's source (a local file or folder, any fsspec URL prefix, or a ManifestFile) is listed
+once into objects sorted by key. `select_objects` then applies the channel's ShuffleConfig (a
+seeded shuffle, re-seeded per epoch in Pipe mode) and S3DataDistributionType (ShardedByS3Key:
+host i of N gets objects i, i+N, ... of that list — object-level sharding, so a host may get none).
+How the selected objects reach the algorithm depends on the input mode:
+
+- File: copied into `input/data/<channel>/<key>` before the runtime starts. With CompressionType
+  Gzip each object is decompressed on the way (and a `.gz` suffix dropped). SageMaker uses
+  CompressionType only in Pipe mode; nbsage also honours it in File mode rather than ignore it.
+- FastFile: a read-only view, nothing copied up front for local sources. SageMaker mounts the S3
+  prefix read-only and streams objects on access. fsspec's FUSE bridge can do the same where
+  fusepy, libfuse 2, /dev/fuse and mount rights exist (checked: `FUSE(FUSEr(fs, path), mnt,
+  foreground=True, ro=True)` in a thread gives a lazy read-only mount; `fsspec.fuse.run(...,
+  foreground=False)` daemonises from inside a thread and hangs). nbsage does not mount, because
+  none of that is a dependency and a mount left behind by a killed supervisor makes the job root
+  unusable. Instead:
+  * local sources: `input/data/<channel>/<key>` are symlinks to the source files (opened lazily,
+    zero copy). Read-only is not enforced here: a script that writes through a link changes the
+    source file.
+  * remote sources (s3://, gs://, http(s)://, memory://, ...): each object is fetched once into a
+    content cache (`$NBSAGE_HOME/cache/fastfile`, keyed by URL and ETag/size/mtime, files made
+    0444) and linked into the channel folder. Objects are materialised when the job starts, not on
+    first read; a later job reading the same unchanged objects does not fetch them again.
+  CompressionType Gzip is rejected in FastFile mode, as SageMaker does.
+- Pipe: nothing is staged; `nbsage.backends.pipe_feeder` streams the objects into the FIFOs
+  `input/data/<channel>_<epoch>` while the job runs. Staging only checks that the source exists.
+"""
 from __future__ import annotations
 
+import gzip
+import hashlib
+import json
 import os
+import random
 import shutil
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from nbsage.errors import ChannelError
 from nbsage.runtime.job_config import write_job_configs
 from nbsage.runtime.layout import JobRoot
 from nbsage.store.artifacts import ArtifactStore, is_local, join, local_path
 
+INPUT_MODES = ("File", "Pipe", "FastFile")
+DISTRIBUTIONS = ("FullyReplicated", "ShardedByS3Key")
+COMPRESSIONS = ("None", "Gzip")
+RECORD_WRAPPERS = ("None", "RecordIO")
+S3_DATA_TYPES = ("S3Prefix", "ManifestFile")
+GZIP_MAGIC = b"\x1f\x8b"
+_CHUNK = 1 << 20
 
-def _copy_local(src: Path, dest_dir: Path) -> int:
+
+@dataclass
+class ChannelObject:
+    """One object of a channel's source: where to read it and its key under the channel folder."""
+
+    url: str
+    key: str
+    fs: Any = field(default=None, repr=False, compare=False)  # fsspec filesystem; None for local files
+    path: str = field(default="", repr=False, compare=False)  # the path within `fs`
+
+    @property
+    def local(self) -> bool:
+        return self.fs is None
+
+    def open(self) -> BinaryIO:
+        """The object's bytes as stored (compressed objects are not decompressed here)."""
+        if self.fs is None:
+            return open(self.url, "rb")
+        return self.fs.open(self.path, "rb")
+
+
+def _hidden(rel: str) -> bool:
+    return any(part.startswith(".") for part in rel.split("/"))
+
+
+def _list_local(src: Path) -> list[ChannelObject]:
     if src.is_file():
-        shutil.copyfile(src, dest_dir / src.name)
-        return 1
-    count = 0
-    for root, dirs, files in os.walk(src):
+        return [ChannelObject(str(src), src.name)]
+    objects = []
+    for root, dirs, files in os.walk(src, followlinks=True):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
-        rel = Path(root).relative_to(src)
         for name in files:
             if name.startswith("."):
                 continue
-            target = dest_dir / rel / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(Path(root) / name, target)
-            count += 1
-    return count
+            full = Path(root) / name
+            objects.append(ChannelObject(str(full), full.relative_to(src).as_posix()))
+    return objects
 
 
-def stage_channel(uri: str, dest_dir: Path, channel: str) -> int:
-    """Copy a channel's objects (a file, a folder, or an fsspec URL prefix) into dest_dir."""
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    if is_local(uri):
+def _list_remote(uri: str, channel: str) -> list[ChannelObject]:
+    import fsspec
+    try:
+        fs, path = fsspec.core.url_to_fs(uri)
+    except (ImportError, ValueError) as e:
+        raise ChannelError(f"channel {channel!r}: cannot read {uri}: {e}") from None
+    try:
+        fs.invalidate_cache()  # another process (a job, an upload) may have written since the last listing
+    except Exception:
+        pass
+    try:
+        if not fs.exists(path):
+            return _list_key_prefix(fs, path, uri, channel)
+        if fs.isfile(path):
+            name = path.rstrip("/").rsplit("/", 1)[-1]
+            return [ChannelObject(uri, name, fs, path)]
+        return _find(fs, path.rstrip("/"))
+    except ChannelError:
+        raise
+    except (OSError, PermissionError) as e:
+        raise ChannelError(f"channel {channel!r}: cannot list {uri}: {e}") from None
+
+
+def _find(fs, base: str) -> list[ChannelObject]:
+    objects = []
+    for key in fs.find(base):
+        rel = key[len(base) + 1:] if key.startswith(base + "/") else ""
+        if not rel or rel.endswith("/") or _hidden(rel):
+            continue  # S3 "folder" markers and hidden files are not data
+        objects.append(ChannelObject(fs.unstrip_protocol(key), rel, fs, key))
+    return objects
+
+
+def _list_key_prefix(fs, path: str, uri: str, channel: str) -> list[ChannelObject]:
+    """A URI that names neither an object nor a folder is a key prefix, as an S3Uri is:
+    s3://b/data/train matches data/train-0.csv, data/train-1.csv, ... (a URI naming a folder reads
+    that folder). Keys are taken relative to the prefix's folder (data/), so matches keep their names.
+    """
+    parent, _, stem = path.rstrip("/").rpartition("/")
+    matches = []
+    if parent and stem:
+        try:
+            matches = [p for p in fs.ls(parent, detail=False) if p.rstrip("/").rsplit("/", 1)[-1].startswith(stem)]
+        except (FileNotFoundError, OSError):
+            matches = []
+    if not matches:
+        raise ChannelError(f"channel {channel!r}: {uri} does not exist (or is not readable with the "
+                           "configured credentials)")
+    objects = []
+    for match in sorted(matches):
+        if fs.isfile(match):
+            objects.append(ChannelObject(fs.unstrip_protocol(match), match[len(parent) + 1:], fs, match))
+        else:
+            objects += [ChannelObject(o.url, f"{match[len(parent) + 1:].rstrip('/')}/{o.key}", fs, o.path)
+                        for o in _find(fs, match.rstrip("/"))]
+    return [o for o in objects if not _hidden(o.key)]
+
+
+def _list_manifest(uri: str, channel: str) -> list[ChannelObject]:
+    """A ManifestFile: `[{"prefix": "s3://b/p/"}, "rel/key1", "rel/key2", ...]`."""
+    try:
+        if is_local(uri):
+            text = Path(local_path(uri)).expanduser().read_text()
+        else:
+            import fsspec
+            with fsspec.open(uri, "rt") as f:
+                text = f.read()
+        manifest = json.loads(text)
+    except (OSError, ValueError) as e:
+        raise ChannelError(f"channel {channel!r}: cannot read the manifest {uri}: {e}") from None
+    if (not isinstance(manifest, list) or not manifest or not isinstance(manifest[0], dict)
+            or "prefix" not in manifest[0] or not all(isinstance(k, str) for k in manifest[1:])):
+        raise ChannelError(f"channel {channel!r}: {uri} is not a ManifestFile: expected a JSON list "
+                           '[{"prefix": "s3://bucket/prefix/"}, "key1", "key2", ...]')
+    prefix = manifest[0]["prefix"]
+    objects = []
+    for rel in manifest[1:]:
+        url = prefix + rel if prefix.endswith("/") else f"{prefix}/{rel}"
+        found = _list_local(Path(local_path(url))) if is_local(url) else _list_remote(url, channel)
+        if len(found) != 1:
+            raise ChannelError(f"channel {channel!r}: manifest {uri} names {url}, which is not one file")
+        objects.append(ChannelObject(found[0].url, rel, found[0].fs, found[0].path))
+    return objects
+
+
+def list_channel_objects(uri: str, channel: str, s3_data_type: str = "S3Prefix") -> list[ChannelObject]:
+    """Every object of a channel's source, sorted by key (hidden files skipped)."""
+    if s3_data_type not in S3_DATA_TYPES:
+        raise ChannelError(f"channel {channel!r}: S3DataType {s3_data_type!r} is not supported; "
+                           f"use one of {', '.join(S3_DATA_TYPES)}")
+    if s3_data_type == "ManifestFile":
+        objects = _list_manifest(uri, channel)
+    elif is_local(uri):
         src = Path(local_path(uri)).expanduser()
         if not src.exists():
             raise ChannelError(f"channel {channel!r}: {uri} does not exist")
-        count = _copy_local(src, dest_dir)
+        objects = _list_local(src.resolve())
     else:
-        import fsspec
-        fs, path = fsspec.core.url_to_fs(uri)
-        if not fs.exists(path):
-            raise ChannelError(f"channel {channel!r}: {uri} does not exist (or is not readable with the "
-                               "configured credentials)")
-        if fs.isfile(path):
-            fs.get_file(path, str(dest_dir / Path(path).name))
-            count = 1
-        else:
-            count = 0
-            for key in sorted(fs.find(path)):
-                rel = key[len(path.rstrip("/")) + 1:]
-                if not rel or any(part.startswith(".") for part in rel.split("/")):
-                    continue
-                target = dest_dir / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
-                fs.get_file(key, str(target))
-                count += 1
-    if count == 0:
+        objects = _list_remote(uri, channel)
+    if not objects:
         raise ChannelError(f"channel {channel!r}: {uri} holds no files")
-    return count
+    return sorted(objects, key=lambda o: o.key)
 
 
-def prepare_root(root: JobRoot, request: dict, code_source: str | None = None) -> JobRoot:
-    """Write the config files, stage every channel and the script's source directory."""
-    write_job_configs(root, request)
+def select_objects(objects: list[ChannelObject], distribution: str = "FullyReplicated", host_index: int = 0,
+                   host_count: int = 1, shuffle_seed: int | None = None, epoch: int = 0) -> list[ChannelObject]:
+    """The objects one host reads: shuffled by ShuffleConfig's seed (plus the epoch), then sharded.
+
+    ShardedByS3Key gives host i of N the objects i, i+N, i+2N, ... of the (shuffled) list; with a
+    shuffle that changes per epoch, so does the shard-to-host assignment, as on SageMaker.
+    """
+    if distribution not in DISTRIBUTIONS:
+        raise ChannelError(f"S3DataDistributionType {distribution!r} is not valid; use one of {', '.join(DISTRIBUTIONS)}")
+    if not 0 <= host_index < max(host_count, 1):
+        raise ChannelError(f"host index {host_index} is not one of the {host_count} hosts")
+    chosen = list(objects)
+    if shuffle_seed is not None:
+        random.Random(int(shuffle_seed) + epoch).shuffle(chosen)
+    if distribution == "ShardedByS3Key" and host_count > 1:
+        chosen = chosen[host_index::host_count]
+    return chosen
+
+
+def _check_channel_options(channel: str, input_mode: str, compression: str | None) -> str:
+    if input_mode not in INPUT_MODES:
+        raise ChannelError(f"channel {channel!r}: input mode {input_mode!r} is not valid; use one of {', '.join(INPUT_MODES)}")
+    compression = compression or "None"
+    if compression not in COMPRESSIONS:
+        raise ChannelError(f"channel {channel!r}: CompressionType {compression!r} is not valid; "
+                           f"use one of {', '.join(COMPRESSIONS)}")
+    if compression == "Gzip" and input_mode == "FastFile":
+        raise ChannelError(f"channel {channel!r}: CompressionType Gzip works with the File and Pipe input "
+                           "modes, not FastFile (SageMaker streams FastFile objects as stored)")
+    return compression
+
+
+class _Rejoined:
+    """A stream with bytes already read from it put back in front (no seek needed: HTTP, pipes)."""
+
+    def __init__(self, head: bytes, raw: BinaryIO):
+        self.head, self.raw = head, raw
+
+    def read(self, n: int = -1) -> bytes:
+        if not self.head:
+            return self.raw.read(n)
+        if n is None or n < 0:
+            data, self.head = self.head + self.raw.read(), b""
+            return data
+        data, self.head = self.head[:n], self.head[n:]
+        return data + (self.raw.read(n - len(data)) if len(data) < n else b"")
+
+
+class _Gunzip(gzip.GzipFile):
+    """GzipFile that also closes the object stream it reads."""
+
+    def __init__(self, raw: BinaryIO, head: bytes):
+        super().__init__(fileobj=_Rejoined(head, raw), mode="rb")
+        self._raw = raw
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._raw.close()
+
+
+def open_decompressed(obj: ChannelObject, channel: str) -> BinaryIO:
+    """An object's bytes, gunzipped; a clear ChannelError when it is not gzip data."""
+    raw = obj.open()
+    head = raw.read(2)
+    if head != GZIP_MAGIC:
+        raw.close()
+        raise ChannelError(f"channel {channel!r}: CompressionType is Gzip, and {obj.url} is not gzip data")
+    return _Gunzip(raw, head)
+
+
+def _copy_object(obj: ChannelObject, target: Path, channel: str, gunzip: bool) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if gunzip:
+        src = open_decompressed(obj, channel)
+        try:
+            with src, open(target, "wb") as out:
+                shutil.copyfileobj(src, out, _CHUNK)
+        except (OSError, EOFError) as e:
+            raise ChannelError(f"channel {channel!r}: {obj.url} is not valid gzip data ({e})") from None
+    elif obj.local:
+        shutil.copyfile(obj.url, target)
+    else:
+        obj.fs.get_file(obj.path, str(target))
+
+
+def default_cache_dir() -> Path:
+    """Where FastFile keeps fetched remote objects: $NBSAGE_HOME/cache/fastfile."""
+    return Path(os.environ.get("NBSAGE_HOME") or "~/.nbsage").expanduser() / "cache" / "fastfile"
+
+
+def _cached(obj: ChannelObject, cache_dir: Path) -> Path:
+    """The object's local copy in the FastFile cache, fetched on first use."""
+    try:
+        info = obj.fs.info(obj.path)
+    except (OSError, FileNotFoundError):
+        info = {}
+    version = next((str(info[k]) for k in ("ETag", "etag", "md5Hash", "mtime", "LastModified", "last_modified", "created") if info.get(k)), "")
+    digest = hashlib.sha256(f"{obj.url}\n{version}\n{info.get('size', '')}".encode()).hexdigest()
+    name = obj.key.rsplit("/", 1)[-1]
+    cached = cache_dir / digest[:2] / digest / name
+    if not cached.exists():
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_name(f".{name}.{uuid.uuid4().hex[:8]}.tmp")
+        obj.fs.get_file(obj.path, str(tmp))
+        os.chmod(tmp, 0o444)
+        os.replace(tmp, cached)
+    return cached
+
+
+def stage_channel(uri: str, dest_dir: Path, channel: str, *, input_mode: str = "File",
+                  compression: str | None = None, distribution: str = "FullyReplicated", host_index: int = 0,
+                  host_count: int = 1, shuffle_seed: int | None = None, s3_data_type: str = "S3Prefix",
+                  cache_dir: Path | None = None) -> int:
+    """Put one host's share of a channel into dest_dir as its input mode wants; returns the object count.
+
+    Pipe mode stages nothing (the pipe feeder streams the objects while the job runs).
+    """
+    compression = _check_channel_options(channel, input_mode, compression)
+    objects = select_objects(list_channel_objects(uri, channel, s3_data_type), distribution,
+                             host_index, host_count, shuffle_seed)
+    if input_mode == "Pipe":
+        return len(objects)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    gunzip = compression == "Gzip"
+    for obj in objects:
+        key = obj.key[:-3] if gunzip and obj.key.endswith(".gz") else obj.key
+        target = dest_dir / key
+        if input_mode == "File":
+            _copy_object(obj, target, channel, gunzip)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        source = Path(obj.url) if obj.local else _cached(obj, cache_dir or default_cache_dir())
+        if target.is_symlink() or target.exists():
+            target.unlink()
+        target.symlink_to(source)
+    return len(objects)
+
+
+def channel_options(ch: dict, request: dict) -> dict:
+    """stage_channel's keyword arguments for one InputDataConfig entry of a request."""
+    s3 = ch.get("DataSource", {}).get("S3DataSource", {})
+    seed = (ch.get("ShuffleConfig") or {}).get("Seed")
+    return {
+        "input_mode": ch.get("InputMode") or request.get("AlgorithmSpecification", {}).get("TrainingInputMode") or "File",
+        "compression": ch.get("CompressionType"),
+        "distribution": s3.get("S3DataDistributionType", "FullyReplicated"),
+        "shuffle_seed": int(seed) if seed is not None else None,
+        "s3_data_type": s3.get("S3DataType", "S3Prefix"),
+    }
+
+
+def host_count(request: dict) -> int:
+    return int(request.get("ResourceConfig", {}).get("InstanceCount", 1) or 1)
+
+
+def prepare_root(root: JobRoot, request: dict, code_source: str | None = None, *, host_index: int = 0,
+                 cache_dir: Path | None = None) -> JobRoot:
+    """Write the config files, stage host `host_index`'s share of every channel and the script's source."""
+    write_job_configs(root, request, host_index)
     for ch in request.get("InputDataConfig", []):
-        uri = ch["DataSource"]["S3DataSource"]["S3Uri"]
-        stage_channel(uri, root.channel_dir(ch["ChannelName"]), ch["ChannelName"])
+        name = ch["ChannelName"]
+        stage_channel(ch["DataSource"]["S3DataSource"]["S3Uri"], root.channel_dir(name), name,
+                      host_index=host_index, host_count=host_count(request), cache_dir=cache_dir,
+                      **channel_options(ch, request))
     if code_source:
         src = Path(local_path(code_source))
         if src.is_dir():

@@ -1,18 +1,26 @@
 """What a built-in algorithm sees of its job: channels, hyperparameters, hosts, where to write."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
+import stat
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Iterator
 
+from nbsage.errors import ChannelError
 from nbsage.runtime import layout
 from nbsage.runtime.layout import JobRoot
 from nbsage.runtime.metrics import emit_metric, emit_progress
 
 GPU_INSTANCE_PREFIXES = ("ml.g", "ml.p")
+# how long a reader waits for a Pipe channel's next FIFO to appear (the contract: it may appear late)
+PIPE_WAIT_SECONDS = float(os.environ.get("NBSAGE_PIPE_WAIT_SECONDS", "300"))
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 def is_gpu_instance_type(instance_type: str | None) -> bool:
@@ -41,6 +49,8 @@ class ChannelInput:
     content_type: str
     input_mode: str = "File"
     distribution: str = "FullyReplicated"
+    record_wrapper: str = "None"
+    compression: str = "None"
 
 
 def list_data_files(path: Path) -> list[Path]:
@@ -74,7 +84,11 @@ class TrainingEnvironment:
                 name=name, path=self.root.channel_dir(name),
                 content_type=cfg.get("ContentType", ""),
                 input_mode=cfg.get("TrainingInputMode", "File"),
-                distribution=cfg.get("S3DistributionType", "FullyReplicated"))
+                distribution=cfg.get("S3DistributionType", "FullyReplicated"),
+                record_wrapper=cfg.get("RecordWrapperType", "None") or "None",
+                compression=cfg.get("CompressionType", "None") or "None")
+        self._next_epoch: dict[str, int] = {}
+        self._spooled: dict[str, list[Path]] = {}
 
     job_name = property(lambda self: self.job_config.get("TrainingJobName", os.environ.get("TRAINING_JOB_NAME", "")))
     model_dir = property(lambda self: self.root.model_dir)
@@ -96,10 +110,92 @@ class TrainingEnvironment:
         return "cuda" if is_gpu_instance_type(self.instance_type) else "cpu"
 
     def channel_files(self, name: str) -> list[Path]:
+        """The channel's data files, in any input mode.
+
+        File and FastFile: the files under input/data/<channel>. Pipe: the first call reads the
+        channel's next epoch from its FIFO into input/pipe-spool/<channel>/ (one file; one file per
+        record when RecordWrapperType is RecordIO, i.e. per source object) and later calls return
+        the same files, so algorithms that need the whole data set read Pipe channels unchanged.
+        """
         ch = self.channels.get(name)
-        if ch is None or not ch.path.exists():
+        if ch is None:
+            return []
+        if ch.input_mode == "Pipe" and not ch.path.is_dir():
+            if name not in self._spooled:
+                self._spooled[name] = self._spool_pipe(ch)
+            return list(self._spooled[name])
+        if not ch.path.exists():
             return []
         return list_data_files(ch.path)
+
+    # ---- Pipe mode --------------------------------------------------------------------------------
+    def pipe_path(self, name: str, epoch: int) -> Path:
+        """The FIFO of a Pipe channel's epoch: input/data/<channel>_<epoch>."""
+        return self.root.data_dir / f"{name}_{epoch}"
+
+    def pipe_epochs(self, name: str, timeout: float | None = None) -> Iterator[Path]:
+        """The FIFOs of a Pipe channel's next epochs, in order, each yielded once it exists.
+
+        Open each one and read it (to EOF, or close it early) before asking for the next: the next
+        epoch's FIFO appears only after the previous one was read. Endless; stop when done.
+        """
+        while True:
+            epoch = self._next_epoch.get(name, 0)
+            path = self._wait_for_pipe(name, epoch, PIPE_WAIT_SECONDS if timeout is None else timeout)
+            self._next_epoch[name] = epoch + 1
+            yield path
+
+    def open_channel(self, name: str) -> BinaryIO:
+        """The channel's bytes as one binary stream, whatever its input mode.
+
+        Pipe: each call opens the next epoch's FIFO (objects concatenated, or RecordIO records when
+        RecordWrapperType is RecordIO). File and FastFile: the channel's files, concatenated in order.
+        """
+        ch = self.channels.get(name)
+        if ch is None:
+            raise ChannelError(f"channel {name!r} was not given to this job; its channels are "
+                               f"{', '.join(self.channels) or 'none'}")
+        if ch.input_mode == "Pipe" and not ch.path.is_dir():
+            return open(next(self.pipe_epochs(name)), "rb")
+        return io.BufferedReader(_Concatenated(list_data_files(ch.path) if ch.path.exists() else []))
+
+    def _wait_for_pipe(self, name: str, epoch: int, timeout: float) -> Path:
+        path = self.pipe_path(name, epoch)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if stat.S_ISFIFO(os.stat(path).st_mode):
+                    return path
+            except FileNotFoundError:
+                pass
+            if time.monotonic() >= deadline:
+                raise ChannelError(f"Pipe channel {name!r}: {path} did not appear within {timeout:g} s "
+                                   "(is the place feeding Pipe-mode channels?)")
+            time.sleep(0.02)
+
+    def _spool_pipe(self, ch: ChannelInput) -> list[Path]:
+        spool = self.root.input_dir / "pipe-spool" / ch.name
+        if spool.exists():
+            shutil.rmtree(spool)
+        spool.mkdir(parents=True)
+        files = []
+        with self.open_channel(ch.name) as stream:
+            if ch.record_wrapper == "RecordIO":
+                from nbsage.formats.recordio_protobuf import iter_payloads
+                for i, payload in enumerate(iter_payloads(stream, f"Pipe channel {ch.name!r}")):
+                    suffix = ".gz" if payload[:2] == GZIP_MAGIC else ""
+                    path = spool / f"part-{i:05d}{suffix}"
+                    path.write_bytes(payload)
+                    files.append(path)
+            else:
+                path = spool / "data"
+                with open(path, "wb") as out:
+                    shutil.copyfileobj(stream, out, 1 << 20)
+                with open(path, "rb") as f:
+                    if f.read(2) == GZIP_MAGIC:  # readers pick gzip by suffix
+                        path = path.rename(path.with_name("data.gz"))
+                files.append(path)
+        return files
 
     def metric(self, name: str, value: float, step: int | None = None) -> None:
         emit_metric(name, value, step)
@@ -112,3 +208,33 @@ class TrainingEnvironment:
 
     def to_json(self) -> str:
         return json.dumps({"hyperparameters": self.hyperparameters, "channels": list(self.channels)})
+
+
+class _Concatenated(io.RawIOBase):
+    """Several files read as one stream (open_channel in File and FastFile mode)."""
+
+    def __init__(self, paths: list[Path]):
+        super().__init__()
+        self._paths = list(paths)
+        self._current: BinaryIO | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        while True:
+            if self._current is None:
+                if not self._paths:
+                    return 0
+                self._current = open(self._paths.pop(0), "rb")
+            n = self._current.readinto(buffer)
+            if n:
+                return n
+            self._current.close()
+            self._current = None
+
+    def close(self) -> None:
+        if self._current is not None:
+            self._current.close()
+            self._current = None
+        super().close()

@@ -32,7 +32,10 @@ def read_channel(env, channel: str, num_features: int | None):
     files = env.channel_files(channel)
     if not files:
         raise DataError(f"channel {channel!r} has no files in {ch.path}")
-    return read_table(files, ch.content_type or DEFAULT_CONTENT_TYPE, num_features=num_features)
+    table = read_table(files, ch.content_type or DEFAULT_CONTENT_TYPE, num_features=num_features)
+    if hasattr(table.features, "toarray"):  # sparse RecordIO-protobuf records: trained on dense features
+        table.features = table.features.toarray()
+    return table
 
 
 def where(env, channel: str, row: int) -> str:

@@ -156,12 +156,16 @@ HYPERPARAMETERS = (
                         "model with your settings, explored by the parallel models)"),
 )
 
+# File or Pipe input mode for both (Pipe channels are read whole through env.channel_files)
+CONTENT_TYPES = ("text/csv", "application/x-recordio-protobuf")
+
 CHANNELS = (
-    Channel("train", ("text/csv",), required=True,
-            help="labelled records, label in the first column, no header"),
-    Channel("validation", ("text/csv",),
+    Channel("train", CONTENT_TYPES, required=True,
+            help="labelled records: CSV with the label in the first column and no header, or "
+                 "RecordIO-protobuf with features['values'] and label['values']"),
+    Channel("validation", CONTENT_TYPES,
             help="labelled records for early stopping, model selection and threshold tuning"),
-    Channel("test", ("text/csv",),
+    Channel("test", CONTENT_TYPES,
             help="labelled records scored once with the final model"),
 )
 
