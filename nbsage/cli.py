@@ -161,7 +161,9 @@ def cmd_train(args) -> int:
         args.algorithm, hyperparameters, entry_point=args.entry_point, source_dir=args.source_dir,
         instance_type=args.instance_type, instance_count=args.instance_count, max_run=args.max_run,
         output_path=args.output_path, metric_definitions=metric_definitions or None,
-        backend=args.backend, sagemaker_session=_session(args))
+        backend=args.backend, sagemaker_session=_session(args),
+        **{k: v for k, v in (("gateway", args.gateway), ("kernel", args.kernel),
+                             ("connection_file", args.connection_file), ("scheduler", args.scheduler)) if v})
     if args.no_wait:
         job = estimator.fit(inputs, wait=False, job_name=args.name)
         print(job.name)
@@ -380,6 +382,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a MetricDefinition for a script: the first capture group is the value")
     t.add_argument("--output-path", metavar="URL", help="where model.tar.gz goes (default: the artifact root)")
     t.add_argument("--backend", default="local", metavar="PLACE", help="where the job runs (default: local)")
+    t.add_argument("--gateway", metavar="URL", help="kernel place: a kernel gateway URL, e.g. http://gpu-box:8888")
+    t.add_argument("--kernel", metavar="NAME", help="kernel place: the kernel (kernelspec) name, e.g. python3")
+    t.add_argument("--connection-file", metavar="FILE", help="kernel place: a running kernel's connection file")
+    t.add_argument("--scheduler", metavar="ADDR",
+                   help="dask place: a Dask scheduler address, e.g. tcp://host:8786 (default: a LocalCluster per job)")
     t.set_defaults(run=cmd_train)
 
     j = sub.add_parser("jobs", help="list training jobs, newest first")

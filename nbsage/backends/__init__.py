@@ -12,6 +12,8 @@ from nbsage.errors import ValidationError, did_you_mean
 # name -> "module:Class"; modules are imported on first use (dask, jupyter_client stay unloaded)
 _PLACES = {
     "local": "nbsage.backends.local:LocalBackend",
+    "dask": "nbsage.backends.dask:DaskBackend",
+    "kernel": "nbsage.backends.kernel:KernelBackend",
 }
 
 

@@ -148,6 +148,26 @@ class _ByResponseType:
         return body
 
 
+class PlaceList(list):
+    """Places (describe_place() dicts), shown as a table; the list itself holds the dicts."""
+
+    header = ["Place", "Where", "CPUs", "GPUs", "Memory (GiB)", "Default"]
+
+    def _rows(self) -> list[list[str]]:
+        def cell(value):
+            return "?" if value is None else str(value)
+        return [[p["name"], p.get("where", "") + (f" ({p['error']})" if p.get("error") else ""), cell(p.get("cpus")),
+                 cell(p.get("gpus")), cell(p.get("memory_gib")), "yes" if p.get("default") else ""] for p in self]
+
+    def __repr__(self) -> str:
+        from nbsage.notebook.display import _text_table
+        return _text_table(self.header, self._rows())
+
+    def _repr_html_(self) -> str:
+        from nbsage.notebook.display import _html_table
+        return _html_table(self.header, self._rows())
+
+
 @magics_class
 class SageMakerMagics(Magics, Configurable):
     """The SageMaker workflow as magics. Configure with `%config SageMakerMagics.<setting> = value`."""
@@ -157,6 +177,8 @@ class SageMakerMagics(Magics, Configurable):
     wait = Bool(True, config=True, help="Follow %%sm_train jobs until they end (like fit(wait=True)).")
     logs = Bool(True, config=True, help="Show log lines while following a job.")
     stop_timeout = Float(30.0, config=True, help="Seconds %sm_stop waits for a job to reach Stopped.")
+    gateway = Unicode("", config=True, help="The kernel place's kernel gateway URL, e.g. http://gpu-box:8888.")
+    kernel = Unicode("", config=True, help="The kernel place's kernel name (a kernelspec), e.g. python3.")
 
     def __init__(self, shell):
         Configurable.__init__(self, config=shell.config)
@@ -216,12 +238,20 @@ class SageMakerMagics(Magics, Configurable):
     @argument("--no-wait", action="store_true", help="start the job and return at once")
     @argument("--content-type", metavar="CT", help="content type of the channels, e.g. text/csv, text/libsvm")
     @argument("--instance-type", metavar="T", help="instance type to record (default: %%config setting)")
+    @argument("--instance-count", metavar="N", type=int, default=1,
+              help="instances (hosts): N > 1 trains across N processes or Dask workers")
     @argument("--max-run", metavar="S", type=int, default=86400, help="stop the job after S seconds")
     @argument("--entry-point", metavar="F", help="script mode: the training script")
     @argument("--source-dir", metavar="D", help="script mode: the directory holding the script")
     @argument("--hp", action="append", metavar="NAME=VALUE", help="a hyperparameter (repeatable)")
     @argument("--metric", action="append", metavar="NAME=REGEX",
               help="script mode: a metric scraped from the logs (repeatable)")
+    @argument("--backend", metavar="PLACE", help="where the job runs: local, kernel, ... (see %%sm_places)")
+    @argument("--gateway", metavar="URL", help="kernel place: a kernel gateway URL, e.g. http://gpu-box:8888")
+    @argument("--kernel", metavar="NAME", help="kernel place: the kernel (kernelspec) name, e.g. python3")
+    @argument("--connection-file", metavar="F", help="kernel place: a running kernel's connection file")
+    @argument("--scheduler", metavar="ADDR",
+              help="dask place: a Dask scheduler address, e.g. tcp://host:8786 (default: a LocalCluster)")
     @_one_line
     def sm_train(self, line, cell=None):
         """Start a training job; the cell body holds the hyperparameters as YAML (`num_round: 50`).
@@ -240,7 +270,9 @@ class SageMakerMagics(Magics, Configurable):
         estimator = Estimator(args.algorithm, hyperparameters, entry_point=args.entry_point,
                               source_dir=args.source_dir, metric_definitions=_metric_definitions(args.metric),
                               instance_type=args.instance_type or self.instance_type, max_run=args.max_run,
-                              backend=self.default_backend, sagemaker_session=self._session)
+                              instance_count=args.instance_count,
+                              backend=args.backend or self.default_backend, sagemaker_session=self._session,
+                              **self._place_options(args))
         job = estimator.fit(inputs, wait=False, job_name=args.name)
         self.shell.user_ns["_sm_job"] = job
         if self.wait and not args.no_wait:
@@ -249,6 +281,39 @@ class SageMakerMagics(Magics, Configurable):
             except KeyboardInterrupt:
                 print(f"Stopped following {job.name}; it is still running (%sm_stop {job.name} stops it).")
         return job
+
+    def _place_options(self, args) -> dict:
+        """Place options given on the line, else the %config ones (only those set reach the place)."""
+        options = {"gateway": getattr(args, "gateway", None) or self.gateway,
+                   "kernel": getattr(args, "kernel", None) or self.kernel,
+                   "connection_file": getattr(args, "connection_file", None),
+                   "scheduler": getattr(args, "scheduler", None)}
+        return {k: v for k, v in options.items() if v}
+
+    # ---- places ------------------------------------------------------------------------------------
+    @line_magic
+    @magic_arguments()
+    @argument("--backend", metavar="PLACE", help="describe only this place")
+    @argument("--gateway", metavar="URL", help="kernel place: a kernel gateway URL")
+    @argument("--kernel", metavar="NAME", help="kernel place: the kernel (kernelspec) name")
+    @argument("--connection-file", metavar="F", help="kernel place: a running kernel's connection file")
+    @_one_line
+    def sm_places(self, line):
+        """List the places jobs can run in, with their CPUs, GPUs and memory.
+
+        The default place (%config SageMakerMagics.default_backend) is described with the
+        configured gateway/kernel; a remote kernel is asked by starting one for the question.
+        """
+        from nbsage import backends
+        args = _parse(self.sm_places, line)
+        options = self._place_options(args)
+        names = [args.backend] if args.backend else backends.names()
+        rows = []
+        for name in names:
+            chosen = name == (args.backend or self.default_backend)
+            place = backends.get(name, self._session, **(options if chosen else {}))
+            rows.append(dict(place.describe_place(), default=name == self.default_backend))
+        return PlaceList(rows)
 
     # ---- jobs --------------------------------------------------------------------------------------
     @line_magic
