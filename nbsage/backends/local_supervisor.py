@@ -102,7 +102,7 @@ def supervise(job_name: str) -> int:
     feeder.stop()
     if timer:
         timer.cancel()
-    sink.flush()
+    sink.close()
     stop_requested = store.get_job(job_name)["stop_requested"]
     if exceeded.is_set():
         store.set_status(job_name, "Stopped", "MaxRuntimeExceeded",

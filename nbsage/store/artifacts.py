@@ -50,6 +50,9 @@ class ArtifactStore:
         if fs.protocol in ("s3", "s3a", "gs", "gcs", "abfs", "az", "memory") or "s3" in fs.protocol:
             fs.put_file(str(local), path)
         else:
+            parent = path.rsplit("/", 1)[0]
+            if parent:
+                fs.makedirs(parent, exist_ok=True)
             tmp = f"{path}.{uuid.uuid4().hex[:8]}.tmp"
             fs.put_file(str(local), tmp)
             fs.mv(tmp, path)
