@@ -1,30 +1,78 @@
-"""Readers and writers, one module per content type, found by content type.
+"""Readers and writers, one class per content type, found by content type.
 
-`read_table(files, content_type)` reads a training channel of labelled rows (label first) into a
-`Table` of features (dense ndarray or scipy CSR), labels and optional weights. Errors name the
-file and line. Modules import pyarrow/scipy where they read, not at `import nbsage`.
+Every algorithm and the model server read data through here:
+
+    fmt = format_for("text/csv")                       # a Format
+    for x, y in fmt.iter_batches(files, batch_rows=65536):   # a channel larger than memory
+        ...
+    table = read_table(files, "text/csv")              # the whole channel: Table(features, labels, weights)
+    write(x, "train.csv.gz", "text/csv", labels=y)     # dense, scipy.sparse or DataFrame
+
+A content type's module defines a `Format` subclass and registers it with `@register`; modules are
+imported when their content type is first asked for (pyarrow, scipy and Pillow load where they
+read, not at `import nbsage`). Augmented manifests are chosen by the channel's S3DataType
+(`format_for(ct, s3_data_type="AugmentedManifestFile")`), as SageMaker does. Errors are
+`DataError`s naming the file, the line or record, and the rule that was broken.
 """
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator
 
-from nbsage.errors import UnsupportedContentType
+import numpy as np
 
-# content type -> module under nbsage.formats
+from nbsage.errors import DataError, NBSageError, UnsupportedContentType, ValidationError
+
+DEFAULT_BATCH_ROWS = 65536
+
+# content type -> module under nbsage.formats (imported on first use; the module registers its Format)
 _MODULES = {
     "text/csv": "text_csv",
     "text/libsvm": "text_libsvm",
     "application/x-parquet": "parquet",
     "application/x-recordio-protobuf": "recordio_protobuf",
+    "application/jsonlines": "jsonlines",
+    "application/json": "json_request",
+    "application/x-image": "image",
+    "image/jpeg": "image",
+    "image/png": "image",
+    "application/x-recordio": "recordio_image",
 }
+# S3DataType -> module: the data type, not the content type, says a channel is an augmented manifest
+_DATA_TYPE_MODULES = {"AugmentedManifestFile": "augmented_manifest"}
+
+# names SageMaker (or its users) write for the same content type
+ALIASES = {
+    "csv": "text/csv",
+    "libsvm": "text/libsvm",
+    "text/x-libsvm": "text/libsvm",
+    "parquet": "application/x-parquet",
+    "recordio-protobuf": "application/x-recordio-protobuf",
+    "application/jsonl": "application/jsonlines",
+    "application/x-jsonlines": "application/jsonlines",
+    "jsonlines": "application/jsonlines",
+    "image/jpg": "image/jpeg",
+    "recordio": "application/x-recordio",
+}
+
+# (content type, S3DataType) -> Format instance
+_FORMATS: dict[tuple[str, str], "Format"] = {}
+
+
+class MissingDependency(NBSageError, ImportError):
+    """An optional package a format needs is not installed; the message gives the pip command."""
 
 
 @dataclass
 class Table:
-    """Labelled rows: features (n x d, dense float32 ndarray or CSR), labels (n,), weights (n,) or None."""
+    """Labelled rows: features (n x d, dense float32 ndarray or CSR), labels (n,), weights (n,) or None.
+
+    Unpacks as `(features, labels)`, so a batch reads `for x, y in fmt.iter_batches(files)`.
+    Image formats hold a list of images as features and a list of annotations as labels.
+    """
 
     features: Any
     labels: Any
@@ -32,34 +80,146 @@ class Table:
 
     @property
     def num_rows(self) -> int:
-        return self.features.shape[0]
+        return self.features.shape[0] if hasattr(self.features, "shape") else len(self.features)
 
     @property
     def num_features(self) -> int:
         return self.features.shape[1]
 
+    def __iter__(self):
+        yield self.features
+        yield self.labels
+
+
+class Format:
+    """A content type's reader and writer.
+
+    Subclasses implement `read_file` (one file's rows, in chunks) and `write`; `iter_batches` and
+    `read_table` are built on `read_file` here, once for every format: files in order, empty
+    files skipped, the same width across files, batches of exactly `batch_rows` rows.
+    """
+
+    content_type: str = ""
+    aliases: tuple[str, ...] = ()
+    s3_data_type: str = "S3Prefix"
+    suffix: str = ""            # what a writer names its file
+    sparse: bool = False        # reads and writes scipy.sparse matrices
+    tabular: bool = True        # rows of numbers (features, label); False: images, manifests
+
+    # ---- reading ------------------------------------------------------------------------------
+    def read_file(self, path: Path, batch_rows: int | None, *, labelled: bool = True, weights: bool = False,
+                  num_features: int | None = None, **options) -> Iterator[Table]:
+        """One file's rows as Tables of about `batch_rows` rows (None: whatever is fastest)."""
+        raise NotImplementedError
+
+    def iter_batches(self, files: Iterable, batch_rows: int = DEFAULT_BATCH_ROWS, *, labelled: bool = True,
+                     weights: bool = False, num_features: int | None = None, **options) -> Iterator[Table]:
+        """Tables of `batch_rows` rows (the last may be shorter) across files, read as a stream."""
+        if batch_rows is not None and (isinstance(batch_rows, bool) or not isinstance(batch_rows, int)
+                                       or batch_rows < 1):
+            raise ValidationError(f"batch_rows must be a positive integer, got {batch_rows!r}")
+        chunks = self._chunks(list(files), batch_rows, labelled=labelled, weights=weights,
+                              num_features=num_features, **options)
+        if not self.tabular or batch_rows is None:
+            return chunks
+        return _rebatch(chunks, batch_rows)
+
+    def read_table(self, files: Iterable, *, labelled: bool = True, weights: bool = False,
+                   num_features: int | None = None, **options) -> Table:
+        """Every row of the files, stacked into one Table."""
+        files = [Path(f) for f in files]
+        parts = list(self._chunks(files, None, labelled=labelled, weights=weights, num_features=num_features,
+                                  **options))
+        if not parts:
+            raise DataError("no rows: " + describe_files(files))
+        return _stack(parts) if self.tabular else _concat_records(parts)
+
+    def _chunks(self, files, batch_rows, *, num_features=None, **options) -> Iterator[Table]:
+        first: tuple[Path, int] | None = None
+        for path in files:
+            path = Path(path)
+            for chunk in self.read_file(path, batch_rows, num_features=num_features, **options):
+                if not chunk.num_rows:
+                    continue
+                if self.tabular:
+                    width = chunk.features.shape[1]
+                    if hasattr(chunk.features, "tocsr"):
+                        if num_features is not None and width > num_features:
+                            raise DataError(f"{path}: has feature index {width - 1}, and the data has "
+                                            f"{num_features} features (indices 0 to {num_features - 1})")
+                    elif num_features is not None and width != num_features:
+                        raise DataError(f"{path}: {width} features per record, expected {num_features} "
+                                        "as in the train channel")
+                    elif first is None:
+                        first = (path, width)
+                    elif width != first[1]:
+                        raise DataError(f"{path}: {width} features per record, and {first[0].name} has {first[1]}; "
+                                        "every file of a channel needs the same columns")
+                yield chunk
+
+    def read_features(self, body: bytes, num_features: int | None = None):
+        """The feature rows of an inference request in this content type."""
+        raise UnsupportedContentType(f"{self.content_type} is not accepted as an inference request")
+
+    # ---- writing ------------------------------------------------------------------------------
+    def write(self, obj, path_or_file, labels=None, **options) -> None:
+        """Write rows (dense ndarray, scipy.sparse where the format allows, DataFrame), label first."""
+        raise UnsupportedContentType(f"nbsage cannot write {self.content_type}")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.content_type}>"
+
+
+def register(cls: type[Format]) -> type[Format]:
+    """Class decorator: make `cls` the Format of its content type (and aliases)."""
+    fmt = cls()
+    for ct in (cls.content_type, *cls.aliases):
+        _FORMATS[(ct, cls.s3_data_type)] = fmt
+    return cls
+
+
+def normalize_content_type(content_type: str | None) -> str:
+    """'text/csv; label_size=1' -> 'text/csv'; aliases -> canonical names."""
+    if not content_type:
+        return ""
+    base = content_type.split(";")[0].strip().lower()
+    return ALIASES.get(base, base)
+
 
 def content_types() -> list[str]:
+    """Every content type with a reader."""
     return sorted(_MODULES)
 
 
+def _data_type(s3_data_type: str | None) -> str:
+    return s3_data_type if s3_data_type in _DATA_TYPE_MODULES else "S3Prefix"
+
+
+def format_for(content_type: str | None, s3_data_type: str | None = None) -> Format:
+    """The Format of a content type (and S3DataType: AugmentedManifestFile selects augmented manifests)."""
+    ct = normalize_content_type(content_type)
+    dt = _data_type(s3_data_type)
+    key = (ct, dt)
+    if key not in _FORMATS:
+        module = _DATA_TYPE_MODULES.get(dt) or _MODULES.get(ct)
+        if module is None:
+            raise UnsupportedContentType(
+                f"content type {content_type!r} has no reader; readable types are {', '.join(content_types())}")
+        importlib.import_module(f"nbsage.formats.{module}")
+        if key not in _FORMATS:
+            accepted = sorted(c for c, d in _FORMATS if d == dt)
+            raise UnsupportedContentType(f"content type {content_type!r} is not readable as {dt}; "
+                                         f"readable types are {', '.join(accepted)}")
+    return _FORMATS[key]
+
+
 def module_for(content_type: str):
-    from nbsage.algorithms.base import normalize_content_type
+    """The module of a content type (its Format, and its module-level helpers)."""
     ct = normalize_content_type(content_type)
     if ct not in _MODULES:
         raise UnsupportedContentType(
             f"content type {content_type!r} has no reader; readable types are {', '.join(content_types())}")
     return importlib.import_module(f"nbsage.formats.{_MODULES[ct]}")
-
-
-def read_table(files: list[Path], content_type: str, *, weights: bool = False,
-               num_features: int | None = None) -> Table:
-    """Read labelled rows from files of one content type and stack them.
-
-    weights=True reads an instance weight (CSV: second column; libsvm: `label:weight`).
-    num_features pads sparse data to a known width (validation must match train).
-    """
-    return module_for(content_type).read_table(list(files), weights=weights, num_features=num_features)
 
 
 def label_size(content_type: str | None) -> int:
@@ -69,3 +229,161 @@ def label_size(content_type: str | None) -> int:
         if key.strip() == "label_size":
             return int(value.strip())
     return 1
+
+
+def _labelled(content_type: str | None) -> bool:
+    try:
+        size = label_size(content_type)
+    except ValueError:
+        raise DataError(f"content type {content_type!r}: label_size must be 0 or 1") from None
+    if size not in (0, 1):
+        raise DataError(f"content type {content_type!r}: label_size={size} is not supported; use 0 (no label) "
+                        "or 1 (the label first)")
+    return size == 1
+
+
+def read_table(files: Iterable, content_type: str, *, weights: bool = False,
+               num_features: int | None = None, s3_data_type: str | None = None, **options) -> Table:
+    """Read labelled rows from files of one content type and stack them.
+
+    weights=True reads an instance weight (CSV: second column; libsvm: `label:weight`).
+    num_features pads sparse data to a known width (validation must match train).
+    `;label_size=0` in the content type reads rows without a label (labels is None).
+    """
+    return format_for(content_type, s3_data_type).read_table(
+        list(files), labelled=_labelled(content_type), weights=weights, num_features=num_features, **options)
+
+
+def iter_batches(files: Iterable, content_type: str, batch_rows: int = DEFAULT_BATCH_ROWS, *,
+                 weights: bool = False, num_features: int | None = None, s3_data_type: str | None = None,
+                 **options) -> Iterator[Table]:
+    """Stream a channel as Tables of `batch_rows` rows; each unpacks as `(features, labels)`."""
+    return format_for(content_type, s3_data_type).iter_batches(
+        list(files), batch_rows, labelled=_labelled(content_type), weights=weights, num_features=num_features,
+        **options)
+
+
+def write(obj, path_or_file, content_type: str, labels=None, **options) -> None:
+    """Write `obj` (dense ndarray, scipy.sparse, DataFrame) as `content_type` to a path or binary file.
+
+    labels, when given, are written as each record's label (first column for CSV, Parquet, libsvm).
+    A path ending in `.gz` is written gzipped where the format is a stream of lines or records.
+    """
+    fmt = format_for(content_type)
+    if not _labelled(content_type) and labels is not None:
+        raise DataError(f"content type {content_type!r} says label_size=0, and labels were given")
+    fmt.write(obj, path_or_file, labels=labels, **options)
+
+
+def read_features(body: bytes, content_type: str, num_features: int | None = None):
+    """The feature rows of an inference request body."""
+    return format_for(content_type).read_features(body, num_features=num_features)
+
+
+# ---- helpers the formats share -------------------------------------------------------------------
+def as_rows(obj, what: str = "data"):
+    """(matrix, column names or None): a dense float32 ndarray or a CSR matrix from what users hold.
+
+    DataFrames must be numeric; a non-numeric column is named in the error.
+    """
+    if hasattr(obj, "tocsr") and hasattr(obj, "nnz"):
+        return obj.tocsr(), None
+    names = None
+    if hasattr(obj, "dtypes") and hasattr(obj, "columns"):  # a pandas DataFrame
+        from pandas.api.types import is_bool_dtype, is_numeric_dtype
+        names = [str(c) for c in obj.columns]
+        for name, dtype in obj.dtypes.items():
+            if not (is_numeric_dtype(dtype) or is_bool_dtype(dtype)):
+                raise DataError(f"{what}: column {name!r} has dtype {dtype}, which is not numeric; "
+                                "encode it as numbers first")
+        obj = obj.to_numpy(dtype=np.float32, na_value=np.nan)
+    arr = np.asarray(obj)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise DataError(f"{what}: an array of {arr.dtype} values is not numeric")
+    if arr.ndim == 1:
+        arr = arr.reshape(-1, 1)
+    if arr.ndim != 2:
+        raise DataError(f"{what}: rows need a 2-D array, got shape {arr.shape}")
+    return arr, names
+
+
+def check_labels(labels, rows: int):
+    """labels as a 1-D float32 array with one label per row (or None)."""
+    if labels is None:
+        return None
+    if hasattr(labels, "toarray"):
+        labels = labels.toarray()
+    if hasattr(labels, "to_numpy"):
+        labels = labels.to_numpy()
+    labels = np.asarray(labels)
+    if labels.ndim == 2 and 1 in labels.shape:
+        labels = labels.ravel()
+    if labels.ndim != 1 or labels.shape[0] != rows:
+        raise DataError(f"labels must be 1-D with one label per row ({rows}), got shape {labels.shape}")
+    return labels
+
+
+def describe_files(files) -> str:
+    """The files of a channel, for an error message."""
+    return ", ".join(map(str, files)) if files else "the channel has no files"
+
+
+def _stack(parts: list[Table]) -> Table:
+    if len(parts) == 1:
+        return parts[0]
+    weights = None
+    if any(hasattr(p.features, "tocsr") for p in parts):
+        import scipy.sparse as sp
+        width = max(p.features.shape[1] for p in parts)
+        features = sp.vstack([sp.csr_matrix(p.features, shape=(p.features.shape[0], width))
+                              if hasattr(p.features, "tocsr") else sp.csr_matrix(p.features) for p in parts],
+                             format="csr")
+    else:
+        features = np.concatenate([p.features for p in parts])
+    labels = None if parts[0].labels is None else np.concatenate([p.labels for p in parts])
+    if any(p.weights is not None for p in parts):
+        weights = np.concatenate([p.weights if p.weights is not None else np.ones(p.num_rows, np.float32)
+                                  for p in parts])
+    return Table(features, labels, weights)
+
+
+def _concat_records(parts: list[Table]) -> Table:
+    features, labels = [], []
+    for p in parts:
+        features.extend(p.features)
+        labels.extend(p.labels)
+    return Table(features, labels)
+
+
+def _take(table: Table, start: int, stop: int) -> Table:
+    return Table(table.features[start:stop], None if table.labels is None else table.labels[start:stop],
+                 None if table.weights is None else table.weights[start:stop])
+
+
+def _rebatch(chunks: Iterator[Table], batch_rows: int) -> Iterator[Table]:
+    """Chunks of any size -> Tables of exactly batch_rows rows (the last may be shorter)."""
+    pending: list[Table] = []
+    count = 0
+    for chunk in chunks:
+        n = chunk.num_rows
+        if not pending and n == batch_rows:
+            yield chunk
+            continue
+        start = 0
+        while start < n:
+            take = min(batch_rows - count, n - start)
+            pending.append(chunk if (start == 0 and take == n) else _take(chunk, start, start + take))
+            count += take
+            start += take
+            if count == batch_rows:
+                yield _stack(pending)
+                pending, count = [], 0
+    if pending:
+        yield _stack(pending)
+
+
+def source_name(path_or_file) -> str:
+    """How an error names what was read: the path, or the stream's name."""
+    if isinstance(path_or_file, (str, os.PathLike)):
+        return str(path_or_file)
+    return getattr(path_or_file, "name", "stream")

@@ -217,3 +217,22 @@ def read_instances(body, content_type: str = JSON, num_features: int | None = No
         indptr.append(len(indices))
     return sp.csr_matrix((np.asarray(values, dtype=np.float32), np.asarray(indices, dtype=np.int64),
                           np.asarray(indptr, dtype=np.int64)), shape=(len(records), width))
+
+
+from nbsage.formats import Format, register  # noqa: E402  (kept with the Format it serves)
+
+
+@register
+class JsonRequestFormat(Format):
+    """application/json: an inference request `{"instances": [record, ...]}`; not a channel format."""
+
+    content_type = JSON
+    suffix = ".json"
+
+    def read_file(self, path, batch_rows, **options):
+        from nbsage.errors import UnsupportedContentType
+        raise UnsupportedContentType(f"{path}: application/json is an inference request format, not a channel "
+                                     "format; write training records as application/jsonlines (one per line)")
+
+    def read_features(self, body, num_features=None):
+        return read_instances(body, JSON, num_features=num_features)

@@ -23,6 +23,7 @@ from typing import BinaryIO, Iterator
 import numpy as np
 
 from nbsage.errors import DataError
+from nbsage.formats import Format, Table, as_rows, check_labels, register
 
 MAGIC = 0xCED7230A
 _MAGIC_BYTES = struct.pack("<I", MAGIC)
@@ -402,3 +403,252 @@ def encode_outputs(outputs: list[dict]) -> bytes:
             r.label[key].float32_tensor.values.extend(np.atleast_1d(np.asarray(value, dtype=np.float32)).tolist())
         write_record(out, r.SerializeToString())
     return out.getvalue()
+
+
+# ---- streaming and the Format (added for nbsage.formats' registry) -------------------------------
+def frame_parts(payload: bytes) -> bytes:
+    """One record framed as dmlc's RecordIOWriter frames it: split where the magic occurs.
+
+    dmlc (MXNet's im2rec, SageMaker's RecordIO wrapping) never lets the magic number appear at a
+    4-byte-aligned offset inside a record, so a reader can find record boundaries by scanning; a
+    payload holding it is written as parts (cflag 1, 2, ..., 3) with the magic dropped between
+    them. `iter_payloads` puts them back together. Without the magic inside this equals `frame`.
+    """
+    data = memoryview(payload)
+    n = len(payload)
+    cuts = []
+    start = 0
+    while True:
+        i = payload.find(_MAGIC_BYTES, start, n - n % 4)
+        if i < 0:
+            break
+        if i % 4 == 0:
+            cuts.append(i)
+            start = i + 4
+        else:
+            start = i + 1
+    if not cuts:
+        return frame(payload)
+    out = []
+    prev = 0
+    for k, i in enumerate(cuts):
+        out.append(_MAGIC_BYTES + struct.pack("<I", ((1 if k == 0 else 2) << 29) | (i - prev)) + data[prev:i])
+        prev = i + 4
+    rest = n - prev
+    out.append(_MAGIC_BYTES + struct.pack("<I", (3 << 29) | rest) + data[prev:] + b"\x00" * _pad(rest))
+    return b"".join(bytes(p) for p in out)
+
+
+def _iter_payloads_at(f: BinaryIO, source: str, index: int, offset: int) -> Iterator[tuple[int, int, bytes]]:
+    """(record index, byte offset, payload) from the current position; errors count from index/offset."""
+    parts, start = [], offset
+    read = f.read
+    while True:
+        header = read(8)
+        if not header:
+            if parts:
+                raise DataError(f"{source}: truncated RecordIO file: record {index} at byte {start} ends inside "
+                                "a multi-part record")
+            return
+        if len(header) < 8:
+            raise DataError(f"{source}: truncated RecordIO file: record {index} at byte {offset} has an "
+                            f"incomplete {len(header)}-byte header (8 expected)")
+        magic, word = struct.unpack("<II", header)
+        if magic != MAGIC:
+            raise DataError(f"{source}: record {index} at byte {offset}: wrong magic number 0x{magic:08x} "
+                            f"(RecordIO records start with 0x{MAGIC:08x}); not a RecordIO file, or a "
+                            "corrupt one?")
+        length, cflag = word & _LENGTH_MASK, word >> 29
+        body = read(length + _pad(length))
+        if len(body) < length:
+            raise DataError(f"{source}: truncated RecordIO file: record {index} at byte {offset} declares "
+                            f"{length} bytes, only {len(body)} remain")
+        if not parts:
+            start = offset
+        offset += 8 + len(body)
+        if cflag == 0:
+            if parts:
+                raise DataError(f"{source}: record {index} at byte {start}: a whole record inside a multi-part record")
+            yield index, start, body[:length]
+            index += 1
+        elif cflag in (1, 2, 3):
+            if (cflag == 1) != (not parts):
+                raise DataError(f"{source}: record {index} at byte {start}: continuation flag {cflag} out of order")
+            parts.append(body[:length])
+            if cflag == 3:
+                yield index, start, _MAGIC_BYTES.join(parts)
+                parts = []
+                index += 1
+        else:
+            raise DataError(f"{source}: record {index} at byte {offset}: invalid continuation flag {cflag}")
+
+
+def _parse_record(payload: bytes, source: str, index: int):
+    from nbsage.formats.record_pb2 import Record
+    record = Record()
+    try:
+        record.ParseFromString(payload)
+    except Exception as e:
+        raise DataError(f"{source}: record {index} is not a valid Record protobuf ({e})") from None
+    return record
+
+
+def _records_to_batch(records, source: str, first: int, labelled: bool, num_features: int | None):
+    """(features, labels) of parsed records; errors name the record by its index in the file."""
+    try:
+        features, labels = records_to_arrays(records, source, num_features)
+    except DataError as e:
+        # records_to_arrays counts from 0 within the batch; say where in the file
+        import re
+        text = re.sub(r"record (\d+)", lambda m: f"record {first + int(m.group(1))}", str(e))
+        raise DataError(text) from None
+    if labelled and labels is None and len(records):
+        raise DataError(f"{source}: record {first} has no label['values']; training records need a label "
+                        "(write them with labels, or read with ';label_size=0')")
+    return features, (labels if labelled else None)
+
+
+def _read_rest(f: BinaryIO) -> bytes:
+    """The rest of a file in one read (a plain file's size is known: no chunks to join)."""
+    if isinstance(f, io.BufferedReader):
+        try:
+            size = os.fstat(f.fileno()).st_size - f.tell()
+            return f.read(size) + f.read()
+        except OSError:
+            pass
+    return f.read()
+
+
+class _Rewound:
+    """A binary stream that first gives back bytes already read from it."""
+
+    def __init__(self, head: bytes, f: BinaryIO):
+        self.head, self.f = memoryview(head), f
+
+    def read(self, n: int = -1) -> bytes:
+        if not self.head:
+            return self.f.read(n)
+        if n < 0:
+            out, self.head = bytes(self.head) + self.f.read(), memoryview(b"")
+            return out
+        out = bytes(self.head[:n])
+        self.head = self.head[n:]
+        if len(out) < n:
+            out += self.f.read(n - len(out))
+        return out
+
+
+def iter_file_batches(path, batch_rows: int | None = None, *, labelled: bool = True,
+                      num_features: int | None = None) -> Iterator[tuple]:
+    """(features, labels) batches of one RecordIO-protobuf file (plain or gzipped), read as a stream.
+
+    Dense float32 records that share one layout are decoded by numpy straight from the bytes
+    (batch_rows records per read); from the first record that does not, the rest of the file goes
+    through protobuf record by record. batch_rows None: the whole file when it is all dense
+    records of one layout (as `read_table` wants it), else 65536 records per batch.
+    """
+    from nbsage.formats import DEFAULT_BATCH_ROWS, compression
+    rows = batch_rows or DEFAULT_BATCH_ROWS
+    source = str(path)
+    with compression.open_binary(path) as f:
+        index, offset, stream = 0, 0, f
+        try:
+            while True:  # fast path while every record has the layout of the batch's first
+                if batch_rows is None:  # the whole file in one read
+                    data = _read_rest(f)
+                    header = data[:8]
+                else:
+                    header = f.read(8)
+                    data = header
+                if not header:
+                    return
+                stream = _Rewound(data, f)
+                if len(header) < 8:
+                    break
+                magic, word = struct.unpack("<II", header)
+                if magic != MAGIC or word >> 29:
+                    break
+                length = word & _LENGTH_MASK
+                size = 8 + length + _pad(length)
+                if batch_rows is not None:
+                    data = header + f.read(size * rows - 8)
+                    stream = _Rewound(data, f)
+                fast = _decode_dense_fast(data) if len(data) % size == 0 else None
+                if fast is None:
+                    break
+                x, y = fast
+                if labelled and y is None:
+                    raise DataError(f"{source}: record {index} has no label['values']; training records need a "
+                                    "label (write them with labels, or read with ';label_size=0')")
+                if num_features is not None and x.shape[1] != num_features:
+                    raise DataError(f"{source}: record {index} has {x.shape[1]} features, expected {num_features}")
+                yield x, (np.asarray(y, dtype=np.float32) if labelled else None)
+                index += x.shape[0]
+                offset += len(data)
+                stream = f
+            batch, first = [], index
+            for i, _, payload in _iter_payloads_at(stream, source, index, offset):
+                if not batch:
+                    first = i
+                batch.append(_parse_record(payload, source, i))
+                if len(batch) == rows:
+                    yield _records_to_batch(batch, source, first, labelled, num_features)
+                    batch = []
+            if batch:
+                yield _records_to_batch(batch, source, first, labelled, num_features)
+        except compression.GZIP_ERRORS as e:
+            raise compression.corrupt(path, e) from None
+
+
+def iter_batches(files, batch_rows: int = 65536, *, labelled: bool = True, num_features: int | None = None):
+    """A RecordIO-protobuf channel as Tables of batch_rows records, each unpacking as (features, labels)."""
+    from nbsage.formats import format_for
+    return format_for(CONTENT_TYPE).iter_batches(files, batch_rows, labelled=labelled, num_features=num_features)
+
+
+def write(obj, path_or_file, labels=None) -> None:
+    """Dense (ndarray, DataFrame) or scipy.sparse rows as RecordIO-protobuf, one Record per row."""
+    from nbsage.formats import format_for
+    format_for(CONTENT_TYPE).write(obj, path_or_file, labels=labels)
+
+
+CONTENT_TYPE = "application/x-recordio-protobuf"
+
+
+@register
+class RecordIOProtobufFormat(Format):
+    """application/x-recordio-protobuf: one `aialgs.data.Record` per row, dense or sparse."""
+
+    content_type = CONTENT_TYPE
+    suffix = ".pbr"
+    sparse = True
+
+    def read_file(self, path, batch_rows, *, labelled=True, weights=False, num_features=None, **options):
+        for x, y in iter_file_batches(path, batch_rows, labelled=labelled, num_features=num_features):
+            yield Table(x, y)
+
+    def read_features(self, body, num_features=None):
+        return read_features(body, num_features)
+
+    def write(self, obj, path_or_file, labels=None, **options):
+        """float32 dense rows take the vectorised path; sparse rows are one Record each."""
+        from nbsage.formats import compression
+        rows, _ = as_rows(obj, "application/x-recordio-protobuf writer")
+        labels = check_labels(labels, rows.shape[0])
+        if labels is not None and labels.dtype not in (np.float32, np.float64, np.int32):
+            labels = labels.astype(np.float32)
+        out, close = compression.open_output(path_or_file)
+        try:
+            step = 1 << 16
+            for start in range(0, rows.shape[0], step):
+                part = rows[start:start + step]
+                lab = None if labels is None else labels[start:start + step]
+                if hasattr(part, "tocsr"):
+                    out.write(encode_sparse(part, lab))
+                else:
+                    if part.dtype not in (np.float32, np.float64, np.int32):
+                        part = part.astype(np.float32)
+                    out.write(encode_dense(part, lab))
+        finally:
+            if close:
+                out.close()

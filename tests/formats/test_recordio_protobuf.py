@@ -112,3 +112,52 @@ def test_channel_reads_as_a_labelled_table(dense, tmp_path):
     table = read_table([tmp_path / "a.pbr", tmp_path / "b.pbr"], "application/x-recordio-protobuf")
     np.testing.assert_array_equal(table.features, X)
     np.testing.assert_array_equal(table.labels, y)
+
+
+# ---- streaming (iter_batches) --------------------------------------------------------------------
+def test_batches_of_an_sdk_written_file_equal_the_whole_file(dense, tmp_path):
+    X, y = dense
+    with open(tmp_path / "train.pbr", "wb") as f:
+        sdk.write_numpy_to_dense_tensor(f, X, y)
+    batches = list(rp.iter_batches([tmp_path / "train.pbr"], batch_rows=100))
+    assert [b.num_rows for b in batches] == [100, 100, 57]
+    np.testing.assert_array_equal(np.concatenate([b.features for b in batches]), X)
+    np.testing.assert_array_equal(np.concatenate([b.labels for b in batches]), y)
+
+
+def test_a_file_that_changes_layout_midway_falls_back_to_protobuf_for_the_rest(dense, tmp_path):
+    X, y = dense
+    S = sp.csr_matrix(np.where(X[:50] > 0, X[:50], 0))
+    (tmp_path / "mixed.pbr").write_bytes(rp.encode_dense(X, y) + rp.encode_sparse(S, y[:50]))
+    batches = list(rp.iter_batches([tmp_path / "mixed.pbr"], batch_rows=128))
+    assert sum(b.num_rows for b in batches) == 307
+    table = read_table([tmp_path / "mixed.pbr"], "application/x-recordio-protobuf")
+    np.testing.assert_array_equal(table.features.toarray()[257:], S.toarray())
+
+
+def test_errors_deep_in_a_streamed_file_count_records_from_the_start(dense, tmp_path):
+    X, y = dense
+    data = rp.encode_dense(X, y)
+    (tmp_path / "cut.pbr").write_bytes(data[:-10])
+    with pytest.raises(DataError, match=r"cut\.pbr: truncated RecordIO file: record 256 at byte \d+ declares"):
+        list(rp.iter_batches([tmp_path / "cut.pbr"], batch_rows=100))
+    size = len(data) // 257
+    bad = bytearray(data)
+    bad[size * 200:size * 200 + 4] = b"\x00\x00\x00\x00"
+    (tmp_path / "magic.pbr").write_bytes(bytes(bad))
+    with pytest.raises(DataError, match=rf"magic\.pbr: record 200 at byte {size * 200}: wrong magic number 0x00000000"):
+        list(rp.iter_batches([tmp_path / "magic.pbr"], batch_rows=64))
+
+
+def test_records_without_labels_are_refused_for_training_and_read_with_label_size_0(dense, tmp_path):
+    X, _ = dense
+    (tmp_path / "x.pbr").write_bytes(rp.encode_dense(X))
+    with pytest.raises(DataError, match=r"x\.pbr: record 0 has no label\['values'\]"):
+        read_table([tmp_path / "x.pbr"], "application/x-recordio-protobuf")
+    table = read_table([tmp_path / "x.pbr"], "application/x-recordio-protobuf;label_size=0")
+    assert table.labels is None and table.features.shape == X.shape
+
+
+def test_frame_parts_equals_frame_when_the_payload_holds_no_magic():
+    payload = bytes(range(200))
+    assert rp.frame_parts(payload) == rp.frame(payload)
