@@ -130,26 +130,6 @@ class _Stopper:
             time.sleep(2)
 
 
-class _OrderedSink(LogSink):
-    """A LogSink flushed from two threads (the stream reader and the timer) keeps the lines' order."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._flush_lock = threading.Lock()
-
-    def flush(self) -> None:
-        with self._flush_lock:
-            super().flush()
-
-
-def _keep_flushing(sink: LogSink, done: threading.Event, interval: float = 0.25) -> None:
-    while not done.wait(interval):
-        try:
-            sink.flush()
-        except Exception:  # a busy store: the next round writes them
-            pass
-
-
 def _write_place(path: Path, **values) -> None:
     place = json.loads(path.read_text())
     place.update(values)
@@ -185,12 +165,9 @@ def supervise(job_name: str) -> int:
     place = json.loads(place_file.read_text())
     transfer = place.get("transfer") or "auto"
     root = JobRoot(job["root"])
-    sink = _OrderedSink(store, job_name, request.get("AlgorithmSpecification", {}).get("MetricDefinitions"))
+    # LogSink flushes on a timer too, so lines before a quiet spell reach the store at once
+    sink = LogSink(store, job_name, request.get("AlgorithmSpecification", {}).get("MetricDefinitions"))
     lines = _Lines(sink)
-    # LogSink writes on the next line after its interval: a line followed by a quiet spell (a
-    # script that sleeps, a long epoch) would wait for the next one without this
-    flushing = threading.Event()
-    threading.Thread(target=_keep_flushing, args=(sink, flushing), daemon=True).start()
     stopper = _Stopper()
     signal.signal(signal.SIGTERM, stopper.on_sigterm)
 
@@ -238,8 +215,7 @@ def supervise(job_name: str) -> int:
         except (NBSageError, OSError):
             pass
         conn.close()  # shuts down a kernel that was started for the job
-        flushing.set()
-        sink.flush()
+        sink.close()
 
 
 def _run(session, job_name, request, root, job_dir, conn, transfer, sink, lines, stopper, stop_requested,
