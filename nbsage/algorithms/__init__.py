@@ -12,14 +12,17 @@ from nbsage.errors import ValidationError, did_you_mean
 
 # name -> module under nbsage.algorithms that defines ALGORITHM
 _MODULES = {
+    "blazingtext": "blazingtext",
     "xgboost": "xgboost",
     "linear-learner": "linear_learner",
+    "deepar": "deepar",
 }
 _ALIASES = {
     "linear_learner": "linear-learner",
     "linearlearner": "linear-learner",
     "ll": "linear-learner",
     "xgb": "xgboost",
+    "forecasting-deepar": "deepar",
 }
 
 
