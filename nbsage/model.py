@@ -24,13 +24,15 @@ def _default_codecs(algorithm: str | None):
     """(serializer, deserializer) a Predictor of this model gets when none is given."""
     from nbsage import deserializers as d
     from nbsage import serializers as s
-    if algorithm == "xgboost":
-        return s.CSVSerializer(), d.CSVDeserializer()
-    if algorithm == "linear-learner":
-        return s.CSVSerializer(), d.JSONDeserializer()
-    if algorithm:
-        return s.CSVSerializer(), d.JSONDeserializer()
-    return s.JSONSerializer(), d.JSONDeserializer()
+    if not algorithm:
+        return s.JSONSerializer(), d.JSONDeserializer()
+    from nbsage import algorithms
+    declared = algorithms.get(algorithm)
+    serializer = {"text/csv": s.CSVSerializer, "application/json": s.JSONSerializer,
+                  "application/jsonlines": s.JSONLinesSerializer}[declared.request_content_type]
+    deserializer = {"text/csv": d.CSVDeserializer, "application/json": d.JSONDeserializer,
+                    "application/jsonlines": d.JSONLinesDeserializer}[declared.response_accept]
+    return serializer(), deserializer()
 
 
 class Model:

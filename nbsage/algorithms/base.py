@@ -260,6 +260,9 @@ class Algorithm:
     load: Callable[[str], Any]
     check: Callable[[dict], None] | None = None
     aliases: tuple[str, ...] = ()
+    # what a Predictor of this algorithm's endpoint sends and asks for unless told otherwise
+    request_content_type: str = "text/csv"
+    response_accept: str = "application/json"
     _by_name: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):

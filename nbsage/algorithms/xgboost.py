@@ -1330,4 +1330,5 @@ ALGORITHM = Algorithm(
     load=load,
     check=check,
     aliases=("xgb",),
+    response_accept="text/csv",
 )

@@ -147,4 +147,5 @@ ALGORITHM = Algorithm(
     load=_load,
     check=check,
     aliases=("deepar-forecasting", "forecasting-deepar"),
+    request_content_type="application/json",
 )
