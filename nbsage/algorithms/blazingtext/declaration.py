@@ -131,4 +131,6 @@ ALGORITHM = Algorithm(
     train=_train,
     load=_load,
     check=check,
+    request_content_type="application/json",
+    response_accept="application/json",
 )
