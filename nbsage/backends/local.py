@@ -19,6 +19,7 @@ from nbsage.store.metadata import pid_alive
 
 class LocalBackend(Backend):
     name = "local"
+    supervisor_module = "nbsage.backends.local_supervisor"
 
     def check(self, request: dict) -> None:
         from nbsage.errors import PlaceError
@@ -27,6 +28,11 @@ class LocalBackend(Backend):
         if is_gpu_instance_type(instance_type) and count_gpus() == 0:
             raise PlaceError(f"instance type {instance_type!r} asks for a GPU and the local place has none; "
                              "use instance_type='local' (CPU), or a place with an NVIDIA GPU")
+        self.check_artifact_root(request)
+
+    def check_artifact_root(self, request: dict) -> None:
+        """Refuse memory:// artifacts: the job's supervisor is another process and would lose them."""
+        from nbsage.errors import PlaceError
         output = request.get("OutputDataConfig", {}).get("S3OutputPath", "")
         # a processing job's inputs and outputs name their own URIs
         uris = [i.get("S3Input", {}).get("S3Uri", "") for i in request.get("ProcessingInputs", [])]
@@ -34,8 +40,12 @@ class LocalBackend(Backend):
         if any(u.startswith("memory://") for u in uris):
             output = "memory://"
         if output.startswith("memory://") or self.session.artifact_root.startswith("memory://"):
-            raise PlaceError("memory:// lives inside one process and the local place runs each job in its own "
-                             "process, so the job's artifacts would be lost; use a folder, file:// or s3:// URL")
+            raise PlaceError(f"memory:// lives inside one process and the {self.name} place runs each job in its "
+                             "own process, so the job's artifacts would be lost; use a folder, file:// or s3:// URL")
+
+    def supervisor_args(self) -> list[str]:
+        """Arguments after the job name for the supervisor process (a place's options)."""
+        return []
 
     def start(self, job_name: str) -> None:
         store = self.session.store
@@ -45,7 +55,7 @@ class LocalBackend(Backend):
                    NBSAGE_ARTIFACT_ROOT=self.session.artifact_root, PYTHONUNBUFFERED="1")
         with open(log_dir / "supervisor.log", "ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "nbsage.backends.local_supervisor", job_name],
+                [sys.executable, "-m", self.supervisor_module, job_name, *self.supervisor_args()],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
                 start_new_session=True, close_fds=True)
         store.update_job(job_name, supervisor_pid=proc.pid)

@@ -1,0 +1,371 @@
+"""The process that looks after one job on the dask place (see nbsage.backends.dask).
+
+Client side (`supervise`): connect to the scheduler (or start a LocalCluster), wait for one worker
+per instance, pick them (workers with a GPU for a GPU instance type), choose MASTER_ADDR (worker
+0's address) and a port free there, and submit `run_host_on_worker` for each host, pinned to its
+worker. The hosts' lines arrive as Dask events on a topic of the job's own; the job ends as a
+multi_host.HostGroup decides. A stop or MaxRuntimeInSeconds sets a Dask Event that every host
+watches; a worker that leaves the cluster mid-job fails the job with that reason.
+
+Worker side (`run_host_on_worker`): multi_host.run_host in a folder of the worker's local
+directory, lines sent back in batches; returns the exit status and, from algo-1, the archives.
+The runtime is also stopped when the task is released (the supervisor went away).
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import os
+import shutil
+import signal
+import sys
+import tarfile
+import threading
+import time
+import traceback
+import uuid
+from pathlib import Path
+
+from nbsage.backends.multi_host import HostGroup, HostResult, host_threads, rank_environment, run_host
+from nbsage.runtime.layout import JobRoot
+
+# how long a job waits for the cluster to have one worker per instance
+WORKER_WAIT_SECONDS = float(os.environ.get("NBSAGE_DASK_WORKER_WAIT_SECONDS", "60"))
+_LINE_BATCH_SECONDS = 0.1
+
+
+# ---- worker side --------------------------------------------------------------------------------
+
+
+def _free_port_here(addr: str) -> int:
+    from nbsage.backends.multi_host import free_port
+    return free_port(addr)
+
+
+def _unpack(data: bytes, dest: Path) -> str:
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        tar.extractall(dest, filter="data")
+    entries = list(dest.iterdir())
+    return str(entries[0] if len(entries) == 1 and entries[0].is_file() else dest)
+
+
+def run_host_on_worker(job_name: str, request: dict, index: int, rank_env: dict, code: bytes | None,
+                       stop_event: str, topic: str) -> dict:
+    """One host of a job, run on this Dask worker; returns {"host", "rc", "failure", "lines", "model", "output"}."""
+    from distributed import Event, get_client, get_worker
+    worker = get_worker()
+    key = worker.get_current_task()
+    hosts = json.loads(rank_env["SM_HOSTS"])
+    host = hosts[index]
+    base = Path(worker.local_directory) / "nbsage-jobs" / job_name / host
+    shutil.rmtree(base, ignore_errors=True)
+    root = JobRoot(base / "opt_ml")
+    code_source = _unpack(code, base / "source") if code else None
+
+    pending: list[str] = []
+    sent = [0]
+    lock = threading.Lock()
+    done = threading.Event()
+
+    def send() -> None:
+        with lock:
+            batch, pending[:] = list(pending), []
+        if batch:
+            worker.log_event(topic, {"host": host, "lines": batch})
+            sent[0] += len(batch)
+
+    def pump() -> None:
+        while not done.wait(_LINE_BATCH_SECONDS):
+            send()
+
+    def on_line(text: str) -> None:
+        with lock:
+            pending.append(text.rstrip("\n"))
+
+    threading.Thread(target=pump, daemon=True, name=f"nbsage-lines-{host}").start()
+    stop = Event(stop_event, client=get_client())  # made here: other threads have no worker context
+
+    def should_stop(timeout: float) -> bool:
+        task = worker.state.tasks.get(key)
+        if task is None or task.state in ("cancelled", "released", "forgotten"):
+            return True  # the supervisor let go of this job
+        try:
+            return stop.wait(timeout) if timeout else stop.is_set()
+        except (OSError, TimeoutError):  # the scheduler is gone: nobody is left to report this job to
+            return True
+
+    env = dict(os.environ, TRAINING_JOB_NAME=job_name, PYTHONUNBUFFERED="1")
+    env.update(request.get("Environment") or {})
+    env.update(rank_env)
+    try:
+        result = run_host(request, index, root, env, on_line, should_stop, code_source=code_source,
+                          on_staged=lambda: worker.log_event(topic, {"host": host, "staged": True}))
+        if result.failure and result.rc is None and "does not exist" in result.failure:
+            result.failure += (f" on Dask worker {worker.address} (the workers read a Dask job's channels: give "
+                               "s3:// or other URLs, or paths every worker sees)")
+        out = {"host": host, "rc": result.rc, "failure": result.failure, "model": None, "output": None}
+        if index == 0 and result.ok:
+            out["model"] = root.model_archive.read_bytes() if root.model_archive.exists() else None
+            out["output"] = root.output_archive.read_bytes() if root.output_archive.exists() else None
+    finally:
+        done.set()
+        send()
+        shutil.rmtree(base, ignore_errors=True)
+    out["lines"] = sent[0]
+    return out
+
+
+# ---- client side --------------------------------------------------------------------------------
+
+
+def _pack(source: str) -> bytes:
+    """The script's source (a folder or one file) as tar.gz bytes, shipped to every worker."""
+    src = Path(source)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        def skip(info):
+            parts = Path(info.name).parts
+            return None if any(p in (".git", "__pycache__", ".ipynb_checkpoints") for p in parts) else info
+        if src.is_dir():
+            for child in sorted(src.iterdir()):
+                tar.add(child, arcname=child.name, filter=skip)
+        else:
+            tar.add(src, arcname=src.name)
+    return buffer.getvalue()
+
+
+def _busy(info: dict) -> int:
+    """Tasks a worker is running or holding, from scheduler_info."""
+    counts = (info.get("metrics") or {}).get("task_counts") or {}
+    return sum(counts.get(state, 0) for state in ("executing", "ready", "waiting", "constrained"))
+
+
+def _host_of(address: str) -> str:
+    """tcp://10.0.0.5:4321 -> 10.0.0.5 (inproc:// and IPv6 brackets handled)."""
+    hostport = address.split("://", 1)[-1]
+    host = hostport.rsplit(":", 1)[0]
+    return host.strip("[]") or "127.0.0.1"
+
+
+class _DaskHosts:
+    """The hosts of one job on a Dask cluster, as its supervisor runs them."""
+
+    def __init__(self, client, session, job: dict, request: dict):
+        self.client, self.session, self.job_name, self.request = client, session, job["name"], request
+        self.root = JobRoot(job["root"])
+        self.stop_wanted = threading.Event()
+        self.group = HostGroup(session, self.job_name, request, stop_hosts=self.stop_wanted.set)
+        token = uuid.uuid4().hex[:10]
+        self.topic = f"nbsage-{self.job_name}-{token}"
+        self.event_name = f"nbsage-stop-{self.job_name}-{token}"
+        self.received: dict[str, int] = {}
+
+    def on_event(self, event) -> None:
+        _, msg = event
+        host = msg.get("host")
+        if msg.get("staged"):
+            self.group.staged(host)
+        for line in msg.get("lines", ()):
+            self.group.line(host, line)
+        self.received[host] = self.received.get(host, 0) + len(msg.get("lines", ()))
+
+    def fail(self, reason: str, message: str = "Training job failed") -> int:
+        self.session.store.set_status(self.job_name, "Failed", "Failed", message, failure_reason=reason)
+        return 0
+
+    def workers(self) -> dict:
+        return self.client.scheduler_info(n_workers=-1)["workers"]
+
+    def wait_for_workers(self) -> dict | None:
+        needed = len(self.group.hosts)
+        deadline = time.monotonic() + WORKER_WAIT_SECONDS
+        told = -1
+        while True:
+            workers = self.workers()
+            if len(workers) >= needed:
+                return workers
+            if len(workers) != told:
+                told = len(workers)
+                self.group.sink.write(f"Dask place: waiting for {needed} workers ({told} connected)")
+                self.group.sink.flush()
+            if self.stop_wanted.is_set() or time.monotonic() >= deadline:
+                return None
+            time.sleep(0.2)
+
+    def run(self, where: str) -> int:
+        try:
+            return self._run(where)
+        except (OSError, TimeoutError) as e:  # CommClosedError is an OSError
+            if self.stop_wanted.is_set():
+                self.session.store.set_status(self.job_name, "Stopped", "Stopped", "Training job stopped")
+                return 0
+            return self.fail(f"InternalServerError: lost the Dask cluster at {where} during the job: "
+                             f"{type(e).__name__}: {e}")
+        finally:
+            self.group.sink.close()  # every line written reaches the store, on every way out
+
+    def _run(self, where: str) -> int:
+        from distributed import Event, wait
+        from nbsage.runtime.environment import is_gpu_instance_type
+        hosts = self.group.hosts
+        workers = self.wait_for_workers()
+        if self.stop_wanted.is_set():
+            self.session.store.set_status(self.job_name, "Stopped", "Stopped", "Stopped before training started")
+            return 0
+        if workers is None:
+            return self.fail(f"ClientError: the Dask cluster at {where} has {len(self.workers())} worker(s) and the job "
+                             f"asks for {len(hosts)} instances, one worker each (waited {WORKER_WAIT_SECONDS:g} s); "
+                             "add workers or lower instance_count")
+        # idle workers first: a worker runs one host of one job at a time (the runtime is its task)
+        candidates = sorted(workers, key=lambda w: (_busy(workers[w]), w))
+        instance_type = self.request.get("ResourceConfig", {}).get("InstanceType", "local")
+        if is_gpu_instance_type(instance_type):
+            from nbsage.runtime.environment import count_gpus
+            gpus = self.client.run(count_gpus)
+            candidates = [w for w in candidates if gpus.get(w)]
+            if len(candidates) < len(hosts):
+                return self.fail(f"ClientError: instance type {instance_type!r} asks for a GPU on each of {len(hosts)} "
+                                 f"instances and {len(candidates)} worker(s) of the Dask cluster at {where} have one")
+        chosen = candidates[:len(hosts)]
+        master_addr = _host_of(chosen[0])
+        port = self.client.run(_free_port_here, master_addr, workers=[chosen[0]])[chosen[0]]
+        source = self.request.get("nbsage:SourceDir")
+        code = _pack(source) if source and Path(source).exists() else None
+        stop_event = Event(self.event_name, client=self.client)
+        self.client.subscribe_topic(self.topic, self.on_event)
+        self.group.begin()
+        self.group.sink.write(f"Dask place: {', '.join(f'{h} on worker {w}' for h, w in zip(hosts, chosen))} of {where}")
+        futures = {}
+        for i, (host, worker) in enumerate(zip(hosts, chosen)):
+            env = rank_environment(hosts, i, master_addr, port, workers[worker].get("nthreads") or 1)
+            futures[host] = self.client.submit(
+                run_host_on_worker, self.job_name, self.request, i, env, code, self.event_name, self.topic,
+                key=f"nbsage-{self.job_name}-{host}-{uuid.uuid4().hex[:8]}", workers=[worker],
+                allow_other_workers=False, pure=False, retries=0)
+        where_of = dict(zip(hosts, chosen))
+        if self.session.store.get_job(self.job_name)["stop_requested"]:
+            self.group.request_stop()
+        results: dict[str, dict] = {}
+        stop_sent = False
+        last_check = 0.0
+        while len(self.group.results) < len(hosts):
+            pending = [f for h, f in futures.items() if h not in self.group.results]
+            try:
+                wait(pending, timeout=0.25, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                pass
+            if self.stop_wanted.is_set() and not stop_sent:
+                stop_event.set()
+                stop_sent = True
+            for host, future in futures.items():
+                if host in self.group.results or not future.done():
+                    continue
+                try:
+                    out = future.result()
+                except Exception as e:  # the task itself broke (nbsage missing on the worker, ...)
+                    self.group.finished(HostResult(host, None, f"InternalServerError: host {host} on Dask worker "
+                                                               f"{where_of[host]}: {type(e).__name__}: {e}"))
+                    continue
+                self._wait_for_lines(host, out["lines"])
+                results[host] = out
+                self.group.finished(HostResult(host, out["rc"], out["failure"]))
+            if time.monotonic() - last_check >= 0.5:
+                last_check = time.monotonic()
+                alive = set(self.workers())
+                for host, worker in where_of.items():
+                    if host not in self.group.results and worker not in alive:
+                        futures[host].cancel()
+                        self.group.finished(HostResult(
+                            host, None, f"InternalServerError: the Dask worker {worker} that ran {host} left the "
+                                        "cluster during the job (killed, or out of memory?)"))
+        if self.stop_wanted.is_set() and not stop_sent:
+            stop_event.set()
+        self.client.unsubscribe_topic(self.topic)
+        master = results.get(hosts[0]) or {}
+        self.root.output_dir.mkdir(parents=True, exist_ok=True)
+        for name, path in (("model", self.root.model_archive), ("output", self.root.output_archive)):
+            if master.get(name) is not None:
+                path.write_bytes(master[name])
+        return self.group.finish(self.root)
+
+    def _wait_for_lines(self, host: str, count: int, timeout: float = 5.0) -> None:
+        """Events and results travel separately: let the host's last lines arrive before its end is recorded."""
+        deadline = time.monotonic() + timeout
+        while self.received.get(host, 0) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+
+def supervise(job_name: str, scheduler: str | None = None, n_workers: int | None = None,
+              threads_per_worker: int | None = None) -> int:
+    from nbsage.session import Session
+    session = Session()
+    job = session.store.get_job(job_name)
+    request = json.loads(job["request"])
+    count = int(request.get("ResourceConfig", {}).get("InstanceCount", 1) or 1)
+    stopping = threading.Event()
+    hosts_holder: dict = {}
+
+    def on_sigterm(signum, frame):
+        stopping.set()
+        if "hosts" in hosts_holder:
+            hosts_holder["hosts"].group.request_stop()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    from distributed import Client, LocalCluster
+    cluster = None
+    if scheduler:
+        where = scheduler
+        session.store.add_logs(job_name, [(time.time(), f"Dask place: connecting to the scheduler at {scheduler}")])
+    else:
+        n_workers = n_workers or count
+        where = f"a LocalCluster of {n_workers} workers"
+        session.store.add_logs(job_name, [(time.time(), f"Dask place: starting {where}")])
+    try:
+        if scheduler:
+            client = Client(scheduler, timeout=30)
+        else:
+            cluster = LocalCluster(n_workers=n_workers, processes=True, dashboard_address=":0",
+                                   threads_per_worker=threads_per_worker or host_threads(n_workers),
+                                   silence_logs=logging.ERROR)
+            client = Client(cluster)
+            where = f"{where} ({cluster.scheduler_address})"
+    except (OSError, TimeoutError) as e:
+        session.store.set_status(job_name, "Failed", "Failed", "The Dask cluster could not be reached",
+                                 failure_reason=f"ClientError: cannot reach the Dask scheduler at {where}: {e}")
+        return 1
+    try:
+        hosts = _DaskHosts(client, session, job, request)
+        hosts_holder["hosts"] = hosts
+        if stopping.is_set() or session.store.get_job(job_name)["stop_requested"]:
+            hosts.stop_wanted.set()
+        return hosts.run(where)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m nbsage.backends.dask_supervisor")
+    parser.add_argument("job_name")
+    parser.add_argument("--scheduler", default=None)
+    parser.add_argument("--n-workers", type=int, default=None)
+    parser.add_argument("--threads-per-worker", type=int, default=None)
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    # by its module name, not __main__: the workers import run_host_on_worker from nbsage
+    from nbsage.backends import dask_supervisor
+    try:
+        return dask_supervisor.supervise(args.job_name, args.scheduler, args.n_workers, args.threads_per_worker)
+    except Exception as e:  # never leave the job InProgress
+        traceback.print_exc()
+        from nbsage.session import Session
+        Session().store.set_status(args.job_name, "Failed", "Failed", "Internal error",
+                                   failure_reason=f"InternalServerError: {type(e).__name__}: {e}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
