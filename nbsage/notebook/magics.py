@@ -283,9 +283,14 @@ class SageMakerMagics(Magics, Configurable):
         return job
 
     def _place_options(self, args) -> dict:
-        """Place options given on the line, else the %config ones (only those set reach the place)."""
-        options = {"gateway": getattr(args, "gateway", None) or self.gateway,
-                   "kernel": getattr(args, "kernel", None) or self.kernel,
+        """Place options given on the line, else the %config ones (only those set reach the place).
+
+        The %config gateway/kernel are defaults of the kernel place only: another place chosen
+        with --backend does not receive them.
+        """
+        kernel_place = (getattr(args, "backend", None) or self.default_backend) == "kernel"
+        options = {"gateway": getattr(args, "gateway", None) or (self.gateway if kernel_place else None),
+                   "kernel": getattr(args, "kernel", None) or (self.kernel if kernel_place else None),
                    "connection_file": getattr(args, "connection_file", None),
                    "scheduler": getattr(args, "scheduler", None)}
         return {k: v for k, v in options.items() if v}
