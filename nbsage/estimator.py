@@ -70,6 +70,7 @@ class Estimator:
             raise ValidationError(f"instance_count must be at least 1, got {self.instance_count}")
         if not isinstance(self.max_run, int) or self.max_run < 1:
             raise ValidationError(f"max_run must be a positive number of seconds, got {self.max_run!r}")
+        self._check_spot()
         if self.input_mode not in ("File", "Pipe", "FastFile"):
             raise ValidationError(f"input_mode {self.input_mode!r} is not valid; use File, Pipe or FastFile")
         if self.entry_point:
@@ -77,6 +78,19 @@ class Estimator:
             script = (src / self.entry_point) if src else Path(self.entry_point)
             if not script.exists():
                 raise ValidationError(f"entry_point {str(script)!r} does not exist")
+
+    def _check_spot(self) -> None:
+        """StoppingCondition.MaxWaitTimeInSeconds: spot only, and at least MaxRuntimeInSeconds."""
+        if self.max_wait is None:
+            return
+        if not self.use_spot_instances:
+            raise ValidationError("max_wait (StoppingCondition.MaxWaitTimeInSeconds) applies to managed spot "
+                                  "training only: set use_spot_instances=True or leave max_wait out")
+        if not isinstance(self.max_wait, int) or isinstance(self.max_wait, bool) or self.max_wait < 1:
+            raise ValidationError(f"max_wait must be a positive number of seconds, got {self.max_wait!r}")
+        if self.max_wait < self.max_run:
+            raise ValidationError(f"max_wait ({self.max_wait} s, MaxWaitTimeInSeconds) must be at least max_run "
+                                  f"({self.max_run} s, MaxRuntimeInSeconds)")
 
     # ---- hyperparameters ------------------------------------------------------------------------
     def set_hyperparameters(self, **kwargs) -> None:
@@ -95,6 +109,7 @@ class Estimator:
 
     # ---- the request ------------------------------------------------------------------------------
     def _request(self, job_name: str, inputs: dict) -> dict:
+        self._check_spot()  # settings may have changed since __init__
         staging = staging_dir_for(self.session, job_name)
         channels = [channel_request(name, value, staging) for name, value in inputs.items()]
         hps = self.hyperparameters()

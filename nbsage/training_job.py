@@ -8,6 +8,8 @@ from nbsage.errors import JobFailed
 from nbsage.store.metadata import TERMINAL, iso
 
 TERMINAL_STATUSES = TERMINAL
+# managed spot: time without capacity (after an interruption, until training runs again) is not billed
+SPOT_UNBILLED = ("Interrupted", "Restarting")
 
 
 class TrainingJob:
@@ -38,6 +40,17 @@ class TrainingJob:
         request = json.loads(job["request"])
         start, end = job["start_time"], job["end_time"]
         seconds = int(round((end or time.time()) - start)) if start else 0
+        transitions = self._store.transitions(self.name)
+        billable = seconds
+        if request.get("EnableManagedSpotTraining") and start:
+            if job.get("billable_seconds") is not None:
+                billable = int(round(job["billable_seconds"]))
+            else:  # still running: the time spent Interrupted or Restarting is not billed
+                now = time.time()
+                lost = sum((t["end_time"] or now) - t["start_time"] for t in transitions
+                           if t["status"] in SPOT_UNBILLED)
+                billable = int(round(max(0.0, (end or now) - start - lost)))
+            billable = min(billable, seconds)
         desc = {
             "TrainingJobName": self.name,
             "TrainingJobArn": f"arn:nbsage:local:training-job/{self.name}",
@@ -45,7 +58,7 @@ class TrainingJob:
             "SecondaryStatus": job["secondary_status"],
             "SecondaryStatusTransitions": [
                 {"Status": t["status"], "StartTime": iso(t["start_time"]), "EndTime": iso(t["end_time"]),
-                 "StatusMessage": t["message"] or ""} for t in self._store.transitions(self.name)],
+                 "StatusMessage": t["message"] or ""} for t in transitions],
             "HyperParameters": request.get("HyperParameters", {}),
             "RoleArn": request.get("RoleArn", ""),
             "AlgorithmSpecification": request.get("AlgorithmSpecification", {}),
@@ -63,7 +76,7 @@ class TrainingJob:
             "TrainingEndTime": iso(end),
             "LastModifiedTime": iso(job["last_modified"]),
             "TrainingTimeInSeconds": seconds,
-            "BillableTimeInSeconds": seconds,
+            "BillableTimeInSeconds": billable,
             "nbsage:Backend": job["backend"],
             "nbsage:JobRoot": job["root"],
             "nbsage:Progress": (job["progress_step"], job["progress_total"]),

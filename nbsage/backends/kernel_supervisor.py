@@ -266,6 +266,12 @@ def _run(session, job_name, request, root, job_dir, conn, transfer, sink, lines,
     if stop_requested():
         return stopped("Stopped before training started")
 
+    # ---- Checkpoints: restored and mirrored by the kernel itself, next to the runtime ----
+    ckpt = _start_checkpoints(conn, request, remote_root, transfer, sink)
+    if ckpt is False:
+        return failed("ClientError: the kernel could not restore the checkpoints; see the log",
+                      "Restoring checkpoints failed")
+
     # ---- Training: the runtime in the kernel ----
     store.set_status(job_name, "InProgress", "Training", "Training image download completed. Training in progress.")
     max_runtime = request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
@@ -279,6 +285,12 @@ def _run(session, job_name, request, root, job_dir, conn, transfer, sink, lines,
         stopper.finished.set()
         stopper.running.clear()
         lines.flush()
+        if ckpt:
+            try:
+                done = _checkpoint_call(conn, "kernel_stop", remote_root)
+                sink.write(f"Checkpoints synced to {ckpt}: {done['uploaded']} upload(s), {done['deleted']} deletion(s)")
+            except Exception as e:  # the checkpoints are not the model: the job goes on
+                sink.write(f"The last checkpoint sync in the kernel failed: {e}")
     sink.flush()
     if result["exceeded"]:
         store.set_status(job_name, "Stopped", "MaxRuntimeExceeded",
@@ -327,6 +339,37 @@ def _run(session, job_name, request, root, job_dir, conn, transfer, sink, lines,
     store.set_status(job_name, "Completed", "Completed", "Training job completed",
                      model_artifacts=model, output_artifacts=output)
     return 0
+
+
+CHECKPOINTS = '__import__("nbsage.backends.checkpoints", fromlist=["_"])'
+
+
+def _checkpoint_call(conn: KernelConnection, function: str, *args) -> dict:
+    text = conn.execute(f"{CHECKPOINTS}.{function}({', '.join(repr(a) for a in args)})", None, None)
+    return json.loads(ast.literal_eval(text))
+
+
+def _start_checkpoints(conn: KernelConnection, request: dict, remote_root: str, transfer: str, sink):
+    """CheckpointConfig on the kernel place: the kernel restores the checkpoints into its job root and
+    mirrors them while the runtime runs, where it reaches the URI (a URL both sides reach, or any
+    URI when the kernel runs on this machine). Returns the URI, None (no sync) or False (failed)."""
+    cfg = request.get("CheckpointConfig") or {}
+    uri = cfg.get("S3Uri")
+    if not uri:
+        return None
+    if not (_kernel_reads(uri, transfer) or (isinstance(conn, LocalKernel) and not uri.startswith("memory://"))):
+        sink.write(f"Checkpoints are not synced with {uri}: the kernel cannot reach it (a path or memory:// "
+                   "URI and a kernel on another machine)")
+        return None
+    interval = float(os.environ.get("NBSAGE_CHECKPOINT_SYNC_SECONDS", "1"))
+    try:
+        result = _checkpoint_call(conn, "kernel_start", remote_root, uri, cfg.get("LocalPath"), interval)
+    except KernelCodeError as e:
+        sink.write(f"The kernel could not restore the checkpoints from {uri}: {e}")
+        return False
+    for line in result.get("log", []):
+        sink.write(line)
+    return uri
 
 
 def _stage_pipe_sources(root: JobRoot, request: dict, here: list[dict], remote_root: str) -> dict | None:

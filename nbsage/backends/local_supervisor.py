@@ -11,6 +11,7 @@ import threading
 import time
 import traceback
 
+from nbsage.backends.checkpoints import checkpoint_sync_for
 from nbsage.backends.log_stream import LogSink
 from nbsage.backends.pipe_feeder import PipeFeeder
 from nbsage.backends.staging import collect, host_count, prepare_root
@@ -18,6 +19,8 @@ from nbsage.errors import NBSageError
 from nbsage.runtime.layout import JobRoot
 
 STOP_GRACE_SECONDS = float(os.environ.get("NBSAGE_STOP_GRACE_SECONDS", "10"))
+# managed spot: how long an interrupted job waits for "new capacity" before it restarts
+SPOT_RESTART_SECONDS = float(os.environ.get("NBSAGE_SPOT_RESTART_SECONDS", "1"))
 
 
 def _die_with_parent():
@@ -62,52 +65,99 @@ def supervise(job_name: str) -> int:
     sink = LogSink(store, job_name, request.get("AlgorithmSpecification", {}).get("MetricDefinitions"))
     try:
         store.set_status(job_name, "InProgress", "Downloading", "Downloading input data")
-        store.update_job(job_name, start_time=time.time())
+        started = time.time()
+        store.update_job(job_name, start_time=started)
         prepare_root(root, request, request.get("nbsage:SourceDir"))
         feeder = PipeFeeder(root, request, log=sink.write)  # Pipe-mode channels' FIFOs
+        sync = checkpoint_sync_for(request, root, log=sink.write)  # CheckpointConfig: restore, then mirror
+        if sync:
+            sync.restore()
     except (NBSageError, OSError) as e:
         store.set_status(job_name, "Failed", "Failed", str(e), failure_reason=f"ClientError: {e}")
+        return 1
+    except Exception as e:  # the checkpoint URI could not be read
+        store.set_status(job_name, "Failed", "Failed", "Restoring checkpoints failed",
+                         failure_reason=f"ClientError: restoring checkpoints failed: {type(e).__name__}: {e}")
         return 1
     if store.get_job(job_name)["stop_requested"]:
         store.set_status(job_name, "Stopped", "Stopped", "Stopped before training started")
         return 0
-    store.set_status(job_name, "InProgress", "Training", "Training image download completed. Training in progress.")
     env = dict(os.environ, TRAINING_JOB_NAME=job_name, PYTHONUNBUFFERED="1")
     env.update(request.get("Environment") or {})
-    feeder.start()
-    proc = subprocess.Popen([sys.executable, "-m", "nbsage.runtime", "train", "--root", str(root.path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            env=env, cwd=str(root.path), start_new_session=True, preexec_fn=_die_with_parent)
-    _running["proc"] = proc
-    store.update_job(job_name, runtime_pid=proc.pid)
-    if store.get_job(job_name)["stop_requested"]:
-        _on_sigterm(signal.SIGTERM, None)
-    max_runtime = request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
-    exceeded = threading.Event()
-
-    def enforce_max_runtime():
-        if not exceeded.wait(0) and proc.poll() is None:
-            exceeded.set()
-            sink.write(f"MaxRuntimeInSeconds ({max_runtime}) exceeded: stopping the job")
-            _terminate(proc)
-
-    timer = threading.Timer(float(max_runtime), enforce_max_runtime) if max_runtime else None
-    if timer:
-        timer.daemon = True
-        timer.start()
-    assert proc.stdout is not None
-    for raw in proc.stdout:
-        sink.write(raw.decode("utf-8", errors="replace"))
-    rc = proc.wait()
-    feeder.stop()
-    if timer:
-        timer.cancel()
+    stopping = request.get("StoppingCondition", {})
+    max_runtime = stopping.get("MaxRuntimeInSeconds")
+    spot = bool(request.get("EnableManagedSpotTraining"))
+    max_wait = stopping.get("MaxWaitTimeInSeconds") if spot else None
+    lost = 0.0  # seconds Interrupted or Restarting (managed spot): not billed
+    trained = 0.0  # seconds in Training, over every attempt: MaxRuntimeInSeconds counts these
+    while True:
+        store.set_status(job_name, "InProgress", "Training",
+                         "Training image download completed. Training in progress." if trained == 0
+                         else "Training resumed from the last checkpoint")
+        limits = []
+        if max_runtime:
+            limits.append((max(0.0, float(max_runtime) - trained), "MaxRuntimeExceeded",
+                           f"MaxRuntimeInSeconds ({max_runtime}) exceeded: stopping the job"))
+        if max_wait:
+            limits.append((max(0.0, started + float(max_wait) - time.time()), "MaxWaitTimeExceeded",
+                           f"MaxWaitTimeInSeconds ({max_wait}) exceeded: stopping the job"))
+        if sync:
+            sync.start()
+        feeder.start()
+        attempt_start = time.time()
+        rc, exceeded = _run_runtime(root, env, job_name, store, sink, limits)
+        trained += time.time() - attempt_start
+        feeder.stop()
+        if sync:
+            try:
+                sync.stop()
+            except Exception as e:  # the checkpoints are not the model: the job goes on
+                sink.write(f"Checkpoint upload to {sync.url} failed: {type(e).__name__}: {e}")
+        stop_requested = store.get_job(job_name)["stop_requested"]
+        if exceeded or stop_requested or not (spot and rc < 0):
+            break
+        # managed spot: the worker was taken away (killed by a signal, not a stop): wait for capacity,
+        # restore the checkpoints and train again, for as long as MaxWaitTimeInSeconds allows
+        interrupted = time.time()
+        store.set_status(job_name, "InProgress", "Interrupted",
+                         f"Training job interrupted: the worker was killed by {_signal_name(rc)}")
+        sink.write(f"Training job interrupted: the worker was killed by {_signal_name(rc)}; restarting")
+        time.sleep(SPOT_RESTART_SECONDS)
+        if max_wait and time.time() - started >= float(max_wait):
+            exceeded = "MaxWaitTimeExceeded"
+            lost += time.time() - interrupted
+            break
+        store.set_status(job_name, "InProgress", "Restarting", "Restarting training from the last checkpoint")
+        try:
+            if sync:
+                sync.restore()
+            feeder = PipeFeeder(root, request, log=sink.write)
+        except Exception as e:
+            sink.close()
+            store.set_status(job_name, "Failed", "Failed", "Restoring checkpoints failed",
+                             failure_reason=f"ClientError: restoring checkpoints failed: {type(e).__name__}: {e}",
+                             billable_seconds=max(0.0, time.time() - started - lost))
+            return 1
+        lost += time.time() - interrupted
+        if store.get_job(job_name)["stop_requested"]:
+            stop_requested = True
+            break
     sink.close()
-    stop_requested = store.get_job(job_name)["stop_requested"]
-    if exceeded.is_set():
+
+    def bill() -> None:  # BillableTimeInSeconds: managed spot leaves out the time without capacity
+        if spot:
+            store.update_job(job_name, billable_seconds=max(0.0, time.time() - started - lost))
+
+    bill()
+    if exceeded == "MaxRuntimeExceeded":
         store.set_status(job_name, "Stopped", "MaxRuntimeExceeded",
                          f"Training job runtime exceeded MaxRuntimeInSeconds provided ({max_runtime} s)",
                          failure_reason=f"MaxRuntimeExceeded: the job ran longer than {max_runtime} s")
+        return 0
+    if exceeded == "MaxWaitTimeExceeded":
+        store.set_status(job_name, "Stopped", "MaxWaitTimeExceeded",
+                         f"Training job exceeded MaxWaitTimeInSeconds provided ({max_wait} s)",
+                         failure_reason=f"MaxWaitTimeExceeded: the job did not finish within {max_wait} s")
         return 0
     if stop_requested:
         store.set_status(job_name, "Stopped", "Stopped", "Training job stopped")
@@ -127,9 +177,58 @@ def supervise(job_name: str) -> int:
         store.set_status(job_name, "Failed", "Failed", "Uploading failed",
                          failure_reason=f"InternalServerError: uploading artifacts failed: {e}")
         return 1
+    bill()
     store.set_status(job_name, "Completed", "Completed", "Training job completed",
                      model_artifacts=model, output_artifacts=output)
     return 0
+
+
+def _run_runtime(root: JobRoot, env: dict, job_name: str, store, sink: LogSink,
+                 limits: list[tuple[float, str, str]]) -> tuple[int, str | None]:
+    """One run of the runtime: (exit code, the limit it ran past or None). `limits` are
+    (seconds from now, name, log line): the first to expire stops the runtime."""
+    proc = subprocess.Popen([sys.executable, "-m", "nbsage.runtime", "train", "--root", str(root.path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            env=env, cwd=str(root.path), start_new_session=True, preexec_fn=_die_with_parent)
+    _running["proc"] = proc
+    store.update_job(job_name, runtime_pid=proc.pid)
+    if store.get_job(job_name)["stop_requested"]:
+        _on_sigterm(signal.SIGTERM, None)
+    exceeded: list[str] = []
+    lock = threading.Lock()
+
+    def enforce(name: str, message: str):
+        with lock:
+            if exceeded or proc.poll() is not None:
+                return
+            exceeded.append(name)
+        sink.write(message)
+        _terminate(proc)
+
+    timers = [threading.Timer(seconds, enforce, args=(name, message)) for seconds, name, message in limits]
+    for t in timers:
+        t.daemon = True
+        t.start()
+
+    def reap():
+        # a runtime killed by a signal leaves its children (the script, data loaders) holding the
+        # log pipe open: they go too, so the log ends and the job can go on
+        if proc.wait() < 0:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    threading.Thread(target=reap, daemon=True).start()
+    assert proc.stdout is not None
+    for raw in proc.stdout:
+        sink.write(raw.decode("utf-8", errors="replace"))
+    rc = proc.wait()
+    for t in timers:
+        t.cancel()
+    _running.pop("proc", None)
+    with lock:
+        return rc, (exceeded[0] if exceeded else None)
 
 
 def _terminate(proc: subprocess.Popen) -> None:

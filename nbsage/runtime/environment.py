@@ -39,7 +39,12 @@ def count_gpus() -> int:
         out = subprocess.run([smi, "--list-gpus"], capture_output=True, text=True, timeout=10).stdout
     except (OSError, subprocess.SubprocessError):
         return 0
-    return sum(1 for line in out.splitlines() if line.startswith("GPU "))
+    total = sum(1 for line in out.splitlines() if line.startswith("GPU "))
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:  # a place that gives each host its own GPUs narrows what it sees
+        ids = [v for v in visible.split(",") if v.strip() and v.strip() != "-1"]
+        return min(total, len(ids))
+    return total
 
 
 @dataclass
@@ -65,6 +70,20 @@ def list_data_files(path: Path) -> list[Path]:
                 continue
             files.append(Path(root) / n)
     return files
+
+
+def resolve_checkpoint_dir(root: JobRoot | str, local_path: str | None = None) -> Path:
+    """CheckpointConfig.LocalPath on this job root: /opt/ml/... (the default /opt/ml/checkpoints/
+    included) is the same place under the job root; another absolute path is used as it is."""
+    root = root if isinstance(root, JobRoot) else JobRoot(root)
+    if not local_path:
+        return root.checkpoints_dir
+    p = local_path.rstrip("/") or "/"
+    if p == "/opt/ml/checkpoints":
+        return root.checkpoints_dir
+    if p.startswith("/opt/ml/"):
+        return root.path / p[len("/opt/ml/"):]
+    return Path(p)
 
 
 class TrainingEnvironment:
@@ -93,8 +112,8 @@ class TrainingEnvironment:
     job_name = property(lambda self: self.job_config.get("TrainingJobName", os.environ.get("TRAINING_JOB_NAME", "")))
     model_dir = property(lambda self: self.root.model_dir)
     output_data_dir = property(lambda self: self.root.output_data_dir)
-    checkpoints_dir = property(lambda self: Path(
-        self.job_config.get("CheckpointConfig", {}).get("LocalPath") or self.root.checkpoints_dir))
+    checkpoints_dir = property(lambda self: resolve_checkpoint_dir(
+        self.root, (self.job_config.get("CheckpointConfig") or {}).get("LocalPath")))
     current_host = property(lambda self: self.resource_config.get("current_host", "algo-1"))
     hosts = property(lambda self: sorted(self.resource_config.get("hosts", ["algo-1"])))
     instance_type = property(lambda self: self.resource_config.get("current_instance_type", "local"))

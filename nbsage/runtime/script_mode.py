@@ -99,6 +99,8 @@ def build_environment(env: TrainingEnvironment, entry_point: str, code_dir: Path
         "SM_INPUT_CONFIG_DIR": str(root.config_dir), "SM_INPUT_DATA_CONFIG": json.dumps(env.input_data_config),
         "SM_RESOURCE_CONFIG": json.dumps(env.resource_config), "SM_OUTPUT_DIR": str(root.output_dir),
         "SM_OUTPUT_DATA_DIR": str(root.output_data_dir),
+        # an nbsage addition: CheckpointConfig.LocalPath on this job root (/opt/ml/checkpoints by default)
+        "SM_CHECKPOINT_DIR": str(env.checkpoints_dir),
         "SM_OUTPUT_INTERMEDIATE_DIR": str(root.intermediate_dir),
         "SM_TRAINING_ENV": json.dumps(training_env, default=str),
         "SM_IS_MASTER": "true" if training_env["is_master"] else "false",

@@ -21,7 +21,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     request TEXT NOT NULL, backend TEXT NOT NULL, root TEXT, supervisor_pid INTEGER, runtime_pid INTEGER,
     failure_reason TEXT, model_artifacts TEXT, output_artifacts TEXT,
     creation_time REAL NOT NULL, start_time REAL, end_time REAL, last_modified REAL NOT NULL,
-    stop_requested INTEGER NOT NULL DEFAULT 0, progress_step INTEGER, progress_total INTEGER
+    stop_requested INTEGER NOT NULL DEFAULT 0, progress_step INTEGER, progress_total INTEGER,
+    billable_seconds REAL
 );
 CREATE TABLE IF NOT EXISTS transitions (
     job TEXT NOT NULL, status TEXT NOT NULL, start_time REAL NOT NULL, end_time REAL, message TEXT
@@ -73,6 +74,22 @@ class MetadataStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._conn().executescript(SCHEMA)
+        self._add_columns()
+
+    # columns added after the first release: stores made before them get them here
+    ADDED_COLUMNS = {"jobs": (("billable_seconds", "REAL"),)}
+
+    def _add_columns(self) -> None:
+        conn = self._conn()
+        for table, columns in self.ADDED_COLUMNS.items():
+            have = {r["name"] for r in conn.execute(f"PRAGMA table_info({table})").fetchall()}
+            for name, kind in columns:
+                if name not in have:
+                    try:
+                        conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+                    except sqlite3.OperationalError as e:  # another process added it first
+                        if "duplicate column" not in str(e):
+                            raise
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)

@@ -1,0 +1,301 @@
+"""CheckpointConfig and managed spot on the local place.
+
+CheckpointSync mirrors a checkpoint folder to a URL (restore at the start, uploads of new and
+changed files, deletions propagated, objects added later not copied in); a spot job whose worker
+is SIGKILLed goes Interrupted → Restarting → Training and resumes from its checkpoint;
+MaxWaitTimeInSeconds ends it Stopped/MaxWaitTimeExceeded; a killed non-spot job is Failed and a
+new job with the same checkpoint URI resumes (script mode and XGBoost).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from nbsage.backends.checkpoints import CheckpointSync
+from nbsage.errors import ValidationError
+from nbsage.estimator import Estimator
+from nbsage.runtime.environment import resolve_checkpoint_dir
+from nbsage.session import Session
+from nbsage.training_job import TrainingJob
+
+TIMEOUT = 40
+
+
+@pytest.fixture
+def session(tmp_path, monkeypatch):
+    monkeypatch.setenv("NBSAGE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("NBSAGE_STOP_GRACE_SECONDS", "1")
+    monkeypatch.setenv("NBSAGE_CHECKPOINT_SYNC_SECONDS", "0.1")
+    monkeypatch.setenv("NBSAGE_SPOT_RESTART_SECONDS", "1")
+    monkeypatch.delenv("NBSAGE_ARTIFACT_ROOT", raising=False)
+    return Session.default()
+
+
+@pytest.fixture
+def data(tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "train.csv").write_text("1,2\n3,4\n")
+    return folder
+
+
+# ---- CheckpointSync -------------------------------------------------------------------------------
+def _tree(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): p.read_text() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("kind", ["folder", "file-url", "memory"])
+def test_sync_restores_uploads_and_mirrors_deletions(tmp_path, kind):
+    remote = tmp_path / "remote"
+    url = {"folder": str(remote), "file-url": f"file://{remote}", "memory": f"memory://ckpt-{os.getpid()}/x"}[kind]
+    store = CheckpointSync(url, tmp_path / "unused")._store
+    seed = tmp_path / "seed"
+    (seed / "sub").mkdir(parents=True)
+    (seed / "a.txt").write_text("a0")
+    (seed / "sub" / "b.txt").write_text("b0")
+    for p in seed.rglob("*"):
+        if p.is_file():
+            store.put_file(p, store.url(p.relative_to(seed).as_posix()))
+
+    def remote_tree() -> dict[str, str]:
+        out = {}
+        for key in CheckpointSync(url, tmp_path)._remote_keys():
+            dest = tmp_path / "peek" / key
+            store.get_file(store.url(key), dest)
+            out[key] = dest.read_text()
+        return out
+
+    local = tmp_path / "local"
+    sync = CheckpointSync(url, local, interval=0.05)
+    assert sync.restore() == 2
+    assert _tree(local) == {"a.txt": "a0", "sub/b.txt": "b0"}
+    assert sync.sync() == (0, 0)  # restored files are not uploaded again
+
+    sync.start()
+    (local / "c.txt").write_text("c0")
+    (local / "half.sagemaker-ignore").write_text("partial")  # never uploaded
+    (local / "a.txt").write_text("a1-longer")
+    (local / "sub" / "b.txt").unlink()
+    deadline = time.monotonic() + 10
+    while remote_tree() != {"a.txt": "a1-longer", "c.txt": "c0"} and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert remote_tree() == {"a.txt": "a1-longer", "c.txt": "c0"}
+    # objects added under the URI after the start are not copied in, nor deleted
+    (seed / "late.txt").write_text("late")
+    store.put_file(seed / "late.txt", store.url("late.txt"))
+    (local / "d.txt").write_text("d0")
+    sync.stop()  # the final sync
+    assert "d.txt" in remote_tree() and "late.txt" in remote_tree()
+    assert not (local / "late.txt").exists()
+
+    # a new job's restore gets the mirror
+    again = tmp_path / "again"
+    CheckpointSync(url, again).restore()
+    assert _tree(again) == {"a.txt": "a1-longer", "c.txt": "c0", "d.txt": "d0", "late.txt": "late"}
+
+
+def test_restore_from_missing_uri_is_empty(tmp_path):
+    assert CheckpointSync(str(tmp_path / "nothing"), tmp_path / "local").restore() == 0
+    assert (tmp_path / "local").is_dir()
+
+
+def test_local_path_maps_onto_the_job_root(tmp_path):
+    root = tmp_path / "opt_ml"
+    assert resolve_checkpoint_dir(str(root), "/opt/ml/checkpoints/") == root / "checkpoints"
+    assert resolve_checkpoint_dir(str(root), None) == root / "checkpoints"
+    assert resolve_checkpoint_dir(str(root), "/opt/ml/ckpt") == root / "ckpt"
+    assert resolve_checkpoint_dir(str(root), str(tmp_path / "mine")) == tmp_path / "mine"
+
+
+# ---- validation -----------------------------------------------------------------------------------
+def test_max_wait_validation(tmp_path, session):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "train.py").write_text("pass\n")
+    kw = dict(entry_point="train.py", source_dir=str(src), sagemaker_session=session)
+    with pytest.raises(ValidationError, match="use_spot_instances"):
+        Estimator(max_wait=3600, max_run=60, **kw)
+    with pytest.raises(ValidationError, match="max_wait.*max_run"):
+        Estimator(use_spot_instances=True, max_wait=30, max_run=60, **kw)
+    with pytest.raises(ValidationError, match="max_wait must be a positive"):
+        Estimator(use_spot_instances=True, max_wait=0, max_run=60, **kw)
+    Estimator(use_spot_instances=True, max_wait=60, max_run=60, **kw)
+    Estimator(use_spot_instances=True, max_run=60, **kw)  # max_wait is optional
+
+
+# ---- jobs -----------------------------------------------------------------------------------------
+STEPPER = """
+    import json, os, sys, time
+    total, pause = int(sys.argv[sys.argv.index("--steps") + 1]), float(sys.argv[sys.argv.index("--pause") + 1])
+    folder = os.environ["SM_CHECKPOINT_DIR"]
+    os.makedirs(folder, exist_ok=True)
+    state = os.path.join(folder, "state.json")
+    start = 0
+    if os.path.exists(state):
+        with open(state) as f:
+            start = json.load(f)["step"] + 1
+        print(f"resumed at step {start}", flush=True)
+    for step in range(start, total):
+        time.sleep(pause)
+        with open(state + ".sagemaker-ignore", "w") as f:
+            json.dump({"step": step}, f)
+        os.replace(state + ".sagemaker-ignore", state)
+        with open(os.path.join(folder, f"step-{step}"), "w") as f:
+            f.write(str(step))
+        if step:
+            os.remove(os.path.join(folder, f"step-{step - 1}"))
+        print(f"step {step}", flush=True)
+    with open(os.path.join(os.environ["SM_MODEL_DIR"], "model.txt"), "w") as f:
+        f.write(f"trained {total} steps")
+"""
+
+
+def _stepper(tmp_path: Path) -> Path:
+    src = tmp_path / "src"
+    src.mkdir(exist_ok=True)
+    (src / "train.py").write_text(textwrap.dedent(STEPPER))
+    return src
+
+
+def _wait_for(predicate, what: str, timeout: float = TIMEOUT):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _synced_step(remote: Path) -> int:
+    steps = [int(p.name.split("-")[1]) for p in remote.glob("step-*")]
+    return max(steps) if steps else -1
+
+
+def _kill_worker(session, name: str) -> None:
+    pid = session.store.get_job(name)["runtime_pid"]
+    os.killpg(pid, signal.SIGKILL)
+
+
+def _wait_done(job: TrainingJob, timeout: float = TIMEOUT) -> dict:
+    _wait_for(lambda: job.describe()["TrainingJobStatus"] in ("Completed", "Failed", "Stopped"), "the job's end", timeout)
+    return job.describe()
+
+
+def test_spot_job_interrupted_restarts_and_resumes(tmp_path, session, data):
+    remote = tmp_path / "ckpt"
+    est = Estimator(entry_point="train.py", source_dir=str(_stepper(tmp_path)), sagemaker_session=session,
+                    hyperparameters={"steps": 30, "pause": 0.1}, use_spot_instances=True, max_run=60,
+                    max_wait=120, checkpoint_s3_uri=f"file://{remote}")
+    job = est.fit({"train": str(data)}, wait=False)
+    _wait_for(lambda: _synced_step(remote) >= 3, "a few synced checkpoints")
+    _kill_worker(session, job.name)
+    desc = _wait_done(job)
+    assert desc["TrainingJobStatus"] == "Completed", desc.get("FailureReason")
+    statuses = [t["Status"] for t in desc["SecondaryStatusTransitions"]]
+    assert statuses[statuses.index("Interrupted"):] == ["Interrupted", "Restarting", "Training", "Uploading",
+                                                          "Completed"], statuses
+    interrupted = next(t for t in desc["SecondaryStatusTransitions"] if t["Status"] == "Interrupted")
+    assert "the worker was killed" in interrupted["StatusMessage"]
+    resumed = [line for line in job.logs() if line.startswith("resumed at step")]
+    assert resumed and int(resumed[0].split()[-1]) > 0, job.logs()
+    assert desc["BillableTimeInSeconds"] <= desc["TrainingTimeInSeconds"]
+    assert desc["BillableTimeInSeconds"] < desc["TrainingTimeInSeconds"] or desc["TrainingTimeInSeconds"] <= 1
+    # the checkpoint URI holds the last state, step files mirrored (deletions included)
+    assert sorted(p.name for p in remote.iterdir()) == ["state.json", "step-29"]
+
+
+def test_spot_job_past_max_wait_is_stopped(tmp_path, session, data, monkeypatch):
+    monkeypatch.setenv("NBSAGE_SPOT_RESTART_SECONDS", "4")  # "no capacity" for longer than MaxWait allows
+    remote = tmp_path / "ckpt"
+    est = Estimator(entry_point="train.py", source_dir=str(_stepper(tmp_path)), sagemaker_session=session,
+                    hyperparameters={"steps": 1000, "pause": 0.1}, use_spot_instances=True, max_run=3,
+                    max_wait=3, checkpoint_s3_uri=str(remote))
+    job = est.fit({"train": str(data)}, wait=False)
+    _wait_for(lambda: _synced_step(remote) >= 1, "a synced checkpoint")
+    _kill_worker(session, job.name)
+    desc = _wait_done(job)
+    assert (desc["TrainingJobStatus"], desc["SecondaryStatus"]) == ("Stopped", "MaxWaitTimeExceeded")
+    assert "MaxWaitTimeExceeded" in desc["FailureReason"]
+    assert desc["BillableTimeInSeconds"] < desc["TrainingTimeInSeconds"]
+
+
+def test_killed_job_fails_and_a_new_job_resumes(tmp_path, session, data):
+    """Without spot a killed worker fails the job; a new job with the same checkpoint URI resumes."""
+    remote = tmp_path / "ckpt"
+    kw = dict(entry_point="train.py", source_dir=str(_stepper(tmp_path)), sagemaker_session=session,
+              hyperparameters={"steps": 20, "pause": 0.1}, checkpoint_s3_uri=str(remote))
+    first = Estimator(**kw).fit({"train": str(data)}, wait=False)
+    _wait_for(lambda: _synced_step(remote) >= 3, "a few synced checkpoints")
+    _kill_worker(session, first.name)
+    desc = _wait_done(first)
+    assert desc["TrainingJobStatus"] == "Failed" and "SIGKILL" in desc["FailureReason"]
+    assert "Interrupted" not in [t["Status"] for t in desc["SecondaryStatusTransitions"]]
+    assert desc["BillableTimeInSeconds"] == desc["TrainingTimeInSeconds"]
+    second = Estimator(**kw).fit({"train": str(data)}, wait=False)
+    assert _wait_done(second)["TrainingJobStatus"] == "Completed"
+    resumed = [line for line in second.logs() if line.startswith("resumed at step")]
+    assert resumed and int(resumed[0].split()[-1]) >= 3, second.logs()
+
+
+def test_xgboost_killed_then_a_new_job_resumes_from_the_checkpoint(tmp_path, session):
+    """XGBoost (num_round 200) killed after a few rounds' checkpoints are synced; the next job with
+    the same checkpoint URI logs that it resumed at a round > 0 and finishes the 200 rounds."""
+    np = pytest.importorskip("numpy")
+    pytest.importorskip("xgboost")
+    from nbsage.inputs import TrainingInput
+    rng = np.random.default_rng(0)
+    n, f = 30000, 20
+    x = rng.normal(size=(n, f))
+    y = x @ rng.normal(size=f) + np.sin(3 * x[:, 0]) + rng.normal(size=n) * 0.1
+    folder = tmp_path / "xgb-data"
+    folder.mkdir()
+    np.savetxt(folder / "train.csv", np.column_stack([y, x]), delimiter=",", fmt="%.5f")
+    remote = tmp_path / "xgb-ckpt"
+    kw = dict(hyperparameters={"num_round": 200, "max_depth": 8, "eta": 0.05, "objective": "reg:squarederror"},
+              sagemaker_session=session, checkpoint_s3_uri=f"file://{remote}")
+    inputs = {"train": TrainingInput(str(folder), content_type="text/csv")}
+
+    def synced_round() -> int:
+        rounds = [int(p.name.rsplit(".", 1)[1]) for p in remote.glob("xgboost-checkpoint.*")
+                  if p.name.rsplit(".", 1)[1].isdigit()]
+        return max(rounds) if rounds else -1
+
+    first = Estimator("xgboost", **kw).fit(inputs, wait=False)
+    _wait_for(lambda: synced_round() >= 5, "a few rounds' synced checkpoints", timeout=60)
+    _kill_worker(session, first.name)
+    desc = _wait_done(first)
+    assert desc["TrainingJobStatus"] == "Failed", desc
+    killed_at = synced_round()
+    assert 5 <= killed_at < 199
+
+    second = Estimator("xgboost", **kw).fit(inputs, wait=False)
+    desc = _wait_done(second, timeout=60)
+    assert desc["TrainingJobStatus"] == "Completed", desc.get("FailureReason")
+    resumed = [line for line in second.logs() if "Resuming from checkpoint" in line]
+    assert resumed, second.logs()[:20]
+    done = int(resumed[0].split(": ")[-1].split(" of ")[0])
+    assert done == killed_at + 1 > 0, resumed[0]  # from the newest checkpoint synced before the kill
+    assert synced_round() == 199
+
+
+def test_kernel_place_restores_and_mirrors_checkpoints(tmp_path, session, data):
+    """On the kernel place (a kernel on this machine) the kernel restores and mirrors the checkpoints."""
+    pytest.importorskip("ipykernel")
+    remote = tmp_path / "ckpt"
+    remote.mkdir()
+    (remote / "state.json").write_text('{"step": 10}')
+    (remote / "step-10").write_text("10")
+    est = Estimator(entry_point="train.py", source_dir=str(_stepper(tmp_path)), sagemaker_session=session,
+                    hyperparameters={"steps": 15, "pause": 0.05}, checkpoint_s3_uri=str(remote),
+                    backend="kernel", kernel="python3")
+    job = est.fit({"train": str(data)}, wait=False)
+    desc = _wait_done(job, timeout=90)
+    assert desc["TrainingJobStatus"] == "Completed", (desc.get("FailureReason"), job.logs())
+    assert "resumed at step 11" in job.logs(), job.logs()
+    assert sorted(p.name for p in remote.iterdir()) == ["state.json", "step-14"]
