@@ -70,6 +70,9 @@ class CheckpointSync:
         for p in found:
             p = str(p)
             if p.startswith(base + "/"):
+                name = p.rsplit("/", 1)[-1]
+                if name.startswith(".") and name.endswith(".tmp"):
+                    continue  # an upload in flight (ArtifactStore writes a temporary name first)
                 keys.append(p[len(base) + 1:])
         return sorted(keys)
 
