@@ -15,20 +15,24 @@ import numpy as np
 
 from common import write_section
 
-ROWS, FEATURES, ROUNDS = 200_000, 20, 100
+ROWS = 200_000
+# (features, rounds): the same 200k rows, a short job and a longer one, to show that the gap is a
+# fixed cost (process start, xgboost import) rather than a per-round one
+WORKLOADS = ((20, 100), (50, 300))
+FEATURES, ROUNDS = WORKLOADS[0]
 PARAMS = {"objective": "binary:logistic", "eval_metric": "auc", "max_depth": 6, "eta": 0.1, "tree_method": "hist"}
 
 
-def make_data(path: Path, rows: int, seed: int = 0) -> None:
+def make_data(path: Path, rows: int, seed: int = 0, features: int = FEATURES) -> None:
     rng = np.random.default_rng(seed)
-    X = rng.normal(size=(rows, FEATURES)).astype(np.float32)
+    X = rng.normal(size=(rows, features)).astype(np.float32)
     logits = X[:, 0] * 1.5 - X[:, 1] + 0.5 * X[:, 2] * X[:, 3]
     y = (logits + rng.logistic(size=rows) > 0).astype(np.float32)
     import pandas as pd
     pd.DataFrame(np.column_stack([y, X])).to_csv(path, header=False, index=False, float_format="%.6g")
 
 
-def direct(train: Path, validation: Path) -> float:
+def direct(train: Path, validation: Path, rounds: int = ROUNDS) -> float:
     import pyarrow.csv as pacsv
     import xgboost as xgb
     start = time.perf_counter()
@@ -37,8 +41,19 @@ def direct(train: Path, validation: Path) -> float:
         m = np.column_stack([c.to_numpy() for c in t.columns]).astype(np.float32)
         return xgb.DMatrix(m[:, 1:], label=m[:, 0])
     dtrain, dval = load(train), load(validation)
-    booster = xgb.train(PARAMS, dtrain, ROUNDS, evals=[(dtrain, "train"), (dval, "validation")], verbose_eval=False)
+    booster = xgb.train(PARAMS, dtrain, rounds, evals=[(dtrain, "train"), (dval, "validation")], verbose_eval=False)
     booster.save_model(str(train.parent / "direct.ubj"))
+    return time.perf_counter() - start
+
+
+def direct_fresh_process(train: Path, validation: Path, rounds: int) -> float:
+    """The same direct code in a new Python process, imports included: what a job pays anew."""
+    import subprocess
+    import sys
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_xgboost_training as b; "
+            f"from pathlib import Path; b.direct(Path({str(train)!r}), Path({str(validation)!r}), {rounds})")
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True)
     return time.perf_counter() - start
 
 
@@ -57,36 +72,54 @@ def through_nbsage(train: Path, validation: Path, rounds: int = ROUNDS) -> tuple
 
 def main(repeats: int = 3) -> dict:
     import os
+    rows_md, results = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         os.environ["NBSAGE_HOME"] = str(tmp / "home")
-        train, validation = tmp / "train.csv", tmp / "validation.csv"
-        make_data(train, ROWS, 0)
-        make_data(validation, ROWS // 4, 1)
         small_train, small_val = tmp / "small.csv", tmp / "small_val.csv"
         make_data(small_train, 100, 2)
         make_data(small_val, 100, 3)
         through_nbsage(small_train, small_val, 1)  # warm caches (imports, page cache)
-        direct_times, nbsage_times, overheads = [], [], []
-        for _ in range(repeats):
-            direct_times.append(direct(train, validation))
-            nbsage_times.append(through_nbsage(train, validation)[0])
-            overheads.append(through_nbsage(small_train, small_val, 1)[0])
-    d, n, o = statistics.median(direct_times), statistics.median(nbsage_times), statistics.median(overheads)
-    result = {"direct_s": d, "nbsage_s": n, "ratio": n / d, "overhead_s": o}
+        overheads = [through_nbsage(small_train, small_val, 1)[0] for _ in range(5)]
+        for features, rounds in WORKLOADS:
+            train, validation = tmp / f"train{features}.csv", tmp / f"validation{features}.csv"
+            make_data(train, ROWS, 0, features)
+            make_data(validation, ROWS // 4, 1, features)
+            direct_times, fresh_times, nbsage_times = [], [], []
+            for _ in range(repeats):
+                direct_times.append(direct(train, validation, rounds))
+                fresh_times.append(direct_fresh_process(train, validation, rounds))
+                nbsage_times.append(through_nbsage(train, validation, rounds)[0])
+            d, f, n = (statistics.median(direct_times), statistics.median(fresh_times),
+                       statistics.median(nbsage_times))
+            results[f"{features}x{rounds}"] = {"direct_s": d, "direct_fresh_s": f, "nbsage_s": n, "ratio": n / d,
+                                               "ratio_fresh": n / f}
+            rows_md.append(f"| {ROWS:,} x {features}, {rounds} rounds | {d:.2f} s | {f:.2f} s | {n:.2f} s "
+                           f"| **{n / d:.3f}** | {n / f:.3f} |")
+    o = statistics.median(overheads)
+    results["overhead_s"] = o
     body = f"""
-{ROWS:,} rows x {FEATURES} features (CSV, label first), validation {ROWS // 4:,} rows, {ROUNDS} rounds,
-`{PARAMS}`; median of {repeats} runs. Both sides include reading the CSV files.
+CSV files (label first), validation {ROWS // 4:,} rows, `{PARAMS}`, median of {repeats} runs. Both
+sides read the CSV files (pyarrow for the direct side) and evaluate train and validation every
+round, as SageMaker's container does.
 
-| | wall time |
-|---|---|
-| xgboost.train directly (pyarrow CSV read + DMatrix + train + save) | {d:.2f} s |
-| nbsage local job (Estimator.fit: record, stage, process, train, pack, upload) | {n:.2f} s |
-| **ratio nbsage / direct** | **{n / d:.3f}** (target <= 1.10) |
-| fixed job overhead (1 round on 100 rows, end to end) | **{o * 1000:.0f} ms** (target < 1 s) |
+| data | xgboost.train directly, in the benchmark's warm process | the same in a new process | nbsage local job (Estimator.fit end to end) | ratio to warm (target <= 1.10) | ratio to new process |
+|---|---|---|---|---|---|
+""" + "\n".join(rows_md) + f"""
+
+Fixed job overhead (1 round on 100 rows, end to end through Estimator.fit: record the job,
+start the supervisor and the runtime process, import xgboost, train, pack, upload, observe
+Completed): **{o * 1000:.0f} ms** (median of 5; target < 1 s).
+
+Against the warm in-process baseline the target is missed: a job runs in a new process, which
+pays the interpreter start and the xgboost import (~0.35 s, the fixed overhead above) and a new
+process's warm-up (first-touch memory, thread pools) that grows with the data. The same
+`xgboost.train` code run in a new process — what any isolated job pays — is as slow as or
+slower than the nbsage job, so nbsage itself adds no per-round cost. Closing the gap to the warm
+baseline needs a pre-warmed worker process (a zygote with xgboost imported) — not built yet.
 """
     write_section("XGBoost training: nbsage job vs xgboost.train", body)
-    return result
+    return results
 
 
 if __name__ == "__main__":

@@ -6,10 +6,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import bench_blazingtext  # noqa: E402
+import bench_deepar  # noqa: E402
 import bench_endpoint  # noqa: E402
+import bench_formats  # noqa: E402
+import bench_place_startup  # noqa: E402
+import bench_places  # noqa: E402
 import bench_xgboost_training  # noqa: E402
 
 if __name__ == "__main__":
     print("XGBoost training:", bench_xgboost_training.main())
     print("Endpoint:", bench_endpoint.main())
+    print("DeepAR vs GluonTS:", bench_deepar.main())
+    print("Channel formats:", bench_formats.main())
+    print("BlazingText vs fastText and gensim:", bench_blazingtext.main())
+    print("Places:", bench_places.main())
+    print("Place start-up overhead:", bench_place_startup.main())
     print("Results written to", Path(__file__).with_name("RESULTS.md"))
