@@ -245,6 +245,9 @@ def torch_process_group(env=None, device: str | None = None, timeout: float | No
                                f"{cl.master_addr}:{cl.master_port}: {e}") from None
     try:
         yield cl
+        # leave together: a rank tearing gloo down while another still talks to it aborts
+        # ("terminate called without an active exception")
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
