@@ -222,6 +222,20 @@ class Metric:
     help: str = ""
 
 
+def imported_on_call(module: str, function: str) -> Callable:
+    """A function that imports `module` when first called and calls its `function`.
+
+    An algorithm's declaration names its train/load this way, so that looking the algorithm up
+    (forms, CLI help, validation) never imports torch or xgboost.
+    """
+    def call(*args, **kwargs):
+        import importlib
+        return getattr(importlib.import_module(module), function)(*args, **kwargs)
+    call.__name__ = call.__qualname__ = function
+    call.__doc__ = f"{module}.{function}, imported when called."
+    return call
+
+
 def normalize_content_type(content_type: str | None) -> str:
     """'text/csv; label_size=1' -> 'text/csv'; aliases SageMaker accepts -> canonical names."""
     if not content_type:

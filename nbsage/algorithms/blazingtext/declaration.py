@@ -13,6 +13,7 @@ the `mean_rho` token is not documented by AWS, and `#mean_rho: <value>` is this 
 """
 from __future__ import annotations
 
+from nbsage.algorithms.base import imported_on_call
 from nbsage.algorithms.base import Algorithm, Channel, Hyperparameter, Metric, Range, at_least, greater_than
 from nbsage.errors import HyperparameterError
 
@@ -110,16 +111,6 @@ def check(hps: dict) -> None:
             f"are not valid together: min_char must not exceed max_char")
 
 
-def _train(env) -> None:
-    from nbsage.algorithms.blazingtext.training import train
-    train(env)
-
-
-def _load(model_dir):
-    from nbsage.algorithms.blazingtext.inference import load
-    return load(model_dir)
-
-
 ALGORITHM = Algorithm(
     name="blazingtext",
     title="BlazingText",
@@ -128,8 +119,8 @@ ALGORITHM = Algorithm(
     hyperparameters=HYPERPARAMETERS,
     channels=CHANNELS,
     metrics=METRICS,
-    train=_train,
-    load=_load,
+    train=imported_on_call("nbsage.algorithms.blazingtext.training", "train"),
+    load=imported_on_call("nbsage.algorithms.blazingtext.inference", "load"),
     check=check,
     request_content_type="application/json",
     response_accept="application/json",

@@ -7,6 +7,7 @@ container's default-input.json. `cell_type` is nbsage's addition (SageMaker's De
 """
 from __future__ import annotations
 
+from nbsage.algorithms.base import imported_on_call
 from nbsage.algorithms.base import AUTO, Algorithm, Channel, Hyperparameter, Metric, at_least, greater_than
 from nbsage.errors import HyperparameterError
 
@@ -125,16 +126,6 @@ def check(hps: dict) -> None:
         hps.pop("early_stopping_patience")
 
 
-def _train(env) -> None:
-    from nbsage.algorithms.deepar.training import train
-    train(env)
-
-
-def _load(model_dir):
-    from nbsage.algorithms.deepar.inference import load
-    return load(model_dir)
-
-
 ALGORITHM = Algorithm(
     name="deepar",
     title="DeepAR",
@@ -143,8 +134,8 @@ ALGORITHM = Algorithm(
     hyperparameters=HYPERPARAMETERS,
     channels=CHANNELS,
     metrics=METRICS,
-    train=_train,
-    load=_load,
+    train=imported_on_call("nbsage.algorithms.deepar.training", "train"),
+    load=imported_on_call("nbsage.algorithms.deepar.inference", "load"),
     check=check,
     aliases=("deepar-forecasting", "forecasting-deepar"),
     request_content_type="application/json",

@@ -6,6 +6,7 @@ to Linear Learner jobs, which scrape the `#quality_metric` lines that `training.
 """
 from __future__ import annotations
 
+from nbsage.algorithms.base import imported_on_call
 from nbsage.algorithms.base import (
     AUTO, Algorithm, Channel, Hyperparameter, Metric, Range, at_least, closed, greater_than,
     open_interval)
@@ -248,16 +249,6 @@ def check(hps: dict) -> None:
             f"expected auto or one of {', '.join(allowed)}")
 
 
-def _train(env) -> None:
-    from nbsage.algorithms.linear_learner.training import train
-    train(env)
-
-
-def _load(model_dir):
-    from nbsage.algorithms.linear_learner.inference import load
-    return load(model_dir)
-
-
 ALGORITHM = Algorithm(
     name="linear-learner",
     title="Linear Learner",
@@ -266,8 +257,8 @@ ALGORITHM = Algorithm(
     hyperparameters=HYPERPARAMETERS,
     channels=CHANNELS,
     metrics=METRICS,
-    train=_train,
-    load=_load,
+    train=imported_on_call("nbsage.algorithms.linear_learner.training", "train"),
+    load=imported_on_call("nbsage.algorithms.linear_learner.inference", "load"),
     check=check,
     aliases=("linear_learner", "linearlearner", "ll"),
 )
