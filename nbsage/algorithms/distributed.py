@@ -340,3 +340,14 @@ def barrier() -> None:
     if _torch_distributed():
         import torch.distributed as dist
         dist.barrier()
+
+
+def broadcast_object(value, root: int = 0):
+    """A picklable value from host `root` to every host when a process group is up, else the value itself
+    (e.g. the checkpoint the master resumes from, so every rank starts from the same state)."""
+    if not _torch_distributed():
+        return value
+    import torch.distributed as dist
+    box = [value]
+    dist.broadcast_object_list(box, src=root)
+    return box[0]

@@ -391,3 +391,37 @@ def test_early_stopping_keeps_the_lowest_loss_epoch(tmp_path, capsys):
     losses = [float(v) for v in re.findall(r"epoch=\d+, train loss <loss>=(\S+)", out)]
     final = float(re.search(r"train final_loss <loss>=(\S+)", out).group(1))
     assert final == min(losses)
+
+
+def test_two_instances_train_one_model_across_the_hosts_as_good_as_one(tmp_path):
+    from nbsage.algorithms.deepar.evaluation import score, seasonal_naive
+    from nbsage.estimator import Estimator
+    from nbsage.inputs import TrainingInput
+    from nbsage.session import Session
+    records = seasonal_records(n_series=8, length=12 * PERIOD, seed=1, noise=0.15)
+    train = [{**r, "target": r["target"][:-12]} for r in records]
+    hps = {**SMALL, "epochs": "8", "mini_batch_size": "32", "num_cells": "32", "num_eval_samples": "50",
+           "likelihood": "gaussian", "learning_rate": "0.005"}
+    one = make_root(tmp_path / "one", hps, {"train": train, "test": records})
+    proc = run_job(one)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    single = metrics_of(proc.stdout)["test:mean_wQuantileLoss"]
+
+    folders = {name: write_jsonl(tmp_path / "data" / name / "data.json", data).parent
+               for name, data in (("train", train), ("test", records))}
+    session = Session.default()
+    est = Estimator("deepar", hps, instance_count=2, sagemaker_session=session)
+    job = est.fit({name: TrainingInput(str(folder), content_type="application/jsonlines")
+                   for name, folder in folders.items()}, wait=False)
+    desc = job.wait_quietly(timeout=240)
+    assert desc["TrainingJobStatus"] == "Completed", desc.get("FailureReason")
+    logs = job.logs()
+    assert any(line.startswith("[algo-1] ") for line in logs) and any(line.startswith("[algo-2] ") for line in logs)
+    assert any("Distributed training on 2 hosts (rank 1): 4 of 8 time series" in line for line in logs)
+    metrics = {m["name"]: m["value"] for m in session.store.get_metrics(job.name)}
+    two = metrics["test:mean_wQuantileLoss"]
+    assert two < 1.5 * single, (single, two)
+    history = [np.array(r["target"][:-12], dtype=float) for r in records]
+    actual = np.array([r["target"][-12:] for r in records], dtype=float)
+    naive = score(seasonal_naive(history, 12, PERIOD), actual, [0.1, 0.5, 0.9])
+    assert two < naive["mean_wQuantileLoss"], (two, naive["mean_wQuantileLoss"])

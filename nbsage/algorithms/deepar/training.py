@@ -10,6 +10,12 @@ stopping on the training loss; 3. a checkpoint is written to the checkpoint fold
 epoch, and a job started again with the same checkpoint folder resumes after the last one; 4. the
 lowest-loss epoch's weights are saved and, with a test channel, its last prediction_length points
 of each series are forecast from the rest and scored.
+
+With instance_count > 1 the hosts train one network with torch.distributed (DistributedDataParallel,
+through nbsage.algorithms.distributed): each rank draws its windows from its share of the train
+series (FullyReplicated: series rank::N; ShardedByS3Key: the files it was given) with a
+rank-dependent seed, every rank takes the same number of steps, the epoch loss is averaged over
+the ranks, and the first host alone checkpoints, decides early stopping, saves and scores.
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nbsage.algorithms import distributed
 from nbsage.algorithms.base import AUTO
 from nbsage.algorithms.deepar import likelihoods
 from nbsage.algorithms.deepar.declaration import ALGORITHM
@@ -140,8 +147,30 @@ class _Checkpoints:
         return path
 
 
+class _TrainStep(torch.nn.Module):
+    """The network's training forward pass as one module, for DistributedDataParallel (several hosts)."""
+
+    def __init__(self, network: DeepARNetwork):
+        super().__init__()
+        self.network = network
+
+    def forward(self, lags, features, cat, scale):
+        raw, _ = self.network(lags, features, self.network.static_features(cat, scale))
+        return raw
+
+
 def train(env) -> None:
+    # one host: nothing is initialised and _train runs as it always did; several hosts: data-parallel
+    # training with torch.distributed (each rank draws windows from its share of the series, DDP
+    # averages the gradients, the master checkpoints, saves and scores)
+    with distributed.torch_process_group(env) as cluster:
+        _train(env, cluster)
+
+
+def _train(env, cluster) -> None:
     started = time.time()
+    multi = cluster.distributed
+    master = cluster.is_master
     log = _Log(env)
     defaults = {hp.name: hp.to_string(hp.default) for hp in ALGORITHM.hyperparameters if hp.default is not None}
     log.info(f"Reading default configuration: {json.dumps(defaults, sort_keys=True)}")
@@ -195,9 +224,21 @@ def train(env) -> None:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     network = DeepARNetwork(net_config).to(device)
+    step_model = None
+    local_series = train_series
+    if multi:
+        # DDP broadcasts the master's initial weights and averages the gradients in backward(); the
+        # hand-written Adam then takes the same step on every rank
+        step_model = distributed.wrap(_TrainStep(network), str(device))
+        local_series = distributed.channel_share(env, "train", train_series)
+        if distributed.agree(len(local_series), "min") == 0:
+            # fewer series (or shards) than hosts: every rank samples from all it read
+            local_series = train_series
+        log.info(f"Distributed training on {cluster.size} hosts (rank {cluster.rank}): "
+                 f"{len(local_series)} of {len(train_series)} time series on this host")
     optimizer = Adam(network.parameters(), lr=hps["learning_rate"])
     scheduler = Plateau(optimizer, factor=LR_FACTOR, patience=LR_PATIENCE, min_lr=MIN_LR)
-    table = SeriesTable(train_series, freq, num_dynamic_feat=fields.num_dynamic_feat,
+    table = SeriesTable(local_series, freq, num_dynamic_feat=fields.num_dynamic_feat,
                         use_cat=cardinality is not None, device=device)
     lags_t = torch.tensor(lags, dtype=torch.long, device=device)
 
@@ -211,13 +252,18 @@ def train(env) -> None:
     first_epoch, best_loss, best_epoch, bad_epochs = 0, math.inf, -1, 0
     best_state = None
     history: list[float] = []
-    resumed = checkpoints.latest()
+    if multi:
+        # the master's checkpoint, on every rank: weights, optimizer and scheduler state must agree
+        resumed = distributed.broadcast_object(checkpoints.latest() if master else None)
+    else:
+        resumed = checkpoints.latest()
     if resumed is not None:
         network.load_state_dict(resumed["model"])
         optimizer.load_state_dict(resumed["optimizer"])
         scheduler.load_state_dict(resumed["scheduler"])
-        torch.set_rng_state(resumed["torch_rng"])
-        rng.bit_generator.state = json.loads(resumed["numpy_rng"])
+        if not multi:
+            torch.set_rng_state(resumed["torch_rng"])
+            rng.bit_generator.state = json.loads(resumed["numpy_rng"])
         first_epoch = resumed["epoch"] + 1
         best_loss, best_epoch, bad_epochs = resumed["best_loss"], resumed["best_epoch"], resumed["bad_epochs"]
         best_state = resumed["best_model"]
@@ -225,14 +271,25 @@ def train(env) -> None:
         log.info(f"Resuming from checkpoint {resumed['path']}: epochs 0-{resumed['epoch']} done, "
                  f"continuing at epoch {first_epoch}")
 
+    if multi:
+        # windows differ between ranks: a rank-dependent seed (also after a resume)
+        rng = np.random.default_rng([seed, cluster.rank, first_epoch])
+        torch.manual_seed(seed + 7919 * cluster.rank + first_epoch)
+
     # ---- train ----------------------------------------------------------------------------------
     batch_size = hps["mini_batch_size"]
     n_windows = _windows_per_epoch(len(train_series), batch_size)
     n_batches = math.ceil(n_windows / batch_size)
-    if len(train_series) < n_windows:
-        passes = math.ceil(n_windows / len(train_series))
+    if multi:
+        # every rank draws as many windows from its share as one host would from all series, in the
+        # same number of steps (DDP needs every rank to take the same number)
+        n_batches = distributed.agree(n_batches, "min")
+        n_windows = n_batches * batch_size
+    n_local = len(local_series)
+    if n_local < n_windows:
+        passes = math.ceil(n_windows / n_local)
         log.info(f"Small number of time series. Doing {passes} passes over dataset with prob "
-                 f"{n_windows / (passes * len(train_series)):.4f} per epoch.")
+                 f"{n_windows / (passes * n_local):.4f} per epoch.")
     patience = hps.get("early_stopping_patience")
     lengths = table.lengths.to(torch.float32)
     stopped_early = False
@@ -241,8 +298,8 @@ def train(env) -> None:
             stopped_early = True
             break
         tic = time.time()
-        order = np.concatenate([rng.permutation(len(train_series))
-                                for _ in range(math.ceil(n_windows / len(train_series)))])[:n_windows]
+        order = np.concatenate([rng.permutation(n_local)
+                                for _ in range(math.ceil(n_windows / n_local))])[:n_windows]
         order_t = torch.from_numpy(order).to(device)
         network.train()
         total, count = 0.0, 0
@@ -251,7 +308,10 @@ def train(env) -> None:
             # forecast start t uniform in [1, n - P]: the prediction range lies inside the series
             t = 1 + (torch.rand(len(idx), device=device) * (lengths[idx] - P)).long()
             win = table.window(idx, t - C, C + P, lags_t, C, lik.scaled)
-            raw, _ = network(win.lags, win.features, network.static_features(win.cat, win.scale))
+            if step_model is None:
+                raw, _ = network(win.lags, win.features, network.static_features(win.cat, win.scale))
+            else:
+                raw = step_model(win.lags, win.features, win.cat, win.scale)
             nll = lik.nll(lik.params(raw, win.scale.unsqueeze(1)), win.target)
             observed = win.observed.sum()
             loss = (nll * win.observed).sum() / observed.clamp(min=1.0)
@@ -262,6 +322,10 @@ def train(env) -> None:
             total += float(loss.detach()) * float(observed)
             count += float(observed)
         epoch_loss = total / max(count, 1.0)
+        if multi:
+            # the loss over all ranks' windows: every rank sees the same value, so the learning-rate
+            # schedule and the best epoch agree
+            epoch_loss = distributed.mean(epoch_loss, weight=count)
         if not math.isfinite(epoch_loss):
             raise DataError(f"the training loss became {epoch_loss} at epoch {epoch}; check the targets "
                             f"(likelihood={lik.name}) or lower learning_rate={hps['learning_rate']}")
@@ -269,8 +333,9 @@ def train(env) -> None:
         if scheduler.step(epoch_loss):
             log.info(f"Learning rate lowered to {optimizer.lr:g}")
         elapsed = time.time() - tic
-        log.quality("train loss", "loss", epoch_loss, epoch=epoch)
-        env.metric("train:loss", epoch_loss, step=epoch)
+        if master:
+            log.quality("train loss", "loss", epoch_loss, epoch=epoch)
+            env.metric("train:loss", epoch_loss, step=epoch)
         log.info(f"#throughput_metric: host={log.host}, train throughput={n_windows / max(elapsed, 1e-9):.1f} "
                  "records/second")
         if epoch_loss < best_loss:
@@ -279,16 +344,22 @@ def train(env) -> None:
         else:
             bad_epochs += 1
             log.info("loss did not improve")
-        path = checkpoints.save({
-            "epoch": epoch, "model": {k: v.detach().cpu() for k, v in network.state_dict().items()},
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "torch_rng": torch.get_rng_state(), "numpy_rng": json.dumps(rng.bit_generator.state),
-            "best_loss": best_loss, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
-            "best_model": best_state, "history": history})
-        log.info(f"Epoch[{epoch}] Elapsed time: {elapsed:.3f} seconds; checkpoint {path.name}")
+        if master:
+            path = checkpoints.save({
+                "epoch": epoch, "model": {k: v.detach().cpu() for k, v in network.state_dict().items()},
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "torch_rng": torch.get_rng_state(), "numpy_rng": json.dumps(rng.bit_generator.state),
+                "best_loss": best_loss, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
+                "best_model": best_state, "history": history})
+            log.info(f"Epoch[{epoch}] Elapsed time: {elapsed:.3f} seconds; checkpoint {path.name}")
+        else:
+            log.info(f"Epoch[{epoch}] Elapsed time: {elapsed:.3f} seconds")
         log.info(f"#progress_metric: host={log.host}, completed {100 * (epoch + 1) // epochs} % of epochs")
         env.progress(epoch + 1, epochs)
-        if patience is not None and bad_epochs >= patience:
+        stop = patience is not None and bad_epochs >= patience
+        if multi:
+            stop = bool(distributed.agree(int(stop) if master else 0, "max"))  # the master's decision
+        if stop:
             stopped_early = True
             break
     if stopped_early:
@@ -296,6 +367,9 @@ def train(env) -> None:
     if best_state is None:
         raise DataError("no epoch was trained")
     log.info(f"Final loss: {best_loss!r} (occurred at epoch {best_epoch})")
+    if not master:
+        log.info("The first host saves and scores the model")
+        return
     log.quality("train final_loss", "loss", best_loss)
     env.metric("train:final_loss", best_loss)
 
