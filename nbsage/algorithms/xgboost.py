@@ -427,7 +427,8 @@ def _train_booster(env, xgb, hps: dict, params: dict, plan: "_EvalPlan", evals: 
         env.log(f"The checkpoint already holds {done} rounds; num_round is {num_round}: nothing left to train")
         return resume
     reporter = _callbacks().Reporter(env if master else _Quiet(env), num_round)
-    callbacks = [reporter] + ([_callbacks().Checkpointer(checkpoints, num_round)] if master else [])
+    checkpointer = [_callbacks().Checkpointer(checkpoints, num_round)] if master and env.checkpointing else []
+    callbacks = [reporter] + checkpointer
     early_stopping = _early_stopping(xgb, env, hps, params, plan, has_validation=len(evals) > 1)
     if early_stopping is not None:
         callbacks.append(early_stopping)

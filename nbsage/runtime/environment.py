@@ -114,6 +114,15 @@ class TrainingEnvironment:
     output_data_dir = property(lambda self: self.root.output_data_dir)
     checkpoints_dir = property(lambda self: resolve_checkpoint_dir(
         self.root, (self.job_config.get("CheckpointConfig") or {}).get("LocalPath")))
+    @property
+    def checkpointing(self) -> bool:
+        """Whether the job asked for checkpoints (CheckpointConfig, or managed spot training).
+
+        As on SageMaker, a job without a checkpoint location keeps none: nothing could resume
+        from them, and saving costs training time.
+        """
+        return bool(self.job_config.get("CheckpointConfig") or self.job_config.get("EnableManagedSpotTraining"))
+
     current_host = property(lambda self: self.resource_config.get("current_host", "algo-1"))
     hosts = property(lambda self: sorted(self.resource_config.get("hosts", ["algo-1"])))
     instance_type = property(lambda self: self.resource_config.get("current_instance_type", "local"))

@@ -186,9 +186,18 @@ def test_container_metrics_match_scikit_learn(csv_job, breast_cancer):
         f1_score(yv, predicted, average="macro"), abs=1e-5)
 
 
-def test_checkpoints_keep_the_last_rounds(csv_job):
+def test_a_job_without_a_checkpoint_location_keeps_no_checkpoints(csv_job):
     root, _ = csv_job
-    names = sorted((root.checkpoints_dir).iterdir(), key=lambda p: int(p.name.rsplit(".", 1)[1]))
+    assert list(root.checkpoints_dir.iterdir()) == []
+
+
+def test_checkpoints_keep_the_last_rounds(tmp_path, breast_cancer):
+    checkpoints = tmp_path / "checkpoints"
+    root = csv_root(tmp_path / "job", breast_cancer, {"num_round": 30, "objective": "binary:logistic"},
+                    checkpoint_dir=checkpoints)
+    rc, _ = run_in_process(root)
+    assert rc == 0
+    names = sorted(checkpoints.iterdir(), key=lambda p: int(p.name.rsplit(".", 1)[1]))
     assert 1 <= len(names) <= 5
     assert names[-1].name == "xgboost-checkpoint.29"
     assert load_booster(names[-1]).num_boosted_rounds() == 30
