@@ -23,7 +23,7 @@ INPUT_MODES = ("File", "Pipe", "FastFile")
 DISTRIBUTIONS = ("FullyReplicated", "ShardedByS3Key")
 COMPRESSIONS = ("None", "Gzip")
 RECORD_WRAPPERS = ("None", "RecordIO")
-S3_DATA_TYPES = ("S3Prefix", "ManifestFile")
+S3_DATA_TYPES = ("S3Prefix", "ManifestFile", "AugmentedManifestFile")
 
 # content type -> file suffix of in-memory data written for a channel
 WRITABLE_CONTENT_TYPES = {
@@ -85,6 +85,9 @@ class TrainingInput:
         _one_of("record_wrapping (RecordWrapperType)", record_wrapping, RECORD_WRAPPERS)
         _one_of("s3_data_type (S3DataType)", s3_data_type, S3_DATA_TYPES)
         _one_of("input_mode", input_mode, INPUT_MODES)
+        if s3_data_type == "AugmentedManifestFile" and not attribute_names:
+            raise ChannelError("s3_data_type 'AugmentedManifestFile' needs attribute_names (AttributeNames): "
+                               "the manifest fields to stream, e.g. ['source', 'label']")
         if compression == "Gzip" and input_mode == "FastFile":
             raise ChannelError("compression 'Gzip' works with the File and Pipe input modes, not FastFile")
         self.s3_data = s3_data

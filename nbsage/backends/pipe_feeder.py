@@ -64,6 +64,25 @@ def write_objects(out: BinaryIO, objects: list[ChannelObject], channel: str, com
                 shutil.copyfileobj(src, out, _CHUNK)
 
 
+def write_augmented_manifests(out: BinaryIO, manifests: list[ChannelObject], attribute_names,
+                              record_wrapper: str | None) -> None:
+    """An AugmentedManifestFile channel in Pipe mode: each line's AttributeNames, in order, as
+    SageMaker streams them (one RecordIO record per attribute when RecordWrapperType is RecordIO)."""
+    import tempfile
+    from nbsage.formats.augmented_manifest import write_stream
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for i, obj in enumerate(manifests):
+            if obj.local:
+                paths.append(obj.url)
+            else:  # a remote manifest is read once, locally
+                local = os.path.join(tmp, f"{i}-{os.path.basename(obj.key)}")
+                with obj.open() as src, open(local, "wb") as dst:
+                    shutil.copyfileobj(src, dst, _CHUNK)
+                paths.append(local)
+        write_stream(paths, attribute_names, out, record_wrapper if record_wrapper == "RecordIO" else None)
+
+
 class _ChannelFeeder(threading.Thread):
     def __init__(self, feeder: "PipeFeeder", channel: str, objects: list[ChannelObject], options: dict,
                  record_wrapper: str | None):
@@ -104,7 +123,11 @@ class _ChannelFeeder(threading.Thread):
                                      self.feeder.host_count, self.options["shuffle_seed"], epoch)
             try:
                 with os.fdopen(fd, "wb", buffering=_CHUNK) as out:
-                    write_objects(out, objects, self.channel, self.options["compression"], self.record_wrapper)
+                    if self.options.get("s3_data_type") == "AugmentedManifestFile":
+                        write_augmented_manifests(out, objects, self.options.get("attribute_names"),
+                                                  self.record_wrapper)
+                    else:
+                        write_objects(out, objects, self.channel, self.options["compression"], self.record_wrapper)
             except BrokenPipeError:
                 pass  # the reader closed the FIFO before the end of the epoch: allowed
             except Exception as e:  # a bad object must not leave the reader waiting forever

@@ -49,7 +49,9 @@ INPUT_MODES = ("File", "Pipe", "FastFile")
 DISTRIBUTIONS = ("FullyReplicated", "ShardedByS3Key")
 COMPRESSIONS = ("None", "Gzip")
 RECORD_WRAPPERS = ("None", "RecordIO")
-S3_DATA_TYPES = ("S3Prefix", "ManifestFile")
+# an AugmentedManifestFile's objects are the manifest files themselves: File mode stages them,
+# Pipe mode streams the AttributeNames of each line (nbsage.formats.augmented_manifest)
+S3_DATA_TYPES = ("S3Prefix", "ManifestFile", "AugmentedManifestFile")
 GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 20
 
@@ -310,7 +312,7 @@ def _cached(obj: ChannelObject, cache_dir: Path) -> Path:
 def stage_channel(uri: str, dest_dir: Path, channel: str, *, input_mode: str = "File",
                   compression: str | None = None, distribution: str = "FullyReplicated", host_index: int = 0,
                   host_count: int = 1, shuffle_seed: int | None = None, s3_data_type: str = "S3Prefix",
-                  cache_dir: Path | None = None) -> int:
+                  cache_dir: Path | None = None, attribute_names: list | None = None) -> int:
     """Put one host's share of a channel into dest_dir as its input mode wants; returns the object count.
 
     Pipe mode stages nothing (the pipe feeder streams the objects while the job runs).
@@ -346,6 +348,7 @@ def channel_options(ch: dict, request: dict) -> dict:
         "distribution": s3.get("S3DataDistributionType", "FullyReplicated"),
         "shuffle_seed": int(seed) if seed is not None else None,
         "s3_data_type": s3.get("S3DataType", "S3Prefix"),
+        "attribute_names": s3.get("AttributeNames"),
     }
 
 

@@ -357,3 +357,26 @@ def test_xgboost_trains_on_every_declared_content_type_and_in_pipe_mode(tmp_path
     booster.load_model(bytearray((root.model_dir / "xgboost-model").read_bytes()))
     accuracy = ((booster.predict(xgboost.DMatrix(x)) > 0.5) == y).mean()
     assert accuracy > 0.9
+
+
+def test_augmented_manifest_in_pipe_mode_streams_each_lines_attribute_names_as_records(tmp_path):
+    manifest = tmp_path / "train.manifest"
+    manifest.write_text('{"source": "a b c", "label": 1, "other": "x"}\n{"source": "d e", "label": 0}\n')
+    request = request_for(str(manifest), InputMode="Pipe", RecordWrapperType="RecordIO")
+    s3 = request["InputDataConfig"][0]["DataSource"]["S3DataSource"]
+    s3.update(S3DataType="AugmentedManifestFile", AttributeNames=["source", "label"])
+    root = prepare_root(JobRoot(tmp_path / "root"), request)
+    with PipeFeeder(root, request):
+        stream = read_fifo(root.data_dir / "train_0")
+    payloads = [json.loads(p) for p in recordio_protobuf.iter_payloads(io.BytesIO(stream))]
+    assert payloads == ["a b c", 1, "d e", 0]  # each line's AttributeNames in order, "other" left out
+
+
+def test_augmented_manifest_needs_attribute_names():
+    from nbsage.errors import ChannelError
+    from nbsage.inputs import TrainingInput
+    with pytest.raises(ChannelError, match="AugmentedManifestFile' needs attribute_names"):
+        TrainingInput("s3://bucket/train.manifest", s3_data_type="AugmentedManifestFile", input_mode="Pipe")
+    ti = TrainingInput("s3://bucket/train.manifest", s3_data_type="AugmentedManifestFile",
+                       attribute_names=["source", "label"], input_mode="Pipe", record_wrapping="RecordIO")
+    assert ti.config("s3://bucket/train.manifest")["DataSource"]["S3DataSource"]["AttributeNames"] == ["source", "label"]
