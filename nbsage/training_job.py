@@ -27,12 +27,8 @@ class TrainingJob:
         return self.name
 
     def _record(self) -> dict:
-        job = self._store.get_job(self.name)
-        if job["status"] in ("InProgress", "Stopping"):
-            from nbsage import backends
-            backends.get(job["backend"], self.session).refresh(job)
-            job = self._store.get_job(self.name)
-        return job
+        from nbsage import backends
+        return backends.refreshed_record(self.session, self.name)
 
     def describe(self) -> dict:
         """The DescribeTrainingJob shape."""

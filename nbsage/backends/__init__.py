@@ -29,3 +29,12 @@ def get(name: str, session, **options) -> Backend:
                               f"{', '.join(names())}{did_you_mean(key, _PLACES)}")
     module, cls = _PLACES[key].split(":")
     return getattr(importlib.import_module(module), cls)(session, **options)
+
+
+def refreshed_record(session, job_name: str) -> dict:
+    """A job's record, after its place has checked that an InProgress job's process still lives."""
+    job = session.store.get_job(job_name)
+    if job["status"] in ("InProgress", "Stopping"):
+        get(job["backend"], session).refresh(job)
+        job = session.store.get_job(job_name)
+    return job

@@ -35,3 +35,13 @@ class Backend:
     def describe_place(self) -> dict:
         """What this place offers (CPU count, GPUs, memory), for %sm_places."""
         return {"name": self.name}
+
+
+def fail_unexpectedly(job_name: str, error: BaseException) -> int:
+    """A supervisor's last resort: print the traceback and mark the job Failed, never InProgress."""
+    import traceback
+    from nbsage.session import Session
+    traceback.print_exc()
+    Session().store.set_status(job_name, "Failed", "Failed", "Internal error",
+                               failure_reason=f"InternalServerError: {type(error).__name__}: {error}")
+    return 1

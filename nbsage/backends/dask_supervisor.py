@@ -24,7 +24,6 @@ import sys
 import tarfile
 import threading
 import time
-import traceback
 import uuid
 from pathlib import Path
 
@@ -360,11 +359,8 @@ def main(argv=None) -> int:
     try:
         return dask_supervisor.supervise(args.job_name, args.scheduler, args.n_workers, args.threads_per_worker)
     except Exception as e:  # never leave the job InProgress
-        traceback.print_exc()
-        from nbsage.session import Session
-        Session().store.set_status(args.job_name, "Failed", "Failed", "Internal error",
-                                   failure_reason=f"InternalServerError: {type(e).__name__}: {e}")
-        return 1
+        from nbsage.backends.base import fail_unexpectedly
+        return fail_unexpectedly(args.job_name, e)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ import sys
 import tarfile
 import threading
 import time
-import traceback
 from pathlib import Path
 
 from nbsage.backends.kernel import PLACE_FILE
@@ -40,6 +39,7 @@ from nbsage.backends.kernel_transport import (
     KernelGone,
     LocalKernel,
 )
+from nbsage.backends.base import fail_unexpectedly
 from nbsage.backends.log_stream import LogSink
 from nbsage.backends.staging import artifact_uris, channel_options, collect, prepare_root, stage_channel
 from nbsage.errors import NBSageError, PlaceError
@@ -402,11 +402,7 @@ def main(argv=None) -> int:
     try:
         return supervise(job_name)
     except Exception as e:  # never leave the job InProgress
-        traceback.print_exc()
-        from nbsage.session import Session
-        Session().store.set_status(job_name, "Failed", "Failed", "Internal error",
-                                   failure_reason=f"InternalServerError: {type(e).__name__}: {e}")
-        return 1
+        return fail_unexpectedly(job_name, e)
 
 
 if __name__ == "__main__":

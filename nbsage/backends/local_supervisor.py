@@ -9,9 +9,9 @@ import subprocess
 import sys
 import threading
 import time
-import traceback
 
 from nbsage.backends.checkpoints import checkpoint_sync_for
+from nbsage.backends.base import fail_unexpectedly
 from nbsage.backends.log_stream import LogSink
 from nbsage.backends.pipe_feeder import PipeFeeder
 from nbsage.backends.staging import collect, host_count, prepare_root
@@ -262,11 +262,7 @@ def main(argv=None) -> int:
     try:
         return supervise(job_name)
     except Exception as e:  # never leave the job InProgress
-        traceback.print_exc()
-        from nbsage.session import Session
-        Session().store.set_status(job_name, "Failed", "Failed", "Internal error",
-                                   failure_reason=f"InternalServerError: {type(e).__name__}: {e}")
-        return 1
+        return fail_unexpectedly(job_name, e)
 
 
 if __name__ == "__main__":
