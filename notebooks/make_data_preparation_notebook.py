@@ -4,10 +4,8 @@ The notebook is kept as code here so a change is one readable diff; the .ipynb i
 """
 from __future__ import annotations
 
-from pathlib import Path
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from notebook_builder import write
 
 CELLS = [
     ("md", """# Data preparation: from a raw table to RecordIO-protobuf and Parquet channels
@@ -216,22 +214,5 @@ display({"application/vnd.nbsage.summary+json": summary, "text/plain": repr(summ
 ]
 
 
-def build() -> nbformat.NotebookNode:
-    cells = []
-    for kind, source in CELLS:
-        if kind == "md":
-            cells.append(new_markdown_cell(source))
-        elif kind == "params":
-            cells.append(new_code_cell(source, metadata={"tags": ["parameters"]}))
-        else:
-            cells.append(new_code_cell(source))
-    nb = new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
-    return nb
-
-
 if __name__ == "__main__":
-    target = Path(__file__).with_name("data_preparation.ipynb")
-    nbformat.write(build(), target)
-    print("wrote", target)
+    write(CELLS, "data_preparation.ipynb")

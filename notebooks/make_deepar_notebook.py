@@ -1,10 +1,8 @@
 """Write notebooks/deepar.ipynb (run `python notebooks/make_deepar_notebook.py` after editing here)."""
 from __future__ import annotations
 
-from pathlib import Path
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from notebook_builder import write
 
 CELLS = [
     ("md", """# DeepAR forecasting with nbsage
@@ -139,22 +137,5 @@ display({"application/vnd.nbsage.summary+json": summary, "text/plain": repr(summ
 ]
 
 
-def build() -> nbformat.NotebookNode:
-    nb = new_notebook()
-    for kind, source in CELLS:
-        if kind == "md":
-            nb.cells.append(new_markdown_cell(source))
-        else:
-            cell = new_code_cell(source)
-            if kind == "params":
-                cell.metadata["tags"] = ["parameters"]
-            nb.cells.append(cell)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
-    return nb
-
-
 if __name__ == "__main__":
-    out = Path(__file__).with_name("deepar.ipynb")
-    nbformat.write(build(), out)
-    print("wrote", out)
+    write(CELLS, "deepar.ipynb")
