@@ -316,6 +316,18 @@ def _run_duckdb(conn, query: str, params, namespace: dict | None, where: str):
         cursor.close()
 
 
+def _run_spark(spark, query: str, params):
+    """A SparkSession's query as a DataFrame; Spark's analysis and parse errors as one QueryError."""
+    try:
+        result = spark.sql(query, args=params) if params else spark.sql(query)
+        return result.toPandas()
+    except Exception as e:
+        if not (type(e).__module__ or "").startswith(("pyspark", "py4j")):
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise QueryError(f"SQL on Spark ({spark.sparkContext.master}) failed: {first}") from None
+
+
 def _engine(url: str):
     try:
         import sqlalchemy
@@ -389,7 +401,7 @@ def sql(query: str, con=None, *, params=None, namespace: dict | None = None):
     if mod.startswith("sqlalchemy"):
         return _run_sqlalchemy(con, query, params, "the SQLAlchemy connection")
     if mod.startswith("pyspark") and hasattr(con, "sql"):
-        return con.sql(query, args=params).toPandas() if params else con.sql(query).toPandas()
+        return _run_spark(con, query, params)
     if hasattr(con, "cursor"):
         import warnings
 

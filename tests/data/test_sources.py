@@ -91,17 +91,6 @@ def test_sql_query_channel_is_run_when_the_job_is_created(tmp_path):
     assert source_path(staged(tmp_path, query)).read_text() == "0.0,20.0\n1.0,30.0\n"
 
 
-def test_spark_dataframe_is_a_channel_source_when_pyspark_is_installed(tmp_path):
-    pyspark = pytest.importorskip("pyspark.sql")
-    spark = pyspark.SparkSession.builder.master("local[1]").getOrCreate()
-    try:
-        frame = spark.createDataFrame([(1.0, 2.0), (0.0, 3.0)], ["label", "x"])
-        assert source_path(staged(tmp_path, frame)).read_text() == "1.0,2.0\n0.0,3.0\n"
-        assert load(frame).shape == (2, 2)
-    finally:
-        spark.stop()
-
-
 def test_a_job_trains_on_a_sql_result_written_as_csv(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
