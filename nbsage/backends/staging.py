@@ -9,36 +9,43 @@ How the selected objects reach the algorithm depends on the input mode:
 - File: copied into `input/data/<channel>/<key>` before the runtime starts. With CompressionType
   Gzip each object is decompressed on the way (and a `.gz` suffix dropped). SageMaker uses
   CompressionType only in Pipe mode; nbsage also honours it in File mode rather than ignore it.
-- FastFile: a read-only view, nothing copied up front for local sources. SageMaker mounts the S3
-  prefix read-only and streams objects on access. fsspec's FUSE bridge can do the same where
-  fusepy, libfuse 2, /dev/fuse and mount rights exist (checked: `FUSE(FUSEr(fs, path), mnt,
-  foreground=True, ro=True)` in a thread gives a lazy read-only mount; `fsspec.fuse.run(...,
-  foreground=False)` daemonises from inside a thread and hangs). nbsage does not mount, because
-  none of that is a dependency and a mount left behind by a killed supervisor makes the job root
-  unusable. Instead:
+- FastFile: a read-only view, nothing copied up front. SageMaker mounts the S3 prefix read-only
+  and streams objects on access; nbsage does the same:
+  * remote sources (s3://, gs://, http(s)://, ...): `input/data/<channel>` is a read-only FUSE
+    mount (nbsage.backends.fastfile_mount, served by its own small process) holding exactly the
+    host's selected objects under their keys; each read is served from the source by byte ranges
+    (a read-ahead block per open file), so bytes the algorithm never reads are never fetched. The
+    place calls `release_fastfile(root)` when the job ends; a mount whose staging process dies (even
+    by SIGKILL) unmounts itself. Writing into the channel fails with EROFS.
+  * where FUSE cannot be used (no fusepy, no libfuse 2, no /dev/fuse or no right to mount,
+    NBSAGE_FASTFILE_FUSE=0, the mount fails, or a source that lives only in this process such as
+    memory://), one line in the job log says why, and each object is fetched once into a content
+    cache (`$NBSAGE_HOME/cache/fastfile`, keyed by URL and ETag/size/mtime, files made 0444) and
+    linked into the channel folder: materialised when the job starts, not on first read; a later
+    job reading the same unchanged objects does not fetch them again.
   * local sources: `input/data/<channel>/<key>` are symlinks to the source files (opened lazily,
     zero copy). Read-only is not enforced here: a script that writes through a link changes the
     source file.
-  * remote sources (s3://, gs://, http(s)://, memory://, ...): each object is fetched once into a
-    content cache (`$NBSAGE_HOME/cache/fastfile`, keyed by URL and ETag/size/mtime, files made
-    0444) and linked into the channel folder. Objects are materialised when the job starts, not on
-    first read; a later job reading the same unchanged objects does not fetch them again.
   CompressionType Gzip is rejected in FastFile mode, as SageMaker does.
 - Pipe: nothing is staged; `nbsage.backends.pipe_feeder` streams the objects into the FIFOs
   `input/data/<channel>_<epoch>` while the job runs. Staging only checks that the source exists.
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
+import inspect
 import json
+import logging
 import os
 import random
 import shutil
+import sys
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Callable
 
 from nbsage.errors import ChannelError
 from nbsage.runtime.job_config import write_job_configs
@@ -54,6 +61,7 @@ RECORD_WRAPPERS = ("None", "RecordIO")
 S3_DATA_TYPES = ("S3Prefix", "ManifestFile", "AugmentedManifestFile")
 GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 20
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -105,6 +113,14 @@ def _list_remote(uri: str, channel: str) -> list[ChannelObject]:
     except Exception:
         pass
     try:
+        if _answers_any_url(fs):
+            # every URL that answers is one object, and fsspec's exists/isfile each GET the whole
+            # body (a FastFile mount would read only what the script reads): one HEAD says as much
+            try:
+                fs.info(path)
+            except FileNotFoundError:
+                return _list_key_prefix(fs, path, uri, channel)
+            return [ChannelObject(uri, path.rstrip("/").rsplit("/", 1)[-1], fs, path)]
         if not fs.exists(path):
             return _list_key_prefix(fs, path, uri, channel)
         if fs.isfile(path):
@@ -115,6 +131,12 @@ def _list_remote(uri: str, channel: str) -> list[ChannelObject]:
         raise
     except (OSError, PermissionError) as e:
         raise ChannelError(f"channel {channel!r}: cannot list {uri}: {e}") from None
+
+
+def _answers_any_url(fs) -> bool:
+    """http(s)://: a filesystem where any URL that answers is a file (fsspec's HTTPFileSystem)."""
+    protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
+    return bool(protocols & {"http", "https"})
 
 
 def _find(fs, base: str) -> list[ChannelObject]:
@@ -309,18 +331,68 @@ def _cached(obj: ChannelObject, cache_dir: Path) -> Path:
     return cached
 
 
+def _mount_fastfile(objects: list[ChannelObject], dest_dir: Path, channel: str, uri: str,
+                    log: Callable[[str], None] | None) -> bool:
+    """Mount a FastFile channel's remote objects lazily at dest_dir; False (and one log line saying
+    why) when FUSE cannot be used, and the objects are fetched at job start instead."""
+    from nbsage.backends import fastfile_mount
+    try:
+        fastfile_mount.mount([fastfile_mount.MountEntry(o.key, o.fs, o.url if o.local else o.path) for o in objects],
+                             dest_dir)
+    except fastfile_mount.MountUnavailable as e:
+        (log or _log.warning)(f"FastFile channel {channel!r}: no lazy mount of {uri} ({e}); fetching its "
+                              f"{len(objects)} object(s) into the cache before the job starts instead")
+        return False
+    (log or _log.info)(f"FastFile channel {channel!r}: {len(objects)} object(s) of {uri} mounted read-only "
+                       f"at input/data/{channel}, read from the source on access")
+    return True
+
+
+def release_fastfile(root: JobRoot | str | os.PathLike | None = None) -> int:
+    """Unmount the FastFile mounts this process made for a job root (every one when None).
+
+    A place calls it when the job's runtime has ended; a mount whose staging process dies goes by
+    itself. Returns how many mounts were released.
+    """
+    if "nbsage.backends.fastfile_mount" not in sys.modules:
+        return 0  # nothing was mounted by this process
+    from nbsage.backends import fastfile_mount
+    return fastfile_mount.release(root.path if isinstance(root, JobRoot) else root)
+
+
+def releases_fastfile(run: Callable) -> Callable:
+    """Decorator: release the FastFile mounts of the call's `root` argument when the call ends."""
+    signature = inspect.signature(run)
+
+    @functools.wraps(run)
+    def wrapper(*args, **kwargs):
+        try:
+            return run(*args, **kwargs)
+        finally:
+            root = signature.bind_partial(*args, **kwargs).arguments.get("root")
+            if root is not None:  # never every mount of the process: other jobs' hosts may share it
+                release_fastfile(root)
+    return wrapper
+
+
 def stage_channel(uri: str, dest_dir: Path, channel: str, *, input_mode: str = "File",
                   compression: str | None = None, distribution: str = "FullyReplicated", host_index: int = 0,
                   host_count: int = 1, shuffle_seed: int | None = None, s3_data_type: str = "S3Prefix",
-                  cache_dir: Path | None = None, attribute_names: list | None = None) -> int:
+                  cache_dir: Path | None = None, attribute_names: list | None = None,
+                  log: Callable[[str], None] | None = None, fastfile_mount: bool = True) -> int:
     """Put one host's share of a channel into dest_dir as its input mode wants; returns the object count.
 
-    Pipe mode stages nothing (the pipe feeder streams the objects while the job runs).
+    Pipe mode stages nothing (the pipe feeder streams the objects while the job runs). FastFile
+    mounts remote objects lazily (release them with `release_fastfile`) unless `fastfile_mount` is
+    False or FUSE cannot be used here; `log` gets the line that says why it fell back.
     """
     compression = _check_channel_options(channel, input_mode, compression)
     objects = select_objects(list_channel_objects(uri, channel, s3_data_type), distribution,
                              host_index, host_count, shuffle_seed)
     if input_mode == "Pipe":
+        return len(objects)
+    if (input_mode == "FastFile" and fastfile_mount and objects and not all(o.local for o in objects)
+            and _mount_fastfile(objects, dest_dir, channel, uri, log)):
         return len(objects)
     dest_dir.mkdir(parents=True, exist_ok=True)
     gunzip = compression == "Gzip"
@@ -357,21 +429,30 @@ def host_count(request: dict) -> int:
 
 
 def prepare_root(root: JobRoot, request: dict, code_source: str | None = None, *, host_index: int = 0,
-                 cache_dir: Path | None = None) -> JobRoot:
-    """Write the config files, stage host `host_index`'s share of every channel and the script's source."""
+                 cache_dir: Path | None = None, log: Callable[[str], None] | None = None,
+                 fastfile_mount: bool = True) -> JobRoot:
+    """Write the config files, stage host `host_index`'s share of every channel and the script's source.
+
+    FastFile channels of remote sources are mounted (see stage_channel): the place calls
+    `release_fastfile(root)` when the job ends. `log` gets the job log's lines about staging.
+    """
     write_job_configs(root, request, host_index)
-    for ch in request.get("InputDataConfig", []):
-        name = ch["ChannelName"]
-        stage_channel(ch["DataSource"]["S3DataSource"]["S3Uri"], root.channel_dir(name), name,
-                      host_index=host_index, host_count=host_count(request), cache_dir=cache_dir,
-                      **channel_options(ch, request))
-    if code_source:
-        src = Path(local_path(code_source))
-        if src.is_dir():
-            shutil.copytree(src, root.code_dir, dirs_exist_ok=True,
-                            ignore=shutil.ignore_patterns(".git", "__pycache__", ".ipynb_checkpoints"))
-        else:
-            shutil.copyfile(src, root.code_dir / src.name)
+    try:
+        for ch in request.get("InputDataConfig", []):
+            name = ch["ChannelName"]
+            stage_channel(ch["DataSource"]["S3DataSource"]["S3Uri"], root.channel_dir(name), name,
+                          host_index=host_index, host_count=host_count(request), cache_dir=cache_dir,
+                          log=log, fastfile_mount=fastfile_mount, **channel_options(ch, request))
+        if code_source:
+            src = Path(local_path(code_source))
+            if src.is_dir():
+                shutil.copytree(src, root.code_dir, dirs_exist_ok=True,
+                                ignore=shutil.ignore_patterns(".git", "__pycache__", ".ipynb_checkpoints"))
+            else:
+                shutil.copyfile(src, root.code_dir / src.name)
+    except BaseException:
+        release_fastfile(root)  # a job that does not start keeps no mount
+        raise
     return root
 
 
