@@ -14,7 +14,8 @@ This module turns that into what an algorithm needs:
   hosts' data;
 - `torch_process_group(env)`: torch.distributed across the hosts (gloo on CPU, NCCL on CUDA),
   with `wrap` (DistributedDataParallel), `shard` (DistributedSampler's split of a list),
-  `sampler`, `agree` and `mean` for the training loop.
+  `sampler`, `agree` and `mean` for the training loop, and `reduce_arrays` / `gather_objects`
+  for algorithms that keep their own numpy model (BlazingText's hogwild kernels).
 
 Every helper is a no-op on one host, so an algorithm calls them unconditionally. Only this
 module imports xgboost or torch.distributed, and only when there are several hosts.
@@ -351,3 +352,34 @@ def broadcast_object(value, root: int = 0):
     box = [value]
     dist.broadcast_object_list(box, src=root)
     return box[0]
+
+
+def gather_objects(value) -> list:
+    """Every host's picklable `value`, in rank order, on every host ([value] on one host)."""
+    if not _torch_distributed():
+        return [value]
+    import torch.distributed as dist
+    values = [None] * dist.get_world_size()
+    dist.all_gather_object(values, value)
+    return values
+
+
+def reduce_arrays(arrays: Sequence, how: str = "mean") -> None:
+    """Replace each float numpy array, in place, by its element-wise mean (or sum) over the hosts.
+
+    For models trained outside torch on every host and combined now and then (model averaging);
+    a no-op on one host. The arrays must be C-contiguous and of the same shape on every host.
+    """
+    if not _torch_distributed():
+        return
+    import torch
+    import torch.distributed as dist
+    if how not in ("mean", "sum"):
+        raise ValueError(f"reduce_arrays: how={how!r}; use 'mean' or 'sum'")
+    for array in arrays:
+        if not array.flags.c_contiguous or not array.flags.writeable:
+            raise ValueError("reduce_arrays: the arrays must be writeable and C-contiguous")
+        tensor = torch.from_numpy(array)  # shares the array's memory: the result lands in it
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        if how == "mean":
+            tensor /= dist.get_world_size()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -241,6 +241,23 @@ class Corpus:
     def num_words(self) -> int:
         return int(self.words.shape[0])
 
+    @property
+    def num_sentences(self) -> int:
+        return int(self.sent_ptr.shape[0] - 1)
+
+    def share(self, rank: int, size: int) -> "Corpus":
+        """Sentences rank, rank + size, ... (one host's share of a corpus every host read)."""
+        if size <= 1:
+            return self
+        lengths = np.diff(self.sent_ptr)[rank::size]
+        starts = self.sent_ptr[:-1][rank::size]
+        # the word positions of the chosen sentences, in order, without a Python loop
+        offsets = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        words = self.words[np.repeat(starts, lengths) + offsets]
+        sent_ptr = np.zeros(lengths.shape[0] + 1, dtype=np.int64)
+        np.cumsum(lengths, out=sent_ptr[1:])
+        return Corpus(words, sent_ptr, self.vocab)
+
 
 def _renumber(counts: np.ndarray, min_count: int) -> tuple[np.ndarray, np.ndarray]:
     """(order of kept provisional ids, most frequent first; map provisional id -> new id or -1)."""
@@ -251,23 +268,44 @@ def _renumber(counts: np.ndarray, min_count: int) -> tuple[np.ndarray, np.ndarra
     return order, mapping
 
 
-def read_word2vec(files: list[Path], content_type: str, min_count: int, channel: str = "train") -> Corpus:
-    """The corpus of a word2vec channel: one sentence per line, tokens split on whitespace."""
+CountsOverHosts = Callable[[list[str], np.ndarray], tuple[list[str], np.ndarray]]
+
+
+def read_word2vec(files: list[Path], content_type: str, min_count: int, channel: str = "train",
+                  counts_over_hosts: CountsOverHosts | None = None) -> Corpus:
+    """The corpus of a word2vec channel: one sentence per line, tokens split on whitespace.
+
+    `counts_over_hosts`, for a channel split over several hosts (ShardedByS3Key), takes this
+    host's (tokens, counts) to the tokens and summed counts of all hosts, in the same order on
+    every host: the vocabulary and min_count then follow the whole corpus, and every host numbers
+    the words alike. A host whose share is empty then trains nothing and is no error.
+    """
     interner = Interner()
     tokens = read_tokens(files, content_type, interner)
-    if tokens.ids.shape[0] == 0:
+    raw = tokens.ids
+    if raw.shape[0] == 0 and counts_over_hosts is None:
         raise DataError(_empty_message(files, channel, "word2vec needs at least one line of "
                                                        "space-separated words"))
-    raw = tokens.ids
     counts = np.bincount(raw, minlength=len(interner.ids))
-    order, mapping = _renumber(counts, min_count)
     strings = interner.strings()
+    if counts_over_hosts is not None:
+        seen = np.flatnonzero(counts > 0)
+        strings, counts = counts_over_hosts([strings[i] for i in seen], counts[seen])
+        counts = np.asarray(counts, dtype=np.int64)
+        if counts.sum() == 0:
+            raise DataError(_empty_message(files, channel, "word2vec needs at least one line of "
+                                                           "space-separated words on some host"))
+    order, mapping = _renumber(counts, min_count)
     if order.shape[0] == 0:
         raise DataError(f"channel {channel!r}: no word occurs at least min_count={min_count} times "
                         f"({int((counts > 0).sum())} distinct words, the most frequent "
                         f"{int(counts.max())} times); lower min_count or give more text")
     vocab = Vocabulary([strings[i] for i in order], counts[order].astype(np.int64), [],
-                       np.zeros(0, np.int64), int(raw.shape[0]))
+                       np.zeros(0, np.int64), int(counts.sum()))
+    if counts_over_hosts is not None:  # this host's provisional ids -> the shared vocabulary
+        index = vocab.index
+        mapping = np.fromiter((index.get(t, -1) for t in interner.strings()), dtype=np.int64,
+                              count=len(interner.ids))
     new_ids = mapping[raw]
     keep = new_ids >= 0
     n_lines = tokens.line_lengths.shape[0]

@@ -6,20 +6,26 @@ hogwild kernels (`kernels.py`, numba) on CPU instance types, PyTorch on GPU inst
 and hands over to `word2vec.train` or `supervised.train`. Both share `Schedule`: the epoch
 split into slices, the learning rate decayed linearly to zero over all of training (fastText's
 schedule, printed as "Alpha"), and BlazingText's progress lines.
+
+With instance_count > 1 (SageMaker: batch_skipgram on CPU instances only; the other modes are
+refused with an error saying so) the hosts train one model together: see `word2vec.train`.
 """
 from __future__ import annotations
 
 import json
+import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 
+from nbsage.algorithms import distributed
 from nbsage.algorithms.blazingtext.declaration import ALGORITHM, SUPERVISED
 from nbsage.errors import HyperparameterError, NBSageError
 
 SEED = 0
+DISTRIBUTED_MODE = "batch_skipgram"  # the one mode SageMaker trains across several instances
 LOG_EVERY_SECONDS = 2.0
 
 
@@ -36,6 +42,9 @@ def choose_engine(env, hps: dict, log) -> EngineChoice:
     The hidden hyperparameter `_engine` = torch forces the PyTorch engine on the CPU (tests).
     """
     threads = max(1, int(env.num_cpus))
+    if distributed.cluster(env).distributed and os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        # several hosts on one machine: the place gives each its share of the cores
+        threads = max(1, min(threads, int(os.environ["OMP_NUM_THREADS"])))
     if env.device == "cuda":
         import torch
         if not torch.cuda.is_available():
@@ -142,6 +151,12 @@ def train(env) -> None:
     log(f"Final configuration: {json.dumps(final, sort_keys=True)}")
     ALGORITHM.check_channels({name: ch.content_type for name, ch in env.channels.items()})
     mode = hps["mode"]
+    cluster = distributed.cluster(env)
+    if cluster.distributed and mode != DISTRIBUTED_MODE:
+        raise HyperparameterError(
+            f"hyperparameter 'mode' = {mode!r} trains on a single instance, and this job has "
+            f"instance_count={cluster.size}; as in SageMaker, only mode={DISTRIBUTED_MODE} trains "
+            f"across several instances: use instance_count=1, or mode={DISTRIBUTED_MODE} for word vectors")
     choice = choose_engine(env, hps, log)
     if mode == "batch_skipgram" and choice.device == "cuda":
         raise HyperparameterError(
@@ -157,5 +172,6 @@ def train(env) -> None:
             if "validation" in env.channels:
                 log("The validation channel is not used in Word2Vec modes; ignoring it")
             from nbsage.algorithms.blazingtext import word2vec
-            word2vec.train(env, hps, choice, log)
+            with distributed.torch_process_group(env, device=choice.device) as cluster:
+                word2vec.train(env, hps, choice, log, cluster)
     log(f"Total job time in seconds: {time.time() - started:.2f}")

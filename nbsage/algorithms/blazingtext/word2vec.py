@@ -9,6 +9,16 @@ n-grams (min_char..max_char, hashed into buckets), so a word never seen gets a v
 n-grams. batch_skipgram shares one set of negatives across the context words of a center word
 (Ji et al. 2016). The evaluation (evaluation=true) scores the vectors on the built-in word-pair
 list and writes eval.json.
+
+Several hosts (instance_count > 1, batch_skipgram only, as on SageMaker) train one model: every
+host has the same vocabulary (with FullyReplicated data each reads all of it; with
+ShardedByS3Key each reads its files and the hosts add up their word counts), starts from the
+same weights and trains on its share of the sentences (FullyReplicated: sentences rank, rank + N,
+...). The learning rate decays over the words of all hosts, and after each slice of an epoch
+the hosts add up their changes to the weights (`_HostUpdates`, torch.distributed over gloo
+through `nbsage.algorithms.distributed`). Every host logs its progress; the first host reports
+the loss over all hosts, checkpoints (the others resume from its checkpoint), saves the model
+and evaluates it.
 """
 from __future__ import annotations
 
@@ -17,6 +27,7 @@ import time
 
 import numpy as np
 
+from nbsage.algorithms import distributed
 from nbsage.algorithms.blazingtext import checkpoints, evaluation, hashing
 from nbsage.algorithms.blazingtext.corpus import read_word2vec
 from nbsage.algorithms.blazingtext.declaration import MODE_CODES
@@ -24,6 +35,10 @@ from nbsage.algorithms.blazingtext.model import WordVectors, mean_rows
 from nbsage.algorithms.blazingtext.training import SEED, Schedule, initial_weights, split_parts
 
 EVAL_FILE = "eval.json"
+# several hosts combine their updates every max(SYNC_MIN_WORDS, SYNC_WORDS_PER_ROW * rows)
+# words that each trains
+SYNC_MIN_WORDS = 5_000
+SYNC_WORDS_PER_ROW = 20
 
 
 def subword_table(words: list[str], min_char: int, max_char: int, buckets: int):
@@ -45,16 +60,43 @@ def subword_table(words: list[str], min_char: int, max_char: int, buckets: int):
     return (ptr + np.arange(v + 1)).astype(np.int64), rows, bucket_ids.astype(np.int64)
 
 
-def train(env, hps: dict, choice, log) -> None:
+def train(env, hps: dict, choice, log, cluster=None) -> None:
+    cluster = cluster or distributed.cluster(env)
+    multi, master = cluster.distributed, cluster.is_master
     mode = hps["mode"]
     files = env.channel_files("train")
-    content_type = env.channels["train"].content_type if "train" in env.channels else ""
+    channel = env.channels.get("train")
+    content_type = channel.content_type if channel is not None else ""
+    # ShardedByS3Key: each host read its own files, and the hosts add up their word counts;
+    # FullyReplicated: every host read all of it and trains on its share of the sentences
+    sharded = multi and channel is not None and channel.distribution == "ShardedByS3Key"
+    read_here: list[int] = []
+
+    def counts_over_hosts(tokens, counts):
+        read_here.append(int(counts.sum()))
+        return _counts_over_hosts(tokens, counts)
+
     read_started = time.perf_counter()
-    corpus = read_word2vec(files, content_type, hps["min_count"])
+    corpus = read_word2vec(files, content_type, hps["min_count"],
+                           counts_over_hosts=counts_over_hosts if sharded else None)
     vocab = corpus.vocab
     v, dim = len(vocab), hps["vector_dim"]
-    log(f"Read {vocab.total_tokens / 1e6:.2f}M words in {time.perf_counter() - read_started:.2f} s")
-    log(f"Number of words: {v}")
+    read = read_here[0] if sharded else vocab.total_tokens
+    log(f"Read {read / 1e6:.2f}M words in {time.perf_counter() - read_started:.2f} s")
+    log(f"Number of words: {v}" + (f" (counted across {cluster.size} hosts)" if sharded else ""))
+    digest = checkpoints.vocabulary_digest(vocab.words)
+    if multi:
+        if len(set(distributed.gather_objects(digest))) > 1:
+            raise distributed.DistributedError(
+                f"host {cluster.current_host} built another vocabulary than the other hosts: with "
+                f"FullyReplicated data every host must see the same files in the train channel")
+        if not sharded:
+            corpus = corpus.share(cluster.rank, cluster.size)
+    words_per_epoch = distributed.agree(corpus.num_words, "sum")
+    if multi:
+        log(f"Distributed training on {cluster.size} hosts (rank {cluster.rank}): "
+            f"{corpus.num_sentences} sentences, {corpus.num_words} words on this host of "
+            f"{words_per_epoch} words over all hosts")
 
     subwords = bool(hps["subwords"]) and mode != "batch_skipgram"
     if subwords:
@@ -66,7 +108,17 @@ def train(env, hps: dict, choice, log) -> None:
         sub_ptr, sub_ids = np.arange(v + 1, dtype=np.int64), np.arange(v, dtype=np.int64)
         bucket_ids = np.zeros(0, dtype=np.int64)
     rows = v + bucket_ids.shape[0]
-    w_in = initial_weights(rows, dim)
+
+    epochs = hps["epochs"]
+    key = checkpoints.fingerprint(hps, v, vocab.total_tokens, digest)
+    checkpointer = checkpoints.Checkpointer(env.checkpoints_dir, key, log)
+    # the master's checkpoint, on every host: all hosts go on from the same weights
+    resumed = checkpointer.load() if master else None
+    if multi:
+        resumed = distributed.broadcast_object(resumed)
+    start_epoch = int(resumed[0]["epochs_done"]) if resumed is not None else 0
+
+    w_in = initial_weights(rows, dim)  # the same start on every host
     w_out = np.zeros((v, dim), dtype=np.float32)
     keep = vocab.keep_probabilities(hps["sampling_threshold"])
     table = vocab.negative_table()
@@ -75,8 +127,10 @@ def train(env, hps: dict, choice, log) -> None:
     if mode == "batch_skipgram" and choice.name == "torch":
         log("batch_skipgram runs as skipgram on the PyTorch engine (negatives are drawn per batch)")
     parts = split_parts(corpus.sent_ptr, threads)
+    # hosts draw different samples, and after a resume other ones than before it
+    seed = SEED + 1 + (7919 * cluster.rank + start_epoch if multi else 0)
     args = (MODE_CODES[mode], corpus.words, corpus.sent_ptr, keep, table, w_in, w_out, sub_ptr,
-            sub_ids, hps["window_size"], hps["negative_samples"], hps["batch_size"], threads, SEED + 1)
+            sub_ids, hps["window_size"], hps["negative_samples"], hps["batch_size"], threads, seed)
     if choice.name == "numba":
         from nbsage.algorithms.blazingtext.kernels import NumbaWord2Vec
         engine = NumbaWord2Vec(*args)
@@ -84,21 +138,22 @@ def train(env, hps: dict, choice, log) -> None:
         from nbsage.algorithms.blazingtext.torch_kernels import TorchWord2Vec
         engine = TorchWord2Vec(*args, device=choice.device)
 
-    epochs = hps["epochs"]
-    key = checkpoints.fingerprint(hps, v, vocab.total_tokens, checkpoints.vocabulary_digest(vocab.words))
-    start_epoch = 0
-    checkpointer = checkpoints.Checkpointer(env.checkpoints_dir, key, log)
-    resumed = checkpointer.load()
     if resumed is not None:
         state, arrays = resumed
         engine.set_weights(arrays["w_in"], arrays["w_out"])
-        if arrays["seeds"].shape == engine.stats.seeds.shape:  # same engine and threads
+        if not multi and arrays["seeds"].shape == engine.stats.seeds.shape:  # same engine and threads
             engine.stats.seeds[:] = arrays["seeds"]
-        start_epoch = int(state["epochs_done"])
-        log(f"Resuming from the checkpoint in {env.checkpoints_dir}: {start_epoch} of {epochs} "
-            f"epochs done")
+        where = f"the checkpoint in {env.checkpoints_dir}" if master else "the first host's checkpoint"
+        log(f"Resuming from {where}: {start_epoch} of {epochs} epochs done")
 
-    schedule = Schedule(log, hps["learning_rate"], epochs, corpus.num_words)
+    schedule = Schedule(log, hps["learning_rate"], epochs, words_per_epoch)
+    if multi:
+        # the hosts combine their updates after every slice: often enough that they do not drift
+        # apart, seldom enough that combining (~20 passes over both matrices) costs little
+        interval = max(SYNC_MIN_WORDS, SYNC_WORDS_PER_ROW * rows)
+        schedule.slices = max(schedule.slices, min(10_000, words_per_epoch // cluster.size // interval))
+        log(f"The hosts combine their updates {schedule.slices} times an epoch")
+    combine = _HostUpdates(engine) if multi else None
     try:
         for epoch in range(start_epoch, epochs):
             for s in range(schedule.slices):
@@ -106,19 +161,30 @@ def train(env, hps: dict, choice, log) -> None:
                 before = int(engine.stats.words_done.sum())
                 engine.run(starts, stops, schedule.alpha(epoch, s), schedule.alpha(epoch, s + 1))
                 schedule.words_done += int(engine.stats.words_done.sum()) - before
+                if combine is not None:
+                    combine()
                 schedule.report(epoch, s, force=(epoch == epochs - 1 and s == schedule.slices - 1))
+            count = int(engine.stats.loss_count.sum())
             loss = engine.stats.take_loss()
-            log(f"Epoch {epoch + 1}/{epochs}: loss {loss:.4f}")
-            env.metric("train:loss", loss, step=epoch + 1)
-            checkpointer.after_epoch({"epochs_done": epoch + 1}, lambda: _arrays(engine),
-                                     force=epoch == epochs - 1)
-            env.progress(epoch + 1, epochs)
+            if multi:
+                log(f"Epoch {epoch + 1}/{epochs}: loss on this host's share {loss:.4f}")
+                loss = distributed.mean(loss if count else 0.0, weight=count)
+            if master:
+                log(f"Epoch {epoch + 1}/{epochs}: loss {loss:.4f}")
+                env.metric("train:loss", loss, step=epoch + 1)
+                checkpointer.after_epoch({"epochs_done": epoch + 1}, lambda: _arrays(engine),
+                                         force=epoch == epochs - 1)
+                env.progress(epoch + 1, epochs)
     finally:
         engine.close()
     elapsed = time.perf_counter() - schedule.started
+    words_done = distributed.agree(schedule.words_done, "sum")
     log("Training finished.")
-    log(f"Average throughput in Million words/sec: {schedule.rate() / 1e6:.2f}")
+    log(f"Average throughput in Million words/sec: {words_done / max(elapsed, 1e-9) / 1e6:.2f}"
+        + (f" (all {cluster.size} hosts)" if multi else ""))
     log(f"Total training time in seconds: {elapsed:.2f}")
+    if not master:
+        return  # the first host saves the model the hosts trained together
 
     w_in, _ = engine.weights()
     vectors = mean_rows(sub_ptr, sub_ids, w_in) if subwords else np.ascontiguousarray(w_in[:v])
@@ -129,6 +195,37 @@ def train(env, hps: dict, choice, log) -> None:
     log(f"Wrote vectors.txt, vectors.bin and model.bin ({v} words x {dim}) to {env.model_dir}")
     if hps["evaluation"]:
         evaluate(env, model, log)
+
+
+def _counts_over_hosts(tokens: list[str], counts: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Every host's tokens with their counts summed over the hosts, in the same order everywhere
+    (first appearance on algo-1, then on algo-2, ...)."""
+    total: dict[str, int] = {}
+    for part in distributed.gather_objects(dict(zip(tokens, counts.tolist()))):
+        for token, count in part.items():
+            total[token] = total.get(token, 0) + count
+    return list(total), np.fromiter(total.values(), dtype=np.int64, count=len(total))
+
+
+class _HostUpdates:
+    """Adds up what the hosts learned since the last call, so that all go on from one model.
+
+    Each host's change to the weights is added to the shared weights, as hogwild threads add
+    theirs on one host: every update counts in full, and the learning rate schedule (decayed over
+    the words of all hosts) stays fastText's. Averaging the hosts' weights instead would divide
+    every update by the number of hosts, and leave the vectors undertrained.
+    """
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.shared = [np.array(w, dtype=np.float32, copy=True) for w in engine.weights()]
+
+    def __call__(self) -> None:
+        changes = [np.asarray(w) - s for w, s in zip(self.engine.weights(), self.shared)]
+        distributed.reduce_arrays(changes, "sum")
+        for s, c in zip(self.shared, changes):
+            s += c
+        self.engine.set_weights(*self.shared)
 
 
 def _arrays(engine) -> dict:
