@@ -54,3 +54,43 @@ def test_the_writer_names_the_label_column_and_keeps_dataframe_names(tmp_path):
     import pandas as pd
     write(pd.DataFrame({"age": [30, 40]}), tmp_path / "t.parquet", "application/x-parquet", labels=[1, 0])
     assert pq.read_schema(tmp_path / "t.parquet").names == ["label", "age"]
+
+
+@pytest.mark.parametrize("width", [3, 20, 300])  # column by column; staged; staged in column groups
+def test_a_channel_reads_into_one_c_ordered_float32_matrix_whatever_the_width(tmp_path, monkeypatch, width):
+    from nbsage.formats import parquet
+    monkeypatch.setattr(parquet, "PARALLEL_CELLS", 0)  # small files, shared out among threads all the same,
+    monkeypatch.setattr(parquet, "TILE_CELLS", 0)  # in the smallest blocks (1,024 rows)
+    monkeypatch.setattr(parquet, "UNIT_CELLS", 2000 * (width + 2))  # and decoded a few row groups at a time
+    rng = np.random.default_rng(0)
+    parts = []
+    for i, rows in enumerate([3000, 0, 2500, 1]):
+        x = rng.normal(size=(rows, width))
+        y, w = rng.integers(0, 2, rows), rng.random(rows)
+        columns = {"y": y, "w": w, **{f"f{j}": x[:, j] for j in range(width)}}
+        columns["f0"] = (x[:, 0] > 0)  # a bool column among the floats
+        pq.write_table(pa.table(columns), tmp_path / f"part-{i}.parquet", row_group_size=700)
+        parts.append((np.column_stack([columns["f0"], x[:, 1:]]), y, w))
+    table = read_table(sorted(tmp_path.glob("*.parquet")), "application/x-parquet", weights=True)
+    assert table.features.dtype == np.float32 and table.features.flags.c_contiguous
+    assert table.features.flags.writeable
+    np.testing.assert_array_equal(table.features, np.concatenate([p[0] for p in parts]).astype(np.float32))
+    np.testing.assert_array_equal(table.labels, np.concatenate([p[1] for p in parts]).astype(np.float32))
+    np.testing.assert_array_equal(table.weights, np.concatenate([p[2] for p in parts]).astype(np.float32))
+
+
+def test_a_missing_value_in_a_later_row_group_names_its_row_in_the_file(tmp_path, monkeypatch):
+    from nbsage.formats import parquet
+    monkeypatch.setattr(parquet, "UNIT_CELLS", 200)  # a row group at a time
+    x = [float(i) for i in range(500)]
+    x[321] = None
+    pq.write_table(pa.table({"y": [1.0] * 500, "x": x}), tmp_path / "t.parquet", row_group_size=100)
+    with pytest.raises(DataError, match=r"t\.parquet: column 'x', row 322: missing value"):
+        read_table([tmp_path / "t.parquet"], "application/x-parquet")
+
+
+def test_files_of_another_width_are_refused_before_a_row_is_decoded(tmp_path):
+    pq.write_table(pa.table({"y": [1.0], "a": [0.5], "b": [1.5]}), tmp_path / "a.parquet")
+    pq.write_table(pa.table({"y": [1.0], "a": [0.5]}), tmp_path / "b.parquet")
+    with pytest.raises(DataError, match=r"b\.parquet: 1 features per record, and a\.parquet has 2"):
+        read_table([tmp_path / "a.parquet", tmp_path / "b.parquet"], "application/x-parquet")
