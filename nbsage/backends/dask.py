@@ -14,6 +14,11 @@ back as the task's result. XGBoost trains through xgboost's collective across th
 xgboost.dask runs underneath), the torch algorithms through torch.distributed; instance_count=1 is one
 worker running the job as the local place would.
 
+CheckpointConfig and managed spot work as on the local place with several instances (see
+nbsage.backends.multi_host): each host restores and mirrors its checkpoints on its worker, so the
+URI must be one the workers reach; under spot a host's runtime killed by a signal, or a worker
+that leaves the cluster, interrupts the job and every host runs again once enough workers are back.
+
 Workers must have nbsage installed. They read channels themselves: on a cluster of other machines,
 give channels as s3:// (or other fsspec) URLs or paths every worker sees; the script's source folder
 is shipped with the job.

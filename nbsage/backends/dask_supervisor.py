@@ -5,7 +5,11 @@ per instance, pick them (workers with a GPU for a GPU instance type), choose MAS
 0's address) and a port free there, and submit `run_host_on_worker` for each host, pinned to its
 worker. The hosts' lines arrive as Dask events on a topic of the job's own; the job ends as a
 multi_host.HostGroup decides. A stop or MaxRuntimeInSeconds sets a Dask Event that every host
-watches; a worker that leaves the cluster mid-job fails the job with that reason.
+watches; a worker that leaves the cluster mid-job fails the job with that reason — or, under
+managed spot, interrupts it, as a host's runtime killed by a signal does: every host is stopped,
+and after the wait for capacity the job waits for enough workers again (a LocalCluster's nanny
+restarts the lost one), picks them and runs every host anew; each host restores the checkpoints
+from CheckpointConfig.S3Uri on its worker (an s3:// URL, or a path the workers see).
 
 Worker side (`run_host_on_worker`): multi_host.run_host in a folder of the worker's local
 directory, lines sent back in batches; returns the exit status and, from algo-1, the archives.
@@ -105,7 +109,8 @@ def run_host_on_worker(job_name: str, request: dict, index: int, rank_env: dict,
         if result.failure and result.rc is None and "does not exist" in result.failure:
             result.failure += (f" on Dask worker {worker.address} (the workers read a Dask job's channels: give "
                                "s3:// or other URLs, or paths every worker sees)")
-        out = {"host": host, "rc": result.rc, "failure": result.failure, "model": None, "output": None}
+        out = {"host": host, "rc": result.rc, "failure": result.failure, "stopped": result.stopped,
+               "model": None, "output": None}
         if index == 0 and result.ok:
             out["model"] = root.model_archive.read_bytes() if root.model_archive.exists() else None
             out["output"] = root.output_archive.read_bytes() if root.output_archive.exists() else None
@@ -149,6 +154,10 @@ def _host_of(address: str) -> str:
     return host.strip("[]") or "127.0.0.1"
 
 
+class _NoWorkers(Exception):
+    """The cluster has not the workers the job needs (the reason, ready for FailureReason)."""
+
+
 class _DaskHosts:
     """The hosts of one job on a Dask cluster, as its supervisor runs them."""
 
@@ -157,10 +166,15 @@ class _DaskHosts:
         self.root = JobRoot(job["root"])
         self.stop_wanted = threading.Event()
         self.group = HostGroup(session, self.job_name, request, stop_hosts=self.stop_wanted.set)
+        self._new_names()
+        self.received: dict[str, int] = {}
+        self.results: dict[str, dict] = {}
+
+    def _new_names(self) -> None:
+        """A topic and a stop Event of the attempt's own: a late line or a stop of the last attempt stays there."""
         token = uuid.uuid4().hex[:10]
         self.topic = f"nbsage-{self.job_name}-{token}"
         self.event_name = f"nbsage-stop-{self.job_name}-{token}"
-        self.received: dict[str, int] = {}
 
     def on_event(self, event) -> None:
         _, msg = event
@@ -207,17 +221,54 @@ class _DaskHosts:
             self.group.sink.close()  # every line written reaches the store, on every way out
 
     def _run(self, where: str) -> int:
-        from distributed import Event, wait
-        from nbsage.runtime.environment import is_gpu_instance_type
         hosts = self.group.hosts
         workers = self.wait_for_workers()
         if self.stop_wanted.is_set():
             self.session.store.set_status(self.job_name, "Stopped", "Stopped", "Stopped before training started")
             return 0
         if workers is None:
-            return self.fail(f"ClientError: the Dask cluster at {where} has {len(self.workers())} worker(s) and the job "
-                             f"asks for {len(hosts)} instances, one worker each (waited {WORKER_WAIT_SECONDS:g} s); "
-                             "add workers or lower instance_count")
+            return self.fail(self._too_few(where))
+        source = self.request.get("nbsage:SourceDir")
+        code = _pack(source) if source and Path(source).exists() else None
+        self.group.begin()
+        first = [workers]
+
+        def run_hosts() -> None:  # one attempt; a restart under managed spot waits for the workers again
+            self.stop_wanted.clear()
+            if self.group.stopping.is_set():
+                self.stop_wanted.set()
+            found = first.pop() if first else self.wait_for_workers()
+            if found is None and self.group.stop_requested.is_set():
+                return  # stopped while waiting for the workers of a restart
+            if found is None:
+                raise _NoWorkers(self._too_few(where))
+            self._run_hosts(where, found, code)
+
+        try:
+            self.group.run(run_hosts)
+        except _NoWorkers as e:
+            return self.fail(str(e))
+        master = self.results.get(hosts[0]) or {}
+        self.root.output_dir.mkdir(parents=True, exist_ok=True)
+        for name, path in (("model", self.root.model_archive), ("output", self.root.output_archive)):
+            if master.get(name) is not None:
+                path.write_bytes(master[name])
+        return self.group.finish(self.root)
+
+    def _too_few(self, where: str) -> str:
+        hosts = self.group.hosts
+        return (f"ClientError: the Dask cluster at {where} has {len(self.workers())} worker(s) and the job "
+                f"asks for {len(hosts)} instances, one worker each (waited {WORKER_WAIT_SECONDS:g} s); "
+                "add workers or lower instance_count")
+
+    def _run_hosts(self, where: str, workers: dict, code: bytes | None) -> None:
+        """Every host on a worker of its own, until each has finished (one attempt)."""
+        from distributed import Event, wait
+        from nbsage.runtime.environment import is_gpu_instance_type
+        hosts = self.group.hosts
+        self._new_names()
+        self.received = {}
+        self.results = {}
         # idle workers first: a worker runs one host of one job at a time (the runtime is its task)
         candidates = sorted(workers, key=lambda w: (_busy(workers[w]), w))
         instance_type = self.request.get("ResourceConfig", {}).get("InstanceType", "local")
@@ -226,16 +277,13 @@ class _DaskHosts:
             gpus = self.client.run(count_gpus)
             candidates = [w for w in candidates if gpus.get(w)]
             if len(candidates) < len(hosts):
-                return self.fail(f"ClientError: instance type {instance_type!r} asks for a GPU on each of {len(hosts)} "
+                raise _NoWorkers(f"ClientError: instance type {instance_type!r} asks for a GPU on each of {len(hosts)} "
                                  f"instances and {len(candidates)} worker(s) of the Dask cluster at {where} have one")
         chosen = candidates[:len(hosts)]
         master_addr = _host_of(chosen[0])
         port = self.client.run(_free_port_here, master_addr, workers=[chosen[0]])[chosen[0]]
-        source = self.request.get("nbsage:SourceDir")
-        code = _pack(source) if source and Path(source).exists() else None
         stop_event = Event(self.event_name, client=self.client)
         self.client.subscribe_topic(self.topic, self.on_event)
-        self.group.begin()
         self.group.sink.write(f"Dask place: {', '.join(f'{h} on worker {w}' for h, w in zip(hosts, chosen))} of {where}")
         futures = {}
         for i, (host, worker) in enumerate(zip(hosts, chosen)):
@@ -247,7 +295,7 @@ class _DaskHosts:
         where_of = dict(zip(hosts, chosen))
         if self.session.store.get_job(self.job_name)["stop_requested"]:
             self.group.request_stop()
-        results: dict[str, dict] = {}
+        results = self.results
         stop_sent = False
         last_check = 0.0
         while len(self.group.results) < len(hosts):
@@ -270,7 +318,7 @@ class _DaskHosts:
                     continue
                 self._wait_for_lines(host, out["lines"])
                 results[host] = out
-                self.group.finished(HostResult(host, out["rc"], out["failure"]))
+                self.group.finished(HostResult(host, out["rc"], out["failure"], stopped=bool(out.get("stopped"))))
             if time.monotonic() - last_check >= 0.5:
                 last_check = time.monotonic()
                 alive = set(self.workers())
@@ -279,16 +327,10 @@ class _DaskHosts:
                         futures[host].cancel()
                         self.group.finished(HostResult(
                             host, None, f"InternalServerError: the Dask worker {worker} that ran {host} left the "
-                                        "cluster during the job (killed, or out of memory?)"))
+                                        "cluster during the job (killed, or out of memory?)", lost=True))
         if self.stop_wanted.is_set() and not stop_sent:
             stop_event.set()
         self.client.unsubscribe_topic(self.topic)
-        master = results.get(hosts[0]) or {}
-        self.root.output_dir.mkdir(parents=True, exist_ok=True)
-        for name, path in (("model", self.root.model_archive), ("output", self.root.output_archive)):
-            if master.get(name) is not None:
-                path.write_bytes(master[name])
-        return self.group.finish(self.root)
 
     def _wait_for_lines(self, host: str, count: int, timeout: float = 5.0) -> None:
         """Events and results travel separately: let the host's last lines arrive before its end is recorded."""

@@ -20,7 +20,12 @@ channels given as such URLs are then read by the kernel itself. `transfer="conne
 everything through the kernel connection.
 
 Stop interrupts the kernel (the remote runtime gets SIGTERM, SIGKILL after the grace period); a
-kernel that dies or a connection that drops ends the job Failed with a reason naming the kernel.
+kernel that dies or a connection that drops ends the job Failed with a reason naming the kernel —
+except under managed spot (nbsage.backends.spot), where it is an instance taken away: the job
+goes Interrupted → Restarting on a new kernel (the job root sent again, the checkpoints restored
+from CheckpointConfig.S3Uri) and trains on; so does a runtime killed by a signal in the kernel,
+in the same kernel. The kernel itself restores and mirrors the checkpoints where it reaches the
+URI (an s3:// URL, or any URI for a kernel started from a kernelspec on this machine).
 """
 from __future__ import annotations
 

@@ -73,6 +73,7 @@ def open_job(name: str) -> str:
     """Make an empty job root for `name`; returns its path."""
     root = jobs_dir() / name / "opt_ml"
     if root.exists():
+        _release_fastfile(root)
         shutil.rmtree(root)
     root.mkdir(parents=True)
     incoming = root.parent / "incoming.tar"
@@ -113,8 +114,16 @@ def stage(name: str, request: str, channels: str) -> str:
         if ch["ChannelName"] in json.loads(channels):
             counts[ch["ChannelName"]] = stage_channel(
                 ch["DataSource"]["S3DataSource"]["S3Uri"], root.channel_dir(ch["ChannelName"]), ch["ChannelName"],
-                cache_dir=jobs_dir() / ".cache", **channel_options(ch, request_dict))
+                cache_dir=jobs_dir() / ".cache", log=lambda line: print(line, flush=True),
+                **channel_options(ch, request_dict))
     return _reply(objects=counts)
+
+
+def _release_fastfile(root: Path) -> None:
+    """Unmount the FastFile mounts `stage` made under a job root (none unless staging ran here)."""
+    if "nbsage.backends.staging" in sys.modules:
+        from nbsage.backends.staging import release_fastfile
+        release_fastfile(root)
 
 
 def _die_with_parent():
@@ -152,12 +161,14 @@ def _ignore_interrupts() -> None:
 
 
 def run(name: str, environment: str = "{}", max_runtime: float | None = None, grace: float = 10.0,
-        pipe_request: str | None = None) -> str:
+        pipe_request: str | None = None, limits: str | None = None) -> str:
     """Run `python -m nbsage.runtime train --root` here, its output printed as it comes.
 
     An interrupt of the kernel (KeyboardInterrupt) is StopTrainingJob: SIGTERM to the runtime, SIGKILL
     after `grace` seconds. `max_runtime` is enforced here too, so a dropped connection does not
-    leave a job running past it.
+    leave a job running past it; `limits` (JSON [[seconds, name, log line], ...], nbsage.backends.spot's
+    limits of this attempt: MaxRuntimeInSeconds left, MaxWaitTimeInSeconds left) replaces it. The
+    first limit to expire stops the runtime and is answered as `exceeded` (its name).
     """
     from nbsage.runtime.layout import JobRoot
     job = _job(name)
@@ -173,16 +184,24 @@ def run(name: str, environment: str = "{}", max_runtime: float | None = None, gr
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                             cwd=str(root.path), start_new_session=True, preexec_fn=_die_with_parent)
     job["proc"] = proc
-    exceeded = threading.Event()
+    if limits:
+        limit_list = json.loads(limits)
+    else:
+        limit_list = [[float(max_runtime), "MaxRuntimeExceeded",
+                       f"MaxRuntimeInSeconds ({max_runtime}) exceeded: stopping the job"]] if max_runtime else []
+    exceeded: list[str] = []
+    lock = threading.Lock()
 
-    def enforce_max_runtime():
-        if proc.poll() is None:
-            exceeded.set()
-            print(f"MaxRuntimeInSeconds ({max_runtime}) exceeded: stopping the job", flush=True)
-            _terminate(proc, grace)
+    def enforce(limit: str, message: str):
+        with lock:
+            if exceeded or proc.poll() is not None:
+                return
+            exceeded.append(limit)
+        print(message, flush=True)
+        _terminate(proc, grace)
 
-    timer = threading.Timer(float(max_runtime), enforce_max_runtime) if max_runtime else None
-    if timer:
+    timers = [threading.Timer(float(seconds), enforce, args=(limit, message)) for seconds, limit, message in limit_list]
+    for timer in timers:
         timer.daemon = True
         timer.start()
     stopped = False
@@ -201,11 +220,12 @@ def run(name: str, environment: str = "{}", max_runtime: float | None = None, gr
                 sys.stdout.write(raw.decode("utf-8", errors="replace"))
             sys.stdout.flush()
     finally:
-        if timer:
+        for timer in timers:
             timer.cancel()
         if feeder is not None:
             feeder.stop()
-    return _reply(rc=rc, stopped=stopped, exceeded=exceeded.is_set(), failure=root.failure_reason(),
+        _release_fastfile(root.path)  # the runtime has ended: its FastFile mounts go
+    return _reply(rc=rc, stopped=stopped, exceeded=exceeded[0] if exceeded else None, failure=root.failure_reason(),
                   model_size=root.model_archive.stat().st_size if root.model_archive.exists() else None,
                   output_size=root.output_archive.stat().st_size if root.output_archive.exists() else None)
 
@@ -238,5 +258,6 @@ def close(name: str) -> str:
         proc = job.get("proc")
         if proc is not None and proc.poll() is None:
             _terminate(proc, 0)
+        _release_fastfile(job["root"])
         shutil.rmtree(job["root"].parent, ignore_errors=True)
     return _reply(closed=job is not None)

@@ -14,6 +14,9 @@ It talks to the kernel with short calls into nbsage.backends.kernel_agent, which
 5. `close` removes the job root there; a kernel started for the job is shut down.
 
 SIGTERM (StopTrainingJob) interrupts the kernel: the runtime there gets SIGTERM, then SIGKILL.
+Steps 3 and its checkpoint sync run through nbsage.backends.spot: under managed spot a runtime
+killed by a signal runs again in the same kernel, and a kernel that dies is replaced by a new one
+that gets steps 1-2 again.
 """
 from __future__ import annotations
 
@@ -41,6 +44,7 @@ from nbsage.backends.kernel_transport import (
 )
 from nbsage.backends.base import fail_unexpectedly
 from nbsage.backends.log_stream import LogSink
+from nbsage.backends.spot import Attempt, ManagedSpot, RestartFailed, killed_by
 from nbsage.backends.staging import artifact_uris, channel_options, collect, prepare_root, stage_channel
 from nbsage.errors import NBSageError, PlaceError
 from nbsage.runtime.job_config import write_job_configs
@@ -186,7 +190,8 @@ def supervise(job_name: str) -> int:
         store.set_status(job_name, "Failed", "Failed", message, failure_reason=reason)
         return 0
 
-    store.update_job(job_name, start_time=time.time())
+    started = time.time()
+    store.update_job(job_name, start_time=started)
     try:
         conn = open_kernel(place, cwd=str(job_dir))
     except PlaceError as e:
@@ -195,9 +200,10 @@ def supervise(job_name: str) -> int:
     where = conn.describe()
     _write_place(place_file, **{k: v for k, v in conn.info().items() if v is not None})
     sink.write(f"Running on the Jupyter kernel {where}")
+    held = {"conn": conn}  # the kernel now: managed spot replaces a kernel that died
     try:
-        return _run(session, job_name, request, root, job_dir, conn, transfer, sink, lines, stopper,
-                    stop_requested, stopped, failed)
+        return _run(session, job_name, request, root, job_dir, held, place, transfer, sink, lines, stopper,
+                    stop_requested, stopped, failed, started)
     except KernelGone as e:
         if stop_requested():
             return stopped()
@@ -210,6 +216,7 @@ def supervise(job_name: str) -> int:
         return failed(f"ClientError: {e}")
     finally:
         stopper.finished.set()
+        conn = held["conn"]
         try:
             call(conn, "close", job_name)  # the kernel's host keeps nothing of the job
         except (NBSageError, OSError):
@@ -218,16 +225,26 @@ def supervise(job_name: str) -> int:
         sink.close()
 
 
-def _run(session, job_name, request, root, job_dir, conn, transfer, sink, lines, stopper, stop_requested,
-         stopped, failed) -> int:
-    store = session.store
+class _StagingFailed(Exception):
+    """The job root could not be staged on this side (a channel, the script's source)."""
+
+    def __init__(self, error: BaseException):
+        self.error = error
+        super().__init__(str(error))
+
+
+def _send_job(conn, store, job_name, request, root, job_dir, transfer, sink, stop_requested,
+              first: bool = True) -> tuple[str, dict | None] | None:
+    """Make the job root in the kernel and send it there: (remote root, Pipe request), or None when
+    a stop came first. Raises _StagingFailed when staging here fails."""
     remote_root = call(conn, "open_job", job_name)["root"]
     sink.write(f"Job root on the kernel's side: {remote_root}")
     if stop_requested():
-        return stopped("Stopped before training started")
+        return None
 
     # ---- Downloading: channels to the kernel ----
-    store.set_status(job_name, "InProgress", "Downloading", "Downloading input data")
+    if first:  # a restart stays Restarting until it trains
+        store.set_status(job_name, "InProgress", "Downloading", "Downloading input data")
     channels = request.get("InputDataConfig", [])
     direct = [ch["ChannelName"] for ch in channels if _kernel_reads(ch["DataSource"]["S3DataSource"]["S3Uri"], transfer)]
     direct_file = [ch["ChannelName"] for ch in channels if ch["ChannelName"] in direct
@@ -244,18 +261,19 @@ def _run(session, job_name, request, root, job_dir, conn, transfer, sink, lines,
     here = [ch for ch in channels if ch["ChannelName"] not in direct]
     pipe_request = None
     try:
-        prepare_root(root, dict(request, InputDataConfig=here), request.get("nbsage:SourceDir"))
+        # the channels travel to the kernel in a tar: a lazy FastFile mount here would be read whole anyway
+        prepare_root(root, dict(request, InputDataConfig=here), request.get("nbsage:SourceDir"), fastfile_mount=False)
         write_job_configs(root, request)  # the config files name every channel, staged here or there
         pipe_request = _stage_pipe_sources(root, request, here, remote_root)
         archive = _pack(root, job_dir / "to-kernel.tar.gz")
     except (NBSageError, OSError) as e:
-        return failed(f"ClientError: {e}", str(e))
+        raise _StagingFailed(e) from e
     try:
         size = archive.stat().st_size
         with open(archive, "rb") as f:
             while chunk := f.read(CHUNK):
                 if stop_requested():
-                    return stopped("Stopped before training started")
+                    return None
                 call(conn, "receive", job_name, metadata={"nbsage_chunk": base64.b64encode(chunk).decode("ascii")})
         call(conn, "unpack", job_name)
     finally:
@@ -263,47 +281,105 @@ def _run(session, job_name, request, root, job_dir, conn, transfer, sink, lines,
         for staged in (root.data_dir, root.input_dir / PIPE_SOURCES):  # the data lives on the kernel's side now
             shutil.rmtree(staged, ignore_errors=True)
     sink.write(f"Sent the job root to the kernel ({size / 2**20:.1f} MiB)")
-    if stop_requested():
-        return stopped("Stopped before training started")
+    return remote_root, pipe_request
 
-    # ---- Checkpoints: restored and mirrored by the kernel itself, next to the runtime ----
-    ckpt = _start_checkpoints(conn, request, remote_root, transfer, sink)
-    if ckpt is False:
+
+def _run(session, job_name, request, root, job_dir, held, place, transfer, sink, lines, stopper, stop_requested,
+         stopped, failed, started) -> int:
+    store = session.store
+    try:
+        sent = _send_job(held["conn"], store, job_name, request, root, job_dir, transfer, sink, stop_requested)
+    except _StagingFailed as e:
+        return failed(f"ClientError: {e}", str(e))
+    if sent is None or stop_requested():
+        return stopped("Stopped before training started")
+    job = {"remote_root": sent[0], "pipe_request": sent[1], "result": None, "gone": None, "no_checkpoints": False}
+    max_runtime = request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
+    spot = ManagedSpot(store, job_name, request, log=sink.write, started=started)
+
+    def attempt(limits) -> Attempt:
+        conn = held["conn"]
+        # ---- Checkpoints: restored and mirrored by the kernel itself, next to the runtime ----
+        ckpt = _start_checkpoints(conn, request, job["remote_root"], transfer, sink)
+        if ckpt is False:
+            job["no_checkpoints"] = True
+            return Attempt()
+        # ---- Training: the runtime in the kernel ----
+        store.set_status(job_name, "InProgress", "Training", spot.training_message)
+        stopper.finished.clear()
+        stopper.running.set()
+        if stop_requested():
+            stopper.on_sigterm(signal.SIGTERM, None)
+        pipe_request = job["pipe_request"]
+        try:
+            result = call(conn, "run", job_name, json.dumps(request.get("Environment") or {}), max_runtime,
+                          STOP_GRACE_SECONDS, json.dumps(pipe_request) if pipe_request else None, json.dumps(limits),
+                          on_stream=lines)
+        except KernelGone as e:
+            if not spot.enabled or stop_requested():
+                raise
+            # managed spot: a kernel that dies is an instance taken away
+            job["gone"] = e
+            return Attempt(interrupted=str(e))
+        finally:
+            stopper.finished.set()
+            stopper.running.clear()
+            lines.flush()
+            if ckpt and job["gone"] is None:
+                try:
+                    done = _checkpoint_call(conn, "kernel_stop", job["remote_root"])
+                    sink.write(f"Checkpoints synced to {ckpt}: {done['uploaded']} upload(s), {done['deleted']} deletion(s)")
+                except Exception as e:  # the checkpoints are not the model: the job goes on
+                    sink.write(f"The last checkpoint sync in the kernel failed: {e}")
+        job["result"] = result
+        exceeded = result["exceeded"]
+        if exceeded is True:  # an agent that knows only MaxRuntimeInSeconds
+            exceeded = "MaxRuntimeExceeded"
+        rc = result["rc"]
+        interrupted = None
+        if rc < 0 and not result["stopped"] and not exceeded:  # managed spot: a runtime killed by a signal
+            interrupted = f"the training process in the kernel was killed by {killed_by(rc)}"
+        return Attempt(exceeded=exceeded or None, interrupted=interrupted, stopped=bool(result["stopped"]))
+
+    def restart() -> None:
+        if job["gone"] is None:
+            return  # the same kernel trains again; the checkpoints are restored as the attempt starts
+        old, job["gone"] = held["conn"], None
+        try:
+            old.close()  # a gateway's kernel that was restarted in place is shut down
+        except Exception:
+            pass
+        conn = open_kernel(place, cwd=str(job_dir))
+        held["conn"] = stopper.conn = conn
+        _write_place(job_dir / PLACE_FILE, **{k: v for k, v in conn.info().items() if v is not None})
+        sink.write(f"Restarting on a new Jupyter kernel {conn.describe()}")
+        sent = _send_job(conn, store, job_name, request, root, job_dir, transfer, sink, stop_requested, first=False)
+        if sent is not None:
+            job["remote_root"], job["pipe_request"] = sent
+
+    try:
+        last = spot.run(attempt, restart, stop_requested)
+    except RestartFailed as e:
+        spot.bill()
+        return failed(f"InternalServerError: restarting the interrupted job on a new kernel failed: {e}",
+                      "Restarting failed")
+    conn = held["conn"]
+    spot.bill()
+    sink.flush()
+    if job["no_checkpoints"]:
         return failed("ClientError: the kernel could not restore the checkpoints; see the log",
                       "Restoring checkpoints failed")
-
-    # ---- Training: the runtime in the kernel ----
-    store.set_status(job_name, "InProgress", "Training", "Training image download completed. Training in progress.")
-    max_runtime = request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
-    stopper.running.set()
-    if stop_requested():
-        stopper.on_sigterm(signal.SIGTERM, None)
-    try:
-        result = call(conn, "run", job_name, json.dumps(request.get("Environment") or {}), max_runtime,
-                      STOP_GRACE_SECONDS, json.dumps(pipe_request) if pipe_request else None, on_stream=lines)
-    finally:
-        stopper.finished.set()
-        stopper.running.clear()
+    if last.exceeded:
         lines.flush()
-        if ckpt:
-            try:
-                done = _checkpoint_call(conn, "kernel_stop", remote_root)
-                sink.write(f"Checkpoints synced to {ckpt}: {done['uploaded']} upload(s), {done['deleted']} deletion(s)")
-            except Exception as e:  # the checkpoints are not the model: the job goes on
-                sink.write(f"The last checkpoint sync in the kernel failed: {e}")
-    sink.flush()
-    if result["exceeded"]:
-        store.set_status(job_name, "Stopped", "MaxRuntimeExceeded",
-                         f"Training job runtime exceeded MaxRuntimeInSeconds provided ({max_runtime} s)",
-                         failure_reason=f"MaxRuntimeExceeded: the job ran longer than {max_runtime} s")
+        spot.end_exceeded(last.exceeded)
         return 0
-    if result["stopped"] or stop_requested():
+    if last.stopped or stop_requested():
         return stopped()
+    result = job["result"]
     if result["rc"] != 0:
         reason = result.get("failure")
         if result["rc"] < 0:
-            name = signal.Signals(-result["rc"]).name if -result["rc"] in signal.valid_signals() else result["rc"]
-            reason = f"AlgorithmError: the training process in the kernel was killed by {name}"
+            reason = f"AlgorithmError: the training process in the kernel was killed by {killed_by(result['rc'])}"
         return failed(reason or f"AlgorithmError: the training process exited with code {result['rc']}")
 
     # ---- Uploading: artifacts back ----
@@ -315,6 +391,7 @@ def _run(session, job_name, request, root, job_dir, conn, transfer, sink, lines,
                         output_uri if result["output_size"] is not None else None)
             sink.write(f"The kernel wrote the artifacts to {model_uri.rsplit('/', 1)[0]}")
             sink.flush()  # every line is in the store before the job is seen Completed
+            spot.bill()
             store.set_status(job_name, "Completed", "Completed", "Training job completed",
                              model_artifacts=sent["model"], output_artifacts=sent["output"])
             return 0
@@ -336,6 +413,7 @@ def _run(session, job_name, request, root, job_dir, conn, transfer, sink, lines,
     except Exception as e:
         return failed(f"InternalServerError: uploading artifacts failed: {e}", "Uploading failed")
     sink.flush()
+    spot.bill()
     store.set_status(job_name, "Completed", "Completed", "Training job completed",
                      model_artifacts=model, output_artifacts=output)
     return 0

@@ -5,6 +5,8 @@ outlives the kernel that started it. The supervisor stages the channels, runs
 `python -m nbsage.runtime train --root ROOT` as a child in its own process group, streams its
 output to the store, enforces MaxRuntimeInSeconds, uploads the artifacts and sets the final
 status. Stop is SIGTERM to the runtime's process group, then SIGKILL after a grace period.
+CheckpointConfig is restored and mirrored by the supervisor; under managed spot a runtime killed
+by a signal is an interruption and the job trains again (nbsage.backends.spot).
 """
 from __future__ import annotations
 

@@ -14,13 +14,12 @@ from nbsage.backends.checkpoints import checkpoint_sync_for
 from nbsage.backends.base import fail_unexpectedly
 from nbsage.backends.log_stream import LogSink
 from nbsage.backends.pipe_feeder import PipeFeeder
-from nbsage.backends.staging import collect, host_count, prepare_root
+from nbsage.backends.spot import Attempt, ManagedSpot, RestartFailed, killed_by
+from nbsage.backends.staging import collect, host_count, prepare_root, release_fastfile
 from nbsage.errors import NBSageError
 from nbsage.runtime.layout import JobRoot
 
 STOP_GRACE_SECONDS = float(os.environ.get("NBSAGE_STOP_GRACE_SECONDS", "10"))
-# managed spot: how long an interrupted job waits for "new capacity" before it restarts
-SPOT_RESTART_SECONDS = float(os.environ.get("NBSAGE_SPOT_RESTART_SECONDS", "1"))
 
 
 def _die_with_parent():
@@ -31,11 +30,7 @@ def _die_with_parent():
         pass
 
 
-def _signal_name(rc: int) -> str:
-    try:
-        return signal.Signals(-rc).name
-    except ValueError:
-        return f"signal {-rc}"
+_signal_name = killed_by  # the name the other places import
 
 
 _running: dict = {}
@@ -67,7 +62,7 @@ def supervise(job_name: str) -> int:
         store.set_status(job_name, "InProgress", "Downloading", "Downloading input data")
         started = time.time()
         store.update_job(job_name, start_time=started)
-        prepare_root(root, request, request.get("nbsage:SourceDir"))
+        prepare_root(root, request, request.get("nbsage:SourceDir"), log=sink.write)
         feeder = PipeFeeder(root, request, log=sink.write)  # Pipe-mode channels' FIFOs
         sync = checkpoint_sync_for(request, root, log=sink.write)  # CheckpointConfig: restore, then mirror
         if sync:
@@ -84,82 +79,46 @@ def supervise(job_name: str) -> int:
         return 0
     env = dict(os.environ, TRAINING_JOB_NAME=job_name, PYTHONUNBUFFERED="1")
     env.update(request.get("Environment") or {})
-    stopping = request.get("StoppingCondition", {})
-    max_runtime = stopping.get("MaxRuntimeInSeconds")
-    spot = bool(request.get("EnableManagedSpotTraining"))
-    max_wait = stopping.get("MaxWaitTimeInSeconds") if spot else None
-    lost = 0.0  # seconds Interrupted or Restarting (managed spot): not billed
-    trained = 0.0  # seconds in Training, over every attempt: MaxRuntimeInSeconds counts these
-    while True:
-        store.set_status(job_name, "InProgress", "Training",
-                         "Training image download completed. Training in progress." if trained == 0
-                         else "Training resumed from the last checkpoint")
-        limits = []
-        if max_runtime:
-            limits.append((max(0.0, float(max_runtime) - trained), "MaxRuntimeExceeded",
-                           f"MaxRuntimeInSeconds ({max_runtime}) exceeded: stopping the job"))
-        if max_wait:
-            limits.append((max(0.0, started + float(max_wait) - time.time()), "MaxWaitTimeExceeded",
-                           f"MaxWaitTimeInSeconds ({max_wait}) exceeded: stopping the job"))
+    spot = ManagedSpot(store, job_name, request, log=sink.write, started=started)
+    ran = {"rc": 0, "feeder": feeder}
+
+    def attempt(limits) -> Attempt:
+        store.set_status(job_name, "InProgress", "Training", spot.training_message)
         if sync:
             sync.start()
-        feeder.start()
-        attempt_start = time.time()
+        ran["feeder"].start()
         rc, exceeded = _run_runtime(root, env, job_name, store, sink, limits)
-        trained += time.time() - attempt_start
-        feeder.stop()
+        ran["rc"] = rc
+        ran["feeder"].stop()
         if sync:
             try:
                 sync.stop()
             except Exception as e:  # the checkpoints are not the model: the job goes on
                 sink.write(f"Checkpoint upload to {sync.url} failed: {type(e).__name__}: {e}")
-        stop_requested = store.get_job(job_name)["stop_requested"]
-        if exceeded or stop_requested or not (spot and rc < 0):
-            break
-        # managed spot: the worker was taken away (killed by a signal, not a stop): wait for capacity,
-        # restore the checkpoints and train again, for as long as MaxWaitTimeInSeconds allows
-        interrupted = time.time()
-        store.set_status(job_name, "InProgress", "Interrupted",
-                         f"Training job interrupted: the worker was killed by {_signal_name(rc)}")
-        sink.write(f"Training job interrupted: the worker was killed by {_signal_name(rc)}; restarting")
-        time.sleep(SPOT_RESTART_SECONDS)
-        if max_wait and time.time() - started >= float(max_wait):
-            exceeded = "MaxWaitTimeExceeded"
-            lost += time.time() - interrupted
-            break
-        store.set_status(job_name, "InProgress", "Restarting", "Restarting training from the last checkpoint")
-        try:
-            if sync:
-                sync.restore()
-            feeder = PipeFeeder(root, request, log=sink.write)
-        except Exception as e:
-            sink.close()
-            store.set_status(job_name, "Failed", "Failed", "Restoring checkpoints failed",
-                             failure_reason=f"ClientError: restoring checkpoints failed: {type(e).__name__}: {e}",
-                             billable_seconds=max(0.0, time.time() - started - lost))
-            return 1
-        lost += time.time() - interrupted
-        if store.get_job(job_name)["stop_requested"]:
-            stop_requested = True
-            break
+        # managed spot: a runtime killed by a signal (not by a stop) is a worker taken away
+        return Attempt(exceeded=exceeded, interrupted=f"the worker was killed by {_signal_name(rc)}" if rc < 0 else None)
+
+    def restart() -> None:  # new capacity: the checkpoints back from the URI, fresh Pipe FIFOs
+        if sync:
+            sync.restore()
+        ran["feeder"] = PipeFeeder(root, request, log=sink.write)
+
+    try:
+        last = spot.run(attempt, restart, lambda: bool(store.get_job(job_name)["stop_requested"]))
+    except RestartFailed as e:  # the checkpoints could not be restored
+        sink.close()
+        spot.bill()
+        store.set_status(job_name, "Failed", "Failed", "Restoring checkpoints failed",
+                         failure_reason=f"ClientError: restoring checkpoints failed: {e}")
+        return 1
+    release_fastfile(root)  # the runtime has ended: its FastFile mounts go before the job ends
     sink.close()
-
-    def bill() -> None:  # BillableTimeInSeconds: managed spot leaves out the time without capacity
-        if spot:
-            store.update_job(job_name, billable_seconds=max(0.0, time.time() - started - lost))
-
-    bill()
-    if exceeded == "MaxRuntimeExceeded":
-        store.set_status(job_name, "Stopped", "MaxRuntimeExceeded",
-                         f"Training job runtime exceeded MaxRuntimeInSeconds provided ({max_runtime} s)",
-                         failure_reason=f"MaxRuntimeExceeded: the job ran longer than {max_runtime} s")
+    rc = ran["rc"]
+    spot.bill()
+    if last.exceeded:
+        spot.end_exceeded(last.exceeded)
         return 0
-    if exceeded == "MaxWaitTimeExceeded":
-        store.set_status(job_name, "Stopped", "MaxWaitTimeExceeded",
-                         f"Training job exceeded MaxWaitTimeInSeconds provided ({max_wait} s)",
-                         failure_reason=f"MaxWaitTimeExceeded: the job did not finish within {max_wait} s")
-        return 0
-    if stop_requested:
+    if last.stopped:
         store.set_status(job_name, "Stopped", "Stopped", "Training job stopped")
         return 0
     if rc != 0:
@@ -177,7 +136,7 @@ def supervise(job_name: str) -> int:
         store.set_status(job_name, "Failed", "Failed", "Uploading failed",
                          failure_reason=f"InternalServerError: uploading artifacts failed: {e}")
         return 1
-    bill()
+    spot.bill()
     store.set_status(job_name, "Completed", "Completed", "Training job completed",
                      model_artifacts=model, output_artifacts=output)
     return 0
@@ -263,6 +222,8 @@ def main(argv=None) -> int:
         return supervise(job_name)
     except Exception as e:  # never leave the job InProgress
         return fail_unexpectedly(job_name, e)
+    finally:
+        release_fastfile()  # whatever way the job ended, no mount outlives it
 
 
 if __name__ == "__main__":

@@ -20,6 +20,14 @@ a `HostGroup`:
 - artifacts: model.tar.gz and output.tar.gz are algo-1's, the host that saves the model.
 - the end: the first host to fail fails the job with its reason, naming the host, and the other
   hosts are stopped; a stop or MaxRuntimeInSeconds stops every host.
+- checkpoints (CheckpointConfig): as on SageMaker, every host has its own checkpoint folder, and
+  every host restores it from CheckpointConfig.S3Uri at its start and mirrors it there while it
+  runs (`run_host`), so hosts share one URI: the master alone writes checkpoints (nbsage's
+  XGBoost does) or each host writes names of its own. The URI is read and written from where the
+  host runs: an s3:// (or other fsspec) URL, or a path that machine sees.
+- managed spot (nbsage.backends.spot): a host whose runtime is killed by a signal (not by a stop),
+  or whose Dask worker leaves, interrupts the whole job: every host is stopped, the job goes
+  Interrupted → Restarting, and every host is staged again, restores the checkpoints and trains.
 """
 from __future__ import annotations
 
@@ -36,7 +44,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from nbsage.backends.log_stream import LogSink
-from nbsage.backends.staging import collect, host_count, prepare_root
+from nbsage.backends.spot import Attempt, ManagedSpot, RestartFailed, killed_by
+from nbsage.backends.staging import collect, host_count, prepare_root, releases_fastfile
 from nbsage.errors import NBSageError
 from nbsage.runtime.layout import JobRoot
 from nbsage.runtime.metrics import METRIC_LINE, PROGRESS_LINE
@@ -102,12 +111,25 @@ class HostResult:
     failure: str | None = None
     pid: int | None = None
     ended: float = field(default_factory=time.time)
+    stopped: bool = False  # the place stopped the runtime (a stop, a limit, another host's end)
+    lost: bool = False  # the machine that ran the host went away (a Dask worker that left)
 
     @property
     def ok(self) -> bool:
         return self.rc == 0
 
+    @property
+    def taken_away(self) -> str | None:
+        """Why the host's worker was taken away (killed by a signal that no stop sent, or lost), else None:
+        under managed spot, an interruption."""
+        if self.lost:
+            return re.sub(r"^[A-Za-z]+Error:\s*", "", self.failure or f"the worker of {self.host} was lost")
+        if self.rc is not None and self.rc < 0 and not self.stopped:
+            return f"the worker of {self.host} was killed by {killed_by(self.rc)}"
+        return None
 
+
+@releases_fastfile  # the host's FastFile mounts go when its runtime has ended (or never started)
 def run_host(request: dict, index: int, root: JobRoot, env: dict, on_line: Callable[[str], None],
              should_stop: Callable[[float], bool], code_source: str | None = None,
              on_staged: Callable[[], None] | None = None, on_started: Callable[[int], None] | None = None,
@@ -117,18 +139,29 @@ def run_host(request: dict, index: int, root: JobRoot, env: dict, on_line: Calla
     `should_stop(timeout)` is polled while the runtime runs (it may block up to `timeout` seconds);
     once it returns True the runtime is stopped (SIGTERM, SIGKILL after the grace period).
     """
+    from nbsage.backends.checkpoints import checkpoint_sync_for
     from nbsage.backends.local_supervisor import _die_with_parent, _signal_name, _terminate
     from nbsage.backends.pipe_feeder import PipeFeeder
     host = host_names(host_count(request))[index]
     try:
-        prepare_root(root, request, code_source, host_index=index)
+        prepare_root(root, request, code_source, host_index=index, log=on_line)
         feeder = PipeFeeder(root, request, log=on_line)
     except (NBSageError, OSError) as e:
         return HostResult(host, None, f"ClientError: {e}")
+    # CheckpointConfig: this host's checkpoint folder, restored from the URI, then mirrored to it
+    sync = checkpoint_sync_for(request, root, log=on_line)
+    if sync:
+        try:
+            sync.restore()
+        except Exception as e:  # the URI cannot be read from where this host runs
+            return HostResult(host, None, f"ClientError: restoring checkpoints from {sync.url} failed: "
+                                          f"{type(e).__name__}: {e}")
     if on_staged:
         on_staged()
     if should_stop(0):
         return HostResult(host, None, "Stopped before training started")
+    if sync:
+        sync.start()
     feeder.start()
     proc = subprocess.Popen([sys.executable, "-m", "nbsage.runtime", "train", "--root", str(root.path)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -136,9 +169,12 @@ def run_host(request: dict, index: int, root: JobRoot, env: dict, on_line: Calla
     if on_started:
         on_started(proc.pid)
 
+    terminated = threading.Event()
+
     def watch():
         while proc.poll() is None:
             if should_stop(0.25):
+                terminated.set()
                 _terminate(proc)
                 return
             time.sleep(0.05)
@@ -149,21 +185,29 @@ def run_host(request: dict, index: int, root: JobRoot, env: dict, on_line: Calla
         on_line(raw.decode("utf-8", errors="replace"))
     rc = proc.wait()
     feeder.stop()
+    if sync:
+        try:
+            sync.stop()
+        except Exception as e:  # the checkpoints are not the model: the host goes on
+            on_line(f"Checkpoint upload to {sync.url} failed: {type(e).__name__}: {e}")
     failure = None
     if rc < 0:
         failure = (f"AlgorithmError: the training process was killed by {_signal_name(rc)}"
                    + (" (out of memory?)" if rc == -signal.SIGKILL else ""))
     elif rc != 0:
         failure = root.failure_reason() or f"AlgorithmError: the training process exited with code {rc}"
-    return HostResult(host, rc, failure, proc.pid)
+    return HostResult(host, rc, failure, proc.pid, stopped=terminated.is_set())
 
 
 class HostGroup:
     """The hosts of one job as its supervisor sees them: their lines, their ends, the job's final status.
 
-    A place calls `begin`, then for each host `line`, `staged` and `finished` as they happen (from
-    any thread), waits until every host finished (`wait`), and calls `finish` with the root that
-    holds algo-1's archives. `stop_hosts` is the place's hook that stops every host still running.
+    A place calls `begin`, then `run(run_hosts)`: `run_hosts()` starts every host, reports for each
+    `line`, `staged` and `finished` as they happen (from any thread) and returns once every host
+    finished (`wait`); under managed spot `run` calls it again after an interruption. Then the
+    place calls `finish` with the root that holds algo-1's archives. `stop_hosts` is the place's
+    hook that stops every host still running; `run_hosts` starts an attempt with its stop undone,
+    unless `stopping` is set already.
     """
 
     def __init__(self, session, job_name: str, request: dict, stop_hosts: Callable[[], None]):
@@ -175,11 +219,14 @@ class HostGroup:
         self._staged: set[str] = set()
         self.results: dict[str, HostResult] = {}
         self.first_failure: HostResult | None = None
-        self.stopping = threading.Event()  # a stop, MaxRuntime or a failed host: every host is being stopped
+        self.stopping = threading.Event()  # a stop, a limit or a failed host: every host is being stopped
         self.stop_requested = threading.Event()
-        self.exceeded = threading.Event()
+        self.exceeded: str | None = None  # the limit (MaxRuntimeExceeded, MaxWaitTimeExceeded) that stopped the hosts
         self.all_done = threading.Event()
-        self._timer: threading.Timer | None = None
+        self._timers: list[threading.Timer] = []
+        self.spot = ManagedSpot(self.store, job_name, request, log=self.sink.write)
+        self.last: Attempt | None = None  # how the last attempt ended
+        self.restart_failure: str | None = None
 
     @property
     def max_runtime(self):
@@ -187,17 +234,54 @@ class HostGroup:
 
     def begin(self, message: str = "Downloading input data") -> None:
         self.store.set_status(self.job_name, "InProgress", "Downloading", message)
-        self.store.update_job(self.job_name, start_time=time.time())
-        if self.max_runtime:
-            self._timer = threading.Timer(float(self.max_runtime), self._exceed)
-            self._timer.daemon = True
-            self._timer.start()
+        self.spot.started = time.time()
+        self.store.update_job(self.job_name, start_time=self.spot.started)
 
-    def _exceed(self) -> None:
-        if not self.all_done.is_set():
-            self.exceeded.set()
-            self.sink.write(f"MaxRuntimeInSeconds ({self.max_runtime}) exceeded: stopping the job")
+    def run(self, run_hosts: Callable[[], None], restart: Callable[[], None] | None = None) -> None:
+        """Run the hosts once, or, under managed spot, again after each interruption (nbsage.backends.spot)."""
+        def attempt(limits) -> Attempt:
+            self._new_attempt(limits)
+            run_hosts()
+            for t in self._timers:
+                t.cancel()
+            return Attempt(exceeded=self.exceeded, interrupted=self.interruption(),
+                           stopped=self.stop_requested.is_set())
+
+        try:
+            self.last = self.spot.run(attempt, restart or (lambda: None), self._stop_wanted)
+        except RestartFailed as e:
+            self.restart_failure = str(e)
+
+    def _stop_wanted(self) -> bool:
+        return self.stop_requested.is_set() or bool(self.store.get_job(self.job_name)["stop_requested"])
+
+    def _new_attempt(self, limits: list[tuple[float, str, str]]) -> None:
+        with self._lock:
+            self._staged.clear()
+            self.results = {}
+            self.first_failure = None
+            self.exceeded = None
+            self.all_done.clear()
+            self.stopping.clear()
+            if self.stop_requested.is_set():
+                self.stopping.set()
+        self._timers = [threading.Timer(seconds, self._exceed, args=(name, message)) for seconds, name, message in limits]
+        for t in self._timers:
+            t.daemon = True
+            t.start()
+
+    def _exceed(self, name: str, message: str) -> None:
+        if not self.all_done.is_set() and self.exceeded is None:
+            self.exceeded = name
+            self.sink.write(message)
             self.stop()
+
+    def interruption(self) -> str | None:
+        """Why this attempt's hosts were taken away (the first host that was), or None."""
+        taken = [r for r in self.results.values() if r.taken_away]
+        if not taken:
+            return None
+        return min(taken, key=lambda r: r.ended).taken_away
 
     def request_stop(self) -> None:
         """StopTrainingJob (SIGTERM to the supervisor)."""
@@ -220,8 +304,7 @@ class HostGroup:
             self._staged.add(host)
             everyone = len(self._staged) == len(self.hosts)
         if everyone and not self.stopping.is_set():
-            self.store.set_status(self.job_name, "InProgress", "Training",
-                                  "Training image download completed. Training in progress.")
+            self.store.set_status(self.job_name, "InProgress", "Training", self.spot.training_message)
 
     def finished(self, result: HostResult) -> None:
         with self._lock:
@@ -231,7 +314,10 @@ class HostGroup:
                 self.first_failure = result
             done = len(self.results) == len(self.hosts)
         if failed_first:
-            self.sink.write(f"[{result.host}] failed: {result.failure}; stopping the other hosts")
+            if self.spot.enabled and result.taken_away:
+                self.sink.write(f"[{result.host}] interrupted: {result.taken_away}; stopping the other hosts")
+            else:
+                self.sink.write(f"[{result.host}] failed: {result.failure}; stopping the other hosts")
             self.stop()
         if done:
             self.all_done.set()
@@ -241,16 +327,21 @@ class HostGroup:
 
     def finish(self, master_root: JobRoot) -> int:
         """Set the job's final status from the hosts' results; upload algo-1's artifacts when all succeeded."""
-        if self._timer:
-            self._timer.cancel()
+        for t in self._timers:
+            t.cancel()
         self.sink.close()
         store, job = self.store, self.job_name
-        if self.exceeded.is_set():
-            store.set_status(job, "Stopped", "MaxRuntimeExceeded",
-                             f"Training job runtime exceeded MaxRuntimeInSeconds provided ({self.max_runtime} s)",
-                             failure_reason=f"MaxRuntimeExceeded: the job ran longer than {self.max_runtime} s")
+        self.spot.bill()
+        if self.restart_failure:
+            store.set_status(job, "Failed", "Failed", "Restarting failed",
+                             failure_reason=f"InternalServerError: restarting the interrupted job failed: "
+                                            f"{self.restart_failure}")
             return 0
-        if self.first_failure is not None:
+        if self.last is not None and self.last.exceeded:
+            self.spot.end_exceeded(self.last.exceeded)
+            return 0
+        stopped_while_interrupted = self.last is not None and self.last.stopped and bool(self.last.interrupted)
+        if self.first_failure is not None and not (self.spot.enabled and stopped_while_interrupted):
             f = self.first_failure
             store.set_status(job, "Failed", "Failed", f"Training job failed on {f.host}",
                              failure_reason=_with_host(f.failure or "AlgorithmError: the host failed", f.host))
@@ -272,6 +363,7 @@ class HostGroup:
             store.set_status(job, "Failed", "Failed", "Uploading failed",
                              failure_reason=f"InternalServerError: uploading artifacts failed: {e}")
             return 1
+        self.spot.bill()
         store.set_status(job, "Completed", "Completed", "Training job completed",
                          model_artifacts=model, output_artifacts=output)
         return 0
@@ -324,13 +416,19 @@ def supervise_local(session, job: dict) -> int:
             result = HostResult(host, None, f"InternalServerError: {type(e).__name__}: {e}")
         group.finished(result)
 
-    workers = [threading.Thread(target=run, args=(i,), name=f"nbsage-{hosts[i]}") for i in range(len(hosts))]
-    for t in workers:
-        t.start()
-    if session.store.get_job(job_name)["stop_requested"]:
-        group.request_stop()
-    while not group.wait(0.5):
-        pass
-    for t in workers:
-        t.join()
+    def run_hosts() -> None:  # one attempt: every host staged (again) and run
+        stop.clear()
+        if group.stopping.is_set():  # a stop that came as the attempt began
+            stop.set()
+        workers = [threading.Thread(target=run, args=(i,), name=f"nbsage-{hosts[i]}") for i in range(len(hosts))]
+        for t in workers:
+            t.start()
+        if session.store.get_job(job_name)["stop_requested"]:
+            group.request_stop()
+        while not group.wait(0.5):
+            pass
+        for t in workers:
+            t.join()
+
+    group.run(run_hosts)
     return group.finish(root)
