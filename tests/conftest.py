@@ -28,7 +28,21 @@ def nbsage_home(tmp_path, monkeypatch):
     except sqlite3.Error:
         return
     for pid in pids:
+        if not _belongs_to(pid, str(home)):
+            continue  # gone, and its pid may already be another test's process (pids are recycled)
         try:
             os.killpg(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+def _belongs_to(pid: int, home: str) -> bool:
+    """Whether pid is still a process of this test: its command line or environment names the home."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read()
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            environ = f.read()
+    except OSError:
+        return False
+    return home.encode() in cmdline or f"NBSAGE_HOME={home}".encode() in environ.split(b"\0")
