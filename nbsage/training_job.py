@@ -8,8 +8,6 @@ from nbsage.errors import JobFailed
 from nbsage.store.metadata import TERMINAL, iso
 
 TERMINAL_STATUSES = TERMINAL
-# managed spot: time without capacity (after an interruption, until training runs again) is not billed
-SPOT_UNBILLED = ("Interrupted", "Restarting")
 
 
 class TrainingJob:
@@ -42,9 +40,9 @@ class TrainingJob:
             if job.get("billable_seconds") is not None:
                 billable = int(round(job["billable_seconds"]))
             else:  # still running: the time spent Interrupted or Restarting is not billed
+                from nbsage.backends.spot import unbilled_seconds
                 now = time.time()
-                lost = sum((t["end_time"] or now) - t["start_time"] for t in transitions
-                           if t["status"] in SPOT_UNBILLED)
+                lost = unbilled_seconds(transitions, now)
                 billable = int(round(max(0.0, (end or now) - start - lost)))
             billable = min(billable, seconds)
         desc = {

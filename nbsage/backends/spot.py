@@ -35,6 +35,11 @@ from typing import Callable
 UNBILLED = ("Interrupted", "Restarting")  # secondary statuses without capacity: not billed
 
 
+def unbilled_seconds(transitions: list[dict], now: float) -> float:
+    """Seconds a job spent Interrupted or Restarting (its SecondaryStatusTransitions as the store keeps them)."""
+    return sum((t["end_time"] or now) - t["start_time"] for t in transitions if t["status"] in UNBILLED)
+
+
 def restart_seconds() -> float:
     """How long an interrupted spot job waits for new capacity ($NBSAGE_SPOT_RESTART_SECONDS)."""
     return float(os.environ.get("NBSAGE_SPOT_RESTART_SECONDS", "1"))
@@ -144,8 +149,7 @@ class ManagedSpot:
         if not self.enabled:
             return None
         now = time.time() if now is None else now
-        lost = sum((t["end_time"] or now) - t["start_time"] for t in self.store.transitions(self.job_name)
-                   if t["status"] in UNBILLED)
+        lost = unbilled_seconds(self.store.transitions(self.job_name), now)
         return max(0.0, now - self.started - lost)
 
     def bill(self) -> None:

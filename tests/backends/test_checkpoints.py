@@ -22,6 +22,7 @@ from nbsage.estimator import Estimator
 from nbsage.runtime.environment import resolve_checkpoint_dir
 from nbsage.session import Session
 from nbsage.training_job import TrainingJob
+from support import wait_for
 
 TIMEOUT = 40
 
@@ -165,16 +166,6 @@ def _stepper(tmp_path: Path) -> Path:
     return src
 
 
-def _wait_for(predicate, what: str, timeout: float = TIMEOUT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _synced_step(remote: Path) -> int:
     steps = [int(p.name.split("-")[1]) for p in remote.glob("step-*")]
     return max(steps) if steps else -1
@@ -186,7 +177,7 @@ def _kill_worker(session, name: str) -> None:
 
 
 def _wait_done(job: TrainingJob, timeout: float = TIMEOUT) -> dict:
-    _wait_for(lambda: job.describe()["TrainingJobStatus"] in ("Completed", "Failed", "Stopped"), "the job's end", timeout)
+    wait_for(lambda: job.describe()["TrainingJobStatus"] in ("Completed", "Failed", "Stopped"), timeout, "the job's end")
     return job.describe()
 
 
@@ -196,7 +187,7 @@ def test_spot_job_interrupted_restarts_and_resumes(tmp_path, session, data):
                     hyperparameters={"steps": 30, "pause": 0.1}, use_spot_instances=True, max_run=60,
                     max_wait=120, checkpoint_s3_uri=f"file://{remote}")
     job = est.fit({"train": str(data)}, wait=False)
-    _wait_for(lambda: _synced_step(remote) >= 3, "a few synced checkpoints")
+    wait_for(lambda: _synced_step(remote) >= 3, what="a few synced checkpoints")
     _kill_worker(session, job.name)
     desc = _wait_done(job)
     assert desc["TrainingJobStatus"] == "Completed", desc.get("FailureReason")
@@ -220,7 +211,7 @@ def test_spot_job_past_max_wait_is_stopped(tmp_path, session, data, monkeypatch)
                     hyperparameters={"steps": 1000, "pause": 0.1}, use_spot_instances=True, max_run=3,
                     max_wait=3, checkpoint_s3_uri=str(remote))
     job = est.fit({"train": str(data)}, wait=False)
-    _wait_for(lambda: _synced_step(remote) >= 1, "a synced checkpoint")
+    wait_for(lambda: _synced_step(remote) >= 1, what="a synced checkpoint")
     _kill_worker(session, job.name)
     desc = _wait_done(job)
     assert (desc["TrainingJobStatus"], desc["SecondaryStatus"]) == ("Stopped", "MaxWaitTimeExceeded")
@@ -234,7 +225,7 @@ def test_killed_job_fails_and_a_new_job_resumes(tmp_path, session, data):
     kw = dict(entry_point="train.py", source_dir=str(_stepper(tmp_path)), sagemaker_session=session,
               hyperparameters={"steps": 20, "pause": 0.1}, checkpoint_s3_uri=str(remote))
     first = Estimator(**kw).fit({"train": str(data)}, wait=False)
-    _wait_for(lambda: _synced_step(remote) >= 3, "a few synced checkpoints")
+    wait_for(lambda: _synced_step(remote) >= 3, what="a few synced checkpoints")
     _kill_worker(session, first.name)
     desc = _wait_done(first)
     assert desc["TrainingJobStatus"] == "Failed" and "SIGKILL" in desc["FailureReason"]
@@ -270,7 +261,7 @@ def test_xgboost_killed_then_a_new_job_resumes_from_the_checkpoint(tmp_path, ses
         return max(rounds) if rounds else -1
 
     first = Estimator("xgboost", **kw).fit(inputs, wait=False)
-    _wait_for(lambda: synced_round() >= 5, "a few rounds' synced checkpoints", timeout=60)
+    wait_for(lambda: synced_round() >= 5, what="a few rounds' synced checkpoints", timeout=60)
     _kill_worker(session, first.name)
     desc = _wait_done(first)
     assert desc["TrainingJobStatus"] == "Failed", desc

@@ -28,6 +28,7 @@ from nbsage.estimator import Estimator
 from nbsage.inputs import TrainingInput
 from nbsage.session import Session
 from nbsage.store.metadata import pid_alive
+from support import wait_for
 
 BIG = 64 << 20
 TIMEOUT = 60
@@ -37,16 +38,6 @@ def fuse_or_skip():
     reason = unavailable_reason()
     if reason:
         pytest.skip(f"FUSE cannot be used here: {reason}")
-
-
-def wait_for(check, timeout: float = 15, what: str = "it"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class ObjectServer(ThreadingHTTPServer):

@@ -28,6 +28,7 @@ from nbsage.estimator import Estimator
 from nbsage.inputs import TrainingInput
 from nbsage.session import Session
 from nbsage.store.metadata import pid_alive
+from support import wait_for
 
 pytest.importorskip("kernel_gateway")
 pytest.importorskip("jupyter_client")
@@ -121,16 +122,6 @@ def script_estimator(tmp_path, session, epochs=2, sleep=0.0, **place) -> Estimat
     (src / "train.py").write_text(textwrap.dedent(SCRIPT.format(epochs=epochs, sleep=sleep)))
     return Estimator(entry_point="train.py", source_dir=str(src), sagemaker_session=session,
                      metric_definitions=[{"Name": "train:loss", "Regex": r"loss=([0-9.]+)"}], **place)
-
-
-def wait_for(predicate, timeout: float = TIMEOUT, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def log_value(job, prefix: str) -> str | None:

@@ -24,6 +24,7 @@ from nbsage.estimator import Estimator
 from nbsage.session import Session
 from nbsage.store.metadata import pid_alive
 from nbsage.training_job import TrainingJob
+from support import wait_for
 
 GRACE = 1  # NBSAGE_STOP_GRACE_SECONDS in these tests
 TIMEOUT = 30
@@ -63,16 +64,6 @@ def sleeper(tmp_path: Path, marker: Path, ignore_sigterm: bool = False) -> Path:
         print("sleeping", flush=True)
         time.sleep(60)
     """)
-
-
-def wait_for(predicate, timeout: float = TIMEOUT, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def start_sleeper(tmp_path, session, data, ignore_sigterm=False, **estimator_args) -> tuple[TrainingJob, int]:

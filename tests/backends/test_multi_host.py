@@ -22,6 +22,7 @@ from nbsage.estimator import Estimator
 from nbsage.inputs import TrainingInput
 from nbsage.session import Session
 from nbsage.store.metadata import pid_alive
+from support import wait_for
 
 TIMEOUT = 90
 XGB_HPS = {"num_round": 30, "max_depth": 3, "objective": "binary:logistic", "eval_metric": "auc"}
@@ -120,16 +121,6 @@ def source(tmp_path: Path, body: str, name: str = "src") -> Path:
     src.mkdir(exist_ok=True)
     (src / "train.py").write_text(textwrap.dedent(body))
     return src
-
-
-def wait_for(predicate, timeout: float = TIMEOUT, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 # ---- the local place -------------------------------------------------------------------------------

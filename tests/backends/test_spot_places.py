@@ -26,6 +26,7 @@ import pytest
 
 from nbsage.estimator import Estimator
 from nbsage.session import Session
+from support import wait_for
 
 TIMEOUT = 90
 
@@ -73,16 +74,6 @@ def stepper_estimator(tmp_path: Path, session, checkpoint_uri: str, steps: int =
                      hyperparameters={"steps": steps, "pause": 0.1, "markers": str(markers)},
                      use_spot_instances=spot, max_run=max_run, max_wait=max_wait if spot else None,
                      checkpoint_s3_uri=checkpoint_uri, **place)
-
-
-def wait_for(predicate, timeout: float = TIMEOUT, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def pids(tmp_path: Path, host: str) -> tuple[int, int]:

@@ -22,6 +22,7 @@ from nbsage.errors import JobFailed, ValidationError
 from nbsage.processing import ProcessingInput, ProcessingJob, ProcessingOutput, Processor, ScriptProcessor
 from nbsage.runtime.processing import prepare
 from nbsage.session import Session
+from support import wait_for
 
 TIMEOUT = 30
 HOST_HAS_OPT_ML = os.path.exists("/opt/ml")
@@ -31,16 +32,6 @@ def write_script(tmp_path: Path, body: str, name: str = "process.py") -> Path:
     path = tmp_path / name
     path.write_text(textwrap.dedent(body))
     return path
-
-
-def wait_for(predicate, timeout: float = TIMEOUT, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
