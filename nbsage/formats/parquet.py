@@ -5,16 +5,10 @@ first (from the footers), then the result allocated once and each file decoded (
 and copied into its rows; row batches for `iter_batches`. Columns must be int, float or bool
 without missing values; any other type is named with its file and column before a row is read.
 
-The copy of columns into rows is the part of a read pyarrow does not do. It goes through a small
-float32 staging block per thread (a tile of columns x rows, kept in cache): the columns are cast
-into it contiguously, then the tile is transposed into the rows with sequential writes — about
-twice as fast as writing each column down the row-major matrix with a stride.
+The copy of the decoded columns into rows is `nbsage.formats.row_copy`, shared with text/csv.
 """
 from __future__ import annotations
 
-import os
-import threading
-from concurrent.futures import wait
 from pathlib import Path
 from typing import Iterator
 
@@ -22,16 +16,9 @@ import numpy as np
 
 from nbsage.errors import DataError
 from nbsage.formats import DEFAULT_BATCH_ROWS, Table, as_rows, check_labels, describe_files, register
-from nbsage.formats.text_csv import ArrowFormat, _fill_pool, column_values
+from nbsage.formats.row_copy import ArrowFormat, empty_table, fill, finish, settle
 
-TILE_COLUMNS = 128     # columns staged at a time (wide tables go through in column groups)
-TILE_CELLS = 1 << 19   # float32 cells of a staging tile: 2 MB, in cache while it is transposed
-STAGED_MIN_WIDTH = 8   # narrower rows, and fewer rows, are cheaper written column by column
-STAGED_MIN_ROWS = 1024
-ROW_BLOCK = 8192       # rows per block when written column by column
 UNIT_CELLS = 1 << 26    # read_table decodes a larger file in runs of row groups of about this many cells
-PARALLEL_CELLS = 1 << 21  # below this a fill is too quick to share out among threads
-_staging = threading.local()
 
 CONTENT_TYPE = "application/x-parquet"
 RULE = "application/x-parquet channels need numeric (int, float or bool) columns, label first"
@@ -77,82 +64,6 @@ def _as_numbers(data):
     return type(data).from_arrays(cols, names=data.column_names)
 
 
-def _tile(width: int) -> tuple[int, int]:
-    """(columns, rows) of a staging tile for rows of `width` features."""
-    columns = min(width, TILE_COLUMNS)
-    return columns, max(1024, TILE_CELLS // columns)
-
-
-def _staging_tile(columns: int, rows: int) -> np.ndarray:
-    """This thread's float32 staging tile, `columns` x at least `rows`.
-
-    Its rows are an odd number of cache lines apart: a power-of-two stride would put the same
-    element of every column in the same cache set, and the transpose would run several times slower.
-    """
-    stride = ((rows + 15) // 16 | 1) * 16
-    tile = getattr(_staging, "tile", None)
-    if tile is None or tile.shape != (columns, stride):
-        tile = _staging.tile = np.empty((columns, stride), np.float32)
-    return tile
-
-
-def _fill_block(out: np.ndarray, columns: list, a: int, b: int) -> None:
-    """Rows a..b of `columns` (1-d numeric arrays) into `out`, those rows of a float32 matrix."""
-    width = len(columns)
-    if width < STAGED_MIN_WIDTH or b - a < STAGED_MIN_ROWS:
-        for j, values in enumerate(columns):
-            out[:, j] = values[a:b]
-        return
-    group, rows = _tile(width)
-    tile = _staging_tile(group, rows)
-    for j0 in range(0, width, group):
-        part = columns[j0:j0 + group]
-        staged = tile[:len(part), :b - a]
-        for j, values in enumerate(part):
-            staged[j] = values[a:b]  # a contiguous cast to float32
-        np.copyto(out[:, j0:j0 + len(part)], staged.T)  # the transpose: sequential writes
-
-
-def fill(table: Table, start: int, batches, leading: int) -> list:
-    """Copy pyarrow RecordBatches of null-free numeric columns into `table` from row `start`.
-
-    The first `leading` columns are the label (and the weight); the rest go to `table.features`.
-    Blocks of rows are given to threads when the copy is large enough to gain from it: the
-    futures of those blocks are returned (none when it was all copied here), to be waited on
-    before the rows are used.
-    """
-    width = table.features.shape[1]
-    block_rows = _tile(width)[1] if width >= STAGED_MIN_WIDTH else ROW_BLOCK
-    blocks = []
-    for batch in batches:
-        columns = [column_values(c) for c in batch.columns]
-        n = batch.num_rows
-        if table.labels is not None:
-            table.labels[start:start + n] = columns[0]
-        if table.weights is not None:
-            table.weights[start:start + n] = columns[1]
-        features = table.features[start:start + n]
-        blocks += [(features, columns[leading:], a, min(n, a + block_rows)) for a in range(0, n, block_rows)]
-        start += n
-
-    def run(block) -> None:
-        features, columns, a, b = block
-        _fill_block(features[a:b], columns, a, b)
-
-    cells = sum(b - a for _, _, a, b in blocks) * width
-    if cells >= PARALLEL_CELLS and len(blocks) > 1 and (os.cpu_count() or 1) > 1:
-        pool = _fill_pool()
-        return [pool.submit(run, block) for block in blocks]
-    for block in blocks:
-        run(block)
-    return []
-
-
-def _done(futures: list) -> None:
-    for future in futures:
-        future.result()  # raises what the copy raised
-
-
 def _pieces(pf, rows: int) -> list[list[int] | None]:
     """A file's row groups in runs of at least `rows` rows (None: the whole file in one)."""
     meta = pf.metadata
@@ -168,21 +79,6 @@ def _pieces(pf, rows: int) -> list[list[int] | None]:
     if run:
         pieces.append(run)
     return pieces
-
-
-def _empty(*shape: int) -> np.ndarray:
-    """An uninitialised, writable float32 array from pyarrow's memory pool.
-
-    The pool that holds the decoded columns keeps freed memory for reuse, so a read after an
-    earlier one writes into pages already mapped: a fresh numpy allocation of the matrix costs a
-    page fault per 4 KiB on first write (about 12 ms for 80 MB), a fifth of a whole read.
-    """
-    import pyarrow as pa
-    return np.frombuffer(pa.allocate_buffer(int(np.prod(shape)) * 4), dtype=np.float32).reshape(shape)
-
-
-def _empty_table(rows: int, width: int, labelled: bool, weights: bool) -> Table:
-    return Table(_empty(rows, width), _empty(rows) if labelled else None, _empty(rows) if weights else None)
 
 
 @register
@@ -238,14 +134,6 @@ class ParquetFormat(ArrowFormat):
         except (pa.ArrowInvalid, OSError) as e:
             raise DataError(f"{path}: not a readable Parquet file ({' '.join(str(e).split())})") from None
 
-    def read_file(self, path: Path, batch_rows: int | None, *, labelled: bool = True, weights: bool = False,
-                  num_features: int | None = None, **options) -> Iterator[Table]:
-        leading = int(labelled) + int(weights and labelled)
-        for batch in self.arrow_batches(path, batch_rows, labelled=labelled, weights=weights):
-            table = _empty_table(batch.num_rows, batch.num_columns - leading, labelled, leading == 2)
-            _done(fill(table, 0, [batch], leading))
-            yield table
-
     def read_table(self, files, *, labelled: bool = True, weights: bool = False, num_features: int | None = None,
                    **options) -> Table:
         """Every row of the channel in one Table, allocated once from the files' footers.
@@ -272,20 +160,20 @@ class ParquetFormat(ArrowFormat):
             parts.append((path, pf))
         if not parts:
             raise DataError("no rows: " + describe_files(files))
-        table = _empty_table(sum(pf.metadata.num_rows for _, pf in parts), first[1], labelled, leading == 2)
+        table = empty_table(sum(pf.metadata.num_rows for _, pf in parts), first[1], labelled, leading == 2)
         start, pending = 0, []
         try:
             for path, pf in parts:
                 row = 0
                 for groups in _pieces(pf, UNIT_CELLS // (first[1] + leading)):
                     data = self._whole(path, pf, groups, row)
-                    _done(pending)
+                    finish(pending)
                     pending = fill(table, start + row, data.to_batches(), leading)
                     row += data.num_rows
                 start += row
-            _done(pending)
+            finish(pending)
         finally:
-            wait(pending)  # on an error too: no thread is left writing into the table
+            settle(pending)  # on an error too: no thread is left writing into the table
         return table
 
     def write(self, obj, path_or_file, labels=None, row_group_rows: int = 1 << 20, **options) -> None:

@@ -1,27 +1,33 @@
 """text/csv: label in the first column (`;label_size=0`: none), no header; gzip by magic bytes or suffix.
 
-Reading streams with pyarrow's CSV reader (C++ parsing and gzip decompression, straight to
-float32, a few MB per block), so a channel larger than memory reads batch by batch. When pyarrow
-rejects a block, the file is scanned once more in Python to name the exact line and cell:
-`train/part-0.csv line 17: expected 31 columns (label + 30 features), found 30`.
+Parsed by pyarrow's CSV reader (C++ parsing and gzip decompression), straight to float32 columns.
+`read_table` parses every file first — a CSV file's row count is known only then — in pieces of
+whole lines (a large plain file is cut into several, a zero-copy slice each of the file mapped
+into memory), several pieces at once on nbsage's threads, each by pyarrow's serial reader; then
+allocates the result once and copies the columns into its rows (`nbsage.formats.row_copy`).
+`iter_batches` streams a few MB per block, so a channel larger than memory reads batch by batch.
+When pyarrow rejects a block, the file is scanned once more in Python to name the exact line and
+cell: `train/part-0.csv line 17: expected 31 columns (label + 30 features), found 30`.
 """
 from __future__ import annotations
 
 import csv
 import io
-import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
 from nbsage.errors import DataError
-from nbsage.formats import DEFAULT_BATCH_ROWS, Format, Table, as_rows, check_labels, register
+from nbsage.formats import DEFAULT_BATCH_ROWS, Table, as_rows, check_labels, describe_files, register
 from nbsage.formats import compression
+from nbsage.formats.row_copy import ArrowFormat, empty_table, fill, finish, settle, worker_pool
 
 CONTENT_TYPE = "text/csv"
 RULE = "text/csv channels hold numbers only, label first, no header"
-BLOCK_BYTES = 4 << 20  # pyarrow block: big enough to parse in parallel, small enough to stay in cache
+BLOCK_BYTES = 4 << 20  # iter_batches' pyarrow block: big enough to parse in parallel, small enough for cache
+PIECE_BYTES = 16 << 20  # read_table parses a large plain file in pieces of about this size, side by side
 
 
 def locate_error(path: Path, expected_columns: int | None, label_columns: int = 1,
@@ -73,135 +79,70 @@ def _first_row_width(path: Path) -> int | None:
     return None
 
 
-_NUMPY_TYPES = {"double": np.float64, "float": np.float32, "halffloat": np.float16,
-                "int8": np.int8, "int16": np.int16, "int32": np.int32, "int64": np.int64,
-                "uint8": np.uint8, "uint16": np.uint16, "uint32": np.uint32, "uint64": np.uint64}
+@dataclass
+class Piece:
+    """A run of whole lines of a file, parsed on its own: the whole file, or a part of a large plain one."""
+
+    path: Path
+    width: int
+    start: int = 0
+    stop: int | None = None  # None: to the end (a gzip file is read from its start to its end)
+    mapped: object = None    # the memory-mapped file the part lies in
+
+    def source(self):
+        """A pyarrow input stream over the piece."""
+        import pyarrow as pa
+        if self.mapped is None:
+            return compression.arrow_stream(self.path)
+        return pa.BufferReader(self.mapped.slice(self.start, self.stop - self.start))
 
 
-def column_values(array) -> np.ndarray:
-    """A null-free numeric pyarrow Array as a numpy view of its buffer (no pandas import)."""
-    dtype = _NUMPY_TYPES.get(str(array.type))
-    if dtype is None or array.null_count:
-        return array.to_numpy(zero_copy_only=False)
-    n = len(array)
-    return np.frombuffer(array.buffers()[1], dtype=dtype, count=array.offset + n)[array.offset:]
+def pieces(path: Path, width: int) -> list[Piece]:
+    """A file cut into runs of whole lines of about PIECE_BYTES, to parse side by side.
 
-
-def fill_column(out: np.ndarray, column) -> None:  # kept for callers outside nbsage.formats
-    """Copy a null-free numeric pyarrow column (Array or ChunkedArray) into `out` from its buffers.
-
-    (pyarrow's own to_numpy imports pandas, which costs a job start 0.3-0.9 s.)
+    A gzip file is one piece: it can only be decompressed from its start.
     """
-    chunks = column.chunks if hasattr(column, "chunks") else [column]
-    start = 0
-    for chunk in chunks:
-        n = len(chunk)
-        out[start:start + n] = column_values(chunk)
-        start += n
+    import pyarrow as pa
+    size = path.stat().st_size
+    if size <= PIECE_BYTES or compression.is_gzip(path):
+        return [Piece(path, width)]
+    mapped = pa.memory_map(str(path)).read_buffer()  # pieces are zero-copy slices of the page cache
+    count = -(-size // PIECE_BYTES)
+    cuts = [0]
+    for k in range(1, count):
+        cut = _line_end(mapped, max(cuts[-1], size * k // count))
+        if cut >= size:
+            break
+        if cut > cuts[-1]:
+            cuts.append(cut)
+    cuts.append(size)
+    return [Piece(path, width, a, b, mapped) for a, b in zip(cuts, cuts[1:])]
 
 
-ROW_BLOCK = 8192  # rows filled at a time: the block of the row-major matrix stays in cache
-_PARALLEL_CELLS = 1 << 21  # below this a fill is too quick to share out
-_pool = None
-_pool_pid = None
+def _line_end(data, pos: int) -> int:
+    """The offset just past the first newline at or after `pos` (the size when there is none)."""
+    step = 1 << 16
+    while pos < data.size:
+        at = data.slice(pos, min(step, data.size - pos)).to_pybytes().find(b"\n")
+        if at >= 0:
+            return pos + at + 1
+        pos += step
+    return data.size
 
 
-def _fill_pool():
-    """Threads for filling large matrices (numpy copies release the GIL); made on first use.
+def _options(width: int, block: int | None = None, threads: bool = True) -> dict:
+    """pyarrow's read, parse and convert options for rows of `width` cells: float32, no header.
 
-    A process forked after the pool was made has none of its threads: it makes its own.
+    Only an empty cell is missing (pyarrow's default list of null spellings costs a tenth of the
+    parse); quoted cells are accepted.
     """
-    global _pool, _pool_pid
-    if _pool is None or _pool_pid != os.getpid():
-        from concurrent.futures import ThreadPoolExecutor
-        _pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="nbsage-fill")
-        _pool_pid = os.getpid()
-    return _pool
-
-
-def fill_rows(batches, labelled: bool, weights: bool) -> Table:
-    """pyarrow RecordBatches of numeric columns -> one Table; the label (and weight) first.
-
-    The matrix is allocated once and filled a block of rows at a time, blocks shared out among
-    threads: writing a column into a row-major matrix is a strided write, cheap while the block
-    stays in cache and costly across a whole channel.
-    """
-    leading = int(labelled) + int(weights and labelled)
-    n = sum(b.num_rows for b in batches)
-    width = batches[0].num_columns - leading if batches else 0
-    features = np.empty((n, width), dtype=np.float32)
-    labels = np.empty(n, dtype=np.float32) if labelled else None
-    w = np.empty(n, dtype=np.float32) if leading == 2 else None
-    blocks = []
-    start = 0
-    for batch in batches:
-        columns = [column_values(c) for c in batch.columns]
-        rows = batch.num_rows
-        if labelled:
-            labels[start:start + rows] = columns[0]
-        if w is not None:
-            w[start:start + rows] = columns[1]
-        blocks += [(start, a, min(rows, a + ROW_BLOCK), columns[leading:]) for a in range(0, rows, ROW_BLOCK)]
-        start += rows
-
-    def fill(block) -> None:
-        offset, a, b, columns = block
-        out = features[offset + a:offset + b]
-        for j, values in enumerate(columns):
-            out[:, j] = values[a:b]
-
-    threads = min(8, os.cpu_count() or 1)
-    if features.size >= _PARALLEL_CELLS and threads > 1 and len(blocks) > 1:
-        list(_fill_pool().map(fill, blocks, chunksize=max(1, len(blocks) // (threads * 4))))
-    else:
-        for block in blocks:
-            fill(block)
-    return Table(features, labels, w)
-
-
-def batch_to_table(batch, labelled: bool, weights: bool) -> Table:
-    """A pyarrow RecordBatch (or Table) of numeric columns -> Table; the label (and weight) first."""
-    return fill_rows(batch.to_batches() if hasattr(batch, "to_batches") else [batch], labelled, weights)
-
-
-class ArrowFormat(Format):
-    """A format pyarrow decodes into record batches of numeric columns (CSV, Parquet).
-
-    `read_table` keeps the decoded batches of every file and fills the result once, without the
-    copy that stacking per-batch matrices would cost.
-    """
-
-    def arrow_batches(self, path: Path, batch_rows: int | None, *, labelled: bool, weights: bool) -> Iterator:
-        raise NotImplementedError
-
-    def read_file(self, path: Path, batch_rows: int | None, *, labelled: bool = True, weights: bool = False,
-                  num_features: int | None = None, **options) -> Iterator[Table]:
-        for batch in self.arrow_batches(path, batch_rows, labelled=labelled, weights=weights):
-            yield fill_rows([batch], labelled, weights)
-
-    def read_table(self, files, *, labelled: bool = True, weights: bool = False, num_features: int | None = None,
-                   **options) -> Table:
-        from nbsage.formats import describe_files
-        files = [Path(f) for f in files]
-        leading = int(labelled) + int(weights and labelled)
-        batches, first = [], None
-        for path in files:
-            for batch in self.arrow_batches(path, None, labelled=labelled, weights=weights):
-                if not batch.num_rows:
-                    continue
-                width = batch.num_columns - leading
-                if num_features is not None and width != num_features:
-                    raise DataError(f"{path}: {width} features per record, expected {num_features} "
-                                    "as in the train channel")
-                if first is None:
-                    first = (path, width)
-                elif width != first[1]:
-                    raise DataError(f"{path}: {width} features per record, and {first[0].name} has {first[1]}; "
-                                    "every file of a channel needs the same columns")
-                batches.append(batch)
-        if not batches:
-            raise DataError("no rows: " + describe_files(files))
-        return fill_rows(batches, labelled, weights)
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    names = [f"c{i}" for i in range(width)]
+    read = pacsv.ReadOptions(column_names=names, use_threads=threads, **({"block_size": block} if block else {}))
+    convert = pacsv.ConvertOptions(column_types={c: pa.float32() for c in names}, null_values=[""],
+                                   strings_can_be_null=False)
+    return dict(read_options=read, parse_options=pacsv.ParseOptions(delimiter=","), convert_options=convert)
 
 
 @register
@@ -211,36 +152,94 @@ class CSVFormat(ArrowFormat):
     content_type = CONTENT_TYPE
     suffix = ".csv"
 
+    def _layout(self, path: Path, leading: int) -> int | None:
+        """Columns per row of a file, from its first row (None: no rows); at least one feature."""
+        width = _first_row_width(path)
+        if width is not None and width <= leading:
+            raise DataError(f"{path}: found {width} column(s); text/csv needs the label"
+                            f"{' and the weight' if leading == 2 else ''} first, then at least one feature")
+        return width
+
+    def _parse(self, piece: Piece, leading: int, threads: bool):
+        """A piece's rows as a pyarrow Table of float32 columns, checked: no empty cell."""
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+        try:
+            data = pacsv.read_csv(piece.source(), **_options(piece.width, threads=threads))
+        except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as e:
+            raise locate_error(piece.path, piece.width, leading, " ".join(str(e).split())) from None
+        if any(column.null_count for column in data.columns):
+            raise locate_error(piece.path, piece.width, leading, "an empty cell")
+        return data
+
+    def _parse_all(self, work: list[Piece], leading: int) -> list:
+        """Every piece parsed, in order: several at once on nbsage's threads, each by pyarrow's serial
+        reader; a lone piece by pyarrow's threads.
+
+        (pyarrow's threaded reader spends up to half as much CPU again as its serial reader on the
+        same rows; parsing pieces side by side keeps the cores busy without that.)
+        """
+        if len(work) == 1:
+            return [self._parse(work[0], leading, threads=True)]
+        return list(worker_pool().map(lambda piece: self._parse(piece, leading, threads=False), work))
+
     def arrow_batches(self, path: Path, batch_rows: int | None, *, labelled: bool = True,
                       weights: bool = False) -> Iterator:
         import pyarrow as pa
         import pyarrow.csv as pacsv
-        width = _first_row_width(path)
+        leading = int(labelled) + int(weights and labelled)
+        width = self._layout(path, leading)
         if width is None:
             return
-        leading = int(labelled) + int(weights and labelled)
-        if width <= leading:
-            raise DataError(f"{path}: found {width} column(s); text/csv needs the label"
-                            f"{' and the weight' if leading == 2 else ''} first, then at least one feature")
-        names = [f"c{i}" for i in range(width)]
-        convert = pacsv.ConvertOptions(column_types={c: pa.float32() for c in names}, null_values=[""],
-                                       strings_can_be_null=False)
-        parse = pacsv.ParseOptions(delimiter=",")
-        try:
-            if batch_rows is None:  # the whole file, parsed by pyarrow's threads
-                table = pacsv.read_csv(compression.arrow_stream(path), parse_options=parse, convert_options=convert,
-                                       read_options=pacsv.ReadOptions(column_names=names))
-                batches = table.to_batches()
-            else:  # a stream, block by block
-                block = max(1 << 20, min(BLOCK_BYTES * 4, batch_rows * width * 12))
-                batches = pacsv.open_csv(compression.arrow_stream(path), parse_options=parse, convert_options=convert,
-                                         read_options=pacsv.ReadOptions(column_names=names, block_size=block))
-            for batch in batches:
+        if batch_rows is None:  # the whole file
+            for data in self._parse_all(pieces(path, width), leading):
+                yield from data.to_batches()
+            return
+        block = max(1 << 20, min(BLOCK_BYTES * 4, batch_rows * width * 12))
+        try:  # a stream, block by block
+            for batch in pacsv.open_csv(compression.arrow_stream(path), **_options(width, block)):
                 if any(column.null_count for column in batch.columns):
                     raise locate_error(path, width, leading, "an empty cell")
                 yield batch
         except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as e:
             raise locate_error(path, width, leading, " ".join(str(e).split())) from None
+
+    def read_table(self, files, *, labelled: bool = True, weights: bool = False, num_features: int | None = None,
+                   **options) -> Table:
+        """Every row of the channel in one Table: every file parsed (in pieces, several at once),
+        then the result allocated once and the columns copied into its rows.
+
+        (A CSV file's row count is known only once it is parsed.)
+        """
+        files = [Path(f) for f in files]
+        leading = int(labelled) + int(weights and labelled)
+        work, first = [], None
+        for path in files:
+            width = self._layout(path, leading)
+            if width is None:
+                continue
+            if num_features is not None and width - leading != num_features:
+                raise DataError(f"{path}: {width - leading} features per record, expected {num_features} "
+                                "as in the train channel")
+            if first is None:
+                first = (path, width)
+            elif width != first[1]:
+                raise DataError(f"{path}: {width - leading} features per record, and {first[0].name} has "
+                                f"{first[1] - leading}; every file of a channel needs the same columns")
+            work += pieces(path, width)
+        if not work:
+            raise DataError("no rows: " + describe_files(files))
+        parts = self._parse_all(work, leading)
+        table = empty_table(sum(data.num_rows for data in parts), first[1] - leading, labelled, leading == 2)
+        start, pending = 0, []
+        try:
+            for data in parts:
+                pending += fill(table, start, data.to_batches(), leading)
+                start += data.num_rows
+            finish(pending)
+        finally:
+            settle(pending)  # on an error too: no thread is left writing into the table
+        return table
 
     def read_features(self, body: bytes, num_features: int | None = None) -> np.ndarray:
         return read_features(body)

@@ -58,9 +58,9 @@ def test_the_writer_names_the_label_column_and_keeps_dataframe_names(tmp_path):
 
 @pytest.mark.parametrize("width", [3, 20, 300])  # column by column; staged; staged in column groups
 def test_a_channel_reads_into_one_c_ordered_float32_matrix_whatever_the_width(tmp_path, monkeypatch, width):
-    from nbsage.formats import parquet
-    monkeypatch.setattr(parquet, "PARALLEL_CELLS", 0)  # small files, shared out among threads all the same,
-    monkeypatch.setattr(parquet, "TILE_CELLS", 0)  # in the smallest blocks (1,024 rows)
+    from nbsage.formats import parquet, row_copy
+    monkeypatch.setattr(row_copy, "PARALLEL_CELLS", 0)  # small files, shared out among threads all the same,
+    monkeypatch.setattr(row_copy, "TILE_CELLS", 0)  # in the smallest blocks (1,024 rows)
     monkeypatch.setattr(parquet, "UNIT_CELLS", 2000 * (width + 2))  # and decoded a few row groups at a time
     rng = np.random.default_rng(0)
     parts = []

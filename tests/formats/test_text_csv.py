@@ -123,3 +123,36 @@ def test_a_process_forked_after_a_large_read_reads_large_files_too(tmp_path):
     os.kill(pid, 9)
     os.waitpid(pid, 0)
     pytest.fail("the forked reader hung")
+
+
+def test_a_large_file_read_in_pieces_keeps_every_row_in_order(tmp_path, monkeypatch):
+    monkeypatch.setattr(text_csv, "PIECE_BYTES", 700)  # cut into many pieces, at line ends
+    rng = np.random.default_rng(0)
+    x = rng.integers(-99, 99, size=(500, 6)).astype(np.float32)
+    lines = [",".join(str(int(v)) for v in row) for row in x]
+    lines[100:100] = ["", ""]  # blank lines are skipped wherever a piece starts or ends
+    (tmp_path / "a.csv").write_bytes(("\r\n".join(lines)).encode())  # CRLF, no newline at the end
+    (tmp_path / "b.csv").write_text("1,2,3,4,5,6\n")
+    table = read_table([tmp_path / "a.csv", tmp_path / "b.csv"], "text/csv")
+    assert table.features.tolist() == x[:, 1:].tolist() + [[2, 3, 4, 5, 6]]
+    assert table.labels.tolist() == x[:, 0].tolist() + [1]
+    assert len(text_csv.pieces(tmp_path / "a.csv", 6)) > 10
+
+
+def test_a_bad_line_in_a_later_piece_names_its_line_in_the_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(text_csv, "PIECE_BYTES", 100)
+    path = csv_file(tmp_path / "part-0.csv", "1,2,3\n" * 300 + "1,2\n" + "1,2,3\n" * 20)
+    with pytest.raises(DataError, match=r"part-0\.csv line 301: expected 3 columns \(label \+ 2 features\), found 2"):
+        read_table([path], "text/csv")
+    path = csv_file(tmp_path / "part-1.csv", "1,2,3\n" * 300 + "1,,3\n")
+    with pytest.raises(DataError, match=r"part-1\.csv line 301, column 2: empty cell"):
+        read_table([path], "text/csv")
+
+
+def test_gzip_files_read_whole_beside_plain_ones(tmp_path, monkeypatch):
+    monkeypatch.setattr(text_csv, "PIECE_BYTES", 100)
+    (tmp_path / "a.csv.gz").write_bytes(gzip.compress(b"1,2,3\n" * 200))
+    csv_file(tmp_path / "b.csv", "0,4,5\n" * 100)
+    table = read_table([tmp_path / "a.csv.gz", tmp_path / "b.csv"], "text/csv", weights=True)
+    assert table.num_rows == 300 and table.features.tolist() == [[3]] * 200 + [[5]] * 100
+    assert table.weights.tolist() == [2] * 200 + [4] * 100
