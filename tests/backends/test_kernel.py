@@ -231,8 +231,8 @@ def test_a_dead_supervisor_fails_the_job_when_looked_at_and_releases_the_gateway
     desc = job.describe()
     assert desc["TrainingJobStatus"] == "Failed"
     assert "ended unexpectedly" in desc["FailureReason"] and gateway.url in desc["FailureReason"]
-    wait_for(lambda: gateway.kernels() == [], 10, "the orphaned kernel to be shut down")
-    wait_for(lambda: not pid_alive(pid), 10, "the script to end with its kernel")
+    wait_for(lambda: gateway.kernels() == [], 30, "the orphaned kernel to be shut down")
+    wait_for(lambda: not pid_alive(pid), 30, "the script to end with its kernel")
 
 
 PIPE_SCRIPT = """
