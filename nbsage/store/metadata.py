@@ -49,6 +49,9 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat() if ts else None
 
 
+_HAS_PROC = os.path.isdir("/proc/self")
+
+
 def pid_alive(pid: int | None) -> bool:
     if not pid:
         return False
@@ -58,10 +61,14 @@ def pid_alive(pid: int | None) -> bool:
         return False
     except PermissionError:
         return True
+    if not _HAS_PROC:
+        return True  # no /proc (macOS): the signal check said it lives
     # a zombie child of this process counts as dead
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False  # reaped between the signal check and the read
     except OSError:
         return True
 
