@@ -5,8 +5,6 @@ jobs; the algorithm help is generated from the declarations.
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import os
 import subprocess
@@ -207,18 +205,9 @@ def test_train_help_lists_the_builtin_algorithms(tmp_path):
     assert "--entry-point" in result.stdout and "--hp NAME=VALUE" in result.stdout
 
 
-def _available(name: str):
-    try:
-        return algorithms.get(name)
-    except ImportError:
-        return None
-
-
 @pytest.mark.parametrize("name", algorithms.names())
 def test_algorithm_help_is_generated_from_the_declaration(tmp_path, name):
-    algorithm = _available(name)
-    if algorithm is None:
-        pytest.skip(f"the {name} module is not available here")
+    algorithm = algorithms.get(name)
     for args in (["algorithms", name], ["train", name, "--help"]):
         result = nbsage(tmp_path / "home", *args)
         assert result.returncode == 0, result.stderr
@@ -234,8 +223,6 @@ def test_algorithm_help_is_generated_from_the_declaration(tmp_path, name):
 
 
 def test_train_xgboost_help_lists_max_depth_with_its_range(tmp_path):
-    if importlib.util.find_spec("xgboost") is None or _available("xgboost") is None:
-        pytest.skip("nbsage.algorithms.xgboost is not available here")
     result = nbsage(tmp_path / "home", "train", "xgboost", "--help")
     assert result.returncode == 0, result.stderr
     line = next(l for l in result.stdout.splitlines() if l.strip().startswith("max_depth "))
@@ -255,16 +242,6 @@ def test_the_module_form_and_version_work(tmp_path):
     assert result.returncode == 0 and result.stdout.startswith("nbsage ")
 
 
-def _endpoints_available() -> bool:
-    try:
-        for module in ("nbsage.model", "nbsage.predictor", "nbsage.serving.endpoints"):
-            importlib.import_module(module)
-    except ImportError:
-        return False
-    return _available("linear-learner") is not None
-
-
-@pytest.mark.skipif(not _endpoints_available(), reason="nbsage.model / predictor / serving not available")
 def test_deploy_endpoints_invoke_and_delete(tmp_path):
     home = tmp_path / "home"
     data = tmp_path / "train.csv"
@@ -298,8 +275,6 @@ def test_deploy_endpoints_invoke_and_delete(tmp_path):
 
 
 def test_deploying_a_job_that_did_not_complete_is_a_usage_error(tmp_path):
-    if not _endpoints_available():
-        pytest.skip("nbsage.model / predictor / serving not available")
     src = tmp_path / "src"
     src.mkdir()
     (src / "train.py").write_text("raise SystemExit(3)\n")

@@ -166,11 +166,6 @@ def test_a_json_lines_record_missing_a_required_field_names_the_line(tmp_path):
 
 
 def test_a_deepar_job_on_a_record_missing_target_names_the_line(earlier, tmp_path, monkeypatch):
-    from nbsage import algorithms
-    try:
-        algorithms.get("deepar")
-    except Exception as e:  # an algorithm still being written
-        pytest.skip(f"deepar is not available: {e}")
     monkeypatch.setenv("NBSAGE_HOME", str(earlier.home))
     path = tmp_path / "series.json"
     path.write_text(json.dumps({"start": "2020-01-01 00:00:00", "target": list(range(12))}) + "\n"
@@ -189,10 +184,7 @@ def test_a_gzip_stream_that_breaks_midway_names_the_file(tmp_path):
 
 
 def test_a_sql_error_names_the_query():
-    data = pytest.importorskip("nbsage.data")
-    if not hasattr(data, "sql"):
-        pytest.skip("nbsage.data.sql is not there yet")
-    pytest.importorskip("duckdb")
+    from nbsage import data
     from nbsage.errors import NBSageError
     with pytest.raises(NBSageError) as info:
         data.sql("SELEC 1")

@@ -1,7 +1,6 @@
 """TrainingForm driven through its widgets (`.value`, the Launch button's `.click()`), launching real jobs."""
 from __future__ import annotations
 
-import importlib.util
 from html import escape, unescape
 
 import ipywidgets as widgets
@@ -12,8 +11,6 @@ from nbsage import algorithms
 from nbsage.session import Session
 from nbsage.widgets import TrainingForm
 
-HAS_XGBOOST = importlib.util.find_spec("nbsage.algorithms.xgboost") is not None
-HAS_LINEAR_LEARNER_TRAINING = importlib.util.find_spec("nbsage.algorithms.linear_learner.training") is not None
 
 
 @pytest.fixture
@@ -120,7 +117,6 @@ def test_launch_needs_a_train_source_that_exists(session, data):
     assert session.list_training_jobs() == []
 
 
-@pytest.mark.skipif(not HAS_LINEAR_LEARNER_TRAINING, reason="linear-learner training is not there yet")
 def test_launch_button_starts_a_job_that_completes_and_shows_it_below(session, data):
     form = ready_form(session, data)
     form.fields["epochs"].widget.value = 2
@@ -133,7 +129,6 @@ def test_launch_button_starts_a_job_that_completes_and_shows_it_below(session, d
     assert form.job.name in form.message.value
 
 
-@pytest.mark.skipif(not HAS_XGBOOST, reason="nbsage.algorithms.xgboost is not there yet")
 def test_changing_the_algorithm_rebuilds_the_fields(session, data):
     form = ready_form(session, data)
     form.algorithm_picker.value = "xgboost"
@@ -142,7 +137,6 @@ def test_changing_the_algorithm_rebuilds_the_fields(session, data):
     assert form.content_type.options == algorithms.get("xgboost").channel("train").content_types
 
 
-@pytest.mark.skipif(not HAS_LINEAR_LEARNER_TRAINING, reason="linear-learner training is not there yet")
 def test_in_a_kernel_launch_returns_at_once_and_the_output_follows_the_job(tmp_path, session):
     """The monitor runs as callbacks on the kernel's own loop: the cell ends, the Output keeps updating."""
     nbformat = pytest.importorskip("nbformat")

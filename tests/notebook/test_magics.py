@@ -1,7 +1,6 @@
 """The magics as a user types them, in a real IPython shell, running real jobs in real processes."""
 from __future__ import annotations
 
-import importlib.util
 import time
 
 import numpy as np
@@ -12,8 +11,6 @@ from IPython.core.error import UsageError
 from nbsage.session import Session
 from nbsage.training_job import TrainingJob
 
-HAS_XGBOOST = importlib.util.find_spec("nbsage.algorithms.xgboost") is not None
-HAS_PREDICTOR = importlib.util.find_spec("nbsage.predictor") is not None
 
 # A SageMaker script-mode script: trains (prints a loss per epoch and nbsage progress lines), and
 # serves (model_fn / input_fn / predict_fn / output_fn) so the same job can be deployed.
@@ -104,7 +101,6 @@ def test_sm_train_cell_with_a_namespace_dataframe_and_yaml_body_completes(shell,
     assert any("--epochs 4" in line for line in job.logs())
 
 
-@pytest.mark.skipif(not HAS_XGBOOST, reason="nbsage.algorithms.xgboost is not there yet")
 def test_sm_train_xgboost_on_breast_cancer_reports_validation_auc(shell):
     from sklearn.datasets import load_breast_cancer
     data = load_breast_cancer(as_frame=True)
@@ -128,7 +124,6 @@ def test_line_magic_with_hp_pairs_returns_the_job_for_assignment(shell, script):
     assert len(job.metrics()) == 2
 
 
-@pytest.mark.skipif(not HAS_XGBOOST, reason="nbsage.algorithms.xgboost is not there yet")
 def test_unknown_hyperparameter_is_one_line_with_did_you_mean(shell, capsys):
     result = shell.run_cell("%%sm_train xgboost --train df\nnum_round: 5\nmax_dept: 3\n")
     assert isinstance(result.error_in_exec, UsageError)
@@ -212,7 +207,6 @@ def test_config_settings_are_validated_traitlets(shell, caplog):
     assert "must name a place" in caplog.text
 
 
-@pytest.mark.skipif(not HAS_PREDICTOR, reason="nbsage.predictor is not there yet")
 def test_deploy_predict_and_delete_an_endpoint(shell, script):
     shell.run_cell_magic("sm_train", f"--train df {script}", "epochs: 1\n")
     predictor = shell.run_line_magic("sm_deploy", "--name magic-ep")
