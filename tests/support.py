@@ -13,3 +13,38 @@ def wait_for(predicate, timeout: float = 90, what: str = "condition", interval: 
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+# A script-mode job that checkpoints every step: each host keeps {host}-state.json (its last step)
+# and {host}-step-<n> (the newest only) in its checkpoint folder, resumes after the step in its
+# state, and, given --markers DIR, writes "<script pid> <runtime pid>" into DIR/<host> at every start.
+STEPPER = """\
+import json, os, sys, time
+host = os.environ.get("SM_CURRENT_HOST", "algo-1")
+total, pause = int(sys.argv[sys.argv.index("--steps") + 1]), float(sys.argv[sys.argv.index("--pause") + 1])
+if "--markers" in sys.argv:
+    markers = sys.argv[sys.argv.index("--markers") + 1]
+    with open(os.path.join(markers, host + ".tmp"), "w") as f:
+        f.write(f"{os.getpid()} {os.getppid()}")
+    os.replace(os.path.join(markers, host + ".tmp"), os.path.join(markers, host))
+folder = os.environ["SM_CHECKPOINT_DIR"]
+os.makedirs(folder, exist_ok=True)
+state = os.path.join(folder, f"{host}-state.json")
+start = 0
+if os.path.exists(state):
+    with open(state) as f:
+        start = json.load(f)["step"] + 1
+    print(f"resumed at step {start}", flush=True)
+for step in range(start, total):
+    time.sleep(pause)
+    with open(state + ".sagemaker-ignore", "w") as f:
+        json.dump({"step": step}, f)
+    os.replace(state + ".sagemaker-ignore", state)
+    with open(os.path.join(folder, f"{host}-step-{step}"), "w") as f:
+        f.write(str(step))
+    if step:
+        os.remove(os.path.join(folder, f"{host}-step-{step - 1}"))
+    print(f"step {step}", flush=True)
+with open(os.path.join(os.environ["SM_MODEL_DIR"], "model.txt"), "w") as f:
+    f.write(f"trained {total} steps")
+"""

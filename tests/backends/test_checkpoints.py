@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import textwrap
 import time
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from nbsage.estimator import Estimator
 from nbsage.runtime.environment import resolve_checkpoint_dir
 from nbsage.session import Session
 from nbsage.training_job import TrainingJob
-from support import wait_for
+from support import STEPPER, wait_for
 
 TIMEOUT = 40
 
@@ -133,41 +132,15 @@ def test_max_wait_validation(tmp_path, session):
 
 
 # ---- jobs -----------------------------------------------------------------------------------------
-STEPPER = """
-    import json, os, sys, time
-    total, pause = int(sys.argv[sys.argv.index("--steps") + 1]), float(sys.argv[sys.argv.index("--pause") + 1])
-    folder = os.environ["SM_CHECKPOINT_DIR"]
-    os.makedirs(folder, exist_ok=True)
-    state = os.path.join(folder, "state.json")
-    start = 0
-    if os.path.exists(state):
-        with open(state) as f:
-            start = json.load(f)["step"] + 1
-        print(f"resumed at step {start}", flush=True)
-    for step in range(start, total):
-        time.sleep(pause)
-        with open(state + ".sagemaker-ignore", "w") as f:
-            json.dump({"step": step}, f)
-        os.replace(state + ".sagemaker-ignore", state)
-        with open(os.path.join(folder, f"step-{step}"), "w") as f:
-            f.write(str(step))
-        if step:
-            os.remove(os.path.join(folder, f"step-{step - 1}"))
-        print(f"step {step}", flush=True)
-    with open(os.path.join(os.environ["SM_MODEL_DIR"], "model.txt"), "w") as f:
-        f.write(f"trained {total} steps")
-"""
-
-
 def _stepper(tmp_path: Path) -> Path:
     src = tmp_path / "src"
     src.mkdir(exist_ok=True)
-    (src / "train.py").write_text(textwrap.dedent(STEPPER))
+    (src / "train.py").write_text(STEPPER)
     return src
 
 
 def _synced_step(remote: Path) -> int:
-    steps = [int(p.name.split("-")[1]) for p in remote.glob("step-*")]
+    steps = [int(p.name.rsplit("-", 1)[1]) for p in remote.glob("algo-1-step-*")]
     return max(steps) if steps else -1
 
 
@@ -201,7 +174,7 @@ def test_spot_job_interrupted_restarts_and_resumes(tmp_path, session, data):
     assert desc["BillableTimeInSeconds"] <= desc["TrainingTimeInSeconds"]
     assert desc["BillableTimeInSeconds"] < desc["TrainingTimeInSeconds"] or desc["TrainingTimeInSeconds"] <= 1
     # the checkpoint URI holds the last state, step files mirrored (deletions included)
-    assert sorted(p.name for p in remote.iterdir()) == ["state.json", "step-29"]
+    assert sorted(p.name for p in remote.iterdir()) == ["algo-1-state.json", "algo-1-step-29"]
 
 
 def test_spot_job_past_max_wait_is_stopped(tmp_path, session, data, monkeypatch):
@@ -283,8 +256,8 @@ def test_kernel_place_restores_and_mirrors_checkpoints(tmp_path, session, data):
     pytest.importorskip("ipykernel")
     remote = tmp_path / "ckpt"
     remote.mkdir()
-    (remote / "state.json").write_text('{"step": 10}')
-    (remote / "step-10").write_text("10")
+    (remote / "algo-1-state.json").write_text('{"step": 10}')
+    (remote / "algo-1-step-10").write_text("10")
     est = Estimator(entry_point="train.py", source_dir=str(_stepper(tmp_path)), sagemaker_session=session,
                     hyperparameters={"steps": 15, "pause": 0.05}, checkpoint_s3_uri=str(remote),
                     backend="kernel", kernel="python3")
@@ -292,4 +265,4 @@ def test_kernel_place_restores_and_mirrors_checkpoints(tmp_path, session, data):
     desc = _wait_done(job, timeout=90)
     assert desc["TrainingJobStatus"] == "Completed", (desc.get("FailureReason"), job.logs())
     assert "resumed at step 11" in job.logs(), job.logs()
-    assert sorted(p.name for p in remote.iterdir()) == ["state.json", "step-14"]
+    assert sorted(p.name for p in remote.iterdir()) == ["algo-1-state.json", "algo-1-step-14"]

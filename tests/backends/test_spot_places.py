@@ -17,7 +17,6 @@ import importlib.util
 import logging
 import os
 import signal
-import textwrap
 import time
 import uuid
 from pathlib import Path
@@ -26,48 +25,17 @@ import pytest
 
 from nbsage.estimator import Estimator
 from nbsage.session import Session
-from support import wait_for
+from support import STEPPER, wait_for
 
 TIMEOUT = 90
 
-# each host keeps {host}-state.json (its last step) and {host}-step-<n> (the newest only) in its
-# checkpoint folder, and writes "<script pid> <runtime pid>" into MARKERS/<host> at every start
-STEPPER = """
-    import json, os, sys, time
-    host = os.environ.get("SM_CURRENT_HOST", "algo-1")
-    total, pause = int(sys.argv[sys.argv.index("--steps") + 1]), float(sys.argv[sys.argv.index("--pause") + 1])
-    markers = sys.argv[sys.argv.index("--markers") + 1]
-    with open(os.path.join(markers, host + ".tmp"), "w") as f:
-        f.write(f"{os.getpid()} {os.getppid()}")
-    os.replace(os.path.join(markers, host + ".tmp"), os.path.join(markers, host))
-    folder = os.environ["SM_CHECKPOINT_DIR"]
-    os.makedirs(folder, exist_ok=True)
-    state = os.path.join(folder, f"{host}-state.json")
-    start = 0
-    if os.path.exists(state):
-        with open(state) as f:
-            start = json.load(f)["step"] + 1
-        print(f"resumed at step {start}", flush=True)
-    for step in range(start, total):
-        time.sleep(pause)
-        with open(state + ".sagemaker-ignore", "w") as f:
-            json.dump({"step": step}, f)
-        os.replace(state + ".sagemaker-ignore", state)
-        with open(os.path.join(folder, f"{host}-step-{step}"), "w") as f:
-            f.write(str(step))
-        if step:
-            os.remove(os.path.join(folder, f"{host}-step-{step - 1}"))
-        print(f"step {step}", flush=True)
-    with open(os.path.join(os.environ["SM_MODEL_DIR"], "model.txt"), "w") as f:
-        f.write(f"trained {total} steps")
-"""
 
 
 def stepper_estimator(tmp_path: Path, session, checkpoint_uri: str, steps: int = 30, spot: bool = True,
                       max_run: int = 120, max_wait: int = 240, **place) -> Estimator:
     src = tmp_path / "src"
     src.mkdir(exist_ok=True)
-    (src / "train.py").write_text(textwrap.dedent(STEPPER))
+    (src / "train.py").write_text(STEPPER)
     markers = tmp_path / "markers"
     markers.mkdir(exist_ok=True)
     return Estimator(entry_point="train.py", source_dir=str(src), sagemaker_session=session,
