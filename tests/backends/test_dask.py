@@ -92,7 +92,9 @@ def test_a_killed_worker_fails_the_job_with_the_reason(tmp_path, session, cluste
     est = dask_estimator(session, cluster, entry_point="train.py", source_dir=str(cases.source(tmp_path, body)),
                          instance_count=2)
     job = est.fit({"train": str(folder)}, wait=False)
-    cases.wait_for(lambda: len(list(markers.iterdir())) == 2, what="both hosts to start")
+    # the files are written, not replaced: wait until both hold their pids
+    cases.wait_for(lambda: [len(p.read_text().split()) for p in markers.iterdir()] == [2, 2],
+                   what="both hosts to start")
     pids = {p.name: [int(x) for x in p.read_text().split()] for p in markers.iterdir()}
     os.kill(pids["algo-2"][1], 9)
     desc = job.wait_quietly(timeout=TIMEOUT)
@@ -115,7 +117,8 @@ def test_stop_ends_every_dask_host_and_the_job_stopped(tmp_path, session, cluste
     est = dask_estimator(session, cluster, entry_point="train.py", source_dir=str(cases.source(tmp_path, body)),
                          instance_count=2)
     job = est.fit({"train": str(folder)}, wait=False)
-    cases.wait_for(lambda: len(list(markers.iterdir())) == 2, what="both hosts to start")
+    cases.wait_for(lambda: [p.read_text().strip().isdigit() for p in markers.iterdir()] == [True, True],
+                   what="both hosts to start")
     pids = [int(p.read_text()) for p in markers.iterdir()]
     job.stop()
     desc = job.wait_quietly(timeout=TIMEOUT)
