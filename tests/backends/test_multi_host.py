@@ -210,7 +210,9 @@ def test_stop_ends_every_host_and_the_job_stopped(tmp_path, session):
     est = Estimator(entry_point="train.py", source_dir=str(source(tmp_path, body)), instance_count=2,
                     sagemaker_session=session)
     job = est.fit({"train": str(folder)}, wait=False)
-    wait_for(lambda: len(list(markers.iterdir())) == 2, what="both hosts to start")
+    # the files are written, not replaced: wait until both hold their pids
+    wait_for(lambda: [p.read_text().strip().isdigit() for p in markers.iterdir()] == [True, True],
+             what="both hosts to start")
     pids = [int(p.read_text()) for p in markers.iterdir()]
     job.stop()
     desc = job.wait_quietly(timeout=TIMEOUT)
