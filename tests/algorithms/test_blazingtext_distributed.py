@@ -167,3 +167,19 @@ def test_other_modes_on_several_instances_are_refused_naming_the_mode_and_batch_
     with pytest.raises(HyperparameterError, match=rf"'mode' = '{mode}' trains on a single instance.*"
                                                   r"instance_count=2.*mode=batch_skipgram"):
         ALGORITHM.train(TrainingEnvironment(root.path))
+
+
+def test_two_dask_workers_train_batch_skipgram_together(tmp_path, corpus):
+    """The same distributed training on the dask place: one host per Dask worker."""
+    pytest.importorskip("distributed")
+    import logging
+
+    from distributed import LocalCluster
+    folder = write_files(tmp_path / "train", {"data.txt": "\n".join(corpus.sentences) + "\n"})
+    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0",
+                      silence_logs=logging.ERROR) as cluster:
+        desc, logs, model_dir = fit(HPS, folder, 2, backend="dask", scheduler=cluster.scheduler_address)
+    assert quality(vectors_in(model_dir), corpus) > 0.85
+    (m1,), (m2,) = (host_lines(logs, host, SHARE) for host in ("algo-1", "algo-2"))
+    assert int(m1.group(2)) + int(m2.group(2)) == len(corpus.sentences)
+    assert [int(m["step"]) for m in desc["metrics"] if m["name"] == "train:loss"] == list(range(1, 11))
