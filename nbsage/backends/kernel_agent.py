@@ -14,7 +14,6 @@ variables to its kernels, so `KERNEL_NBSAGE_JOBS_DIR` is the one to set from the
 from __future__ import annotations
 
 import base64
-import ctypes
 import json
 import os
 import shutil
@@ -23,8 +22,9 @@ import subprocess
 import sys
 import tarfile
 import threading
-import time
 from pathlib import Path
+
+from nbsage.backends.runtime_process import die_with_parent, terminate_group
 
 _jobs: dict[str, dict] = {}
 
@@ -126,31 +126,8 @@ def _release_fastfile(root: Path) -> None:
         release_fastfile(root)
 
 
-def _die_with_parent():
-    """Linux: the runtime gets SIGKILL when the kernel dies, so no job runs unwatched."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
-def _terminate(proc: subprocess.Popen, grace: float) -> None:
-    """SIGTERM the runtime's process group, SIGKILL what is left of it after the grace period."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _ignore_interrupts() -> None:
@@ -182,7 +159,7 @@ def run(name: str, environment: str = "{}", max_runtime: float | None = None, gr
         feeder.start()
     proc = subprocess.Popen([sys.executable, "-m", "nbsage.runtime", "train", "--root", str(root.path)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                            cwd=str(root.path), start_new_session=True, preexec_fn=_die_with_parent)
+                            cwd=str(root.path), start_new_session=True, preexec_fn=die_with_parent)
     job["proc"] = proc
     if limits:
         limit_list = json.loads(limits)
@@ -198,7 +175,7 @@ def run(name: str, environment: str = "{}", max_runtime: float | None = None, gr
                 return
             exceeded.append(limit)
         print(message, flush=True)
-        _terminate(proc, grace)
+        terminate_group(proc, grace)
 
     timers = [threading.Timer(float(seconds), enforce, args=(limit, message)) for seconds, limit, message in limit_list]
     for timer in timers:
@@ -214,7 +191,7 @@ def run(name: str, environment: str = "{}", max_runtime: float | None = None, gr
         except KeyboardInterrupt:
             stopped = True
             _ignore_interrupts()  # the notebook's side repeats the interrupt until run returns
-            _terminate(proc, grace)
+            terminate_group(proc, grace)
             rc = proc.wait()
             for raw in proc.stdout:  # the runtime's last words ("Training stopped ...")
                 sys.stdout.write(raw.decode("utf-8", errors="replace"))
@@ -257,7 +234,7 @@ def close(name: str) -> str:
     if job is not None:
         proc = job.get("proc")
         if proc is not None and proc.poll() is None:
-            _terminate(proc, 0)
+            terminate_group(proc, 0)
         _release_fastfile(job["root"])
         shutil.rmtree(job["root"].parent, ignore_errors=True)
     return _reply(closed=job is not None)

@@ -1,7 +1,6 @@
 """The process that looks after one job on the local place (see nbsage.backends.local)."""
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import signal
@@ -14,23 +13,16 @@ from nbsage.backends.checkpoints import checkpoint_sync_for
 from nbsage.backends.base import fail_unexpectedly
 from nbsage.backends.log_stream import LogSink
 from nbsage.backends.pipe_feeder import PipeFeeder
+from nbsage.backends.runtime_process import die_with_parent, terminate_group
 from nbsage.backends.spot import Attempt, ManagedSpot, RestartFailed, killed_by
 from nbsage.backends.staging import collect, host_count, prepare_root, release_fastfile
 from nbsage.errors import NBSageError
 from nbsage.runtime.layout import JobRoot
 
-STOP_GRACE_SECONDS = float(os.environ.get("NBSAGE_STOP_GRACE_SECONDS", "10"))
 
 
-def _die_with_parent():
-    """Linux: the runtime gets SIGKILL if this supervisor dies, so no job runs unwatched."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
-_signal_name = killed_by  # the name the other places import
 
 
 _running: dict = {}
@@ -40,7 +32,7 @@ def _on_sigterm(signum, frame):
     """StopTrainingJob: stop the runtime (SIGTERM, SIGKILL after the grace period)."""
     proc = _running.get("proc")
     if proc is not None:
-        threading.Thread(target=_terminate, args=(proc,), daemon=True).start()
+        threading.Thread(target=terminate_group, args=(proc,), daemon=True).start()
 
 
 def supervise(job_name: str) -> int:
@@ -96,7 +88,7 @@ def supervise(job_name: str) -> int:
             except Exception as e:  # the checkpoints are not the model: the job goes on
                 sink.write(f"Checkpoint upload to {sync.url} failed: {type(e).__name__}: {e}")
         # managed spot: a runtime killed by a signal (not by a stop) is a worker taken away
-        return Attempt(exceeded=exceeded, interrupted=f"the worker was killed by {_signal_name(rc)}" if rc < 0 else None)
+        return Attempt(exceeded=exceeded, interrupted=f"the worker was killed by {killed_by(rc)}" if rc < 0 else None)
 
     def restart() -> None:  # new capacity: the checkpoints back from the URI, fresh Pipe FIFOs
         if sync:
@@ -124,7 +116,7 @@ def supervise(job_name: str) -> int:
     if rc != 0:
         reason = root.failure_reason()
         if rc < 0:
-            reason = (f"AlgorithmError: the training process was killed by {_signal_name(rc)}"
+            reason = (f"AlgorithmError: the training process was killed by {killed_by(rc)}"
                       + (" (out of memory?)" if rc == -signal.SIGKILL else ""))
         store.set_status(job_name, "Failed", "Failed", "Training job failed",
                          failure_reason=reason or f"AlgorithmError: the training process exited with code {rc}")
@@ -148,7 +140,7 @@ def _run_runtime(root: JobRoot, env: dict, job_name: str, store, sink: LogSink,
     (seconds from now, name, log line): the first to expire stops the runtime."""
     proc = subprocess.Popen([sys.executable, "-m", "nbsage.runtime", "train", "--root", str(root.path)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            env=env, cwd=str(root.path), start_new_session=True, preexec_fn=_die_with_parent)
+                            env=env, cwd=str(root.path), start_new_session=True, preexec_fn=die_with_parent)
     _running["proc"] = proc
     store.update_job(job_name, runtime_pid=proc.pid)
     if store.get_job(job_name)["stop_requested"]:
@@ -162,7 +154,7 @@ def _run_runtime(root: JobRoot, env: dict, job_name: str, store, sink: LogSink,
                 return
             exceeded.append(name)
         sink.write(message)
-        _terminate(proc)
+        terminate_group(proc)
 
     timers = [threading.Timer(seconds, enforce, args=(name, message)) for seconds, name, message in limits]
     for t in timers:
@@ -190,29 +182,6 @@ def _run_runtime(root: JobRoot, env: dict, job_name: str, store, sink: LogSink,
         return rc, (exceeded[0] if exceeded else None)
 
 
-def _terminate(proc: subprocess.Popen) -> None:
-    """SIGTERM the runtime's process group; SIGKILL whatever of it is left after the grace period."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + STOP_GRACE_SECONDS
-    try:
-        proc.wait(STOP_GRACE_SECONDS)
-    except subprocess.TimeoutExpired:
-        pass
-    # the runtime may be gone while a process it started (a script ignoring SIGTERM, a data loader
-    # worker) still runs and holds the log pipe open: the whole group gets the same deadline
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(proc.pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def main(argv=None) -> int:

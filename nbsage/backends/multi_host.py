@@ -140,7 +140,8 @@ def run_host(request: dict, index: int, root: JobRoot, env: dict, on_line: Calla
     once it returns True the runtime is stopped (SIGTERM, SIGKILL after the grace period).
     """
     from nbsage.backends.checkpoints import checkpoint_sync_for
-    from nbsage.backends.local_supervisor import _die_with_parent, _signal_name, _terminate
+    from nbsage.backends.runtime_process import die_with_parent, terminate_group
+    from nbsage.backends.spot import killed_by
     from nbsage.backends.pipe_feeder import PipeFeeder
     host = host_names(host_count(request))[index]
     try:
@@ -165,7 +166,7 @@ def run_host(request: dict, index: int, root: JobRoot, env: dict, on_line: Calla
     feeder.start()
     proc = subprocess.Popen([sys.executable, "-m", "nbsage.runtime", "train", "--root", str(root.path)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            env=env, cwd=str(root.path), start_new_session=True, preexec_fn=_die_with_parent)
+                            env=env, cwd=str(root.path), start_new_session=True, preexec_fn=die_with_parent)
     if on_started:
         on_started(proc.pid)
 
@@ -175,7 +176,7 @@ def run_host(request: dict, index: int, root: JobRoot, env: dict, on_line: Calla
         while proc.poll() is None:
             if should_stop(0.25):
                 terminated.set()
-                _terminate(proc)
+                terminate_group(proc)
                 return
             time.sleep(0.05)
 
@@ -192,7 +193,7 @@ def run_host(request: dict, index: int, root: JobRoot, env: dict, on_line: Calla
             on_line(f"Checkpoint upload to {sync.url} failed: {type(e).__name__}: {e}")
     failure = None
     if rc < 0:
-        failure = (f"AlgorithmError: the training process was killed by {_signal_name(rc)}"
+        failure = (f"AlgorithmError: the training process was killed by {killed_by(rc)}"
                    + (" (out of memory?)" if rc == -signal.SIGKILL else ""))
     elif rc != 0:
         failure = root.failure_reason() or f"AlgorithmError: the training process exited with code {rc}"

@@ -136,7 +136,8 @@ def output_syncs(root: ProcessingRoot, request: dict, artifacts) -> tuple[list[O
 
 def supervise(session, job: dict) -> int:
     """Run one recorded processing job to its end on this machine (in the supervisor process)."""
-    from nbsage.backends.local_supervisor import _die_with_parent, _signal_name, _terminate
+    from nbsage.backends.runtime_process import die_with_parent, terminate_group
+    from nbsage.backends.spot import killed_by
     from nbsage.backends.log_stream import LogSink
 
     store, name = session.store, job["name"]
@@ -147,7 +148,7 @@ def supervise(session, job: dict) -> int:
     def on_sigterm(signum, frame):  # StopProcessingJob
         proc = running.get("proc")
         if proc is not None:
-            threading.Thread(target=_terminate, args=(proc,), daemon=True).start()
+            threading.Thread(target=terminate_group, args=(proc,), daemon=True).start()
 
     signal.signal(signal.SIGTERM, on_sigterm)
     sink = LogSink(store, name)
@@ -167,7 +168,7 @@ def supervise(session, job: dict) -> int:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, "-m", "nbsage.runtime", "process", "--root", str(root.path)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            env=env, cwd=str(root.path), start_new_session=True, preexec_fn=_die_with_parent)
+                            env=env, cwd=str(root.path), start_new_session=True, preexec_fn=die_with_parent)
     running["proc"] = proc
     store.update_job(name, runtime_pid=proc.pid)
     if store.get_job(name)["stop_requested"]:
@@ -182,7 +183,7 @@ def supervise(session, job: dict) -> int:
         if proc.poll() is None:
             exceeded.set()
             sink.write(f"MaxRuntimeInSeconds ({max_runtime}) exceeded: stopping the job")
-            _terminate(proc)
+            terminate_group(proc)
 
     timer = threading.Timer(float(max_runtime), enforce_max_runtime) if max_runtime else None
     if timer:
@@ -211,7 +212,7 @@ def supervise(session, job: dict) -> int:
     if rc != 0:
         reason = root.failure_reason()
         if rc < 0:
-            reason = (f"AlgorithmError: the processing job's runtime was killed by {_signal_name(rc)}"
+            reason = (f"AlgorithmError: the processing job's runtime was killed by {killed_by(rc)}"
                       + (" (out of memory?)" if rc == -signal.SIGKILL else ""))
         store.set_status(name, "Failed", "Failed", "Processing job failed",
                          failure_reason=reason or f"AlgorithmError: the processing job exited with code {rc}",
