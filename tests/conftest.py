@@ -4,8 +4,11 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import uuid
 
 import pytest
+
+from support import aws_environment
 
 
 @pytest.fixture(autouse=True)
@@ -46,3 +49,31 @@ def _belongs_to(pid: int, home: str) -> bool:
     except OSError:
         return False
     return home.encode() in cmdline or f"NBSAGE_HOME={home}".encode() in environ.split(b"\0")
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    """moto's S3 server on loopback (what s3fs's own tests use); its URL."""
+    pytest.importorskip("s3fs")
+    moto_server = pytest.importorskip("moto.server")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint, monkeypatch, tmp_path):
+    """A fresh bucket: (name, boto3 client); credentials and endpoint in the environment (inherited by
+    job processes)."""
+    for key, value in aws_environment(s3_endpoint, tmp_path).items():
+        monkeypatch.setenv(key, value)
+    import boto3
+    import s3fs
+    s3fs.S3FileSystem.clear_instance_cache()  # an earlier module's server may have had another port
+    name = f"nbsage-{uuid.uuid4().hex[:10]}"
+    client = boto3.client("s3")
+    client.create_bucket(Bucket=name)
+    yield name, client
+    s3fs.S3FileSystem.clear_instance_cache()

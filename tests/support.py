@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 
 def wait_for(predicate, timeout: float = 90, what: str = "condition", interval: float = 0.05):
@@ -16,7 +17,7 @@ def wait_for(predicate, timeout: float = 90, what: str = "condition", interval: 
 
 
 # A script-mode job that checkpoints every step: each host keeps {host}-state.json (its last step)
-# and {host}-step-<n> (the newest only) in its checkpoint folder, resumes after the step in its
+# and {host}-step-<n> (the newest only, older ones removed) in its checkpoint folder, resumes after the step in its
 # state, and, given --markers DIR, writes "<script pid> <runtime pid>" into DIR/<host> at every start.
 STEPPER = """\
 import json, os, sys, time
@@ -42,9 +43,18 @@ for step in range(start, total):
     os.replace(state + ".sagemaker-ignore", state)
     with open(os.path.join(folder, f"{host}-step-{step}"), "w") as f:
         f.write(str(step))
-    if step:
-        os.remove(os.path.join(folder, f"{host}-step-{step - 1}"))
+    for name in os.listdir(folder):  # keep the newest step only (an older one may come back from a restore)
+        if name.startswith(f"{host}-step-") and name != f"{host}-step-{step}":
+            os.remove(os.path.join(folder, name))
     print(f"step {step}", flush=True)
 with open(os.path.join(os.environ["SM_MODEL_DIR"], "model.txt"), "w") as f:
     f.write(f"trained {total} steps")
 """
+
+
+def aws_environment(endpoint: str, folder: Path) -> dict:
+    """Credentials and endpoint for an S3 server on loopback, set the ordinary boto/fsspec way (no
+    AWS config or credentials files of the machine are read)."""
+    return {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": endpoint, "AWS_CONFIG_FILE": str(folder / "no-aws-config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(folder / "no-aws-credentials")}

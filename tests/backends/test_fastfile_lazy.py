@@ -16,7 +16,6 @@ import re
 import signal
 import textwrap
 import threading
-import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -251,36 +250,6 @@ def test_staging_mounts_a_remote_channel_and_release_unmounts_it(tmp_path, http_
 
 
 # ---- S3 (moto's server) ---------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    pytest.importorskip("s3fs")
-    server_module = pytest.importorskip("moto.server")
-    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def bucket(s3_endpoint, monkeypatch, tmp_path):
-    """A fresh bucket; credentials and endpoint in the environment (inherited by the job's processes)."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    import boto3
-    import s3fs
-    s3fs.S3FileSystem.clear_instance_cache()
-    name = f"nbsage-{uuid.uuid4().hex[:10]}"
-    client = boto3.client("s3")
-    client.create_bucket(Bucket=name)
-    yield name, client
-    s3fs.S3FileSystem.clear_instance_cache()
-
-
 READ_ALL_SCRIPT = """
     import errno, json, os
     folder = os.environ["SM_CHANNEL_TRAIN"]
@@ -303,9 +272,9 @@ READ_ALL_SCRIPT = """
 """
 
 
-def test_fastfile_s3_shards_are_mounted_per_host_read_only_and_gone_after_the_job(tmp_path, session, bucket):
+def test_fastfile_s3_shards_are_mounted_per_host_read_only_and_gone_after_the_job(tmp_path, session, s3_bucket):
     fuse_or_skip()
-    name, client = bucket
+    name, client = s3_bucket
     keys = ["data/part-0.csv", "data/part-1.csv", "data/part-2.csv", "data/sub/part-3.csv", "data/sub/part-4.csv"]
     for key in keys:
         client.put_object(Bucket=name, Key=key, Body=f"{key}\n".encode())

@@ -17,7 +17,6 @@ import importlib.util
 import logging
 import os
 import signal
-import time
 import uuid
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import pytest
 
 from nbsage.estimator import Estimator
 from nbsage.session import Session
-from support import STEPPER, wait_for
+from support import STEPPER, aws_environment, wait_for
 
 TIMEOUT = 90
 
@@ -145,18 +144,10 @@ def _load(name: str):
 
 
 @pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    """moto's S3 server on loopback, its credentials and endpoint in the environment (inherited by the
+def s3(s3_endpoint, tmp_path_factory):
+    """moto's S3 server's client, its credentials and endpoint in the environment (inherited by the
     job's processes and, through KG_ENV_PROCESS_WHITELIST, by the kernels a gateway starts)."""
-    pytest.importorskip("s3fs")
-    moto_server = pytest.importorskip("moto.server")
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    folder = tmp_path_factory.mktemp("aws")
-    aws = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_CONFIG_FILE": str(folder / "no-aws-config"),
-           "AWS_SHARED_CREDENTIALS_FILE": str(folder / "no-aws-credentials")}
+    aws = aws_environment(s3_endpoint, tmp_path_factory.mktemp("aws"))
     with pytest.MonkeyPatch.context() as mp:
         for k, v in aws.items():
             mp.setenv(k, v)
@@ -166,7 +157,6 @@ def s3(tmp_path_factory):
         s3fs.S3FileSystem.clear_instance_cache()
         yield boto3.client("s3")
         s3fs.S3FileSystem.clear_instance_cache()
-    server.stop()
 
 
 @pytest.fixture(scope="module")

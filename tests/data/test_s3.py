@@ -7,7 +7,6 @@ import gzip
 import json
 import tarfile
 import textwrap
-import uuid
 
 import pandas as pd
 import pytest
@@ -18,35 +17,7 @@ from nbsage.inputs import TrainingInput
 from nbsage.session import Session
 
 pytest.importorskip("s3fs")
-moto_server = pytest.importorskip("moto.server")
-
-
-@pytest.fixture(scope="module")
-def endpoint():
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def bucket(endpoint, monkeypatch, tmp_path):
-    """A fresh bucket; credentials and endpoint in the environment (inherited by job processes)."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    import boto3
-    import s3fs
-    s3fs.S3FileSystem.clear_instance_cache()  # an earlier test's server may have had another port
-    name = f"nbsage-{uuid.uuid4().hex[:10]}"
-    client = boto3.client("s3")
-    client.create_bucket(Bucket=name)
-    yield name, client
-    s3fs.S3FileSystem.clear_instance_cache()
+pytest.importorskip("moto.server")
 
 
 def keys(client, bucket: str, prefix: str = "") -> list[str]:
@@ -76,8 +47,8 @@ def script(tmp_path):
     return src
 
 
-def test_upload_data_then_train_from_and_to_the_bucket(bucket, script):
-    name, client = bucket
+def test_upload_data_then_train_from_and_to_the_bucket(s3_bucket, script):
+    name, client = s3_bucket
     frame = pd.DataFrame({"label": [1, 0], "x": [2.5, 3.5]})
     url = nbsage.upload_data(frame, "train", bucket=name)
     assert url == f"s3://{name}/train/data.csv"
@@ -92,8 +63,8 @@ def test_upload_data_then_train_from_and_to_the_bucket(bucket, script):
     assert seen == {"train": {"data.csv": "1,2.5\n0,3.5\n"}}
 
 
-def test_pipe_and_fastfile_channels_stream_from_the_bucket(bucket, script):
-    name, client = bucket
+def test_pipe_and_fastfile_channels_stream_from_the_bucket(s3_bucket, script):
+    name, client = s3_bucket
     client.put_object(Bucket=name, Key="pipe/a.csv.gz", Body=gzip.compress(b"1,2\n"))
     client.put_object(Bucket=name, Key="pipe/b.csv.gz", Body=gzip.compress(b"3,4\n"))
     client.put_object(Bucket=name, Key="fast/one.csv", Body=b"5,6\n")
@@ -107,8 +78,8 @@ def test_pipe_and_fastfile_channels_stream_from_the_bucket(bucket, script):
     assert seen == {"fast": {"one.csv": "5,6\n"}, "streamed": ["1,2\n3,4\n", "1,2\n3,4\n"]}
 
 
-def test_session_with_an_s3_artifact_root_keeps_uploads_and_models_in_the_bucket(bucket, script):
-    name, client = bucket
+def test_session_with_an_s3_artifact_root_keeps_uploads_and_models_in_the_bucket(s3_bucket, script):
+    name, client = s3_bucket
     session = Session(artifact_root=f"s3://{name}/artifacts")
     url = nbsage.upload_data(pd.DataFrame({"label": [1], "x": [2]}), "inputs", session=session)
     assert url == f"s3://{name}/artifacts/inputs/data.csv"
@@ -119,8 +90,8 @@ def test_session_with_an_s3_artifact_root_keeps_uploads_and_models_in_the_bucket
     assert f"artifacts/training/{job.name}/output/model.tar.gz" in keys(client, name, "artifacts/training/")
 
 
-def test_load_and_sm_load_read_a_bucket_prefix(bucket):
-    name, client = bucket
+def test_load_and_sm_load_read_a_bucket_prefix(s3_bucket):
+    name, client = s3_bucket
     client.put_object(Bucket=name, Key="tables/part-0.csv", Body=b"label,x\n1,2\n")
     client.put_object(Bucket=name, Key="tables/part-1.csv", Body=b"label,x\n0,3\n")
     frame = nbsage.load(f"s3://{name}/tables/")
@@ -136,8 +107,8 @@ def test_load_and_sm_load_read_a_bucket_prefix(bucket):
     assert shell.user_ns.pop("tables").shape == (2, 2)
 
 
-def test_s3_uri_is_a_key_prefix_and_sharding_splits_its_objects(bucket, tmp_path):
-    name, client = bucket
+def test_s3_uri_is_a_key_prefix_and_sharding_splits_its_objects(s3_bucket, tmp_path):
+    name, client = s3_bucket
     for key in ("data/train-0.csv", "data/train-1.csv", "data/train-2.csv", "data/other.csv"):
         client.put_object(Bucket=name, Key=key, Body=key.encode())
     from nbsage.backends.staging import stage_channel
