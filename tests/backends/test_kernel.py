@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -55,8 +56,12 @@ class Gateway:
             cwd=folder, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 60
         while True:
+            # the port may have been taken since it was free: the gateway then says where it listens
+            said = re.search(r"is available at (http://\S+?)/?\s", (folder / "gateway.log").read_text())
+            if said:
+                self.url = said.group(1)
             try:
-                if requests.get(f"{self.url}/api", timeout=1).status_code == 200:
+                if said and requests.get(f"{self.url}/api", timeout=1).status_code == 200:
                     break
             except requests.RequestException:
                 pass
