@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 import requests
 
+from nbsage.backends.kernel import PLACE_FILE
 from nbsage.errors import PlaceError
 from nbsage.estimator import Estimator
 from nbsage.inputs import TrainingInput
@@ -236,7 +237,10 @@ def test_a_dead_supervisor_fails_the_job_when_looked_at_and_releases_the_gateway
     desc = job.describe()
     assert desc["TrainingJobStatus"] == "Failed"
     assert "ended unexpectedly" in desc["FailureReason"] and gateway.url in desc["FailureReason"]
-    wait_for(lambda: gateway.kernels() == [], 30, "the orphaned kernel to be shut down")
+    # this job's kernel (other tests' kernels on the module's gateway may still be closing)
+    place = json.loads((session.jobs_dir / job.name / PLACE_FILE).read_text())
+    wait_for(lambda: place["kernel_id"] not in [k["id"] for k in gateway.kernels()], 30,
+             "the orphaned kernel to be shut down")
     wait_for(lambda: not pid_alive(pid), 30, "the script to end with its kernel")
 
 
