@@ -1,29 +1,40 @@
 # Two commands a user needs: `make demo` and `make test`. Everything runs from .venv.
+# `make demo` installs what the product needs (nbsage, its dependencies and JupyterLab);
+# `make test` adds the dev extras the suite starts real servers with (moto, a Kernel Gateway,
+# Dask, Spark, the SageMaker SDK to compare formats against).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+PIP    := $(BIN)/python -m pip install -q -c constraints.txt
+PRODUCT_STAMP := $(VENV)/.installed-product
+DEV_STAMP     := $(VENV)/.installed
 
-.PHONY: demo test bench install clean
+.PHONY: demo test bench install install-dev clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(PRODUCT_STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# constraints.txt pins torch to the CPU build (see README: "Why constraints.txt")
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
-	# a "python3" kernelspec inside the venv, so papermill runs notebooks with this environment
+	$(PIP) -e .
+	# a "python3" kernelspec inside the venv, so papermill and JupyterLab run notebooks with this environment
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (nbsage)" >/dev/null
-	touch $(STAMP)
+	touch $(PRODUCT_STAMP)
 
-install: $(STAMP)
+$(DEV_STAMP): $(PRODUCT_STAMP)
+	$(PIP) -e ".[dev]"
+	touch $(DEV_STAMP)
 
-demo: $(STAMP)
+install: $(PRODUCT_STAMP)
+
+install-dev: $(DEV_STAMP)
+
+demo: $(PRODUCT_STAMP)
 	$(BIN)/python -m nbsage.demo notebooks/quickstart.ipynb
 
-test: $(STAMP)
+test: $(DEV_STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/run.py
 
 clean:
