@@ -25,7 +25,7 @@ from nbsage.notebook.parsing import one_line, parse, takes
 NAME = "notebook variable that receives the {} as a DataFrame"
 
 
-def _parse(magic, line: str):
+def _parse_named(magic, line: str):
     args = parse(magic, line)
     if not args.name.isidentifier():
         raise UsageError(f"{args.name!r} is not a valid variable name for the result")
@@ -71,7 +71,7 @@ class DataMagics(Magics, Configurable):
     def sm_load(self, line):
         """Load a file, folder or URL into a pandas DataFrame named NAME."""
         from nbsage.data import load
-        args = _parse(self.sm_load, line)
+        args = _parse_named(self.sm_load, line)
         self._store(args.name, load(self._source(args.source), args.content_type), args.source)
 
     @cell_magic
@@ -83,7 +83,7 @@ class DataMagics(Magics, Configurable):
     def sm_sql(self, line, cell):
         """Run the cell as SQL and store the result in NAME; notebook DataFrames are tables in DuckDB."""
         from nbsage.data import sql
-        args = _parse(self.sm_sql, line)
+        args = _parse_named(self.sm_sql, line)
         if not cell or not cell.strip():
             raise UsageError("%%sm_sql needs a query in the cell body")
         con = args.con or self.connection or None
