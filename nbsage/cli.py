@@ -16,6 +16,9 @@ import sys
 import time
 from pathlib import Path
 
+from nbsage import arguments
+from nbsage.arguments import one_line as _one_line
+
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -41,43 +44,6 @@ def _session(args):
     return Session.default()
 
 
-def _one_line(text) -> str:
-    return " ".join(str(text).split())
-
-
-def _split_pair(text: str, option: str, what: str = "NAME=VALUE") -> tuple[str, str]:
-    name, sep, value = text.partition("=")
-    if not sep or not name.strip():
-        raise UsageError(f"{option} {text!r} is not {what}")
-    return name.strip(), value
-
-
-def _decode_value(text: str):
-    """A --hp value for a script: JSON when it parses (10, 0.1, true, [1, 2]), else the string."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def _read_hyperparameters_file(path: str) -> dict:
-    import yaml
-    try:
-        text = Path(path).read_text()
-    except OSError as e:
-        raise UsageError(f"cannot read hyperparameters file {path!r}: {e.strerror or e}") from None
-    try:
-        values = yaml.safe_load(text)  # JSON is YAML too
-    except yaml.YAMLError as e:
-        raise UsageError(f"hyperparameters file {path!r} is not valid YAML or JSON: {_one_line(e)}") from None
-    if values is None:
-        return {}
-    if not isinstance(values, dict):
-        raise UsageError(f"hyperparameters file {path!r} must hold a mapping of name: value, "
-                         f"not a {type(values).__name__}")
-    return {str(k): v for k, v in values.items()}
-
-
 def _algorithm_reference(name: str) -> str:
     from nbsage import algorithms
     return algorithms.get(name).help_text()
@@ -92,7 +58,10 @@ def _job_what(job_desc: dict) -> str:
     """The algorithm a job ran, or its script."""
     hps = job_desc.get("HyperParameters", {})
     if "sagemaker_program" in hps:
-        return _decode_value(hps["sagemaker_program"])
+        try:
+            return json.loads(hps["sagemaker_program"])
+        except ValueError:
+            return hps["sagemaker_program"]
     spec = job_desc.get("AlgorithmSpecification", {})
     return spec.get("AlgorithmName") or spec.get("TrainingImage") or ""
 
@@ -126,49 +95,13 @@ class _TrainHelp(argparse.Action):
 def cmd_train(args) -> int:
     from nbsage.errors import JobFailed
     from nbsage.estimator import Estimator
-    from nbsage.inputs import TrainingInput
 
-    if not args.algorithm and not args.entry_point:
-        raise UsageError("name a built-in algorithm (" + _algorithm_list() + ") or give --entry-point "
-                         "(see 'nbsage train --help')")
-    if args.source_dir and not args.entry_point:
-        raise UsageError("--source-dir needs --entry-point (the script to run in it)")
-    script_mode = bool(args.entry_point)
-
-    hyperparameters = _read_hyperparameters_file(args.hyperparameters) if args.hyperparameters else {}
-    for item in args.hp:
-        name, value = _split_pair(item, "--hp")
-        # built-ins parse strings against their declaration; a script gets JSON-decoded values
-        hyperparameters[name] = _decode_value(value) if script_mode else value
-
-    sources = {}
-    if args.train:
-        sources["train"] = args.train
-    if args.validation:
-        sources["validation"] = args.validation
-    for item in args.channel:
-        name, value = _split_pair(item, "--channel", "NAME=SRC")
-        sources[name] = value
-    inputs = {name: TrainingInput(src, content_type=args.content_type) if args.content_type else src
-              for name, src in sources.items()}
-
-    metric_definitions = []
-    for item in args.metric:
-        name, regex = _split_pair(item, "--metric", "NAME=REGEX")
-        metric_definitions.append({"Name": name, "Regex": regex})
-
-    estimator = Estimator(
-        args.algorithm, hyperparameters, entry_point=args.entry_point, source_dir=args.source_dir,
-        instance_type=args.instance_type, instance_count=args.instance_count, max_run=args.max_run,
-        output_path=args.output_path, metric_definitions=metric_definitions or None,
-        backend=args.backend, sagemaker_session=_session(args),
-        **{k: v for k, v in (("gateway", args.gateway), ("kernel", args.kernel),
-                             ("connection_file", args.connection_file), ("scheduler", args.scheduler)) if v})
+    options, inputs = arguments.training_call(args)
+    estimator = Estimator(sagemaker_session=_session(args), **options)
+    job = estimator.fit(inputs, wait=False, job_name=args.name)
     if args.no_wait:
-        job = estimator.fit(inputs, wait=False, job_name=args.name)
         print(job.name)
         return 0
-    job = estimator.fit(inputs, wait=False, job_name=args.name)
     try:
         desc = job.wait(logs=not args.quiet, raise_on_failure=False)
     except KeyboardInterrupt:
@@ -213,14 +146,12 @@ def cmd_describe(args) -> int:
 
 
 def cmd_logs(args) -> int:
+    """The job's log lines, without the #metric/#progress lines (as %sm_logs and the live display)."""
     from nbsage.training_job import TERMINAL_STATUSES
     job = _job(args, args.job)
-    lines = job.logs()
-    if args.tail and not args.follow:
-        lines = lines[-args.tail:]
-    for line in lines:
+    seen = len(job.logs())
+    for line in arguments.reader_lines(job.logs()[:seen], None if args.follow else args.tail):
         print(line)
-    shown = len(job.logs()) if args.tail and not args.follow else len(lines)
     if not args.follow:
         return 0
     sys.stdout.flush()
@@ -228,9 +159,9 @@ def cmd_logs(args) -> int:
         while True:
             done = job.status in TERMINAL_STATUSES  # read before the logs, so no last line is missed
             lines = job.logs()
-            for line in lines[shown:]:
+            for line in arguments.reader_lines(lines[seen:]):
                 print(line)
-            shown = len(lines)
+            seen = len(lines)
             sys.stdout.flush()
             if done:
                 return 0
@@ -252,23 +183,8 @@ def cmd_stop(args) -> int:
 
 # ---- endpoints --------------------------------------------------------------------------------
 def cmd_deploy(args) -> int:
-    from nbsage import algorithms
-    from nbsage.model import Model
-    session = _session(args)
-    job = _job(args, args.job)
-    desc = job.describe()
-    if desc["TrainingJobStatus"] != "Completed":
-        raise UsageError(f"training job {job.name!r} is {desc['TrainingJobStatus']}, not Completed: "
-                         "only a completed job has a model to deploy")
-    options = {"sagemaker_session": session}
-    algorithm = job.algorithm
-    if args.entry_point:
-        options.update(entry_point=args.entry_point, source_dir=args.source_dir)
-    elif algorithm and algorithms.is_builtin(algorithm):
-        options["algorithm"] = algorithms.canonical_name(algorithm)
-    model = Model(job.model_data, **options)
-    predictor = model.deploy(initial_instance_count=args.instance_count, instance_type=args.instance_type,
-                             endpoint_name=args.name)
+    from nbsage.estimator import Estimator
+    predictor = Estimator.attach(args.job, sagemaker_session=_session(args)).deploy(**arguments.deploy_call(args))
     print(getattr(predictor, "endpoint_name", None) or args.name)
     return 0
 
@@ -358,35 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
                "      --hp objective=binary:logistic --hp num_round=50\n"
                "  nbsage train --entry-point train.py --source-dir src --train data/ --hp epochs=10")
     t.add_argument("-h", "--help", action=_TrainHelp, help="show this help (and ALGORITHM's hyperparameters)")
-    t.add_argument("algorithm", nargs="?", metavar="ALGORITHM",
-                   help="a built-in algorithm; leave out with --entry-point")
-    t.add_argument("--train", metavar="SRC", help="the train channel: a file, a folder or an fsspec URL")
-    t.add_argument("--validation", metavar="SRC", help="the validation channel")
-    t.add_argument("--channel", action="append", default=[], metavar="NAME=SRC", help="any other channel")
-    t.add_argument("--content-type", metavar="CT", help="content type of the channels (e.g. text/csv)")
-    t.add_argument("--hp", action="extend", nargs="+", default=[], metavar="NAME=VALUE",
-                   help="a hyperparameter (repeatable)")
-    t.add_argument("--hyperparameters", metavar="FILE", help="hyperparameters from a YAML or JSON file "
-                   "(--hp values override it)")
-    t.add_argument("--name", metavar="JOB", help="the job name (default: generated)")
-    t.add_argument("--no-wait", action="store_true", help="print the job name and return at once")
-    t.add_argument("--quiet", action="store_true", help="do not print the job's log lines while waiting")
-    t.add_argument("--instance-type", default="local", metavar="TYPE",
-                   help="local (CPU), local_gpu or an ml.* type (default: local)")
-    t.add_argument("--instance-count", type=int, default=1, metavar="N", help="hosts (default: 1)")
-    t.add_argument("--max-run", type=int, default=86400, metavar="S",
-                   help="MaxRuntimeInSeconds: stop the job after S seconds (default: 86400)")
-    t.add_argument("--entry-point", metavar="FILE", help="a SageMaker script-mode training script")
-    t.add_argument("--source-dir", metavar="DIR", help="the folder holding the entry point (and requirements.txt)")
-    t.add_argument("--metric", action="append", default=[], metavar="NAME=REGEX",
-                   help="a MetricDefinition for a script: the first capture group is the value")
-    t.add_argument("--output-path", metavar="URL", help="where model.tar.gz goes (default: the artifact root)")
-    t.add_argument("--backend", default="local", metavar="PLACE", help="where the job runs (default: local)")
-    t.add_argument("--gateway", metavar="URL", help="kernel place: a kernel gateway URL, e.g. http://gpu-box:8888")
-    t.add_argument("--kernel", metavar="NAME", help="kernel place: the kernel (kernelspec) name, e.g. python3")
-    t.add_argument("--connection-file", metavar="FILE", help="kernel place: a running kernel's connection file")
-    t.add_argument("--scheduler", metavar="ADDR",
-                   help="dask place: a Dask scheduler address, e.g. tcp://host:8786 (default: a LocalCluster per job)")
+    for flags, kwargs in arguments.TRAIN + arguments.place_arguments():
+        t.add_argument(*flags, **kwargs)
     t.set_defaults(run=cmd_train)
 
     j = sub.add_parser("jobs", help="list training jobs, newest first")
@@ -401,7 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     lg = sub.add_parser("logs", help="print a job's log")
     lg.add_argument("job", metavar="JOB")
     lg.add_argument("-f", "--follow", action="store_true", help="keep printing new lines until the job ends")
-    lg.add_argument("--tail", type=int, metavar="N", help="only the last N lines")
+    for flags, kwargs in arguments.LOGS:
+        lg.add_argument(*flags, **kwargs)
     lg.set_defaults(run=cmd_logs)
 
     s = sub.add_parser("stop", help="stop a running job (SIGTERM, then SIGKILL after a grace period)")
@@ -411,12 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     dp = sub.add_parser("deploy", help="start an endpoint serving a completed job's model")
     dp.add_argument("job", metavar="JOB")
-    dp.add_argument("--name", metavar="ENDPOINT", help="the endpoint name (default: generated)")
-    dp.add_argument("--instance-type", default="local", metavar="TYPE")
-    dp.add_argument("--instance-count", type=int, default=1, metavar="N")
-    dp.add_argument("--entry-point", metavar="FILE", help="inference code (model_fn, input_fn, predict_fn, "
-                    "output_fn) for a script-mode model")
-    dp.add_argument("--source-dir", metavar="DIR")
+    for flags, kwargs in arguments.DEPLOY:
+        dp.add_argument(*flags, **kwargs)
     dp.set_defaults(run=cmd_deploy)
 
     e = sub.add_parser("endpoints", help="list endpoints (or describe one, as JSON)")

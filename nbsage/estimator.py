@@ -20,7 +20,12 @@ from nbsage.training_job import TrainingJob
 
 
 class Estimator:
-    """A training job's configuration; `fit` records and starts a job on a place."""
+    """A training job's configuration; `fit` records and starts a job on a place.
+
+    Keywords the Estimator does not take go to the place (`backend=`): each place declares the ones
+    it accepts (`nbsage.places.options("kernel")`: gateway, kernel, connection_file, ...), and `fit`
+    refuses any other before anything is recorded, naming it and the accepted ones.
+    """
 
     def __init__(self, algorithm_or_image: str | None = None, hyperparameters: dict | None = None, *,
                  instance_type: str = "local", instance_count: int = 1, output_path: str | None = None,

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 import textwrap
@@ -281,3 +283,65 @@ def test_deploying_a_job_that_did_not_complete_is_a_usage_error(tmp_path):
     home = tmp_path / "home"
     nbsage(home, "train", "--entry-point", "train.py", "--source-dir", str(src), "--name", "failed-job")
     assert_one_line_error(nbsage(home, "deploy", "failed-job"), 2, "'failed-job' is Failed, not Completed")
+
+
+SAME_SCRIPT = """
+import os
+print("#progress step=1 total=1", flush=True)
+print("#metric train:auc=0.5", flush=True)
+print("trained", flush=True)
+open(os.path.join(os.environ["SM_MODEL_DIR"], "model.txt"), "w").write("x")
+"""
+
+
+def test_the_magic_and_the_cli_make_the_same_job_request_and_show_the_same_logs(tmp_path, monkeypatch):
+    """One grammar: the same words give the same CreateTrainingJob request and the same log lines."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "train.py").write_text(SAME_SCRIPT)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train.csv").write_text("1,0.5\n0,0.25\n")
+    words = ["--entry-point", "train.py", "--source-dir", str(tmp_path / "src"), "--train", str(tmp_path / "data"),
+             "--test", str(tmp_path / "data"), "--channel", "extra=" + str(tmp_path / "data"),
+             "--content-type", "text/csv", "--hp", "epochs=2", "lr=1e-3", "optimizer=adam", "nesterov=true",
+             "--metric", "train:loss=loss=([0-9.]+)", "--instance-count", "1", "--max-run", "600",
+             "--name", "same-job", "--quiet"]
+    cli_home = tmp_path / "cli-home"
+    result = nbsage(cli_home, "train", *words)
+    assert result.returncode == 0, result.stderr
+
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.testing.globalipapp import start_ipython
+    from nbsage.session import Session
+    from nbsage.training_job import TrainingJob
+    magic_home = tmp_path / "magic-home"
+    monkeypatch.setenv("NBSAGE_HOME", str(magic_home))
+    start_ipython()
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "nbsage")
+    shell.run_line_magic("config", "SageMakerMagics.wait = True")
+    job = shell.run_line_magic("sm_train", " ".join(shlex.quote(w) for w in words))
+    assert job.status == "Completed"
+
+    def request(home: Path) -> str:
+        text = json.dumps(TrainingJob("same-job", Session(home=home)).request, sort_keys=True)
+        return text.replace(str(home), "HOME")
+    assert request(magic_home) == request(cli_home)
+    hps = TrainingJob("same-job", Session(home=magic_home)).request["HyperParameters"]
+    assert (hps["epochs"], hps["lr"], hps["optimizer"], hps["nesterov"]) == ("2", "0.001", '"adam"', "true")
+
+    def untimed(lines) -> list[str]:
+        return [re.sub(r"[0-9.]+ s\b", "N s", line) for line in lines]  # "Training finished in 0.41 s"
+    magic_logs = untimed(shell.run_line_magic("sm_logs", "same-job"))
+    cli_logs = untimed(nbsage(cli_home, "logs", "same-job").stdout.splitlines())
+    assert magic_logs == cli_logs and "trained" in cli_logs
+    assert not any(line.startswith(("#metric", "#progress")) for line in cli_logs)
+    shell.user_ns.pop("_sm_job", None)
+
+
+def test_a_hyperparameter_given_twice_in_the_file_is_refused_naming_it(workdir, tmp_path):
+    root, _, _ = workdir
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("epochs: 2\noptimizer: sgd\nepochs: 3\n")
+    result = nbsage(tmp_path / "home", "train", "--entry-point", "train.py", "--source-dir", str(root / "src"),
+                    "--hyperparameters", str(twice))
+    assert_one_line_error(result, 2, "hyperparameter 'epochs' is given twice at line 3 of hyperparameters file")

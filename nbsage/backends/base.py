@@ -13,10 +13,11 @@ class Backend:
     """Base class of a place. Subclasses implement start, stop and refresh."""
 
     name = "base"
+    options: tuple = ()  # the PlaceOptions this place accepts (nbsage.backends.options); checked by backends.get
 
     def __init__(self, session, **options):
         self.session = session
-        self.options = options
+        self.option_values = options
 
     def check(self, request: dict) -> None:
         """Refuse, before anything is recorded, a request this place cannot run (raise PlaceError)."""

@@ -26,9 +26,9 @@ is shipped with the job.
 from __future__ import annotations
 
 from nbsage.backends.local import LocalBackend
+from nbsage.backends.options import PlaceOption
 from nbsage.errors import PlaceError, ValidationError
 
-OPTIONS = ("scheduler", "n_workers", "threads_per_worker")
 INSTALL = 'pip install "dask[distributed]"'
 
 
@@ -66,13 +66,15 @@ class DaskBackend(LocalBackend):
 
     name = "dask"
     supervisor_module = "nbsage.backends.dask_supervisor"
+    options = (
+        PlaceOption("scheduler", "a Dask scheduler address, e.g. tcp://host:8786 (default: a LocalCluster per job)",
+                    metavar="ADDR"),
+        PlaceOption("n_workers", "the LocalCluster's worker processes (default: one per instance)", type=int,
+                    metavar="N"),
+        PlaceOption("threads_per_worker", "threads of each LocalCluster worker", type=int, metavar="N"),
+    )
 
     def __init__(self, session, **options):
-        unknown = sorted(set(options) - set(OPTIONS))
-        if unknown:
-            from nbsage.errors import did_you_mean
-            raise ValidationError(f"{unknown[0]!r} is not an option of the dask place; its options are "
-                                  f"{', '.join(OPTIONS)}{did_you_mean(unknown[0], OPTIONS)}")
         super().__init__(session, **options)
         self.scheduler = scheduler_address(options.get("scheduler"))
         self.n_workers = options.get("n_workers")

@@ -37,6 +37,7 @@ import sys
 import threading
 
 from nbsage.backends.base import Backend
+from nbsage.backends.options import PlaceOption
 from nbsage.errors import PlaceError, did_you_mean
 from nbsage.store.metadata import pid_alive
 
@@ -48,6 +49,16 @@ class KernelBackend(Backend):
     """Runs a job in a Jupyter kernel: a local kernelspec, a kernel gateway's kernel, or a running kernel."""
 
     name = "kernel"
+    options = (
+        PlaceOption("gateway", "a Jupyter Kernel Gateway URL, e.g. http://gpu-box:8888", metavar="URL"),
+        PlaceOption("kernel", "the kernel (kernelspec) name, e.g. python3", metavar="NAME"),
+        PlaceOption("connection_file", "a running kernel's connection file", metavar="FILE"),
+        PlaceOption("gateway_token", "the kernel gateway's token (default: $NBSAGE_GATEWAY_TOKEN)", metavar="TOKEN"),
+        PlaceOption("env", "a KERNEL_* variable for the kernel a gateway starts", type=dict, metavar="KEY=VALUE",
+                    flag="--kernel-env"),
+        PlaceOption("transfer", "how channels and artifacts travel: auto (straight through the artifact store "
+                    "when both sides reach it) or connection", metavar="HOW", choices=TRANSFERS),
+    )
 
     def __init__(self, session, gateway: str | None = None, kernel: str | None = None,
                  connection_file: str | None = None, gateway_token: str | None = None,

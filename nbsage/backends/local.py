@@ -21,6 +21,7 @@ from nbsage.store.metadata import pid_alive
 
 class LocalBackend(Backend):
     name = "local"
+    options = ()  # this machine needs no options
     supervisor_module = "nbsage.backends.local_supervisor"
 
     def check(self, request: dict) -> None:

@@ -14,40 +14,19 @@ UsageErrors.
 """
 from __future__ import annotations
 
-import functools
-
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from traitlets import Bool, Unicode
 from traitlets.config import Configurable
 
-from nbsage.errors import NBSageError
+from nbsage.arguments import arg
+from nbsage.notebook.parsing import one_line, parse, takes
+
+NAME = "notebook variable that receives the {} as a DataFrame"
 
 
-def _one_line(method):
-    """NBSageError (and a bad argument line) -> UsageError: IPython prints it as one line."""
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        try:
-            return method(self, *args, **kwargs)
-        except NBSageError as e:
-            raise UsageError(" ".join(str(e).split())) from None
-        except (OSError, ValueError) as e:  # a file that cannot be read, a malformed value
-            raise UsageError(f"{method.__name__}: {' '.join(str(e).split())}") from None
-    return wrapper
-
-
-def _unquote(value: str | None) -> str | None:
-    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-        return value[1:-1]
-    return value
-
-
-def _parse(magic, line: str):
-    args = parse_argstring(magic, line)
-    for key, value in vars(args).items():
-        setattr(args, key, _unquote(value))
+def _parse_named(magic, line: str):
+    args = parse(magic, line)
     if not args.name.isidentifier():
         raise UsageError(f"{args.name!r} is not a valid variable name for the result")
     return args
@@ -82,31 +61,29 @@ class DataMagics(Magics, Configurable):
         return text
 
     @line_magic
-    @magic_arguments()
-    @argument("name", help="notebook variable that receives the DataFrame")
-    @argument("source", help="a file, a folder, an fsspec URL (s3://, gs://, https://, memory://), "
-                             "or a notebook variable holding data")
-    @argument("--content-type", metavar="CT", help="how to read the files when their names do not say "
-                                                    "(text/csv, text/libsvm, application/x-parquet, "
-                                                    "application/jsonlines, application/x-recordio-protobuf)")
-    @_one_line
+    @takes([arg("name", help=NAME.format("data")),
+            arg("source", help="a file, a folder, an fsspec URL (s3://, gs://, https://, memory://), "
+                               "or a notebook variable holding data"),
+            arg("--content-type", metavar="CT", help="how to read the files when their names do not say "
+                                                      "(text/csv, text/libsvm, application/x-parquet, "
+                                                      "application/jsonlines, application/x-recordio-protobuf)")])
+    @one_line(OSError, ValueError)  # a file that cannot be read, a malformed value
     def sm_load(self, line):
         """Load a file, folder or URL into a pandas DataFrame named NAME."""
         from nbsage.data import load
-        args = _parse(self.sm_load, line)
+        args = _parse_named(self.sm_load, line)
         self._store(args.name, load(self._source(args.source), args.content_type), args.source)
 
     @cell_magic
-    @magic_arguments()
-    @argument("name", help="notebook variable that receives the result as a DataFrame")
-    @argument("--con", metavar="URL", help="a SQLAlchemy URL (postgresql://..., redshift+redshift_connector://..., "
-                                            "awsathena+rest://..., sqlite:///file.db), duckdb:///file.duckdb, or "
-                                            "the name of a connection variable; default: embedded DuckDB")
-    @_one_line
+    @takes([arg("name", help=NAME.format("result")),
+            arg("--con", metavar="URL", help="a SQLAlchemy URL (postgresql://..., redshift+redshift_connector://..., "
+                                              "awsathena+rest://..., sqlite:///file.db), duckdb:///file.duckdb, or "
+                                              "the name of a connection variable; default: embedded DuckDB")])
+    @one_line(OSError, ValueError)
     def sm_sql(self, line, cell):
         """Run the cell as SQL and store the result in NAME; notebook DataFrames are tables in DuckDB."""
         from nbsage.data import sql
-        args = _parse(self.sm_sql, line)
+        args = _parse_named(self.sm_sql, line)
         if not cell or not cell.strip():
             raise UsageError("%%sm_sql needs a query in the cell body")
         con = args.con or self.connection or None

@@ -5,135 +5,77 @@
     df = pd.read_csv("/opt/ml/processing/input/raw/data.csv")
     df.dropna().to_csv("/opt/ml/processing/output/train/train.csv", index=False)
 
-It builds a ScriptProcessor and calls `run()`; nothing here another face would need. Returns the
-ProcessingJob (also kept as `_sm_processing_job`). Usage mistakes and job failures are one-line
-UsageErrors. `register(ipython)` adds the magic.
+It builds a ScriptProcessor and calls `run()`; nothing here another face would need (the
+`--input`/`--output` grammar is nbsage.arguments'). Returns the ProcessingJob (also kept as
+`_sm_processing_job`). Usage mistakes and job failures are one-line UsageErrors. Settings are
+traitlets, changed with `%config ProcessingMagics.wait = False`. `register(ipython)` adds the magic.
 """
 from __future__ import annotations
 
 import argparse
-import functools
-import re
 import tempfile
 from pathlib import Path
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from traitlets import Bool, Unicode
+from traitlets.config import Configurable
 
-from nbsage.errors import NBSageError
+from nbsage import arguments
+from nbsage.arguments import arg
+from nbsage.notebook.parsing import one_line, parse, takes
 
-OPT_ML = "/opt/ml/"
-UPLOAD_MODES = {"continuous": "Continuous", "endofjob": "EndOfJob"}
-_NAMED = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_-]*)=(.+)$")
 SCRIPT_NAME = "script.py"
 
-
-def _one_line(method):
-    """NBSageError -> UsageError: IPython prints it as one line, without a traceback."""
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        try:
-            return method(self, *args, **kwargs)
-        except NBSageError as e:
-            raise UsageError(" ".join(str(e).split())) from None
-    return wrapper
-
-
-def _unquote(value):
-    if isinstance(value, list):
-        return [_unquote(v) for v in value]
-    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-        return value[1:-1]
-    return value
-
-
-def _name_and_rest(text: str) -> tuple[str | None, str]:
-    """`NAME=rest` -> (NAME, rest); a path or URL without a name -> (None, text)."""
-    match = _NAMED.match(text)
-    return (match.group(1), match.group(2)) if match else (None, text)
-
-
-def parse_input(text: str, namespace: dict | None = None):
-    """`[NAME=]SRC[:DEST]` -> ProcessingInput; SRC is a path, a URL or a variable holding one;
-    DEST defaults to /opt/ml/processing/input/<NAME or SRC's last part>, NAME to DEST's last part."""
-    from nbsage.processing import ProcessingInput
-    name, rest = _name_and_rest(text.strip())
-    # DEST starts at the last ':/' that is not a URL's '://'
-    at = max((m.start() for m in re.finditer(":/", rest) if not rest.startswith("://", m.start())), default=-1)
-    source, destination = (rest[:at], rest[at + 1:]) if at >= 0 else (rest, None)
-    if not source:
-        raise UsageError(f"--input {text!r}: write SRC:DEST, e.g. --input data/raw:/opt/ml/processing/input/raw")
-    value = (namespace or {}).get(source) if source.isidentifier() else None
-    if isinstance(value, (str, Path)):
-        source = str(value)
-    if destination is None:
-        last = name or Path(source.rstrip("/").split("://")[-1]).name or "data"
-        destination = f"/opt/ml/processing/input/{last}"
-    return ProcessingInput(source=source, destination=destination,
-                           input_name=name or Path(destination.rstrip("/")).name or None)
-
-
-def parse_output(text: str):
-    """`[NAME=]SRC[:DEST][:Continuous|:EndOfJob]` -> ProcessingOutput; SRC is under
-    /opt/ml/processing/, DEST (a path or URL) defaults to the artifact store, NAME to SRC's last part."""
-    from nbsage.processing import ProcessingOutput
-    name, rest = _name_and_rest(text.strip())
-    mode = "EndOfJob"
-    head, sep, last = rest.rpartition(":")
-    if sep and last.lower() in UPLOAD_MODES:
-        rest, mode = head, UPLOAD_MODES[last.lower()]
-    elif sep and "/" not in last:
-        raise UsageError(f"--output {text!r}: {last!r} is neither an upload mode (Continuous or EndOfJob) "
-                         "nor a destination path or URL")
-    source, _, destination = rest.partition(":")
-    if not source.startswith("/"):
-        raise UsageError(f"--output {text!r}: the source must be a folder under /opt/ml/processing/, "
-                         "e.g. --output /opt/ml/processing/output/train")
-    return ProcessingOutput(source=source, destination=destination or None,
-                            output_name=name or Path(source.rstrip("/")).name or None, s3_upload_mode=mode)
+PROCESS = [
+    arg("--input", action="append", default=[], metavar="[NAME=]SRC:DEST",
+        help="copy SRC (a path, a folder, a URL, or a variable holding one) to DEST under "
+             "/opt/ml/processing/ before the script runs (repeatable)"),
+    arg("--output", action="append", default=[], metavar="[NAME=]SRC[:DEST][:Continuous]",
+        help="upload what the script writes under SRC (under /opt/ml/processing/) to DEST "
+             "(default: the artifact store), at the end or, with :Continuous, while it runs (repeatable)"),
+    arg("--name", help="the job name (default: generated)"),
+    arg("--no-wait", action="store_true", help="start the job and return at once"),
+    arg("--no-logs", action="store_true", help="follow the job without showing its log lines"),
+    arg("--command", help="the interpreter that runs the cell (default: %%config ProcessingMagics.command)"),
+    arg("--max-runtime", type=int, metavar="S", help="stop the job after S seconds"),
+    arg("--instance-type", metavar="T", help="instance type to record (default: %%config ProcessingMagics.instance_type)"),
+    arg("--env", action="append", default=[], metavar="KEY=VALUE", help="an environment variable (repeatable)"),
+    arg("--arguments", nargs=argparse.REMAINDER, default=[],
+        help="everything after it is passed to the script (sys.argv[1:]); put it last"),
+]
 
 
 @magics_class
-class ProcessingMagics(Magics):
-    """`%%sm_process`: processing jobs from a notebook cell."""
+class ProcessingMagics(Magics, Configurable):
+    """`%%sm_process`: processing jobs from a notebook cell. Configure with `%config ProcessingMagics.<setting>`."""
+
+    command = Unicode("python3", config=True, help="The interpreter that runs the cell.")
+    instance_type = Unicode("local", config=True, help="Instance type recorded on processing jobs.")
+    wait = Bool(True, config=True, help="Follow %%sm_process jobs until they end.")
+    logs = Bool(True, config=True, help="Show log lines while following a job.")
+
+    def __init__(self, shell):
+        Configurable.__init__(self, config=shell.config)
+        Magics.__init__(self, shell=shell)
+        # so `%config ProcessingMagics` finds us (once, also after %reload_ext)
+        self.shell.configurables[:] = [c for c in self.shell.configurables if type(c).__name__ != "ProcessingMagics"]
+        self.shell.configurables.append(self)
 
     @cell_magic
-    @magic_arguments()
-    @argument("--input", action="append", metavar="[NAME=]SRC:DEST",
-              help="copy SRC (a path, a folder, a URL, or a variable holding one) to DEST under "
-                   "/opt/ml/processing/ before the script runs (repeatable)")
-    @argument("--output", action="append", metavar="[NAME=]SRC[:DEST][:Continuous]",
-              help="upload what the script writes under SRC (under /opt/ml/processing/) to DEST "
-                   "(default: the artifact store), at the end or, with :Continuous, while it runs (repeatable)")
-    @argument("--name", help="the job name (default: generated)")
-    @argument("--no-wait", action="store_true", help="start the job and return at once")
-    @argument("--no-logs", action="store_true", help="follow the job without showing its log lines")
-    @argument("--command", default="python3", help="the interpreter that runs the cell (default: python3)")
-    @argument("--max-runtime", type=int, metavar="S", help="stop the job after S seconds")
-    @argument("--instance-type", default="local", metavar="T", help="instance type to record")
-    @argument("--env", action="append", metavar="KEY=VALUE", help="an environment variable (repeatable)")
-    @argument("--arguments", nargs=argparse.REMAINDER, default=[],
-              help="everything after it is passed to the script (sys.argv[1:]); put it last")
-    @_one_line
+    @takes(PROCESS)
+    @one_line()
     def sm_process(self, line, cell):
         """Run the cell as a processing script (a SageMaker ScriptProcessor job); returns the ProcessingJob."""
         from nbsage.processing import ScriptProcessor
-        args = parse_argstring(self.sm_process, line)
-        args.input, args.output, args.env, args.arguments = (
-            _unquote(args.input or []), _unquote(args.output or []), _unquote(args.env or []),
-            _unquote(args.arguments or []))
+        args = parse(self.sm_process, line)
         if not (cell or "").strip():
             raise UsageError("%%sm_process runs the cell as the processing script, and the cell is empty")
-        env = {}
-        for pair in args.env:
-            key, sep, value = pair.partition("=")
-            if not sep or not key:
-                raise UsageError(f"--env {pair!r}: write KEY=VALUE")
-            env[key] = value
-        inputs = [parse_input(text, self.shell.user_ns) for text in args.input]
-        outputs = [parse_output(text) for text in args.output]
-        processor = ScriptProcessor(command=_unquote(args.command).split(), instance_type=args.instance_type,
+        env = arguments.environment(args.env)
+        inputs = [arguments.processing_input(text, self.shell.user_ns) for text in args.input]
+        outputs = [arguments.processing_output(text) for text in args.output]
+        processor = ScriptProcessor(command=(args.command or self.command).split(),
+                                    instance_type=args.instance_type or self.instance_type,
                                     max_runtime_in_seconds=args.max_runtime, env=env, base_job_name="sm-process")
         with tempfile.TemporaryDirectory(prefix="nbsage-sm-process-") as folder:
             script = Path(folder) / SCRIPT_NAME
@@ -141,15 +83,17 @@ class ProcessingMagics(Magics):
             job = processor.run(code=str(script), inputs=inputs, outputs=outputs, arguments=args.arguments or None,
                                 wait=False, job_name=args.name)
         self.shell.user_ns["_sm_processing_job"] = job
-        if not args.no_wait:
+        if self.wait and not args.no_wait:
             try:
-                job.wait(logs=not args.no_logs)
+                job.wait(logs=self.logs and not args.no_logs)
             except KeyboardInterrupt:
                 print(f"Stopped following {job.name}; it is still running "
                       f"(_sm_processing_job.stop() stops it).")
         return job
 
 
-def register(ipython) -> None:
+def register(ipython) -> ProcessingMagics:
     """Add %%sm_process to an IPython shell."""
-    ipython.register_magics(ProcessingMagics(ipython))
+    magics = ProcessingMagics(ipython)
+    ipython.register_magics(magics)
+    return magics

@@ -229,3 +229,48 @@ def test_deploy_predict_and_delete_an_endpoint(shell, script):
     assert len(shell.run_line_magic("sm_endpoints", "")) == 0
     with pytest.raises(UsageError, match="magic-ep"):
         shell.run_line_magic("sm_predict", "magic-ep [[1, 2]]")
+
+
+@pytest.mark.parametrize("magic, line, unknown, hint", [
+    ("sm_train", "--entry-point train.py --trian df", "--trian", "; did you mean '--train'?"),
+    ("sm_jobs", "--limit 3 extra", "extra", ""),
+    ("sm_places", "--gatewy http://gpu-box:8888", "--gatewy http://gpu-box:8888", "; did you mean '--gateway'?"),
+    ("sm_deploy", "some-job --nmae ep", "--nmae ep", "; did you mean '--name'?"),
+])
+def test_an_unknown_argument_is_refused_naming_it(shell, magic, line, unknown, hint):
+    with pytest.raises(UsageError) as info:
+        shell.run_line_magic(magic, line)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"%{magic} does not take {unknown}{hint}"), message
+    assert "--" in message.partition("its options are")[2]  # and the options it takes
+    assert Session.default().list_training_jobs() == []
+
+
+def test_an_unknown_argument_of_the_processing_and_data_magics_is_refused(shell):
+    with pytest.raises(UsageError, match="%sm_process does not take --inptu x; did you mean '--input'"):
+        shell.run_cell_magic("sm_process", "--inptu x", "print(1)")
+    with pytest.raises(UsageError, match="%sm_load does not take --format text/csv"):
+        shell.run_line_magic("sm_load", "frame data.csv --format text/csv")
+
+
+def test_a_hyperparameter_given_twice_in_the_cell_is_refused_naming_it(shell):
+    with pytest.raises(UsageError, match=r"hyperparameter 'epochs' is given twice at line 4 of the cell"):
+        shell.run_cell_magic("sm_train", "linear-learner --train df",
+                             "predictor_type: regressor\nepochs: 1\nepochs: 2\n")
+    assert Session.default().list_training_jobs() == []
+
+
+def test_a_place_option_the_place_does_not_declare_is_refused(shell, script):
+    with pytest.raises(UsageError, match="'gateway' is not an option of the local place; it takes no options; "
+                                         "it is an option of the kernel place"):
+        shell.run_line_magic("sm_train", f"--train df --backend local --gateway http://gpu-box:8888 {script}")
+    assert Session.default().list_training_jobs() == []
+
+
+def test_sm_places_lists_each_places_declared_options(shell):
+    places = {p["name"]: p for p in shell.run_line_magic("sm_places", "")}
+    assert places["local"]["options"] == [] and places["local"]["default"]
+    assert places["dask"]["options"] == ["scheduler", "n_workers", "threads_per_worker"]
+    assert {"gateway", "kernel", "connection_file"} <= set(places["kernel"]["options"])
+    assert "Options" in repr(shell.run_line_magic("sm_places", "--backend dask"))
