@@ -22,9 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-import numpy as np
-
-from nbsage.errors import DataError, NBSageError, UnsupportedContentType, ValidationError
+from nbsage.errors import DataError, InvalidRequest, NBSageError, UnsupportedContentType, ValidationError
 
 DEFAULT_BATCH_ROWS = 65536
 
@@ -40,6 +38,8 @@ _MODULES = {
     "image/jpeg": "image",
     "image/png": "image",
     "application/x-recordio": "recordio_image",
+    "application/x-npy": "numpy_arrays",
+    "application/x-npz": "numpy_arrays",
 }
 # S3DataType -> module: the data type, not the content type, says a channel is an augmented manifest
 _DATA_TYPE_MODULES = {"AugmentedManifestFile": "augmented_manifest"}
@@ -56,6 +56,16 @@ ALIASES = {
     "jsonlines": "application/jsonlines",
     "image/jpg": "image/jpeg",
     "recordio": "application/x-recordio",
+}
+
+# file suffix -> the content type `load` reads a file of that name as (`.gz` is looked through)
+SUFFIXES = {
+    ".csv": "text/csv", ".tsv": "text/csv", ".txt": "text/csv",
+    ".libsvm": "text/libsvm", ".svm": "text/libsvm",
+    ".parquet": "application/x-parquet", ".pq": "application/x-parquet",
+    ".jsonl": "application/jsonlines", ".json": "application/jsonlines", ".ndjson": "application/jsonlines",
+    ".pbr": "application/x-recordio-protobuf", ".rec": "application/x-recordio-protobuf",
+    ".recordio": "application/x-recordio-protobuf", ".protobuf": "application/x-recordio-protobuf",
 }
 
 # (content type, S3DataType) -> Format instance
@@ -91,6 +101,19 @@ class Table:
         yield self.labels
 
 
+@dataclass
+class Request:
+    """An inference request's instances, as `(where, value)` pairs for error messages.
+
+    application/json sends `{"instances": [...], "configuration": {...}}`; application/jsonlines one
+    instance per line, as batch transform sends them, with no configuration (per_line True).
+    """
+
+    instances: list
+    configuration: Any = None
+    per_line: bool = False
+
+
 class Format:
     """A content type's reader and writer.
 
@@ -105,6 +128,7 @@ class Format:
     suffix: str = ""            # what a writer names its file
     sparse: bool = False        # reads and writes scipy.sparse matrices
     tabular: bool = True        # rows of numbers (features, label); False: images, manifests
+    not_a_table: str = ""       # why a table of numbers cannot round-trip through this format ("" if it can)
 
     # ---- reading ------------------------------------------------------------------------------
     def read_file(self, path: Path, batch_rows: int | None, *, labelled: bool = True, weights: bool = False,
@@ -166,6 +190,41 @@ class Format:
         """Write rows (dense ndarray, scipy.sparse where the format allows, DataFrame), label first."""
         raise UnsupportedContentType(f"nbsage cannot write {self.content_type}")
 
+    # ---- data in memory: channel files and DataFrames (`TrainingInput(frame)`, `load`) -----------
+    def write_channel(self, data, path: Path, *, labelled: bool = True) -> None:
+        """Write what a user holds (DataFrame, ndarray, scipy.sparse; the label in its first column)
+        as one channel file, the way SageMaker's built-ins read it."""
+        raise UnsupportedContentType(f"cannot write in-memory data as {self.content_type!r}")
+
+    def read_frame(self, data: bytes, name: str, header: bool | None = None):
+        """One file's bytes as a pandas DataFrame (`nbsage.load`); label-first formats put it in column 0."""
+        raise UnsupportedContentType(f"cannot read {name} as {self.content_type!r}")
+
+    # ---- inference requests and responses ------------------------------------------------------
+    def read_request(self, body: bytes, expect: str = "record") -> "Request":
+        """The instances of a request that sends records (DeepAR, BlazingText), each with where it came from."""
+        raise UnsupportedContentType(f"{self.content_type} is not accepted as an inference request")
+
+    def write_records(self, records: list, *, column: str | None = None, envelope: str | None = "predictions") -> bytes:
+        """A response body holding one record (a dict) per prediction.
+
+        envelope names the key JSON wraps the list in (None: a bare list); column is the field a
+        one-value-per-line format (text/csv) writes.
+        """
+        raise UnsupportedContentType(f"{self.content_type} is not a response format")
+
+    def decode_array(self, body: bytes, dtype=None, allow_pickle: bool = False):
+        """A response body as a numpy array (NumpyDeserializer)."""
+        raise UnsupportedContentType(f"{self.content_type} cannot be read as an array")
+
+    def decode_frame(self, body: bytes):
+        """A response body as a pandas DataFrame (PandasDeserializer)."""
+        raise UnsupportedContentType(f"{self.content_type} cannot be read as a DataFrame")
+
+    def decode(self, body: bytes):
+        """A response body as the Python value it most naturally is (the notebook's `%sm_predict`)."""
+        return self.decode_array(body)
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.content_type}>"
 
@@ -189,6 +248,36 @@ def normalize_content_type(content_type: str | None) -> str:
 def content_types() -> list[str]:
     """Every content type with a reader."""
     return sorted(_MODULES)
+
+
+def registered() -> list[Format]:
+    """Every registered Format, once each (this imports every format module)."""
+    for module in {*_MODULES.values(), *_DATA_TYPE_MODULES.values()}:
+        importlib.import_module(f"nbsage.formats.{module}")
+    unique = {id(f): f for f in _FORMATS.values()}
+    return sorted(unique.values(), key=lambda f: (f.content_type, f.s3_data_type))
+
+
+def names() -> list[str]:
+    """The canonical content type of every registered format (an augmented manifest is named by its
+    content type too; `format_for(ct, s3_data_type=...)` tells them apart)."""
+    return sorted({f.content_type for f in registered()})
+
+
+def _overrides(fmt: Format, method: str) -> bool:
+    return getattr(type(fmt), method) is not getattr(Format, method)
+
+
+def _formats_that(method: str) -> list[str]:
+    return sorted(f.content_type for f in registered() if f.s3_data_type == "S3Prefix" and _overrides(f, method))
+
+
+def content_type_of(name: str) -> str | None:
+    """The content type a file name suggests (`train.csv.gz` -> text/csv), or None."""
+    name = name.rsplit("/", 1)[-1].lower()
+    if name.endswith(".gz"):
+        name = name[:-3]
+    return SUFFIXES.get(os.path.splitext(name)[1])
 
 
 def _data_type(s3_data_type: str | None) -> str:
@@ -276,8 +365,139 @@ def write(obj, path_or_file, content_type: str, labels=None, **options) -> None:
 
 
 def read_features(body: bytes, content_type: str, num_features: int | None = None):
-    """The feature rows of an inference request body."""
-    return format_for(content_type).read_features(body, num_features=num_features)
+    """The feature rows of an inference request body; a malformed body is an InvalidRequest (400)."""
+    try:
+        return format_for(content_type).read_features(body, num_features=num_features)
+    except DataError as e:
+        raise InvalidRequest(str(e)) from None
+
+
+def read_request(body: bytes, content_type: str, expect: str = "record") -> Request:
+    """The instances (and configuration) of a request in `content_type`; `expect` names an instance in errors."""
+    return format_for(content_type).read_request(body, expect)
+
+
+def write_records(records: list, accept: str, *, column: str | None = None,
+                  envelope: str | None = "predictions") -> bytes:
+    """A response body in `accept` holding one record per prediction (see Format.write_records)."""
+    return format_for(accept).write_records(records, column=column, envelope=envelope)
+
+
+# ---- data in memory ---------------------------------------------------------------------------------
+def channel_content_types() -> list[str]:
+    """The content types data in memory can be written as for a channel."""
+    return _formats_that("write_channel")
+
+
+def write_channel(data, directory, name: str, content_type: str | None = None,
+                  compression: str | None = None) -> tuple[Path, str]:
+    """Write data in memory (the label in its first column) as `<directory>/<name><suffix>`.
+
+    Returns (path, canonical content type); content_type defaults to text/csv, and
+    `;label_size=0` writes records without a label. compression "Gzip" gzips the file (`.gz`).
+    """
+    ct = normalize_content_type(content_type or "text/csv")
+    try:
+        fmt = format_for(ct)
+    except UnsupportedContentType:
+        fmt = None
+    if fmt is None or not _overrides(fmt, "write_channel"):
+        raise UnsupportedContentType(f"cannot write in-memory data as {content_type!r}; write it to a file first, "
+                                     f"or use one of {', '.join(channel_content_types())}")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}{fmt.suffix}"
+    fmt.write_channel(data, path, labelled=_labelled(content_type))
+    if compression == "Gzip":
+        import gzip
+        import shutil
+        gz = path.with_name(path.name + ".gz")
+        with open(path, "rb") as src, gzip.open(gz, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        path.unlink()
+        path = gz
+    return path, ct
+
+
+def read_frame(data: bytes, name: str, content_type: str, header: bool | None = None):
+    """A file's bytes (`name` for messages and the `.tsv` rule) as a pandas DataFrame."""
+    try:
+        fmt = format_for(content_type)
+    except UnsupportedContentType:
+        fmt = None
+    if fmt is None or not _overrides(fmt, "read_frame"):
+        raise UnsupportedContentType(f"cannot read {name} as {content_type!r}; readable types are "
+                                     f"{', '.join(_formats_that('read_frame'))}")
+    return fmt.read_frame(data, name, header)
+
+
+def label_first(data, what: str, labelled: bool = True):
+    """(features, labels) of label-first data in memory: dense float ndarray or CSR; labels None if unlabelled."""
+    import numpy as np
+    if hasattr(data, "tocsr"):
+        matrix = data.tocsr()
+    else:
+        if hasattr(data, "to_numpy"):
+            data = data.to_numpy()
+        try:
+            matrix = np.asarray(data, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise DataError(f"{what} holds numbers only, and this data has non-numeric values; encode them "
+                            "first or write it as text/csv") from None
+        if matrix.ndim == 1:
+            matrix = matrix.reshape(-1, 1)
+    if not labelled:
+        return matrix, None
+    if matrix.shape[1] < 2:
+        raise DataError(f"{what} needs the label first and at least one feature")
+    labels = matrix[:, 0].toarray().ravel() if hasattr(matrix, "tocsr") else matrix[:, 0]
+    return matrix[:, 1:], labels
+
+
+def as_frame(data):
+    """A pandas DataFrame of a DataFrame, an ndarray or a scipy.sparse matrix (columns 0, 1, ...)."""
+    if hasattr(data, "to_csv"):
+        return data
+    import numpy as np
+    import pandas as pd
+    arr = data.toarray() if hasattr(data, "toarray") else np.asarray(data)
+    return pd.DataFrame(arr.reshape(-1, 1) if arr.ndim == 1 else arr)
+
+
+def label_first_frame(features, labels):
+    """Columns numbered as a headerless CSV: column 0 the label (when there is one), then the features."""
+    import numpy as np
+    import pandas as pd
+    if hasattr(features, "tocsr"):
+        frame = pd.DataFrame.sparse.from_spmatrix(features)
+    else:
+        frame = pd.DataFrame(np.asarray(features))
+    if labels is not None:
+        frame.columns = range(1, frame.shape[1] + 1)
+        frame.insert(0, 0, np.asarray(labels))
+    return frame
+
+
+# ---- response bodies ----------------------------------------------------------------------------------
+def decode_array(body: bytes, content_type: str, dtype=None, allow_pickle: bool = False):
+    """A response body as a numpy array; UnsupportedContentType for a type that is not an array."""
+    return format_for(content_type).decode_array(body, dtype=dtype, allow_pickle=allow_pickle)
+
+
+def decode_frame(body: bytes, content_type: str):
+    """A response body as a pandas DataFrame; UnsupportedContentType for a type that is not a table."""
+    return format_for(content_type).decode_frame(body)
+
+
+def decode(body: bytes, content_type: str | None):
+    """A response body as the value it most naturally is: JSON -> objects, JSON Lines -> a list,
+    CSV -> a numpy array; other text -> str, anything else -> the bytes."""
+    try:
+        return format_for(content_type).decode(body)
+    except UnsupportedContentType:
+        if normalize_content_type(content_type).startswith("text/"):
+            return body.decode("utf-8", errors="replace")
+        return body
 
 
 # ---- helpers the formats share -------------------------------------------------------------------
@@ -288,6 +508,7 @@ def as_rows(obj, what: str = "data"):
     """
     if hasattr(obj, "tocsr") and hasattr(obj, "nnz"):
         return obj.tocsr(), None
+    import numpy as np
     names = None
     if hasattr(obj, "dtypes") and hasattr(obj, "columns"):  # a pandas DataFrame
         from pandas.api.types import is_bool_dtype, is_numeric_dtype
@@ -311,6 +532,7 @@ def check_labels(labels, rows: int):
     """labels as a 1-D float32 array with one label per row (or None)."""
     if labels is None:
         return None
+    import numpy as np
     if hasattr(labels, "toarray"):
         labels = labels.toarray()
     if hasattr(labels, "to_numpy"):
@@ -331,6 +553,7 @@ def describe_files(files) -> str:
 def _stack(parts: list[Table]) -> Table:
     if len(parts) == 1:
         return parts[0]
+    import numpy as np
     weights = None
     if any(hasattr(p.features, "tocsr") for p in parts):
         import scipy.sparse as sp
