@@ -8,6 +8,19 @@ Every algorithm and the model server read data through here:
     table = read_table(files, "text/csv")              # the whole channel: Table(features, labels, weights)
     write(x, "train.csv.gz", "text/csv", labels=y)     # dense, scipy.sparse or DataFrame
 
+The API and the algorithms never branch on a content type's name; they ask its Format:
+
+    write_channel(frame, staging, "train", "text/csv")  # data in memory as a channel file (TrainingInput, upload_data)
+    read_frame(data, "part-0.csv", "text/csv")          # a file as a DataFrame (nbsage.load)
+    read_features(body, content_type)                   # an inference request's feature rows
+    read_request(body, content_type)                    # its instances and configuration (DeepAR, BlazingText)
+    write_records(records, accept, column="score")      # a response body
+    decode_array(body, ct) / decode_frame / decode      # a response body in the client (deserializers)
+
+`ALIASES` is the one table of other spellings (`csv`, `text/csv; label_size=1`, ...) and
+`normalize_content_type` the one normaliser; `SUFFIXES` maps file names to content types.
+`registered()` lists every Format, so contract tests run over all of them.
+
 A content type's module defines a `Format` subclass and registers it with `@register`; modules are
 imported when their content type is first asked for (pyarrow, scipy and Pillow load where they
 read, not at `import nbsage`). Augmented manifests are chosen by the channel's S3DataType
@@ -205,11 +218,11 @@ class Format:
         """The instances of a request that sends records (DeepAR, BlazingText), each with where it came from."""
         raise UnsupportedContentType(f"{self.content_type} is not accepted as an inference request")
 
-    def write_records(self, records: list, *, column: str | None = None, envelope: str | None = "predictions") -> bytes:
+    def write_records(self, records: list, *, column=None, envelope: str | None = "predictions") -> bytes:
         """A response body holding one record (a dict) per prediction.
 
         envelope names the key JSON wraps the list in (None: a bare list); column is the field a
-        one-value-per-line format (text/csv) writes.
+        one-line-per-record format (text/csv) writes, or a list of fields, one cell each.
         """
         raise UnsupportedContentType(f"{self.content_type} is not a response format")
 
@@ -223,7 +236,7 @@ class Format:
 
     def decode(self, body: bytes):
         """A response body as the Python value it most naturally is (the notebook's `%sm_predict`)."""
-        return self.decode_array(body)
+        raise UnsupportedContentType(f"{self.content_type} has no natural Python value; keep the bytes")
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.content_type}>"
@@ -377,7 +390,7 @@ def read_request(body: bytes, content_type: str, expect: str = "record") -> Requ
     return format_for(content_type).read_request(body, expect)
 
 
-def write_records(records: list, accept: str, *, column: str | None = None,
+def write_records(records: list, accept: str, *, column=None,
                   envelope: str | None = "predictions") -> bytes:
     """A response body in `accept` holding one record per prediction (see Format.write_records)."""
     return format_for(accept).write_records(records, column=column, envelope=envelope)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -257,15 +258,23 @@ class CSVFormat(ArrowFormat):
         sep = "\t" if name.lower().removesuffix(".gz").endswith(".tsv") else ","
         return pd.read_csv(io.BytesIO(data), header=0 if header else None, sep=sep)
 
-    def write_records(self, records: list, *, column: str | None = None, envelope: str | None = None) -> bytes:
-        """One line per record: its `column` value (a list as comma-separated cells)."""
+    def write_records(self, records: list, *, column=None, envelope: str | None = None) -> bytes:
+        """One line per record: its `column` value (a list as comma-separated cells), or, when column
+        is a list of keys, one cell per key (a list value as one quoted JSON cell, `"[0.1, 0.9]"`)."""
         if column is None:
             raise UnsupportedContentType("a text/csv response writes one field of each record; none was named")
-        return "\n".join(_cell(r[column]) for r in records).encode()
+        if isinstance(column, str):
+            return "\n".join(_cell(r[column]) for r in records).encode()
+        return "\n".join(",".join(f'"{json.dumps(r[k])}"' if isinstance(r[k], list) else json.dumps(r[k])
+                                   for k in column) for r in records).encode()
 
     def decode_array(self, body: bytes, dtype=None, allow_pickle: bool = False):
         return np.genfromtxt(io.StringIO(body.decode("utf-8")), delimiter=",",
                              dtype=dtype if dtype is not None else float)
+
+    def decode(self, body: bytes):
+        """Rows of numbers as a float array."""
+        return self.decode_array(body)
 
     def decode_frame(self, body: bytes):
         """Model responses have no header row: every line is data."""
