@@ -35,7 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from nbsage.errors import DataError, InvalidRequest, NBSageError, UnsupportedContentType, ValidationError
+from nbsage.errors import (DataError, InvalidRequest, NBSageError, UnsupportedAccept, UnsupportedContentType,
+                           ValidationError)
 
 DEFAULT_BATCH_ROWS = 65536
 
@@ -225,6 +226,15 @@ class Format:
         one-line-per-record format (text/csv) writes, or a list of fields, one cell each.
         """
         raise UnsupportedContentType(f"{self.content_type} is not a response format")
+
+    def read_array(self, body):
+        """A request body (bytes, or str for text) as the SageMaker inference toolkit's default input_fn
+        decodes it for user inference code; a malformed body is an InvalidRequest (400)."""
+        raise UnsupportedContentType(f"{self.content_type} is not decoded by the default input_fn")
+
+    def write_array(self, prediction) -> bytes:
+        """A prediction as the toolkit's default output_fn encodes it."""
+        raise UnsupportedAccept(f"{self.content_type} is not encoded by the default output_fn")
 
     def decode_array(self, body: bytes, dtype=None, allow_pickle: bool = False):
         """A response body as a numpy array (NumpyDeserializer)."""
@@ -489,6 +499,32 @@ def label_first_frame(features, labels):
         frame.columns = range(1, frame.shape[1] + 1)
         frame.insert(0, 0, np.asarray(labels))
     return frame
+
+
+# ---- arrays for user inference code (the toolkit's default input_fn / output_fn) -------------------------
+def array_readers() -> list[str]:
+    """The content types the default input_fn decodes."""
+    return _formats_that("read_array")
+
+
+def array_writers() -> list[str]:
+    """The content types the default output_fn encodes."""
+    return _formats_that("write_array")
+
+
+def read_array(body, content_type: str):
+    """A request body as the default input_fn's array (UnsupportedContentType for other types)."""
+    return format_for(content_type).read_array(body)
+
+
+def write_array(prediction, accept: str) -> bytes:
+    """A prediction encoded as the default output_fn does (UnsupportedAccept for other types)."""
+    try:
+        fmt = format_for(accept)
+    except UnsupportedContentType:
+        raise UnsupportedAccept(f"Accept {accept!r} cannot be produced by the default output_fn; it encodes "
+                                f"{', '.join(array_writers())}") from None
+    return fmt.write_array(prediction)
 
 
 # ---- response bodies ----------------------------------------------------------------------------------

@@ -270,6 +270,16 @@ class JsonRequestFormat(Format):
         doc = records if envelope is None else {envelope: records}
         return json.dumps(doc, separators=(",", ":")).encode()
 
+    def read_array(self, body):
+        text = body.decode("utf-8") if isinstance(body, (bytes, bytearray)) else body
+        try:
+            return np.array(json.loads(text))
+        except json.JSONDecodeError as exc:
+            raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
+
+    def write_array(self, prediction) -> bytes:
+        return json.dumps(prediction, default=_jsonable).encode("utf-8")
+
     def decode_array(self, body: bytes, dtype=None, allow_pickle: bool = False):
         return np.array(json.loads(body.decode("utf-8")), dtype=dtype)
 
@@ -287,3 +297,14 @@ class JsonRequestFormat(Format):
             return json.loads(body.decode("utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
             raise DataError(f"the response ({JSON}) is not valid JSON: {exc}; it begins {body[:80]!r}") from None
+
+
+def _jsonable(obj):
+    """numpy arrays and scalars, sets and tuples as JSON values."""
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if hasattr(obj, "item"):
+        return obj.item()
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serializable")

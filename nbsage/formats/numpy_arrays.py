@@ -13,7 +13,7 @@ from typing import Iterator
 
 import numpy as np
 
-from nbsage.errors import DataError
+from nbsage.errors import DataError, InvalidRequest
 from nbsage.formats import Format, Table, as_rows, check_labels, compression, register
 
 NPY = "application/x-npy"
@@ -70,6 +70,19 @@ class NpyFormat(Format):
             if close:
                 out.close()
 
+    def read_array(self, body):
+        """Never with pickles: a pickle in a request would run code."""
+        raw = body.encode("latin-1") if isinstance(body, str) else bytes(body)
+        try:
+            return np.load(io.BytesIO(raw), allow_pickle=False)
+        except ValueError as exc:
+            raise InvalidRequest(f"the request body is not a readable .npy array: {exc}") from None
+
+    def write_array(self, prediction) -> bytes:
+        out = io.BytesIO()
+        np.save(out, np.asarray(prediction))
+        return out.getvalue()
+
     def decode_array(self, body: bytes, dtype=None, allow_pickle: bool = False):
         return np.load(io.BytesIO(body), allow_pickle=allow_pickle)
 
@@ -102,6 +115,15 @@ class NpzFormat(Format):
         finally:
             if close:
                 out.close()
+
+    def read_array(self, body):
+        """A request's sparse matrix, as the toolkit decodes it (scipy.sparse.load_npz)."""
+        import scipy.sparse
+        raw = body.encode("latin-1") if isinstance(body, str) else bytes(body)
+        try:
+            return scipy.sparse.load_npz(io.BytesIO(raw))
+        except (ValueError, OSError, KeyError) as exc:
+            raise InvalidRequest(f"the request body is not a readable .npz sparse matrix: {exc}") from None
 
     def decode_array(self, body: bytes, dtype=None, allow_pickle: bool = False):
         """The archive as np.load returns it (its arrays by name), as the SDK's NumpyDeserializer does."""

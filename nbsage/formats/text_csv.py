@@ -20,7 +20,7 @@ from typing import Iterator
 
 import numpy as np
 
-from nbsage.errors import DataError, UnsupportedContentType
+from nbsage.errors import DataError, InvalidRequest, UnsupportedContentType
 from nbsage.formats import DEFAULT_BATCH_ROWS, Table, as_frame, as_rows, check_labels, describe_files, register
 from nbsage.formats import compression
 from nbsage.formats.row_copy import ArrowFormat, empty_table, fill, finish, settle, worker_pool
@@ -267,6 +267,19 @@ class CSVFormat(ArrowFormat):
             return "\n".join(_cell(r[column]) for r in records).encode()
         return "\n".join(",".join(f'"{json.dumps(r[k])}"' if isinstance(r[k], list) else json.dumps(r[k])
                                    for k in column) for r in records).encode()
+
+    def read_array(self, body):
+        text = body.decode("utf-8") if isinstance(body, (bytes, bytearray)) else body
+        try:
+            return np.genfromtxt(io.StringIO(text), delimiter=",")
+        except ValueError as exc:
+            raise InvalidRequest(f"the request body is not valid CSV: {' '.join(str(exc).split())}") from None
+
+    def write_array(self, prediction) -> bytes:
+        out = io.StringIO()
+        array = np.asarray(prediction)
+        np.savetxt(out, array if array.ndim else array.reshape(1), delimiter=",", fmt="%s")
+        return out.getvalue().encode("utf-8")
 
     def decode_array(self, body: bytes, dtype=None, allow_pickle: bool = False):
         return np.genfromtxt(io.StringIO(body.decode("utf-8")), delimiter=",",

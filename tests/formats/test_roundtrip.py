@@ -4,6 +4,8 @@ every channel writer's file reads back as the frame it was given, and every resp
 back the records it wrote. A new Format is checked by being registered; nothing here names one."""
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -125,3 +127,24 @@ def test_every_request_format_gives_each_instance_with_where_it_came_from(conten
     assert all(where for where, _ in request.instances)
     with pytest.raises(InvalidRequest, match="not valid JSON"):
         formats.read_request(b'{"instances": [', content_type)
+
+
+ARRAY_WRITERS = formats.array_writers()
+
+
+@pytest.mark.parametrize("content_type", ARRAY_WRITERS)
+def test_every_array_a_default_output_fn_writes_its_default_input_fn_reads_back(content_type):
+    prediction = np.array([[0.25, 1.0], [3.5, -2.0]])
+    np.testing.assert_array_equal(formats.read_array(formats.write_array(prediction, content_type), content_type),
+                                  prediction)
+
+
+def test_the_default_array_readers_and_writers_are_the_toolkits():
+    assert formats.array_readers() == ["application/json", "application/x-npy", "application/x-npz", "text/csv"]
+    assert ARRAY_WRITERS == ["application/json", "application/x-npy", "text/csv"]
+    sparse = sp.random(3, 4, density=0.5, format="csr", random_state=0)
+    buf = io.BytesIO()
+    sp.save_npz(buf, sparse)  # as the SDK's SparseMatrixSerializer sends it
+    assert (formats.read_array(buf.getvalue(), "application/x-npz") != sparse).nnz == 0
+    with pytest.raises(InvalidRequest, match="not valid JSON"):
+        formats.read_array("[1, 2", "application/json")
