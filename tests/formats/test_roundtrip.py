@@ -22,8 +22,8 @@ def _id(fmt) -> str:
 FORMATS = formats.registered()
 TABLES = [f for f in FORMATS if not f.not_a_table]
 CHANNEL_WRITERS = formats.channel_content_types()
-RESPONSE_WRITERS = [f.content_type for f in FORMATS if formats._overrides(f, "write_records")]
-REQUEST_READERS = [f.content_type for f in FORMATS if formats._overrides(f, "read_request")]
+RESPONSE_WRITERS = formats.content_types_with("write_records")
+REQUEST_READERS = formats.content_types_with("read_request")
 
 FRAME = pd.DataFrame({"label": [0.0, 1.0, 2.0, 1.0], "x1": [1.5, -2.0, 0.0, 4.25], "x2": [0.5, 0.0, 3.0, 2.0]})
 
