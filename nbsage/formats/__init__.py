@@ -269,6 +269,15 @@ def _overrides(fmt: Format, method: str) -> bool:
     return getattr(type(fmt), method) is not getattr(Format, method)
 
 
+def _implementing(content_type: str | None, method: str) -> Format | None:
+    """The content type's Format when it implements `method`, else None."""
+    try:
+        fmt = format_for(content_type)
+    except UnsupportedContentType:
+        return None
+    return fmt if _overrides(fmt, method) else None
+
+
 def content_types_with(method: str) -> list[str]:
     """The content types whose Format implements `method` (e.g. "write_channel", "read_request")."""
     return sorted(f.content_type for f in registered() if f.s3_data_type == "S3Prefix" and _overrides(f, method))
@@ -399,11 +408,8 @@ def write_channel(data, directory, name: str, content_type: str | None = None,
     `;label_size=0` writes records without a label. compression "Gzip" gzips the file (`.gz`).
     """
     ct = normalize_content_type(content_type or "text/csv")
-    try:
-        fmt = format_for(ct)
-    except UnsupportedContentType:
-        fmt = None
-    if fmt is None or not _overrides(fmt, "write_channel"):
+    fmt = _implementing(ct, "write_channel")
+    if fmt is None:
         raise UnsupportedContentType(f"cannot write in-memory data as {content_type!r}; write it to a file first, "
                                      f"or use one of {', '.join(channel_content_types())}")
     directory = Path(directory)
@@ -423,11 +429,8 @@ def write_channel(data, directory, name: str, content_type: str | None = None,
 
 def read_frame(data: bytes, name: str, content_type: str, header: bool | None = None):
     """A file's bytes (`name` for messages and the `.tsv` rule) as a pandas DataFrame."""
-    try:
-        fmt = format_for(content_type)
-    except UnsupportedContentType:
-        fmt = None
-    if fmt is None or not _overrides(fmt, "read_frame"):
+    fmt = _implementing(content_type, "read_frame")
+    if fmt is None:
         raise UnsupportedContentType(f"cannot read {name} as {content_type!r}; readable types are "
                                      f"{', '.join(content_types_with('read_frame'))}")
     return fmt.read_frame(data, name, header)

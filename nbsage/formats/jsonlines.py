@@ -73,19 +73,24 @@ def iter_files(files: Iterable[str | os.PathLike]) -> Iterator[tuple[Path, int, 
             yield Path(path), lineno, value
 
 
-def iter_body(body: bytes | str, where: str = "request") -> Iterator[tuple[int, Any]]:
-    """The values of a JSON Lines request body (gzipped bodies are accepted too)."""
-    if isinstance(body, bytes):
+def body_text(body: bytes | str, where: str = "request") -> str:
+    """A request body as text: gunzipped when it starts with gzip's magic bytes, then UTF-8."""
+    if isinstance(body, (bytes, bytearray)):
         if body[:2] == GZIP_MAGIC:
             try:
                 body = gzip.decompress(body)
             except (OSError, EOFError) as e:
                 raise DataError(f"{where}: not a valid gzip stream ({e})") from None
         try:
-            body = body.decode("utf-8")
+            body = bytes(body).decode("utf-8")
         except UnicodeDecodeError as e:
             raise DataError(f"{where}: not UTF-8 text ({e})") from None
-    yield from iter_lines(body.splitlines(), where)
+    return body
+
+
+def iter_body(body: bytes | str, where: str = "request") -> Iterator[tuple[int, Any]]:
+    """The values of a JSON Lines request body (gzipped bodies are accepted too)."""
+    yield from iter_lines(body_text(body, where).splitlines(), where)
 
 
 def dumps(values: Iterable[Any]) -> str:
@@ -275,18 +280,12 @@ class JsonLinesFormat(Format):
         """One instance per line, as batch transform sends them (a gzipped body is accepted too)."""
         from nbsage.errors import InvalidRequest
         from nbsage.formats import Request
-        if isinstance(body, (bytes, bytearray)):
-            if body[:2] == GZIP_MAGIC:
-                try:
-                    body = gzip.decompress(body)
-                except (OSError, EOFError) as e:
-                    raise InvalidRequest(f"{CONTENT_TYPE} request: not a valid gzip stream ({e})") from None
-            try:
-                body = body.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise InvalidRequest(f"{CONTENT_TYPE} request is not UTF-8 text (byte {e.start})") from None
+        try:
+            text = body_text(body, f"{CONTENT_TYPE} request")
+        except DataError as e:
+            raise InvalidRequest(str(e)) from None
         instances = []
-        for lineno, line in enumerate(body.splitlines(), start=1):
+        for lineno, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
             where = f"{CONTENT_TYPE} request line {lineno}"

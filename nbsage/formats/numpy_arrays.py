@@ -44,6 +44,15 @@ def _stacked(obj, labels, what: str):
     return np.column_stack([labels.astype(rows.dtype), rows])
 
 
+def _save(path_or_file, save) -> None:
+    out, close = compression.open_output(path_or_file)
+    try:
+        save(out)
+    finally:
+        if close:
+            out.close()
+
+
 @register
 class NpyFormat(Format):
     """application/x-npy: one dense array in NumPy's .npy format."""
@@ -63,12 +72,8 @@ class NpyFormat(Format):
     def write(self, obj, path_or_file, labels=None, **options) -> None:
         """Rows (label in column 0 when labels are given); scipy.sparse is written densely."""
         matrix = _stacked(obj, labels, "application/x-npy writer")
-        out, close = compression.open_output(path_or_file)
-        try:
-            np.save(out, matrix.toarray() if hasattr(matrix, "toarray") else matrix, allow_pickle=False)
-        finally:
-            if close:
-                out.close()
+        dense = matrix.toarray() if hasattr(matrix, "toarray") else matrix
+        _save(path_or_file, lambda out: np.save(out, dense, allow_pickle=False))
 
     def read_array(self, body):
         """Never with pickles: a pickle in a request would run code."""
@@ -109,12 +114,7 @@ class NpzFormat(Format):
         """Rows as one CSR matrix (label in column 0 when labels are given)."""
         import scipy.sparse as sp
         matrix = sp.csr_matrix(_stacked(obj, labels, "application/x-npz writer"))
-        out, close = compression.open_output(path_or_file)
-        try:
-            sp.save_npz(out, matrix)
-        finally:
-            if close:
-                out.close()
+        _save(path_or_file, lambda out: sp.save_npz(out, matrix))
 
     def read_array(self, body):
         """A request's sparse matrix, as the toolkit decodes it (scipy.sparse.load_npz)."""
