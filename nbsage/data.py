@@ -17,9 +17,7 @@ Credentials and endpoints for remote URLs come from the usual places (AWS_* envi
 """
 from __future__ import annotations
 
-import csv
 import gzip
-import io
 import os
 import re
 import sys
@@ -110,88 +108,22 @@ def upload_data(path: Any, prefix: str | None = None, bucket: str | None = None,
 
 
 # ---- load -----------------------------------------------------------------------------------------
-_SUFFIXES = {
-    ".csv": "text/csv", ".tsv": "text/csv", ".txt": "text/csv",
-    ".libsvm": "text/libsvm", ".svm": "text/libsvm",
-    ".parquet": "application/x-parquet", ".pq": "application/x-parquet",
-    ".jsonl": "application/jsonlines", ".json": "application/jsonlines", ".ndjson": "application/jsonlines",
-    ".pbr": "application/x-recordio-protobuf", ".rec": "application/x-recordio-protobuf",
-    ".recordio": "application/x-recordio-protobuf", ".protobuf": "application/x-recordio-protobuf",
-}
 _SQL_START = re.compile(r"^\s*(select|with|from|show|describe|pragma|values|table)\s", re.IGNORECASE)
 
 
-def content_type_of(key: str) -> str | None:
-    """The content type a file name suggests (`train.csv.gz` -> text/csv), or None."""
-    name = key.rsplit("/", 1)[-1].lower()
-    if name.endswith(".gz"):
-        name = name[:-3]
-    return _SUFFIXES.get(os.path.splitext(name)[1])
-
-
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-        return True
-    except ValueError:
-        return False
-
-
-def _has_header(head: bytes) -> bool:
-    """A CSV starts with a header when its first row has no numbers and the second row has some."""
-    lines = head.decode("utf-8", errors="replace").splitlines()
-    rows = list(csv.reader(lines[:2]))
-    if len(rows) < 2 or not rows[0]:
-        return bool(rows) and rows[0] != [] and not any(_is_number(c) for c in rows[0]) and len(lines) == 1
-    return not any(_is_number(c) for c in rows[0] if c.strip()) and any(_is_number(c) for c in rows[1])
-
-
-def _label_first_frame(features, labels):
-    """Columns numbered as a headerless CSV: column 0 the label (when there is one), then the features."""
-    import numpy as np
-    import pandas as pd
-    if hasattr(features, "tocsr"):
-        frame = pd.DataFrame.sparse.from_spmatrix(features)
-    else:
-        frame = pd.DataFrame(np.asarray(features))
-    if labels is not None:
-        frame.columns = range(1, frame.shape[1] + 1)
-        frame.insert(0, 0, np.asarray(labels))
-    return frame
-
-
 def _read_object(data: bytes, key: str, content_type: str, header):
-    import pandas as pd
-    from nbsage.algorithms.base import normalize_content_type
-    ct = normalize_content_type(content_type)
-    if ct == "text/csv":
-        if header is None:
-            header = _has_header(data[:65536])
-        sep = "\t" if key.lower().removesuffix(".gz").endswith(".tsv") else ","
-        return pd.read_csv(io.BytesIO(data), header=0 if header else None, sep=sep)
-    if ct == "application/x-parquet":
-        return pd.read_parquet(io.BytesIO(data))
-    if ct in ("application/jsonlines", "application/json"):
-        text = data.decode("utf-8")
-        lines = ct == "application/jsonlines" and not text.lstrip().startswith("[")
-        return pd.read_json(io.StringIO(text), lines=lines)
-    if ct == "text/libsvm":
-        from nbsage.formats.text_libsvm import parse_lines, to_csr
-        text = io.StringIO(data.decode("utf-8", errors="replace"))
-        parts = parse_lines(enumerate(text, start=1), key)
-        indptr, indices, values, labels = parts[:4]
-        return _label_first_frame(to_csr(indptr, indices, values, None), labels)
-    if ct == "application/x-recordio-protobuf":
-        from nbsage.formats.recordio_protobuf import read_records_from, records_to_arrays
-        features, labels = records_to_arrays(read_records_from(io.BytesIO(data), key), key)
-        return _label_first_frame(features, labels)
-    raise ChannelError(f"load: cannot read {key} as {content_type!r}; readable types are text/csv, text/libsvm, "
-                       "application/x-parquet, application/jsonlines, application/x-recordio-protobuf")
+    from nbsage import formats
+    from nbsage.errors import UnsupportedContentType
+    try:
+        return formats.read_frame(data, key, content_type, header)
+    except UnsupportedContentType as e:
+        raise ChannelError(f"load: {e}") from None
 
 
 def _in_memory_frame(obj):
     import numpy as np
     import pandas as pd
+    from nbsage.formats import label_first_frame
     from nbsage.inputs import _labelled_matrix, is_table_like, to_frame
     if isinstance(obj, pd.DataFrame):
         return obj
@@ -199,8 +131,8 @@ def _in_memory_frame(obj):
         return obj.to_frame()
     if isinstance(obj, tuple):
         matrix = _labelled_matrix(obj, "load")
-        return _label_first_frame(matrix[:, 1:], matrix[:, 0].toarray().ravel() if hasattr(matrix, "tocsr")
-                                  else matrix[:, 0])
+        return label_first_frame(matrix[:, 1:], matrix[:, 0].toarray().ravel() if hasattr(matrix, "tocsr")
+                                 else matrix[:, 0])
     if is_table_like(obj):
         return to_frame(obj)
     if hasattr(obj, "tocsr"):
@@ -229,13 +161,14 @@ def load(src: Any, content_type: str | None = None, *, header: bool | None = Non
     from nbsage.store.artifacts import is_local
     if "://" not in text and _SQL_START.match(text) and not Path(text).expanduser().exists():
         return sql(text, con=con, namespace=_caller_namespace())
+    from nbsage import formats
     from nbsage.backends.staging import list_channel_objects
     if is_local(text) and not Path(text.removeprefix("file://")).expanduser().exists():
         raise ChannelError(f"load: {text} does not exist (give a path, a URL such as s3://bucket/prefix/, "
                            "or a SQL query)")
     frames = []
     for obj in list_channel_objects(text, "load"):
-        ct = content_type or content_type_of(obj.key)
+        ct = content_type or formats.content_type_of(obj.key)
         if not ct:
             raise ChannelError(f"load: cannot tell the content type of {obj.url} from its name; pass "
                                "content_type= (text/csv, text/libsvm, application/x-parquet, "

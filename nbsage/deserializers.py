@@ -13,7 +13,7 @@ import json
 
 import numpy as np
 
-from nbsage.errors import DataError
+from nbsage.errors import DataError, UnsupportedContentType
 
 
 def _read(data) -> bytes:
@@ -28,10 +28,6 @@ def _read(data) -> bytes:
     if isinstance(data, str):
         return data.encode("utf-8")
     return bytes(data)
-
-
-def _base(content_type: str | None) -> str:
-    return (content_type or "").split(";")[0].strip().lower()
 
 
 class BaseDeserializer(abc.ABC):
@@ -134,19 +130,13 @@ class NumpyDeserializer(SimpleBaseDeserializer):
         self.allow_pickle = allow_pickle
 
     def deserialize(self, stream, content_type: str) -> np.ndarray:
+        from nbsage import formats
         raw = _read(stream)
-        ct = _base(content_type)
-        if ct == "text/csv":
-            return np.genfromtxt(io.StringIO(raw.decode("utf-8")), delimiter=",",
-                                 dtype=self.dtype if self.dtype is not None else float)
-        if ct == "application/json":
-            return np.array(json.loads(raw.decode("utf-8")), dtype=self.dtype)
-        if ct == "application/x-npy":
-            return np.load(io.BytesIO(raw), allow_pickle=self.allow_pickle)
-        if ct == "application/x-npz":
-            return np.load(io.BytesIO(raw), allow_pickle=self.allow_pickle)
-        raise DataError(f"NumpyDeserializer cannot read content type {content_type!r}; it reads "
-                        "application/x-npy, text/csv and application/json")
+        try:
+            return formats.decode_array(raw, content_type, dtype=self.dtype, allow_pickle=self.allow_pickle)
+        except UnsupportedContentType:
+            raise DataError(f"NumpyDeserializer cannot read content type {content_type!r}; it reads "
+                            "application/x-npy, text/csv and application/json") from None
 
 
 class PandasDeserializer(SimpleBaseDeserializer):
@@ -160,18 +150,13 @@ class PandasDeserializer(SimpleBaseDeserializer):
         super().__init__(accept)
 
     def deserialize(self, stream, content_type: str):
-        import pandas
+        from nbsage import formats
         raw = _read(stream)
-        ct = _base(content_type)
-        if ct == "text/csv":
-            return pandas.read_csv(io.BytesIO(raw), header=None)
-        if ct == "application/json":
-            data = json.loads(raw.decode("utf-8"))
-            if isinstance(data, dict):
-                return pandas.DataFrame(data)
-            return pandas.DataFrame(data if isinstance(data, list) else [data])
-        raise DataError(f"PandasDeserializer cannot read content type {content_type!r}; it reads text/csv "
-                        "and application/json")
+        try:
+            return formats.decode_frame(raw, content_type)
+        except UnsupportedContentType:
+            raise DataError(f"PandasDeserializer cannot read content type {content_type!r}; it reads text/csv "
+                            "and application/json") from None
 
 
 __all__ = ["BaseDeserializer", "SimpleBaseDeserializer", "BytesDeserializer", "StringDeserializer",

@@ -10,9 +10,7 @@ bucket with Spark and pass that URL).
 """
 from __future__ import annotations
 
-import gzip
 import os
-import shutil
 import uuid
 from pathlib import Path
 from typing import Any
@@ -24,16 +22,6 @@ DISTRIBUTIONS = ("FullyReplicated", "ShardedByS3Key")
 COMPRESSIONS = ("None", "Gzip")
 RECORD_WRAPPERS = ("None", "RecordIO")
 S3_DATA_TYPES = ("S3Prefix", "ManifestFile", "AugmentedManifestFile")
-
-# content type -> file suffix of in-memory data written for a channel
-WRITABLE_CONTENT_TYPES = {
-    "text/csv": ".csv",
-    "text/libsvm": ".libsvm",
-    "application/x-parquet": ".parquet",
-    "application/x-recordio-protobuf": ".pbr",
-    "application/jsonlines": ".jsonl",
-}
-
 
 class ShuffleConfig:
     """sagemaker.inputs.ShuffleConfig: shuffle a channel's objects with this seed."""
@@ -179,93 +167,25 @@ def _labelled_matrix(obj, channel: str):
     return np.hstack([labels, features])
 
 
-def _numeric_matrix(obj, channel: str, content_type: str):
-    """Dense float ndarray or CSR of a DataFrame / array / sparse matrix."""
-    import numpy as np
-    if hasattr(obj, "tocsr"):
-        return obj.tocsr()
-    if hasattr(obj, "to_numpy"):
-        obj = obj.to_numpy()
-    try:
-        arr = np.asarray(obj, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ChannelError(f"channel {channel!r}: {content_type} holds numbers only, and this data has "
-                           "non-numeric values; encode them first or write it as text/csv") from None
-    return arr.reshape(-1, 1) if arr.ndim == 1 else arr
-
-
 def write_in_memory(obj, directory: Path, channel: str, content_type: str | None,
                     compression: str | None = None) -> tuple[str, str]:
     """Write a DataFrame / array / sparse matrix / (X, y) / table as the channel's content type.
 
-    Returns (path, content type). CSV is written without header or index and RecordIO-protobuf
-    and libsvm take the label from the first column: SageMaker's built-ins read data that way
-    (`;label_size=0` in the content type writes RecordIO-protobuf records without a label).
-    With compression "Gzip" the file is written gzipped.
+    Returns (path, content type). The channel's Format writes it (`nbsage.formats.write_channel`):
+    CSV without header or index, RecordIO-protobuf and libsvm with the label from the first column,
+    as SageMaker's built-ins read data (`;label_size=0` writes RecordIO-protobuf records without a
+    label). With compression "Gzip" the file is written gzipped.
     """
-    import numpy as np
-    directory.mkdir(parents=True, exist_ok=True)
-    from nbsage.formats import label_size
-    ct = (content_type or "text/csv").split(";")[0].strip().lower()
-    ct = {"csv": "text/csv", "libsvm": "text/libsvm", "text/x-libsvm": "text/libsvm", "parquet": "application/x-parquet",
-          "recordio-protobuf": "application/x-recordio-protobuf", "application/x-jsonlines": "application/jsonlines",
-          "application/jsonl": "application/jsonlines"}.get(ct, ct)
-    if ct not in WRITABLE_CONTENT_TYPES:
-        raise ChannelError(f"channel {channel!r}: cannot write in-memory data as {content_type!r}; write it "
-                           f"to a file first, or use one of {', '.join(WRITABLE_CONTENT_TYPES)}")
+    from nbsage import formats
+    from nbsage.errors import DataError, UnsupportedContentType
     if isinstance(obj, tuple):
         obj = _labelled_matrix(obj, channel)
     elif is_table_like(obj):
         obj = to_frame(obj)
-    path = directory / f"{channel}{WRITABLE_CONTENT_TYPES[ct]}"
-    if ct == "text/csv":
-        if hasattr(obj, "to_csv"):
-            obj.to_csv(path, header=False, index=False)
-        else:
-            import pandas as pd
-            arr = obj.toarray() if hasattr(obj, "toarray") else np.asarray(obj)
-            pd.DataFrame(arr.reshape(-1, 1) if arr.ndim == 1 else arr).to_csv(path, header=False, index=False)
-    elif ct == "application/x-parquet":
-        import pandas as pd
-        frame = obj if hasattr(obj, "to_parquet") else pd.DataFrame(
-            obj.toarray() if hasattr(obj, "toarray") else np.asarray(obj))
-        frame = frame.copy()
-        frame.columns = [str(c) for c in frame.columns]
-        frame.to_parquet(path, index=False)
-    elif ct == "application/jsonlines":
-        import pandas as pd
-        frame = obj if hasattr(obj, "to_json") else pd.DataFrame(
-            obj.toarray() if hasattr(obj, "toarray") else np.asarray(obj))
-        frame.to_json(path, orient="records", lines=True)
-    elif ct == "text/libsvm":
-        from sklearn.datasets import dump_svmlight_file
-        arr = _numeric_matrix(obj, channel, ct)
-        if arr.shape[1] < 2:
-            raise ChannelError(f"channel {channel!r}: text/libsvm needs the label first and at least one feature")
-        labels = arr[:, 0].toarray().ravel() if hasattr(arr, "tocsr") else arr[:, 0]
-        dump_svmlight_file(arr[:, 1:], labels, str(path), zero_based=True)
-    else:  # application/x-recordio-protobuf
-        from nbsage.formats import recordio_protobuf
-        arr = _numeric_matrix(obj, channel, ct)
-        labelled = label_size(content_type) > 0
-        if labelled and arr.shape[1] < 2:
-            raise ChannelError(f"channel {channel!r}: RecordIO-protobuf training data needs the label first and "
-                               "at least one feature (use ';label_size=0' for unlabelled data)")
-        labels = None
-        if labelled:
-            labels = (arr[:, 0].toarray().ravel() if hasattr(arr, "tocsr") else arr[:, 0]).astype(np.float32)
-            arr = arr[:, 1:]
-        with open(path, "wb") as f:
-            if hasattr(arr, "tocsr"):
-                recordio_protobuf.write_sparse(f, arr.astype(np.float32), labels)
-            else:
-                recordio_protobuf.write_dense(f, np.ascontiguousarray(arr, dtype=np.float32), labels)
-    if compression == "Gzip":
-        gz = path.with_name(path.name + ".gz")
-        with open(path, "rb") as src, gzip.open(gz, "wb") as dst:
-            shutil.copyfileobj(src, dst)
-        path.unlink()
-        path = gz
+    try:
+        path, ct = formats.write_channel(obj, directory, channel, content_type, compression)
+    except (DataError, UnsupportedContentType) as e:
+        raise ChannelError(f"channel {channel!r}: {e}") from None
     return str(path), ct
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from nbsage.errors import ChannelError, HyperparameterError, did_you_mean
+from nbsage.formats import normalize_content_type  # noqa: F401  (one alias table, in nbsage.formats)
 
 AUTO = "auto"
 
@@ -234,25 +235,6 @@ def imported_on_call(module: str, function: str) -> Callable:
     call.__name__ = call.__qualname__ = function
     call.__doc__ = f"{module}.{function}, imported when called."
     return call
-
-
-def normalize_content_type(content_type: str | None) -> str:
-    """'text/csv; label_size=1' -> 'text/csv'; aliases SageMaker accepts -> canonical names."""
-    if not content_type:
-        return ""
-    base = content_type.split(";")[0].strip().lower()
-    return _CONTENT_TYPE_ALIASES.get(base, base)
-
-
-_CONTENT_TYPE_ALIASES = {
-    "csv": "text/csv",
-    "libsvm": "text/libsvm",
-    "text/x-libsvm": "text/libsvm",
-    "parquet": "application/x-parquet",
-    "recordio-protobuf": "application/x-recordio-protobuf",
-    "application/jsonl": "application/jsonlines",
-    "application/x-jsonlines": "application/jsonlines",
-}
 
 
 @dataclass

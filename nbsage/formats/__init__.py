@@ -8,6 +8,19 @@ Every algorithm and the model server read data through here:
     table = read_table(files, "text/csv")              # the whole channel: Table(features, labels, weights)
     write(x, "train.csv.gz", "text/csv", labels=y)     # dense, scipy.sparse or DataFrame
 
+The API and the algorithms never branch on a content type's name; they ask its Format:
+
+    write_channel(frame, staging, "train", "text/csv")  # data in memory as a channel file (TrainingInput, upload_data)
+    read_frame(data, "part-0.csv", "text/csv")          # a file as a DataFrame (nbsage.load)
+    read_features(body, content_type)                   # an inference request's feature rows
+    read_request(body, content_type)                    # its instances and configuration (DeepAR, BlazingText)
+    write_records(records, accept, column="score")      # a response body
+    decode_array(body, ct) / decode_frame / decode      # a response body in the client (deserializers)
+
+`ALIASES` is the one table of other spellings (`csv`, `text/csv; label_size=1`, ...) and
+`normalize_content_type` the one normaliser; `SUFFIXES` maps file names to content types.
+`registered()` lists every Format, so contract tests run over all of them.
+
 A content type's module defines a `Format` subclass and registers it with `@register`; modules are
 imported when their content type is first asked for (pyarrow, scipy and Pillow load where they
 read, not at `import nbsage`). Augmented manifests are chosen by the channel's S3DataType
@@ -22,9 +35,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-import numpy as np
-
-from nbsage.errors import DataError, NBSageError, UnsupportedContentType, ValidationError
+from nbsage.errors import (DataError, InvalidRequest, NBSageError, UnsupportedAccept, UnsupportedContentType,
+                           ValidationError)
+# the rows every format shares, importable from here as the format modules always have
+from nbsage.formats.rows import (Table, _concat_records, _rebatch, _stack, as_frame, as_rows,  # noqa: F401
+                                 check_labels, describe_files, label_first, label_first_frame, source_name)
 
 DEFAULT_BATCH_ROWS = 65536
 
@@ -40,6 +55,8 @@ _MODULES = {
     "image/jpeg": "image",
     "image/png": "image",
     "application/x-recordio": "recordio_image",
+    "application/x-npy": "numpy_arrays",
+    "application/x-npz": "numpy_arrays",
 }
 # S3DataType -> module: the data type, not the content type, says a channel is an augmented manifest
 _DATA_TYPE_MODULES = {"AugmentedManifestFile": "augmented_manifest"}
@@ -58,6 +75,16 @@ ALIASES = {
     "recordio": "application/x-recordio",
 }
 
+# file suffix -> the content type `load` reads a file of that name as (`.gz` is looked through)
+SUFFIXES = {
+    ".csv": "text/csv", ".tsv": "text/csv", ".txt": "text/csv",
+    ".libsvm": "text/libsvm", ".svm": "text/libsvm",
+    ".parquet": "application/x-parquet", ".pq": "application/x-parquet",
+    ".jsonl": "application/jsonlines", ".json": "application/jsonlines", ".ndjson": "application/jsonlines",
+    ".pbr": "application/x-recordio-protobuf", ".rec": "application/x-recordio-protobuf",
+    ".recordio": "application/x-recordio-protobuf", ".protobuf": "application/x-recordio-protobuf",
+}
+
 # (content type, S3DataType) -> Format instance
 _FORMATS: dict[tuple[str, str], "Format"] = {}
 
@@ -67,28 +94,16 @@ class MissingDependency(NBSageError, ImportError):
 
 
 @dataclass
-class Table:
-    """Labelled rows: features (n x d, dense float32 ndarray or CSR), labels (n,), weights (n,) or None.
+class Request:
+    """An inference request's instances, as `(where, value)` pairs for error messages.
 
-    Unpacks as `(features, labels)`, so a batch reads `for x, y in fmt.iter_batches(files)`.
-    Image formats hold a list of images as features and a list of annotations as labels.
+    application/json sends `{"instances": [...], "configuration": {...}}`; application/jsonlines one
+    instance per line, as batch transform sends them, with no configuration (per_line True).
     """
 
-    features: Any
-    labels: Any
-    weights: Any = None
-
-    @property
-    def num_rows(self) -> int:
-        return self.features.shape[0] if hasattr(self.features, "shape") else len(self.features)
-
-    @property
-    def num_features(self) -> int:
-        return self.features.shape[1]
-
-    def __iter__(self):
-        yield self.features
-        yield self.labels
+    instances: list
+    configuration: Any = None
+    per_line: bool = False
 
 
 class Format:
@@ -105,6 +120,7 @@ class Format:
     suffix: str = ""            # what a writer names its file
     sparse: bool = False        # reads and writes scipy.sparse matrices
     tabular: bool = True        # rows of numbers (features, label); False: images, manifests
+    not_a_table: str = ""       # why a table of numbers cannot round-trip through this format ("" if it can)
 
     # ---- reading ------------------------------------------------------------------------------
     def read_file(self, path: Path, batch_rows: int | None, *, labelled: bool = True, weights: bool = False,
@@ -166,6 +182,50 @@ class Format:
         """Write rows (dense ndarray, scipy.sparse where the format allows, DataFrame), label first."""
         raise UnsupportedContentType(f"nbsage cannot write {self.content_type}")
 
+    # ---- data in memory: channel files and DataFrames (`TrainingInput(frame)`, `load`) -----------
+    def write_channel(self, data, path: Path, *, labelled: bool = True) -> None:
+        """Write what a user holds (DataFrame, ndarray, scipy.sparse; the label in its first column)
+        as one channel file, the way SageMaker's built-ins read it."""
+        raise UnsupportedContentType(f"cannot write in-memory data as {self.content_type!r}")
+
+    def read_frame(self, data: bytes, name: str, header: bool | None = None):
+        """One file's bytes as a pandas DataFrame (`nbsage.load`); label-first formats put it in column 0."""
+        raise UnsupportedContentType(f"cannot read {name} as {self.content_type!r}")
+
+    # ---- inference requests and responses ------------------------------------------------------
+    def read_request(self, body: bytes, expect: str = "record") -> "Request":
+        """The instances of a request that sends records (DeepAR, BlazingText), each with where it came from."""
+        raise UnsupportedContentType(f"{self.content_type} is not accepted as an inference request")
+
+    def write_records(self, records: list, *, column=None, envelope: str | None = "predictions") -> bytes:
+        """A response body holding one record (a dict) per prediction.
+
+        envelope names the key JSON wraps the list in (None: a bare list); column is the field a
+        one-line-per-record format (text/csv) writes, or a list of fields, one cell each.
+        """
+        raise UnsupportedContentType(f"{self.content_type} is not a response format")
+
+    def read_array(self, body):
+        """A request body (bytes, or str for text) as the SageMaker inference toolkit's default input_fn
+        decodes it for user inference code; a malformed body is an InvalidRequest (400)."""
+        raise UnsupportedContentType(f"{self.content_type} is not decoded by the default input_fn")
+
+    def write_array(self, prediction) -> bytes:
+        """A prediction as the toolkit's default output_fn encodes it."""
+        raise UnsupportedAccept(f"{self.content_type} is not encoded by the default output_fn")
+
+    def decode_array(self, body: bytes, dtype=None, allow_pickle: bool = False):
+        """A response body as a numpy array (NumpyDeserializer)."""
+        raise UnsupportedContentType(f"{self.content_type} cannot be read as an array")
+
+    def decode_frame(self, body: bytes):
+        """A response body as a pandas DataFrame (PandasDeserializer)."""
+        raise UnsupportedContentType(f"{self.content_type} cannot be read as a DataFrame")
+
+    def decode(self, body: bytes):
+        """A response body as the Python value it most naturally is (the notebook's `%sm_predict`)."""
+        raise UnsupportedContentType(f"{self.content_type} has no natural Python value; keep the bytes")
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.content_type}>"
 
@@ -189,6 +249,46 @@ def normalize_content_type(content_type: str | None) -> str:
 def content_types() -> list[str]:
     """Every content type with a reader."""
     return sorted(_MODULES)
+
+
+def registered() -> list[Format]:
+    """Every registered Format, once each (this imports every format module)."""
+    for module in {*_MODULES.values(), *_DATA_TYPE_MODULES.values()}:
+        importlib.import_module(f"nbsage.formats.{module}")
+    unique = {id(f): f for f in _FORMATS.values()}
+    return sorted(unique.values(), key=lambda f: (f.content_type, f.s3_data_type))
+
+
+def names() -> list[str]:
+    """The canonical content type of every registered format (an augmented manifest is named by its
+    content type too; `format_for(ct, s3_data_type=...)` tells them apart)."""
+    return sorted({f.content_type for f in registered()})
+
+
+def _overrides(fmt: Format, method: str) -> bool:
+    return getattr(type(fmt), method) is not getattr(Format, method)
+
+
+def _implementing(content_type: str | None, method: str) -> Format | None:
+    """The content type's Format when it implements `method`, else None."""
+    try:
+        fmt = format_for(content_type)
+    except UnsupportedContentType:
+        return None
+    return fmt if _overrides(fmt, method) else None
+
+
+def content_types_with(method: str) -> list[str]:
+    """The content types whose Format implements `method` (e.g. "write_channel", "read_request")."""
+    return sorted(f.content_type for f in registered() if f.s3_data_type == "S3Prefix" and _overrides(f, method))
+
+
+def content_type_of(name: str) -> str | None:
+    """The content type a file name suggests (`train.csv.gz` -> text/csv), or None."""
+    name = name.rsplit("/", 1)[-1].lower()
+    if name.endswith(".gz"):
+        name = name[:-3]
+    return SUFFIXES.get(os.path.splitext(name)[1])
 
 
 def _data_type(s3_data_type: str | None) -> str:
@@ -276,114 +376,109 @@ def write(obj, path_or_file, content_type: str, labels=None, **options) -> None:
 
 
 def read_features(body: bytes, content_type: str, num_features: int | None = None):
-    """The feature rows of an inference request body."""
-    return format_for(content_type).read_features(body, num_features=num_features)
+    """The feature rows of an inference request body; a malformed body is an InvalidRequest (400)."""
+    try:
+        return format_for(content_type).read_features(body, num_features=num_features)
+    except DataError as e:
+        raise InvalidRequest(str(e)) from None
 
 
-# ---- helpers the formats share -------------------------------------------------------------------
-def as_rows(obj, what: str = "data"):
-    """(matrix, column names or None): a dense float32 ndarray or a CSR matrix from what users hold.
+def read_request(body: bytes, content_type: str, expect: str = "record") -> Request:
+    """The instances (and configuration) of a request in `content_type`; `expect` names an instance in errors."""
+    return format_for(content_type).read_request(body, expect)
 
-    DataFrames must be numeric; a non-numeric column is named in the error.
+
+def write_records(records: list, accept: str, *, column=None,
+                  envelope: str | None = "predictions") -> bytes:
+    """A response body in `accept` holding one record per prediction (see Format.write_records)."""
+    return format_for(accept).write_records(records, column=column, envelope=envelope)
+
+
+# ---- data in memory ---------------------------------------------------------------------------------
+def channel_content_types() -> list[str]:
+    """The content types data in memory can be written as for a channel."""
+    return content_types_with("write_channel")
+
+
+def write_channel(data, directory, name: str, content_type: str | None = None,
+                  compression: str | None = None) -> tuple[Path, str]:
+    """Write data in memory (the label in its first column) as `<directory>/<name><suffix>`.
+
+    Returns (path, canonical content type); content_type defaults to text/csv, and
+    `;label_size=0` writes records without a label. compression "Gzip" gzips the file (`.gz`).
     """
-    if hasattr(obj, "tocsr") and hasattr(obj, "nnz"):
-        return obj.tocsr(), None
-    names = None
-    if hasattr(obj, "dtypes") and hasattr(obj, "columns"):  # a pandas DataFrame
-        from pandas.api.types import is_bool_dtype, is_numeric_dtype
-        names = [str(c) for c in obj.columns]
-        for name, dtype in obj.dtypes.items():
-            if not (is_numeric_dtype(dtype) or is_bool_dtype(dtype)):
-                raise DataError(f"{what}: column {name!r} has dtype {dtype}, which is not numeric; "
-                                "encode it as numbers first")
-        obj = obj.to_numpy(dtype=np.float32, na_value=np.nan)
-    arr = np.asarray(obj)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
-        raise DataError(f"{what}: an array of {arr.dtype} values is not numeric")
-    if arr.ndim == 1:
-        arr = arr.reshape(-1, 1)
-    if arr.ndim != 2:
-        raise DataError(f"{what}: rows need a 2-D array, got shape {arr.shape}")
-    return arr, names
+    ct = normalize_content_type(content_type or "text/csv")
+    fmt = _implementing(ct, "write_channel")
+    if fmt is None:
+        raise UnsupportedContentType(f"cannot write in-memory data as {content_type!r}; write it to a file first, "
+                                     f"or use one of {', '.join(channel_content_types())}")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}{fmt.suffix}"
+    fmt.write_channel(data, path, labelled=_labelled(content_type))
+    if compression == "Gzip":
+        import gzip
+        import shutil
+        gz = path.with_name(path.name + ".gz")
+        with open(path, "rb") as src, gzip.open(gz, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        path.unlink()
+        path = gz
+    return path, ct
 
 
-def check_labels(labels, rows: int):
-    """labels as a 1-D float32 array with one label per row (or None)."""
-    if labels is None:
-        return None
-    if hasattr(labels, "toarray"):
-        labels = labels.toarray()
-    if hasattr(labels, "to_numpy"):
-        labels = labels.to_numpy()
-    labels = np.asarray(labels)
-    if labels.ndim == 2 and 1 in labels.shape:
-        labels = labels.ravel()
-    if labels.ndim != 1 or labels.shape[0] != rows:
-        raise DataError(f"labels must be 1-D with one label per row ({rows}), got shape {labels.shape}")
-    return labels
+def read_frame(data: bytes, name: str, content_type: str, header: bool | None = None):
+    """A file's bytes (`name` for messages and the `.tsv` rule) as a pandas DataFrame."""
+    fmt = _implementing(content_type, "read_frame")
+    if fmt is None:
+        raise UnsupportedContentType(f"cannot read {name} as {content_type!r}; readable types are "
+                                     f"{', '.join(content_types_with('read_frame'))}")
+    return fmt.read_frame(data, name, header)
 
 
-def describe_files(files) -> str:
-    """The files of a channel, for an error message."""
-    return ", ".join(map(str, files)) if files else "the channel has no files"
+# ---- arrays for user inference code (the toolkit's default input_fn / output_fn) -------------------------
+def array_readers() -> list[str]:
+    """The content types the default input_fn decodes."""
+    return content_types_with("read_array")
 
 
-def _stack(parts: list[Table]) -> Table:
-    if len(parts) == 1:
-        return parts[0]
-    weights = None
-    if any(hasattr(p.features, "tocsr") for p in parts):
-        import scipy.sparse as sp
-        width = max(p.features.shape[1] for p in parts)
-        features = sp.vstack([sp.csr_matrix(p.features, shape=(p.features.shape[0], width))
-                              if hasattr(p.features, "tocsr") else sp.csr_matrix(p.features) for p in parts],
-                             format="csr")
-    else:
-        features = np.concatenate([p.features for p in parts])
-    labels = None if parts[0].labels is None else np.concatenate([p.labels for p in parts])
-    if any(p.weights is not None for p in parts):
-        weights = np.concatenate([p.weights if p.weights is not None else np.ones(p.num_rows, np.float32)
-                                  for p in parts])
-    return Table(features, labels, weights)
+def array_writers() -> list[str]:
+    """The content types the default output_fn encodes."""
+    return content_types_with("write_array")
 
 
-def _concat_records(parts: list[Table]) -> Table:
-    features, labels = [], []
-    for p in parts:
-        features.extend(p.features)
-        labels.extend(p.labels)
-    return Table(features, labels)
+def read_array(body, content_type: str):
+    """A request body as the default input_fn's array (UnsupportedContentType for other types)."""
+    return format_for(content_type).read_array(body)
 
 
-def _take(table: Table, start: int, stop: int) -> Table:
-    return Table(table.features[start:stop], None if table.labels is None else table.labels[start:stop],
-                 None if table.weights is None else table.weights[start:stop])
+def write_array(prediction, accept: str) -> bytes:
+    """A prediction encoded as the default output_fn does (UnsupportedAccept for other types)."""
+    try:
+        fmt = format_for(accept)
+    except UnsupportedContentType:
+        raise UnsupportedAccept(f"Accept {accept!r} cannot be produced by the default output_fn; it encodes "
+                                f"{', '.join(array_writers())}") from None
+    return fmt.write_array(prediction)
 
 
-def _rebatch(chunks: Iterator[Table], batch_rows: int) -> Iterator[Table]:
-    """Chunks of any size -> Tables of exactly batch_rows rows (the last may be shorter)."""
-    pending: list[Table] = []
-    count = 0
-    for chunk in chunks:
-        n = chunk.num_rows
-        if not pending and n == batch_rows:
-            yield chunk
-            continue
-        start = 0
-        while start < n:
-            take = min(batch_rows - count, n - start)
-            pending.append(chunk if (start == 0 and take == n) else _take(chunk, start, start + take))
-            count += take
-            start += take
-            if count == batch_rows:
-                yield _stack(pending)
-                pending, count = [], 0
-    if pending:
-        yield _stack(pending)
+# ---- response bodies ----------------------------------------------------------------------------------
+def decode_array(body: bytes, content_type: str, dtype=None, allow_pickle: bool = False):
+    """A response body as a numpy array; UnsupportedContentType for a type that is not an array."""
+    return format_for(content_type).decode_array(body, dtype=dtype, allow_pickle=allow_pickle)
 
 
-def source_name(path_or_file) -> str:
-    """How an error names what was read: the path, or the stream's name."""
-    if isinstance(path_or_file, (str, os.PathLike)):
-        return str(path_or_file)
-    return getattr(path_or_file, "name", "stream")
+def decode_frame(body: bytes, content_type: str):
+    """A response body as a pandas DataFrame; UnsupportedContentType for a type that is not a table."""
+    return format_for(content_type).decode_frame(body)
+
+
+def decode(body: bytes, content_type: str | None):
+    """A response body as the value it most naturally is: JSON -> objects, JSON Lines -> a list,
+    CSV -> a numpy array; other text -> str, anything else -> the bytes."""
+    try:
+        return format_for(content_type).decode(body)
+    except UnsupportedContentType:
+        if normalize_content_type(content_type).startswith("text/"):
+            return body.decode("utf-8", errors="replace")
+        return body

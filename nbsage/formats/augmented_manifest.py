@@ -196,6 +196,8 @@ class AugmentedManifestFormat(Format):
     s3_data_type = "AugmentedManifestFile"
     suffix = ".manifest"
     tabular = False
+    not_a_table = ("a manifest of labelled objects (JSON Lines, or RecordIO of its AttributeNames), "
+                   "not rows of numbers")
 
     def _chunks(self, files, batch_rows, *, attribute_names=None, **options) -> Iterator[Table]:
         names = check_attribute_names(attribute_names)

@@ -192,6 +192,7 @@ class ImageFormat(Format):
     aliases = ("image/jpeg", "image/png")
     suffix = ".png"
     tabular = False
+    not_a_table = "images (JPEG, PNG) with JSON annotations, not rows of numbers"
 
     def _chunks(self, files, batch_rows, *, annotations=None, decode: bool = True, rgb_only: bool = True,
                 **options) -> Iterator[Table]:

@@ -228,6 +228,8 @@ class JsonRequestFormat(Format):
 
     content_type = JSON
     suffix = ".json"
+    not_a_table = ("an inference request ({\"instances\": [...]}), not a channel file: tables are written "
+                   "as application/jsonlines")
 
     def read_file(self, path, batch_rows, **options):
         from nbsage.errors import UnsupportedContentType
@@ -236,3 +238,73 @@ class JsonRequestFormat(Format):
 
     def read_features(self, body, num_features=None):
         return read_instances(body, JSON, num_features=num_features)
+
+    def read_frame(self, data: bytes, name: str, header: bool | None = None):
+        """A JSON document (an array of row objects, or an object of columns) as a DataFrame."""
+        import io
+
+        import pandas as pd
+        return pd.read_json(io.StringIO(data.decode("utf-8")), lines=False)
+
+    def read_request(self, body, expect: str = "record"):
+        """`{"instances": [...], "configuration": {...}}`; the configuration is optional."""
+        from nbsage.formats import Request
+        text = _decode(body, JSON)
+        shape = f'{{"instances": [{expect}, ...]}}'
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise InvalidRequest(f"{JSON} request is not valid JSON: {e.msg} at line {e.lineno} column "
+                                 f"{e.colno}; expected {shape}") from None
+        if not isinstance(doc, dict) or "instances" not in doc:
+            found = ", ".join(map(repr, list(doc)[:5])) if isinstance(doc, dict) else type(doc).__name__
+            raise InvalidRequest(f"{JSON} request has no 'instances' (found {found}); expected {shape}")
+        instances = doc["instances"]
+        if not isinstance(instances, list):
+            raise InvalidRequest(f"{JSON} request: 'instances' must be a list of {expect}s, found "
+                                 f"{type(instances).__name__}")
+        return Request([(f"instances[{i}]", v) for i, v in enumerate(instances)], doc.get("configuration"))
+
+    def write_records(self, records, *, column=None, envelope="predictions") -> bytes:
+        """`{"predictions": [...]}` (or the bare list when envelope is None), compact."""
+        doc = records if envelope is None else {envelope: records}
+        return json.dumps(doc, separators=(",", ":")).encode()
+
+    def read_array(self, body):
+        text = body.decode("utf-8") if isinstance(body, (bytes, bytearray)) else body
+        try:
+            return np.array(json.loads(text))
+        except json.JSONDecodeError as exc:
+            raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
+
+    def write_array(self, prediction) -> bytes:
+        return json.dumps(prediction, default=_jsonable).encode("utf-8")
+
+    def decode_array(self, body: bytes, dtype=None, allow_pickle: bool = False):
+        return np.array(json.loads(body.decode("utf-8")), dtype=dtype)
+
+    def decode_frame(self, body: bytes):
+        """An object of columns, a list of rows, or one value as a one-row frame."""
+        import pandas as pd
+        data = json.loads(body.decode("utf-8"))
+        if isinstance(data, dict):
+            return pd.DataFrame(data)
+        return pd.DataFrame(data if isinstance(data, list) else [data])
+
+    def decode(self, body: bytes):
+        from nbsage.errors import DataError
+        try:
+            return json.loads(body.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise DataError(f"the response ({JSON}) is not valid JSON: {exc}; it begins {body[:80]!r}") from None
+
+
+def _jsonable(obj):
+    """numpy arrays and scalars, sets and tuples as JSON values."""
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if hasattr(obj, "item"):
+        return obj.item()
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serializable")

@@ -73,19 +73,24 @@ def iter_files(files: Iterable[str | os.PathLike]) -> Iterator[tuple[Path, int, 
             yield Path(path), lineno, value
 
 
-def iter_body(body: bytes | str, where: str = "request") -> Iterator[tuple[int, Any]]:
-    """The values of a JSON Lines request body (gzipped bodies are accepted too)."""
-    if isinstance(body, bytes):
+def body_text(body: bytes | str, where: str = "request") -> str:
+    """A request body as text: gunzipped when it starts with gzip's magic bytes, then UTF-8."""
+    if isinstance(body, (bytes, bytearray)):
         if body[:2] == GZIP_MAGIC:
             try:
                 body = gzip.decompress(body)
             except (OSError, EOFError) as e:
                 raise DataError(f"{where}: not a valid gzip stream ({e})") from None
         try:
-            body = body.decode("utf-8")
+            body = bytes(body).decode("utf-8")
         except UnicodeDecodeError as e:
             raise DataError(f"{where}: not UTF-8 text ({e})") from None
-    yield from iter_lines(body.splitlines(), where)
+    return body
+
+
+def iter_body(body: bytes | str, where: str = "request") -> Iterator[tuple[int, Any]]:
+    """The values of a JSON Lines request body (gzipped bodies are accepted too)."""
+    yield from iter_lines(body_text(body, where).splitlines(), where)
 
 
 def dumps(values: Iterable[Any]) -> str:
@@ -258,3 +263,43 @@ class JsonLinesFormat(Format):
 
     def write(self, obj, path_or_file, labels=None, weights=None, **options):
         write_rows(obj, path_or_file, labels=labels, weights=weights)
+
+    def write_channel(self, data, path, *, labelled: bool = True) -> None:
+        """One JSON object per row, keyed by column name (DeepAR's `{"start", "target"}` records
+        come from a DataFrame with those columns)."""
+        from nbsage.formats import as_frame
+        as_frame(data).to_json(path, orient="records", lines=True)
+
+    def read_frame(self, data: bytes, name: str, header: bool | None = None):
+        """One row per line (a file holding one JSON array is read as that array)."""
+        import pandas as pd
+        text = data.decode("utf-8")
+        return pd.read_json(io.StringIO(text), lines=not text.lstrip().startswith("["))
+
+    def read_request(self, body, expect: str = "record"):
+        """One instance per line, as batch transform sends them (a gzipped body is accepted too)."""
+        from nbsage.errors import InvalidRequest
+        from nbsage.formats import Request
+        try:
+            text = body_text(body, f"{CONTENT_TYPE} request")
+        except DataError as e:
+            raise InvalidRequest(str(e)) from None
+        instances = []
+        for lineno, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            where = f"{CONTENT_TYPE} request line {lineno}"
+            try:
+                instances.append((where, json.loads(line)))
+            except json.JSONDecodeError as e:
+                raise InvalidRequest(f"{where} is not valid JSON: {e.msg} at column {e.colno}; each line "
+                                     f"holds one {expect}") from None
+        return Request(instances, None, per_line=True)
+
+    def write_records(self, records, *, column=None, envelope=None) -> bytes:
+        """One compact JSON object per line, newline-terminated."""
+        return dumps(records).encode()
+
+    def decode(self, body: bytes):
+        """A list of the values on non-empty lines."""
+        return [json.loads(line) for line in body.decode("utf-8").splitlines() if line.strip()]

@@ -15,7 +15,7 @@ from typing import Iterator
 import numpy as np
 
 from nbsage.errors import DataError
-from nbsage.formats import DEFAULT_BATCH_ROWS, Table, as_rows, check_labels, describe_files, register
+from nbsage.formats import DEFAULT_BATCH_ROWS, Table, as_frame, as_rows, check_labels, describe_files, register
 from nbsage.formats.row_copy import ArrowFormat, empty_table, fill, finish, settle
 
 UNIT_CELLS = 1 << 26    # read_table decodes a larger file in runs of row groups of about this many cells
@@ -175,6 +175,18 @@ class ParquetFormat(ArrowFormat):
         finally:
             settle(pending)  # on an error too: no thread is left writing into the table
         return table
+
+    def write_channel(self, data, path: Path, *, labelled: bool = True) -> None:
+        """The data as one Parquet file, keeping a DataFrame's column types (names become strings)."""
+        frame = as_frame(data).copy()
+        frame.columns = [str(c) for c in frame.columns]
+        frame.to_parquet(path, index=False)
+
+    def read_frame(self, data: bytes, name: str, header: bool | None = None):
+        import io
+
+        import pandas as pd
+        return pd.read_parquet(io.BytesIO(data))
 
     def write(self, obj, path_or_file, labels=None, row_group_rows: int = 1 << 20, **options) -> None:
         """Rows as a Parquet file: a `label` column first (when labels are given), then the features.

@@ -202,6 +202,7 @@ class RecordIOImageFormat(Format):
     content_type = CONTENT_TYPE
     suffix = ".rec"
     tabular = False
+    not_a_table = "MXNet RecordIO of images with their class or box labels, not rows of numbers"
 
     def _chunks(self, files, batch_rows, *, decode: bool = True, detection: bool = False, image_root=None,
                 **options) -> Iterator[Table]:

@@ -23,7 +23,7 @@ from typing import BinaryIO, Iterator
 import numpy as np
 
 from nbsage.errors import DataError
-from nbsage.formats import Format, Table, as_rows, check_labels, register
+from nbsage.formats import Format, Table, as_rows, check_labels, label_first, label_first_frame, register
 
 MAGIC = 0xCED7230A
 _MAGIC_BYTES = struct.pack("<I", MAGIC)
@@ -629,6 +629,24 @@ class RecordIOProtobufFormat(Format):
 
     def read_features(self, body, num_features=None):
         return read_features(body, num_features)
+
+    def write_channel(self, data, path: Path, *, labelled: bool = True) -> None:
+        """Label-first data as float32 Records (`;label_size=0`: records without a label)."""
+        what = "RecordIO-protobuf training data" if labelled else "RecordIO-protobuf data"
+        try:
+            features, labels = label_first(data, what, labelled)
+        except DataError as e:
+            if labelled and "needs the label first" in str(e):
+                raise DataError(f"{e} (use ';label_size=0' for unlabelled data)") from None
+            raise
+        features = features.astype(np.float32) if hasattr(features, "tocsr") else \
+            np.ascontiguousarray(features, dtype=np.float32)
+        self.write(features, path, labels=None if labels is None else labels.astype(np.float32))
+
+    def read_frame(self, data: bytes, name: str, header: bool | None = None):
+        """Column 0 the label (when the records have one), then the features."""
+        features, labels = records_to_arrays(read_records_from(io.BytesIO(data), name), name)
+        return label_first_frame(features, labels)
 
     def write(self, obj, path_or_file, labels=None, **options):
         """float32 dense rows take the vectorised path; sparse rows are one Record each."""

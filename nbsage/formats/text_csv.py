@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
-from nbsage.errors import DataError
-from nbsage.formats import DEFAULT_BATCH_ROWS, Table, as_rows, check_labels, describe_files, register
+from nbsage.errors import DataError, InvalidRequest, UnsupportedContentType
+from nbsage.formats import DEFAULT_BATCH_ROWS, Table, as_frame, as_rows, check_labels, describe_files, register
 from nbsage.formats import compression
 from nbsage.formats.row_copy import ArrowFormat, empty_table, fill, finish, settle, worker_pool
 
@@ -244,6 +245,55 @@ class CSVFormat(ArrowFormat):
     def read_features(self, body: bytes, num_features: int | None = None) -> np.ndarray:
         return read_features(body)
 
+    def write_channel(self, data, path: Path, *, labelled: bool = True) -> None:
+        """Headerless, index-free CSV of the data as given: each column keeps its own type's text
+        (`1.0` for floats, `40` for integers), as pandas writes it."""
+        as_frame(data).to_csv(path, header=False, index=False)
+
+    def read_frame(self, data: bytes, name: str, header: bool | None = None):
+        """A CSV file (`.tsv`: tab-separated) as a DataFrame; a header row is detected unless `header` says."""
+        import pandas as pd
+        if header is None:
+            header = has_header(data[:65536])
+        sep = "\t" if name.lower().removesuffix(".gz").endswith(".tsv") else ","
+        return pd.read_csv(io.BytesIO(data), header=0 if header else None, sep=sep)
+
+    def write_records(self, records: list, *, column=None, envelope: str | None = None) -> bytes:
+        """One line per record: its `column` value (a list as comma-separated cells), or, when column
+        is a list of keys, one cell per key (a list value as one quoted JSON cell, `"[0.1, 0.9]"`)."""
+        if column is None:
+            raise UnsupportedContentType("a text/csv response writes one field of each record; none was named")
+        if isinstance(column, str):
+            return "\n".join(_cell(r[column]) for r in records).encode()
+        return "\n".join(",".join(f'"{json.dumps(r[k])}"' if isinstance(r[k], list) else json.dumps(r[k])
+                                   for k in column) for r in records).encode()
+
+    def read_array(self, body):
+        text = body.decode("utf-8") if isinstance(body, (bytes, bytearray)) else body
+        try:
+            return np.genfromtxt(io.StringIO(text), delimiter=",")
+        except ValueError as exc:
+            raise InvalidRequest(f"the request body is not valid CSV: {' '.join(str(exc).split())}") from None
+
+    def write_array(self, prediction) -> bytes:
+        out = io.StringIO()
+        array = np.asarray(prediction)
+        np.savetxt(out, array if array.ndim else array.reshape(1), delimiter=",", fmt="%s")
+        return out.getvalue().encode("utf-8")
+
+    def decode_array(self, body: bytes, dtype=None, allow_pickle: bool = False):
+        return np.genfromtxt(io.StringIO(body.decode("utf-8")), delimiter=",",
+                             dtype=dtype if dtype is not None else float)
+
+    def decode(self, body: bytes):
+        """Rows of numbers as a float array."""
+        return self.decode_array(body)
+
+    def decode_frame(self, body: bytes):
+        """Model responses have no header row: every line is data."""
+        import pandas as pd
+        return pd.read_csv(io.BytesIO(body), header=None)
+
     def write(self, obj, path_or_file, labels=None, **options) -> None:
         """Rows as CSV (label first when labels are given); scipy.sparse is written densely."""
         import pyarrow as pa
@@ -315,6 +365,21 @@ def _is_number(cell: str) -> bool:
         return True
     except ValueError:
         return False
+
+
+def has_header(head: bytes) -> bool:
+    """A CSV starts with a header when its first row has no numbers and the second row has some."""
+    lines = head.decode("utf-8", errors="replace").splitlines()
+    rows = list(csv.reader(lines[:2]))
+    if len(rows) < 2 or not rows[0]:
+        return bool(rows) and rows[0] != [] and not any(_is_number(c) for c in rows[0]) and len(lines) == 1
+    return not any(_is_number(c) for c in rows[0] if c.strip()) and any(_is_number(c) for c in rows[1])
+
+
+def _cell(v) -> str:
+    if isinstance(v, (list, tuple)):
+        return ",".join(_cell(x) for x in v)
+    return str(v) if isinstance(v, int) else repr(float(v))
 
 
 def write_rows(rows) -> bytes:

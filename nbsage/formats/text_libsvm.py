@@ -12,7 +12,8 @@ from typing import Iterator
 import numpy as np
 
 from nbsage.errors import DataError
-from nbsage.formats import DEFAULT_BATCH_ROWS, Format, Table, as_rows, check_labels, register
+from nbsage.formats import (DEFAULT_BATCH_ROWS, Format, Table, as_rows, check_labels, label_first,
+                            label_first_frame, register)
 from nbsage.formats import compression
 
 CONTENT_TYPE = "text/libsvm"
@@ -165,16 +166,33 @@ class LibSVMFormat(Format):
     def read_features(self, body: bytes, num_features: int | None = None):
         return read_features(body, num_features)
 
+    def write_channel(self, data, path: Path, *, labelled: bool = True) -> None:
+        """Label-first data as libsvm lines (the label is required: every line starts with one)."""
+        features, labels = label_first(data, "text/libsvm")
+        self.write(features, path, labels=labels)
+
+    def read_frame(self, data: bytes, name: str, header: bool | None = None):
+        """Column 0 the label, then one column per feature index (sparse)."""
+        import io
+        parts = parse_lines(enumerate(io.StringIO(data.decode("utf-8", errors="replace")), start=1), name)
+        indptr, indices, values, labels = parts[:4]
+        return label_first_frame(to_csr(indptr, indices, values, None), labels)
+
     def write(self, obj, path_or_file, labels=None, weights=None, **options) -> None:
-        """Rows as `label[:weight] index:value ...` with 0-based indices; zeros are left out."""
+        """Rows as `label[:weight] index:value ...` with 0-based indices; zeros are left out.
+
+        float64 values are written with every digit they have; others as float32.
+        """
         import scipy.sparse as sp
         rows, _ = as_rows(obj, "text/libsvm writer")
         csr = sp.csr_matrix(rows)
+        exact = csr.dtype == np.float64
         n = csr.shape[0]
         labels = check_labels(labels, n)
         weights = check_labels(weights, n)
         if labels is None:
             labels = np.zeros(n, dtype=np.float32)  # libsvm lines always start with a label
+        exact_labels = labels.dtype == np.float64
         out, close = compression.open_output(path_or_file)
         try:
             step = 8192
@@ -182,8 +200,8 @@ class LibSVMFormat(Format):
                 lines = []
                 for i in range(start, min(n, start + step)):
                     lo, hi = csr.indptr[i], csr.indptr[i + 1]
-                    head = _num(labels[i]) + (f":{_num(weights[i])}" if weights is not None else "")
-                    pairs = " ".join(f"{k}:{_num(v)}" for k, v in zip(csr.indices[lo:hi].tolist(),
+                    head = _num(labels[i], exact_labels) + (f":{_num(weights[i])}" if weights is not None else "")
+                    pairs = " ".join(f"{k}:{_num(v, exact)}" for k, v in zip(csr.indices[lo:hi].tolist(),
                                                                       csr.data[lo:hi].tolist()) if v != 0)
                     lines.append(f"{head} {pairs}".rstrip() + "\n")
                 out.write("".join(lines).encode())
@@ -192,9 +210,11 @@ class LibSVMFormat(Format):
                 out.close()
 
 
-def _num(v) -> str:
+def _num(v, exact: bool = False) -> str:
     v = float(v)
-    return str(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(float(np.float32(v)))
+    if v.is_integer() and abs(v) < 1e15:
+        return str(int(v))
+    return repr(v) if exact else repr(float(np.float32(v)))
 
 
 def read_table(files: list[Path], weights: bool = False, num_features: int | None = None,

@@ -24,7 +24,7 @@ def parse_accept(accept: str | None, supported: tuple[str, ...], default: str) -
 
 
 def check_content_type(content_type: str | None, supported: tuple[str, ...]) -> str:
-    from nbsage.algorithms.base import normalize_content_type
+    from nbsage.formats import normalize_content_type
     ct = normalize_content_type(content_type)
     if ct not in supported:
         raise UnsupportedContentType(

@@ -185,3 +185,23 @@ def test_a_channel_larger_than_the_batch_is_read_with_bounded_memory(tmp_path):
     tracemalloc.stop()
     assert rows == 100000
     assert peak < total / 8, f"peak {peak / 1e6:.1f} MB for a {total / 1e6:.1f} MB channel"
+
+
+@pytest.mark.parametrize("spelling, canonical", [
+    ("csv", "text/csv"), ("Text/CSV; label_size=1", "text/csv"), ("text/x-libsvm", "text/libsvm"),
+    ("parquet", "application/x-parquet"), ("recordio-protobuf", "application/x-recordio-protobuf"),
+    ("application/x-recordio-protobuf", "application/x-recordio-protobuf"), ("jsonlines", "application/jsonlines"),
+    ("application/x-jsonlines", "application/jsonlines"), ("image/jpg", "image/jpeg"), ("", "")])
+def test_one_normaliser_serves_the_formats_the_algorithms_and_the_model_server(spelling, canonical):
+    from nbsage.algorithms import base
+    from nbsage.runtime import inference
+    assert formats.normalize_content_type(spelling) == canonical
+    assert base.normalize_content_type is formats.normalize_content_type
+    if canonical:
+        assert inference.check_content_type(spelling, (canonical,)) == canonical
+
+
+def test_a_file_name_suggests_its_content_type_through_gzip():
+    assert formats.content_type_of("s3://b/train/part-0.csv.gz") == "text/csv"
+    assert formats.content_type_of("data.pbr") == "application/x-recordio-protobuf"
+    assert formats.content_type_of("blob") is None

@@ -26,15 +26,15 @@ LABEL_PREFIX = "__label__"
 MAX_SENTENCE = 1000  # longer lines are cut into pieces of this many words (word2vec windows)
 TEXT, MANIFEST, RECORDIO_MANIFEST = "text", "manifest", "recordio-manifest"
 MANIFEST_CONTENT_TYPES = ("application/jsonlines", "application/x-recordio")
+_MANIFEST_KINDS = {"application/jsonlines": MANIFEST, "application/x-recordio": RECORDIO_MANIFEST}
 
 
 def file_kind(path: Path, content_type: str) -> str:
     """text, manifest (JSON Lines) or recordio-manifest, from the content type or the bytes."""
-    ct = (content_type or "").split(";")[0].strip().lower()
-    if ct == "application/x-recordio":
-        return RECORDIO_MANIFEST
-    if ct in ("application/jsonlines", "application/x-jsonlines", "application/jsonl"):
-        return MANIFEST
+    from nbsage.formats import normalize_content_type
+    kind = _MANIFEST_KINDS.get(normalize_content_type(content_type))
+    if kind:
+        return kind
     with open(path, "rb") as f:
         head = f.read(4096)
     if head[:4] == b"\x0a\x23\xd7\xce":

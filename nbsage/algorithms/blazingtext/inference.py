@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 
+from nbsage import formats
 from nbsage.algorithms.blazingtext.model import ClassifierModel, WordVectors, load_model
 from nbsage.errors import InvalidRequest
 from nbsage.runtime.inference import InferenceHandler, check_content_type
@@ -27,15 +28,6 @@ JSONLINES = "application/jsonlines"
 MAX_K = 1_000_000
 
 
-def _text(body: bytes | str, content_type: str) -> str:
-    if isinstance(body, str):
-        return body
-    try:
-        return body.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise InvalidRequest(f"{content_type} request is not UTF-8 text (byte {e.start})") from None
-
-
 def _k(value, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < 1:
         raise InvalidRequest(f"{where}: k must be a positive whole number of labels to return, "
@@ -43,53 +35,31 @@ def _k(value, where: str) -> int:
     return int(min(value, MAX_K))
 
 
-def parse_json(body, expect: str) -> tuple[list[str], int]:
-    """(instances, k) of an application/json request."""
-    try:
-        doc = json.loads(_text(body, JSON))
-    except json.JSONDecodeError as e:
-        raise InvalidRequest(f"{JSON} request is not valid JSON: {e.msg} at line {e.lineno} column "
-                             f"{e.colno}; expected {{\"instances\": [{expect}, ...]}}") from None
-    if not isinstance(doc, dict) or "instances" not in doc:
-        found = ", ".join(map(repr, list(doc)[:5])) if isinstance(doc, dict) else type(doc).__name__
-        raise InvalidRequest(f"{JSON} request has no 'instances' (found {found}); BlazingText expects "
-                             f"{{\"instances\": [{expect}, ...]}}")
-    instances = doc["instances"]
-    if not isinstance(instances, list):
-        raise InvalidRequest(f"{JSON} request: 'instances' must be a list of {expect}s, found "
-                             f"{type(instances).__name__}")
-    for i, item in enumerate(instances):
+def parse_request(body, content_type: str, expect: str) -> list[tuple[str, int]]:
+    """(text, k) per instance: JSON's `{"instances": [...], "configuration": {"k": 2}}`, or one
+    `{"source": "...", "k": 2}` (or a bare string) per JSON Lines line."""
+    request = formats.read_request(body, content_type, expect)
+    if request.per_line:
+        return [_line_instance(record, where, expect) for where, record in request.instances]
+    for where, item in request.instances:
         if not isinstance(item, str):
-            raise InvalidRequest(f"{JSON} request, instances[{i}]: expected a {expect} (a string), "
+            raise InvalidRequest(f"{JSON} request, {where}: expected a {expect} (a string), "
                                  f"found {type(item).__name__} {json.dumps(item)[:60]}")
-    config = doc.get("configuration") or {}
+    config = request.configuration or {}
     if not isinstance(config, dict):
         raise InvalidRequest(f"{JSON} request: 'configuration' must be an object like {{\"k\": 2}}")
     k = _k(config.get("k", 1), f"{JSON} request, configuration") if "k" in config else 1
-    return instances, k
+    return [(text, k) for _, text in request.instances]
 
 
-def parse_jsonlines(body, expect: str) -> list[tuple[str, int]]:
-    """(source, k) per line of an application/jsonlines request."""
-    out = []
-    for lineno, line in enumerate(_text(body, JSONLINES).splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{JSONLINES} request line {lineno}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InvalidRequest(f"{where} is not valid JSON: {e.msg} at column {e.colno}; each line "
-                                 f"holds {{\"source\": \"{expect}\", \"k\": 1}}") from None
-        if isinstance(record, str):
-            out.append((record, 1))
-            continue
-        if not isinstance(record, dict) or not isinstance(record.get("source", record.get("word")), str):
-            raise InvalidRequest(f"{where}: expected {{\"source\": \"{expect}\"}} with an optional "
-                                 f"\"k\", found {line.strip()[:80]}")
-        source = record.get("source", record.get("word"))
-        out.append((source, _k(record["k"], where) if "k" in record else 1))
-    return out
+def _line_instance(record, where: str, expect: str) -> tuple[str, int]:
+    if isinstance(record, str):
+        return record, 1
+    if not isinstance(record, dict) or not isinstance(record.get("source", record.get("word")), str):
+        raise InvalidRequest(f"{where}: expected {{\"source\": \"{expect}\"}} with an optional "
+                             f"\"k\", found {json.dumps(record)[:80]}")
+    source = record.get("source", record.get("word"))
+    return source, _k(record["k"], where) if "k" in record else 1
 
 
 class BlazingTextHandler(InferenceHandler):
@@ -108,13 +78,9 @@ class BlazingTextHandler(InferenceHandler):
         return self.predict(body, ct, ct), ct
 
     def predict(self, body: bytes, content_type: str, accept: str) -> bytes:
-        expect = "text" if self.is_classifier else "word"
-        if content_type == JSONLINES:
-            records = parse_jsonlines(body, expect)
-            results = self._answer([s for s, _ in records], [k for _, k in records])
-            return ("\n".join(json.dumps(r) for r in results) + ("\n" if results else "")).encode()
-        instances, k = parse_json(body, expect)
-        return json.dumps(self._answer(instances, [k] * len(instances))).encode()
+        instances = parse_request(body, content_type, "text" if self.is_classifier else "word")
+        results = self._answer([s for s, _ in instances], [k for _, k in instances])
+        return formats.write_records(results, accept, envelope=None)
 
     def _answer(self, texts: list[str], ks: list[int]) -> list[dict]:
         if not texts:

@@ -15,6 +15,7 @@ import os
 
 import numpy as np
 
+from nbsage import formats
 from nbsage.algorithms.deepar.predictor import DeepARPredictor
 from nbsage.algorithms.deepar.records import Series, check_series, parse_record
 from nbsage.errors import DataError, InvalidRequest, did_you_mean
@@ -135,29 +136,11 @@ class DeepARHandler(InferenceHandler):
         return [shape_prediction(paths, config) for paths in samples]
 
     def predict(self, body: bytes, content_type: str, accept: str) -> bytes:
-        if content_type == "application/json":
-            try:
-                request = json.loads(body)
-            except ValueError as e:
-                raise InvalidRequest(f"request body is not valid JSON ({e})") from None
-            if not isinstance(request, dict) or not isinstance(request.get("instances"), list):
-                raise InvalidRequest("request body needs 'instances': a list of time series records "
-                                     "({\"start\": ..., \"target\": [...]}), and may have 'configuration'")
-            config = parse_configuration(request.get("configuration"))
-            series = [self.parse_instance(obj, f"instances[{i}]") for i, obj in enumerate(request["instances"])]
-        else:
-            from nbsage.formats import jsonlines
-            config = environment_configuration()
-            try:
-                series = [self.parse_instance(obj, f"request line {n}")
-                          for n, obj in jsonlines.iter_body(body, "request")]
-            except DataError as e:
-                raise InvalidRequest(str(e)) from None
-        predictions = self.predict_series(series, config)
-        if accept == "application/jsonlines":
-            from nbsage.formats import jsonlines
-            return jsonlines.dumps(predictions).encode()
-        return json.dumps({"predictions": predictions}, separators=(",", ":")).encode()
+        request = formats.read_request(body, content_type, expect="time series record")
+        # batch transform's JSON Lines carry no configuration: it comes from the environment
+        config = environment_configuration() if request.per_line else parse_configuration(request.configuration)
+        series = [self.parse_instance(obj, where) for where, obj in request.instances]
+        return formats.write_records(self.predict_series(series, config), accept)
 
 
 def load(model_dir: str) -> DeepARHandler:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nbsage import formats
 from nbsage.errors import DataError, InvalidRequest
 from nbsage.runtime.inference import InferenceHandler
 
@@ -149,29 +150,13 @@ class LinearLearnerHandler(InferenceHandler):
             self.default_accept = default_accept
 
     def features(self, body: bytes, content_type: str) -> np.ndarray:
-        """Feature rows of a request body."""
-        if content_type == "text/csv":
-            from nbsage.formats import text_csv
-            try:
-                return text_csv.read_features(body)
-            except DataError as e:
-                raise InvalidRequest(str(e)) from None
-        from nbsage.formats import json_request
-        return json_request.read_instances(body, content_type, num_features=self.model.feature_dim)
+        """Feature rows of a request body (a JSON record's width is checked against feature_dim)."""
+        return formats.read_features(body, content_type, num_features=self.model.feature_dim)
 
     def predict(self, body: bytes, content_type: str, accept: str) -> bytes:
-        x = self.features(body, content_type)
-        records = self.model.records(x)
-        if accept == "application/jsonlines":
-            return "\n".join(json.dumps(r) for r in records).encode()
-        if accept == "text/csv":
-            key = "score" if self.model.predictor_type == "regressor" else "predicted_label"
-            return "\n".join(_csv_value(r[key]) for r in records).encode()
-        return json.dumps({"predictions": records}).encode()
-
-
-def _csv_value(v) -> str:
-    return str(v) if isinstance(v, int) else repr(float(v))
+        records = self.model.records(self.features(body, content_type))
+        column = "score" if self.model.predictor_type == "regressor" else "predicted_label"
+        return formats.write_records(records, accept, column=column)
 
 
 def load(model_dir) -> LinearLearnerHandler:
