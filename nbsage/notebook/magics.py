@@ -27,18 +27,8 @@ class _ByResponseType:
     ACCEPT = ("*/*",)
 
     def deserialize(self, stream, content_type: str):
-        from nbsage import deserializers
-        base = (content_type or "").split(";")[0].strip().lower()
-        if base == "application/json":
-            return deserializers.JSONDeserializer().deserialize(stream, content_type)
-        if base in ("application/jsonlines", "application/x-jsonlines"):
-            return deserializers.JSONLinesDeserializer().deserialize(stream, content_type)
-        if base == "text/csv":
-            return deserializers.NumpyDeserializer().deserialize(stream, content_type)
-        body = deserializers.BytesDeserializer().deserialize(stream, content_type)
-        if base.startswith("text/"):
-            return body.decode("utf-8", errors="replace")
-        return body
+        from nbsage import deserializers, formats
+        return formats.decode(deserializers.BytesDeserializer().deserialize(stream, content_type), content_type)
 
 
 class PlaceList(list):
