@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from nbsage.errors import DataError, InvalidRequest
-from nbsage.runtime.inference import InferenceHandler
+from nbsage.inference_contract import InferenceHandler
 
 WEIGHTS_FILE = "linear-learner-model.npz"
 SETTINGS_FILE = "linear-learner-model.json"
