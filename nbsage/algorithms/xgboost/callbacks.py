@@ -10,9 +10,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import xgboost as xgb
-
 from nbsage.algorithms.xgboost.declaration import is_maximized
+from nbsage.algorithms.xgboost.library import xgb
 from nbsage.algorithms.xgboost.model import CHECKPOINTS_KEPT, save_checkpoint
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import xgboost as xgb
 
 from nbsage.algorithms.xgboost import callbacks
+from nbsage.algorithms.xgboost.library import xgb
 from nbsage.algorithms.xgboost.model import MODEL_NAME, save_model
 
 

@@ -11,8 +11,7 @@ import os
 import re
 from pathlib import Path
 
-import xgboost as xgb
-
+from nbsage.algorithms.xgboost.library import xgb
 from nbsage.errors import DataError
 
 MODEL_NAME = "xgboost-model"

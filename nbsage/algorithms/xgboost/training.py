@@ -10,11 +10,10 @@ import re
 import time
 from pathlib import Path
 
-import xgboost as xgb
-
 from nbsage.algorithms.xgboost import callbacks, data
 from nbsage.algorithms.xgboost.declaration import ALGORITHM
 from nbsage.algorithms.xgboost.evaluation import EvalPlan, shared_metric
+from nbsage.algorithms.xgboost.library import xgb
 from nbsage.algorithms.xgboost.model import (
     CHECKPOINT_NAME,
     MODEL_NAME,
