@@ -452,6 +452,19 @@ def test_json_requests_and_json_and_jsonlines_answers(handler, expected):
     assert len(json.loads(answer)["predictions"]) == len(X)
 
 
+def test_a_sparse_json_request_predicts_as_the_same_libsvm_request(handler, expected):
+    """An absent key is a missing feature (as in text/libsvm), not a 0."""
+    X, _ = expected
+    keys = [i for i in range(30) if i % 3]
+    record = {"keys": keys, "shape": [30], "values": [float(X[0, i]) for i in keys]}
+    libsvm = " ".join(f"{i}:{float(X[0, i])!r}" for i in keys).encode()
+    want, _ = handler.invoke(libsvm, "text/libsvm", "text/csv")
+    for body, content_type in ((json.dumps({"instances": [{"data": {"features": record}}]}), "application/json"),
+                               (json.dumps({"features": record}), "application/jsonlines")):
+        answer, _ = handler.invoke(body.encode(), content_type, "text/csv")
+        assert answer == want
+
+
 def test_unsupported_accept_is_406_and_content_type_415(handler, expected):
     X, _ = expected
     with pytest.raises(UnsupportedAccept) as e:
