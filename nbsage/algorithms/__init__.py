@@ -1,28 +1,25 @@
-"""Built-in algorithms, one module each, found through one registry.
+"""Built-in algorithms, one package each, found through one registry.
 
-Modules are imported on first lookup so that `import nbsage` stays fast; an algorithm module
-imports its heavy libraries (xgboost, torch) inside `train`/`load`, never at module level.
+Packages are imported on first lookup so that `import nbsage` stays fast. A package's `__init__`
+imports only its declaration, which imports neither torch nor xgboost (its `train`/`load` import
+those when called), so reading declarations is cheap. Each declaration names its own aliases
+(`Algorithm.aliases`: the names SageMaker's images and SDK use, and short forms); the alias table
+here is built from them the first time a name is not a canonical one.
 """
 from __future__ import annotations
 
 import importlib
+from functools import cache
 
 from nbsage.algorithms.base import Algorithm
 from nbsage.errors import ValidationError, did_you_mean
 
-# name -> module under nbsage.algorithms that defines ALGORITHM
+# canonical name -> package under nbsage.algorithms that defines ALGORITHM
 _MODULES = {
     "blazingtext": "blazingtext",
     "xgboost": "xgboost",
     "linear-learner": "linear_learner",
     "deepar": "deepar",
-}
-_ALIASES = {
-    "linear_learner": "linear-learner",
-    "linearlearner": "linear-learner",
-    "ll": "linear-learner",
-    "xgb": "xgboost",
-    "forecasting-deepar": "deepar",
 }
 
 
@@ -31,12 +28,35 @@ def names() -> list[str]:
     return sorted(_MODULES)
 
 
+def _declaration(name: str) -> Algorithm:
+    return importlib.import_module(f"nbsage.algorithms.{_MODULES[name]}").ALGORITHM
+
+
+@cache
+def aliases() -> dict[str, str]:
+    """{alias: canonical name}, from every declaration's `aliases`."""
+    table: dict[str, str] = {}
+    for name in _MODULES:
+        for alias in _declaration(name).aliases:
+            key = alias.strip().lower()
+            if key in _MODULES or table.get(key, name) != name:
+                raise ValidationError(f"alias {alias!r} of {name!r} is already the name or an alias of "
+                                      f"{table.get(key, key)!r}")
+            table[key] = name
+    return table
+
+
+def _image_key(name: str) -> str:
+    # an ECR-style image URI ".../sagemaker-xgboost:1.7-1" or "forecasting-deepar:1" names its algorithm
+    return name.strip().lower().rsplit("/", 1)[-1].split(":")[0].removeprefix("sagemaker-")
+
+
 def canonical_name(name: str) -> str | None:
-    key = name.strip().lower()
-    # an ECR-style image URI ".../sagemaker-xgboost:1.7-1" or "xgboost:1.7-1" names its algorithm
-    key = key.rsplit("/", 1)[-1].split(":")[0].removeprefix("sagemaker-")
-    key = _ALIASES.get(key, key)
-    return key if key in _MODULES else None
+    """The registered name of an algorithm given by name, alias or image URI; None if it is none of them."""
+    key = _image_key(name)
+    if key in _MODULES:
+        return key
+    return aliases().get(key)
 
 
 def is_builtin(name: str) -> bool:
@@ -49,6 +69,5 @@ def get(name: str) -> Algorithm:
     if key is None:
         raise ValidationError(
             f"{name!r} is not a built-in algorithm; built-ins are {', '.join(names())}"
-            f"{did_you_mean(name.lower(), list(_MODULES) + list(_ALIASES))}")
-    module = importlib.import_module(f"nbsage.algorithms.{_MODULES[key]}")
-    return module.ALGORITHM
+            f"{did_you_mean(name.lower(), list(_MODULES) + list(aliases()))}")
+    return _declaration(key)

@@ -168,8 +168,12 @@ def parse_jsonlines(body) -> list[tuple[str, object]]:
 
 
 def read_instances(body, content_type: str = JSON, num_features: int | None = None,
-                   sparse: bool = False):
+                   sparse: bool | None = False):
     """Feature rows of a JSON or JSON Lines request: float32 ndarray [n, d] (CSR if sparse=True).
+
+    sparse=None keeps the request's own form, as text/libsvm requests keep theirs: CSR when any
+    record is sparse (an absent key stays absent, which XGBoost reads as missing, not 0), dense
+    otherwise.
 
     num_features, when known (the model's feature_dim), is checked against every record;
     otherwise all records must have the width of the first.
@@ -194,6 +198,9 @@ def read_instances(body, content_type: str = JSON, num_features: int | None = No
                         else f"{first} has {width}")
             raise InvalidRequest(f"{kind} request, {where}: has {rec.width} features; {expected}")
         records.append(rec)
+    as_sent = sparse is None
+    if as_sent:
+        sparse = any(isinstance(rec, _Sparse) for rec in records)
     if not sparse:
         out = np.zeros((len(records), width), dtype=np.float32)
         for i, rec in enumerate(records):
@@ -207,7 +214,7 @@ def read_instances(body, content_type: str = JSON, num_features: int | None = No
     for rec in records:
         if isinstance(rec, _Dense):
             row = np.asarray(rec.values, dtype=np.float32)
-            nz = np.flatnonzero(row)
+            nz = np.arange(row.size) if as_sent else np.flatnonzero(row)
             indices.extend(nz.tolist())
             values.extend(row[nz].tolist())
         else:
@@ -237,7 +244,7 @@ class JsonRequestFormat(Format):
                                      "format; write training records as application/jsonlines (one per line)")
 
     def read_features(self, body, num_features=None):
-        return read_instances(body, JSON, num_features=num_features)
+        return read_instances(body, JSON, num_features=num_features, sparse=None)
 
     def read_frame(self, data: bytes, name: str, header: bool | None = None):
         """A JSON document (an array of row objects, or an object of columns) as a DataFrame."""

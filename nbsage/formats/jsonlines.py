@@ -259,7 +259,7 @@ class JsonLinesFormat(Format):
 
     def read_features(self, body, num_features=None):
         from nbsage.formats import json_request
-        return json_request.read_instances(body, CONTENT_TYPE, num_features=num_features)
+        return json_request.read_instances(body, CONTENT_TYPE, num_features=num_features, sparse=None)
 
     def write(self, obj, path_or_file, labels=None, weights=None, **options):
         write_rows(obj, path_or_file, labels=labels, weights=weights)

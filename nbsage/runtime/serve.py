@@ -399,11 +399,7 @@ def serve(model_dir: str, algorithm: str | None = None, entry_point: str | None 
     """
     if os.environ.get("SAGEMAKER_BIND_TO_PORT") and port == 8080:
         port = int(os.environ["SAGEMAKER_BIND_TO_PORT"])
-    is_xgboost = False
-    if algorithm and not entry_point:
-        from nbsage import algorithms
-        is_xgboost = algorithms.canonical_name(algorithm) == "xgboost"
-    server = ModelServer((host, port), empty_body_status=204 if is_xgboost else 400)
+    server = ModelServer((host, port))  # the loaded handler declares its empty_body_status
     stop = threading.Event()
 
     def on_signal(signum, frame):

@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 
 from nbsage.errors import InvalidRequest, NBSageError, UnsupportedAccept, UnsupportedContentType
-from nbsage.runtime.inference import InferenceHandler
+from nbsage.inference_contract import InferenceHandler
 
 JSON = "application/json"
 CSV = "text/csv"

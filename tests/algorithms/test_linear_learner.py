@@ -396,7 +396,7 @@ def test_predictor_type_and_multiclass_num_classes_are_required():
         ALGORITHM.validate({"epochs": "3"})
     with pytest.raises(HyperparameterError, match="'num_classes' is required.*multiclass_classifier"):
         ALGORITHM.validate({"predictor_type": "multiclass_classifier"})
-    with pytest.raises(HyperparameterError, match=r"'num_classes' = 2.*\[3, 1000000\]"):
+    with pytest.raises(HyperparameterError, match=r"'num_classes' = '?2'?.*\[3, 1000000\]"):
         ALGORITHM.validate({"predictor_type": "multiclass_classifier", "num_classes": "2"})
 
 
@@ -497,3 +497,23 @@ def test_breast_cancer_with_32_models_and_15_epochs_trains_in_well_under_two_sec
     assert "completed 100 % of epochs" in out.getvalue()
     assert elapsed < 1.5, f"training took {elapsed:.2f} s"
     print(f"in-process training: {elapsed:.3f} s")
+
+
+def test_auto_values_are_declared_once_and_quoted_by_the_help():
+    from nbsage.algorithms.linear_learner import declaration, settings
+    resolved = settings.resolve(ALGORITHM.validate({"predictor_type": "binary_classifier"})).resolved
+    for name, value in declaration.AUTO_VALUES.items():
+        assert resolved[name][0] == value
+        shown = f"{value:,}" if isinstance(value, int) else f"{value:g}"
+        assert f"auto: {shown}" in ALGORITHM.hyperparameter(name).help
+    assert resolved["optimizer"][0] == declaration.AUTO_OPTIMIZER
+    assert resolved["learning_rate"][0] == declaration.AUTO_LEARNING_RATE[declaration.AUTO_OPTIMIZER]
+
+
+def test_num_classes_range_help_and_check_agree():
+    num_classes = ALGORITHM.hyperparameter("num_classes")
+    assert (num_classes.range.low, num_classes.range.high) == (3, 1_000_000)
+    assert "3 to 1,000,000" in num_classes.help
+    with pytest.raises(HyperparameterError, match=r"'num_classes' = 2.*\[3, 1000000\]"):
+        ALGORITHM.validate({"predictor_type": "binary_classifier", "num_classes": 2})
+    assert ALGORITHM.validate({"predictor_type": "multiclass_classifier", "num_classes": 3})["num_classes"] == 3

@@ -452,6 +452,19 @@ def test_json_requests_and_json_and_jsonlines_answers(handler, expected):
     assert len(json.loads(answer)["predictions"]) == len(X)
 
 
+def test_a_sparse_json_request_predicts_as_the_same_libsvm_request(handler, expected):
+    """An absent key is a missing feature (as in text/libsvm), not a 0."""
+    X, _ = expected
+    keys = [i for i in range(30) if i % 3]
+    record = {"keys": keys, "shape": [30], "values": [float(X[0, i]) for i in keys]}
+    libsvm = " ".join(f"{i}:{float(X[0, i])!r}" for i in keys).encode()
+    want, _ = handler.invoke(libsvm, "text/libsvm", "text/csv")
+    for body, content_type in ((json.dumps({"instances": [{"data": {"features": record}}]}), "application/json"),
+                               (json.dumps({"features": record}), "application/jsonlines")):
+        answer, _ = handler.invoke(body.encode(), content_type, "text/csv")
+        assert answer == want
+
+
 def test_unsupported_accept_is_406_and_content_type_415(handler, expected):
     X, _ = expected
     with pytest.raises(UnsupportedAccept) as e:
@@ -479,6 +492,41 @@ def test_malformed_request_names_the_line(handler, expected):
         handler.invoke("\n".join(lines).encode(), "text/csv", None)
     with pytest.raises(InvalidRequest, match="line 2"):
         handler.invoke(b'{"features": [1]}\n{oops', "application/jsonlines", None)
+
+
+def test_the_handler_declares_that_an_empty_request_gets_204(handler):
+    from nbsage.inference_contract import InferenceHandler
+    assert handler.empty_body_status == 204 and InferenceHandler.empty_body_status == 400
+
+
+def test_the_model_server_answers_an_empty_request_with_204(csv_job):
+    import http.client
+    import threading
+    root, _ = csv_job
+    server = subprocess.Popen(
+        [sys.executable, "-m", "nbsage.runtime", "serve", "--model-dir", str(root.model_dir), "--algorithm", "xgb",
+         "--port", "0"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    lines: list[bytes] = []
+
+    def until_serving():
+        for line in server.stderr:
+            lines.append(line)
+            if b"serving on" in line:
+                return
+
+    try:
+        waiter = threading.Thread(target=until_serving, daemon=True)
+        waiter.start()
+        waiter.join(timeout=120)
+        assert lines and b"serving on" in lines[-1], b"".join(lines).decode()
+        port = int(re.search(rb":([0-9]+)\s*$", lines[-1]).group(1))
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("POST", "/invocations", body=b"", headers={"Content-Type": "text/csv"})
+        response = conn.getresponse()
+        assert (response.status, response.read()) == (204, b"")
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
 
 
 def test_single_row_prediction_is_fast(handler, expected):

@@ -194,7 +194,7 @@ def test_a_channel_larger_than_the_batch_is_read_with_bounded_memory(tmp_path):
     ("application/x-jsonlines", "application/jsonlines"), ("image/jpg", "image/jpeg"), ("", "")])
 def test_one_normaliser_serves_the_formats_the_algorithms_and_the_model_server(spelling, canonical):
     from nbsage.algorithms import base
-    from nbsage.runtime import inference
+    from nbsage import inference_contract as inference
     assert formats.normalize_content_type(spelling) == canonical
     assert base.normalize_content_type is formats.normalize_content_type
     if canonical:

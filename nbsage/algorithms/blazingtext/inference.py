@@ -21,7 +21,7 @@ import json
 from nbsage import formats
 from nbsage.algorithms.blazingtext.model import ClassifierModel, WordVectors, load_model
 from nbsage.errors import InvalidRequest
-from nbsage.runtime.inference import InferenceHandler, check_content_type
+from nbsage.inference_contract import InferenceHandler, check_content_type
 
 JSON = "application/json"
 JSONLINES = "application/jsonlines"

@@ -19,7 +19,7 @@ from nbsage import formats
 from nbsage.algorithms.deepar.predictor import DeepARPredictor
 from nbsage.algorithms.deepar.records import Series, check_series, parse_record
 from nbsage.errors import DataError, InvalidRequest, did_you_mean
-from nbsage.runtime.inference import InferenceHandler
+from nbsage.inference_contract import InferenceHandler
 
 OUTPUT_TYPES = ("mean", "quantiles", "samples")
 DEFAULT_CONFIGURATION = {"num_samples": 100, "output_types": ["mean", "quantiles"],

@@ -31,12 +31,32 @@ LEGACY_CRITERIA = {"f1": "f_beta", "cross_entropy_loss": "loss_function"}
 
 _unit = Range(0, 1, True, False)  # [0, 1)
 
+# What `auto` becomes where it is a fixed value: SageMaker's 2018 container configuration. The help
+# texts below and settings.resolve both read these tables, so the two cannot disagree.
+AUTO_VALUES = {
+    "beta_1": 0.9, "beta_2": 0.999, "bias_lr_mult": 10.0, "bias_wd_mult": 0.0, "momentum": 0.0,
+    "wd": 0.0, "l1": 0.0, "lr_scheduler_factor": 0.99, "lr_scheduler_minimum_lr": 1e-5,
+    "lr_scheduler_step": 100, "num_models": 32, "num_calibration_samples": 10_000_000,
+}
+AUTO_OPTIMIZER = "adam"
+AUTO_LEARNING_RATE = {"adam": 0.02, "rmsprop": 0.01, "sgd": 0.05}
+
+
+def _auto(name: str) -> str:
+    """'auto: 0.9' for a help text, from AUTO_VALUES."""
+    value = AUTO_VALUES[name]
+    return f"auto: {value:,}" if isinstance(value, int) else f"auto: {value:g}"
+
+
+_AUTO_LEARNING_RATE_HELP = "auto: " + ", ".join(f"{rate:g} for {opt}" for opt, rate in AUTO_LEARNING_RATE.items())
+_AUTO_LOSS_HELP = ", ".join(f"{loss} ({predictor.split('_')[0]})" for predictor, loss in DEFAULT_LOSS.items())
+
 HYPERPARAMETERS = (
     Hyperparameter("predictor_type", "str", required=True, choices=PREDICTOR_TYPES,
                    help="the kind of target: binary classification (labels 0/1), multiclass "
                         "classification (labels 0..num_classes-1) or regression (real labels)"),
-    Hyperparameter("num_classes", "int", range=closed(1, 1_000_000),
-                   help="number of classes; required for multiclass_classifier (3 to 1,000,000), "
+    Hyperparameter("num_classes", "int", range=closed(3, 1_000_000),
+                   help="number of classes, 3 to 1,000,000; required for multiclass_classifier, "
                         "ignored otherwise"),
     Hyperparameter("feature_dim", "int", default=AUTO, allow_auto=True, range=greater_than(0),
                    help="number of features; auto reads it from the data, and a value that "
@@ -47,15 +67,15 @@ HYPERPARAMETERS = (
                    help="weight classes so that each has equal importance in the loss "
                         "(multiclass_classifier only)"),
     Hyperparameter("beta_1", "float", default=AUTO, allow_auto=True, range=_unit, advanced=True,
-                   help="Adam's exponential decay rate for first-moment estimates (auto: 0.9)"),
+                   help="Adam's exponential decay rate for first-moment estimates (" + _auto("beta_1") + ")"),
     Hyperparameter("beta_2", "float", default=AUTO, allow_auto=True, range=_unit, advanced=True,
-                   help="Adam's exponential decay rate for second-moment estimates (auto: 0.999)"),
+                   help="Adam's exponential decay rate for second-moment estimates (" + _auto("beta_2") + ")"),
     Hyperparameter("bias_lr_mult", "float", default=AUTO, allow_auto=True, range=greater_than(0),
                    advanced=True,
-                   help="the bias learns at learning_rate * bias_lr_mult (auto: 10)"),
+                   help="the bias learns at learning_rate * bias_lr_mult (" + _auto("bias_lr_mult") + ")"),
     Hyperparameter("bias_wd_mult", "float", default=AUTO, allow_auto=True, range=at_least(0),
                    advanced=True,
-                   help="the bias's L2 weight is wd * bias_wd_mult (auto: 0, no L2 on the bias)"),
+                   help="the bias's L2 weight is wd * bias_wd_mult (" + _auto("bias_wd_mult") + ", no L2 on the bias)"),
     Hyperparameter("binary_classifier_model_selection_criteria", "str", default="accuracy",
                    choices=SELECTION_CRITERIA + tuple(LEGACY_CRITERIA),
                    help="what the best model and its decision threshold are chosen for, on the "
@@ -85,14 +105,13 @@ HYPERPARAMETERS = (
     Hyperparameter("init_sigma", "float", default=0.01, range=greater_than(0), advanced=True,
                    help="standard deviation of the normal initial weights (init_method=normal)"),
     Hyperparameter("l1", "float", default=AUTO, allow_auto=True, range=at_least(0),
-                   help="L1 regularisation; 0 turns it off (auto: 0 for the model with your "
+                   help="L1 regularisation; 0 turns it off (" + _auto("l1") + " for the model with your "
                         "settings, explored by the parallel models)"),
     Hyperparameter("learning_rate", "float", default=AUTO, allow_auto=True, range=greater_than(0),
-                   help="step size of the optimizer (auto: depends on the optimizer)"),
+                   help="step size of the optimizer (" + _AUTO_LEARNING_RATE_HELP + ")"),
     Hyperparameter("loss", "str", default=AUTO,
                    choices=(AUTO,) + BINARY_LOSSES + MULTICLASS_LOSSES + REGRESSION_LOSSES,
-                   help="loss function; auto is logistic (binary), softmax_loss (multiclass) or "
-                        "squared_loss (regressor)"),
+                   help="loss function; auto is " + _AUTO_LOSS_HELP),
     Hyperparameter("loss_insensitivity", "float", default=0.01, range=greater_than(0),
                    advanced=True,
                    help="errors smaller than this count as zero in the eps_insensitive losses "
@@ -100,19 +119,19 @@ HYPERPARAMETERS = (
     Hyperparameter("lr_scheduler_factor", "float", default=AUTO, allow_auto=True,
                    range=open_interval(0, 1), advanced=True,
                    help="the learning rate is multiplied by this every lr_scheduler_step "
-                        "updates (auto: 0.99)"),
+                        "updates (" + _auto("lr_scheduler_factor") + ")"),
     Hyperparameter("lr_scheduler_minimum_lr", "float", default=AUTO, allow_auto=True,
                    range=greater_than(0), advanced=True,
-                   help="the scheduler never lowers the learning rate below this (auto: 1e-5)"),
+                   help="the scheduler never lowers the learning rate below this (" + _auto("lr_scheduler_minimum_lr") + ")"),
     Hyperparameter("lr_scheduler_step", "int", default=AUTO, allow_auto=True,
                    range=greater_than(0), advanced=True,
-                   help="updates between learning-rate decreases (auto: 100)"),
+                   help="updates between learning-rate decreases (" + _auto("lr_scheduler_step") + ")"),
     Hyperparameter("margin", "float", default=1.0, range=at_least(0), advanced=True,
                    help="margin of hinge_loss"),
     Hyperparameter("mini_batch_size", "int", default=1000, range=greater_than(0),
                    help="records per mini-batch"),
     Hyperparameter("momentum", "float", default=AUTO, allow_auto=True, range=_unit, advanced=True,
-                   help="momentum of the sgd optimizer (auto: 0)"),
+                   help="momentum of the sgd optimizer (" + _auto("momentum") + ")"),
     Hyperparameter("normalize_data", "bool", default=True, allow_auto=True,
                    help="scale the features to unit standard deviation before training"),
     Hyperparameter("normalize_label", "bool", default=AUTO, allow_auto=True, advanced=True,
@@ -121,15 +140,15 @@ HYPERPARAMETERS = (
     Hyperparameter("num_calibration_samples", "int", default=AUTO, allow_auto=True,
                    range=greater_than(0), advanced=True,
                    help="validation records used to choose the decision threshold "
-                        "(auto: 10,000,000)"),
+                        "(" + _auto("num_calibration_samples") + ")"),
     Hyperparameter("num_models", "int", default=AUTO, allow_auto=True, range=greater_than(0),
                    help="models trained in parallel, one with your settings and the rest with "
-                        "close ones; the best on validation is kept (auto: 32)"),
+                        "close ones; the best on validation is kept (" + _auto("num_models") + ")"),
     Hyperparameter("num_point_for_scaler", "int", default=10000, range=greater_than(0),
                    advanced=True,
                    help="records sampled to compute the normalisation statistics"),
     Hyperparameter("optimizer", "str", default=AUTO, choices=(AUTO, "sgd", "adam", "rmsprop"),
-                   help="optimisation algorithm (auto: adam)"),
+                   help="optimisation algorithm (auto: " + AUTO_OPTIMIZER + ")"),
     Hyperparameter("positive_example_weight_mult", "float", default=1.0, allow_auto=True,
                    extra_values=("balanced",), range=greater_than(0),
                    help="weight of positive examples in the loss (negatives weigh 1); balanced "
@@ -153,7 +172,7 @@ HYPERPARAMETERS = (
     Hyperparameter("use_lr_scheduler", "bool", default=True, advanced=True,
                    help="decrease the learning rate in steps during training"),
     Hyperparameter("wd", "float", default=AUTO, allow_auto=True, range=at_least(0),
-                   help="L2 regularisation (weight decay); 0 turns it off (auto: 0 for the "
+                   help="L2 regularisation (weight decay); 0 turns it off (" + _auto("wd") + " for the "
                         "model with your settings, explored by the parallel models)"),
 )
 
@@ -218,6 +237,7 @@ def _metrics() -> tuple[Metric, ...]:
 
 
 METRICS = _metrics()
+_NUM_CLASSES = next(hp for hp in HYPERPARAMETERS if hp.name == "num_classes")
 
 
 def resolve_loss(predictor_type: str, loss: str) -> str:
@@ -234,13 +254,8 @@ def check(hps: dict) -> None:
         if k is None:
             raise HyperparameterError(
                 "hyperparameter 'num_classes' is required when predictor_type is "
-                "multiclass_classifier (expected an integer in [3, 1000000]; labels are "
+                f"multiclass_classifier (expected {_NUM_CLASSES.describe()}; labels are "
                 "0..num_classes-1)")
-        if k < 3:
-            raise HyperparameterError(
-                f"hyperparameter 'num_classes' = {k} is not valid for multiclass_classifier: "
-                f"expected an integer in [3, 1000000] (use predictor_type=binary_classifier "
-                f"for two classes)")
     loss = hps.get("loss", AUTO)
     allowed = LOSSES_BY_PREDICTOR[predictor]
     if loss != AUTO and loss not in allowed:

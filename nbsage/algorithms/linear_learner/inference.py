@@ -24,7 +24,7 @@ import numpy as np
 
 from nbsage import formats
 from nbsage.errors import DataError, InvalidRequest
-from nbsage.runtime.inference import InferenceHandler
+from nbsage.inference_contract import InferenceHandler
 
 WEIGHTS_FILE = "linear-learner-model.npz"
 SETTINGS_FILE = "linear-learner-model.json"

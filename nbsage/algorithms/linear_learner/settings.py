@@ -1,10 +1,10 @@
 """Resolve `auto` hyperparameters, and draw the settings of the models trained in parallel.
 
-`auto` resolves to the values SageMaker's 2018 container configuration spelled out (beta_1 0.9,
-beta_2 0.999, bias_lr_mult 10, bias_wd_mult 0, lr_scheduler_* 0.99 / 1e-5 / 100, momentum 0,
-wd 0, l1 0, num_models 32, num_calibration_samples 10,000,000), to the documented defaults
-(loss by predictor_type, optimizer adam, normalize_label for regression only, unbias_* when
-use_bias), and for learning_rate to a per-optimizer value.
+`auto` resolves to the values SageMaker's 2018 container configuration spelled out, to the
+documented defaults (loss by predictor_type, optimizer adam, normalize_label for regression only,
+unbias_* when use_bias), and for learning_rate to a per-optimizer value. The values are declared
+once, in `declaration.py` (AUTO_VALUES, AUTO_OPTIMIZER, AUTO_LEARNING_RATE, DEFAULT_LOSS), beside
+the help texts that quote them.
 
 Model 0 always trains with exactly these settings. The other models' learning rate, L1, L2 and
 scheduler settings are drawn log-uniformly around them: widely where the user left `auto`, closely
@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nbsage.algorithms.base import AUTO
-from nbsage.algorithms.linear_learner.declaration import DEFAULT_LOSS, LEGACY_CRITERIA
+from nbsage.algorithms.linear_learner.declaration import (
+    AUTO_LEARNING_RATE,
+    AUTO_OPTIMIZER,
+    AUTO_VALUES,
+    DEFAULT_LOSS,
+    LEGACY_CRITERIA,
+)
 
-AUTO_LEARNING_RATE = {"adam": 0.02, "rmsprop": 0.01, "sgd": 0.05}
-AUTO_VALUES = {
-    "beta_1": 0.9, "beta_2": 0.999, "bias_lr_mult": 10.0, "bias_wd_mult": 0.0, "momentum": 0.0,
-    "wd": 0.0, "l1": 0.0, "lr_scheduler_factor": 0.99, "lr_scheduler_minimum_lr": 1e-5,
-    "lr_scheduler_step": 100, "num_models": 32, "num_calibration_samples": 10_000_000,
-}
 # parameters, optimizer state and gradients of all parallel models stay under this many bytes
 PARAMETER_BUDGET_BYTES = 1 << 30
 
@@ -80,7 +80,7 @@ def resolve(hps: dict) -> Settings:
 
     predictor = hps["predictor_type"]
     loss = pick("loss", DEFAULT_LOSS[predictor], f"the default for {predictor}")
-    optimizer = pick("optimizer", "adam")
+    optimizer = pick("optimizer", AUTO_OPTIMIZER)
     learning_rate = pick("learning_rate", AUTO_LEARNING_RATE[optimizer], f"for optimizer {optimizer}")
     values = {name: pick(name, value) for name, value in AUTO_VALUES.items()}
     regression = predictor == "regressor"

@@ -1,0 +1,87 @@
+"""Reading XGBoost's channels into DMatrix: content types, weights, widths, and each host's share.
+
+Every content type is read through `nbsage.formats`; this module only applies SageMaker's XGBoost
+rules on top: text/libsvm when no content type is given, validation read like train, one label
+column, instance weights from the second CSV column with csv_weights=1, validation as wide as
+train, and on several hosts each host's rows.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from nbsage import formats
+from nbsage.algorithms.xgboost.declaration import ALGORITHM, CHANNELS, CSV_WEIGHTS_CONTENT_TYPES
+from nbsage.errors import ChannelError, DataError
+from nbsage.formats import Table
+
+
+def channel_content_types(env) -> dict[str, str]:
+    """Each channel's content type, SageMaker's defaults applied (text/libsvm; validation as train)."""
+    declared = {name: ch.content_type for name, ch in env.channels.items()}
+    ALGORITHM.check_channels(declared)
+    train_ct = formats.normalize_content_type(declared.get("train")) or CHANNELS[0].default_content_type
+    out = {}
+    for name, raw in declared.items():
+        ct = formats.normalize_content_type(raw) or train_ct
+        try:
+            labels = formats.label_size(raw)
+        except ValueError:
+            labels = None
+        if labels != 1:
+            raise ChannelError(f"channel {name!r}: content type {raw!r} is not accepted; XGBoost reads one "
+                               "label column (label_size=1, the default)")
+        out[name] = ct
+    return out
+
+
+def read_channel(env, name: str, content_type: str, csv_weights: bool, num_features: int | None = None) -> Table:
+    """All of a channel's rows; validation (num_features given) must be as wide as train."""
+    files = env.channel_files(name)
+    if not files:
+        raise DataError(f"channel {name!r} has no data files in {env.channels[name].path} "
+                        f"(expected {content_type} files)")
+    try:
+        table = formats.read_table(files, content_type, num_features=num_features,
+                                   weights=csv_weights and content_type in CSV_WEIGHTS_CONTENT_TYPES)
+    except DataError as e:
+        raise DataError(f"channel {name!r}: {e}") from None
+    if num_features is not None and table.num_features != num_features:
+        raise DataError(f"channel {name!r} has {table.num_features} features and the train channel "
+                        f"{num_features}; both channels need the same columns")
+    return table
+
+
+def host_share(env, name: str, content_type: str, csv_weights: bool, num_features: int | None, cluster):
+    """This host's rows of a channel (see training.train_on_hosts), or None when it has no files."""
+    if not env.channel_files(name):
+        env.log(f"channel {name!r} has no files on {cluster.current_host}: it trains on the other hosts' rows")
+        return None
+    table = read_channel(env, name, content_type, csv_weights, num_features=num_features)
+    if env.channels[name].distribution == "ShardedByS3Key":
+        return table
+    rows = slice(cluster.rank, None, cluster.size)
+    return Table(table.features[rows], table.labels[rows], None if table.weights is None else table.weights[rows])
+
+
+def widen(table, width: int) -> Table:
+    """The table with `width` feature columns (sparse data of one host may end early); None -> 0 rows."""
+    if table is None:
+        return Table(np.empty((0, width), dtype=np.float32), np.empty(0, dtype=np.float32))
+    if table.num_features < width and hasattr(table.features, "tocsr"):
+        features = table.features.tocsr()
+        features.resize((features.shape[0], width))
+        return Table(features, table.labels, table.weights)
+    if table.num_features != width:
+        raise DataError(f"this host's data has {table.num_features} features and another host's {width}; "
+                        "every host's files need the same columns")
+    return table
+
+
+def dmatrix(xgb, table: Table, params: dict, nthread: int):
+    """A DMatrix of the table's rows, labels and weights (survival:aft: the label as both bounds)."""
+    matrix = xgb.DMatrix(table.features, label=table.labels, weight=table.weights, nthread=nthread)
+    if params.get("objective") == "survival:aft":
+        # uncensored rows: the label is both bounds of the survival interval
+        matrix.set_float_info("label_lower_bound", table.labels)
+        matrix.set_float_info("label_upper_bound", table.labels)
+    return matrix
