@@ -823,9 +823,8 @@ def _callbacks():
             began = time.perf_counter()
             self.directory.mkdir(parents=True, exist_ok=True)
             path = self.directory / f"{CHECKPOINT_NAME}.{epoch}"
-            tmp = path.with_name(path.name + _TEMP_SUFFIX)
-            tmp.write_bytes(model.save_raw("ubj"))
-            os.replace(tmp, path)
+            from nbsage.checkpoint_files import write_checkpoint
+            write_checkpoint(path, model.save_raw("ubj"))
             self.last_saved = epoch
             rounds = sorted(int(m.group(1)) for p in self.directory.iterdir()
                             if (m := _CHECKPOINT_FILE.match(p.name)))

@@ -41,6 +41,7 @@ from nbsage.algorithms.deepar.predictor import DeepARPredictor, ModelSettings
 from nbsage.algorithms.deepar.records import (Series, check_series, read_channel,
                                               resolve_fields, statistics)
 from nbsage.algorithms.deepar.windows import SeriesTable
+from nbsage.checkpoint_files import write_checkpoint
 from nbsage.errors import DataError
 
 SEED = 0
@@ -137,11 +138,8 @@ class _Checkpoints:
         return None
 
     def save(self, state: dict) -> Path:
-        self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"{CHECKPOINT_PREFIX}{state['epoch']:05d}.pt"
-        tmp = path.with_name(f".{path.name}.tmp")
-        torch.save({**state, "signature": self.signature}, tmp)
-        os.replace(tmp, path)
+        write_checkpoint(path, lambda f: torch.save({**state, "signature": self.signature}, f))
         for old in self._files()[CHECKPOINTS_KEPT:]:
             old.unlink(missing_ok=True)
         return path
