@@ -235,18 +235,18 @@ def check(hps: dict) -> None:
             raise HyperparameterError(
                 "hyperparameter 'num_classes' is required when predictor_type is "
                 "multiclass_classifier (expected an integer in [3, 1000000]; labels are "
-                "0..num_classes-1)")
+                "0..num_classes-1)", name="num_classes")
         if k < 3:
             raise HyperparameterError(
                 f"hyperparameter 'num_classes' = {k} is not valid for multiclass_classifier: "
                 f"expected an integer in [3, 1000000] (use predictor_type=binary_classifier "
-                f"for two classes)")
+                f"for two classes)", name="num_classes")
     loss = hps.get("loss", AUTO)
     allowed = LOSSES_BY_PREDICTOR[predictor]
     if loss != AUTO and loss not in allowed:
         raise HyperparameterError(
             f"hyperparameter 'loss' = {loss!r} is not valid for predictor_type={predictor}: "
-            f"expected auto or one of {', '.join(allowed)}")
+            f"expected auto or one of {', '.join(allowed)}", name="loss")
 
 
 ALGORITHM = Algorithm(
