@@ -15,17 +15,7 @@ from nbsage import algorithms
 from nbsage.algorithms.base import AUTO, Hyperparameter, closed, greater_than
 from nbsage.algorithms.hyperparameters import BOOLEAN, INTEGER, JSON, KINDS, LIST, NUMBER, STRING, Kind
 from nbsage.errors import HyperparameterError
-
-
-def loadable_algorithms():
-    names = []
-    for name in algorithms.names():
-        try:
-            algorithms.get(name)
-        except ImportError:
-            continue  # a module still being written
-        names.append(name)
-    return names
+from support import loadable_algorithms
 
 
 def _valid_example(hp):
