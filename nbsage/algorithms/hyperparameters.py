@@ -96,6 +96,9 @@ class Kind:
     def __str__(self) -> str:
         return self.name  # the word a declaration uses
 
+    def __reduce__(self):  # one object per kind, also in a process that unpickles a declaration
+        return kind, (self.name,)
+
     # -- parse -----------------------------------------------------------------------------------
     def parse(self, hp: "Hyperparameter", value: Any) -> Any:
         """Typed value from a string, Python or YAML value; raises HyperparameterError."""
@@ -310,6 +313,14 @@ STRING, INTEGER, NUMBER, BOOLEAN, LIST, JSON = Kind(), Integer(), Number(), Bool
 KINDS: dict[str, Kind] = {k.name: k for k in (STRING, INTEGER, NUMBER, BOOLEAN, LIST, JSON)}
 
 
+def kind(name: str) -> Kind:
+    """The kind a declaration names by word; ValueError naming the kinds there are."""
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise ValueError(f"kind {name!r} is not one of {', '.join(KINDS)}{did_you_mean(name, KINDS)}") from None
+
+
 def _unset(hp) -> list:
     """ "(not set)" leaves an optional parameter without a default to the algorithm."""
     return [("(not set)", None)] if hp.default is None and not hp.required else []
@@ -345,10 +356,10 @@ class Hyperparameter:
 
     def __post_init__(self):
         if isinstance(self.kind, str):
-            if self.kind not in KINDS:
-                raise ValueError(f"hyperparameter {self.name!r}: kind {self.kind!r} is not one of "
-                                 f"{', '.join(KINDS)}{did_you_mean(self.kind, KINDS)}")
-            object.__setattr__(self, "kind", KINDS[self.kind])
+            try:
+                object.__setattr__(self, "kind", kind(self.kind))
+            except ValueError as e:
+                raise ValueError(f"hyperparameter {self.name!r}: {e}") from None
 
     def parse(self, value: Any) -> Any:
         """Typed value from a string, Python or YAML value; raises HyperparameterError."""

@@ -97,6 +97,7 @@ def test_the_name_travels_with_the_error():
         hp.parse(0)
     again = pickle.loads(pickle.dumps(caught.value))
     assert again.hyperparameter == "epochs" and str(again) == str(caught.value)
+    assert pickle.loads(pickle.dumps(hp)) == hp and pickle.loads(pickle.dumps(hp)).kind is INTEGER
     with pytest.raises(HyperparameterError) as unknown:
         algorithms.get("linear-learner").hyperparameter("epoch")
     assert unknown.value.hyperparameter == "epoch" and "did you mean 'epochs'" in str(unknown.value)
