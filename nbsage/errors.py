@@ -16,7 +16,18 @@ class ValidationError(NBSageError, ValueError):
 
 
 class HyperparameterError(ValidationError):
-    """A hyperparameter is unknown, missing, or outside its valid range."""
+    """A hyperparameter is unknown, missing, or outside its valid range.
+
+    `hyperparameter` is the name of the field at fault (None for a rule that names several), so
+    a form shows the error next to that field without reading the message.
+    """
+
+    def __init__(self, message: str, name: str | None = None):
+        super().__init__(message)
+        self.hyperparameter = name
+
+    def __reduce__(self):  # keeps the name across processes (dask workers, kernels)
+        return type(self), (*self.args[:1], self.hyperparameter)
 
 
 class ChannelError(ValidationError):

@@ -12,7 +12,8 @@ are not copied in. The URI may be any fsspec URL (s3://, gs://, file://, memory:
     sync.stop()         # a last sync
 
 Files whose name ends in `.sagemaker-ignore` (half-written checkpoints, as SageMaker's uploader
-skips them) and temporary `.*.tmp` files are never uploaded.
+skips them) and temporary `.*.tmp` files are never uploaded: the rule is
+`nbsage.checkpoint_files.is_ignored`, next to the `write_checkpoint` every algorithm writes with.
 """
 from __future__ import annotations
 
@@ -22,14 +23,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from nbsage.checkpoint_files import is_ignored
 from nbsage.store.artifacts import ArtifactStore, is_local, local_path
-
-IGNORED_SUFFIXES = (".sagemaker-ignore",)
-
-
-def _ignored(rel: str) -> bool:
-    name = rel.rsplit("/", 1)[-1]
-    return name.endswith(IGNORED_SUFFIXES) or (name.startswith(".") and name.endswith(".tmp"))
 
 
 class CheckpointSync:
@@ -69,10 +64,7 @@ class CheckpointSync:
         keys = []
         for p in found:
             p = str(p)
-            if p.startswith(base + "/"):
-                name = p.rsplit("/", 1)[-1]
-                if name.startswith(".") and name.endswith(".tmp"):
-                    continue  # an upload in flight (ArtifactStore writes a temporary name first)
+            if p.startswith(base + "/") and not is_ignored(p):  # e.g. an upload in flight
                 keys.append(p[len(base) + 1:])
         return sorted(keys)
 
@@ -84,7 +76,7 @@ class CheckpointSync:
             for n in names:
                 p = Path(dirpath) / n
                 rel = p.relative_to(self.local_dir).as_posix()
-                if _ignored(rel):
+                if is_ignored(rel):
                     continue
                 try:
                     st = p.stat()
@@ -100,7 +92,7 @@ class CheckpointSync:
         count = 0
         with self._lock:
             for rel in self._remote_keys():
-                if _ignored(rel):
+                if is_ignored(rel):
                     continue
                 dest = self.local_dir / rel
                 self._store.get_file(self._store.url(rel), dest)

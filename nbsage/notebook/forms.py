@@ -1,25 +1,23 @@
 """TrainingForm: an ipywidgets form for a built-in algorithm's training job.
 
 Every field comes from the algorithm's declaration (`nbsage.algorithms.base`): one widget per
-hyperparameter, chosen from its kind, choices and `auto`, with the default filled in, the help and
+hyperparameter, built by its kind (`Hyperparameter.widget`), with the default filled in, the help and
 valid values on a line below, required ones marked and advanced ones folded into an Accordion.
 Values are checked as they change with `Hyperparameter.parse` (and the algorithm's cross-field
-rules), so a bad value is named next to its field and Launch stays disabled until it is fixed.
+rules), so a bad value is shown next to the field its error names (`HyperparameterError.hyperparameter`)
+and Launch stays disabled until it is fixed.
 """
 from __future__ import annotations
 
-import re
 from html import escape
 
 import ipywidgets as widgets
 
 from nbsage import algorithms
-from nbsage.algorithms.base import AUTO
 from nbsage.errors import HyperparameterError, NBSageError
 
 _WIDTH = {"description_width": "260px"}
 _LAYOUT = {"width": "520px"}
-_HP_IN_MESSAGE = re.compile(r"hyperparameter '([^']+)'")
 
 
 def _error_html(message: str | None) -> str:
@@ -31,7 +29,8 @@ class HyperparameterField:
 
     def __init__(self, hp):
         self.hp = hp
-        self.widget = self._widget_for(hp)
+        self.widget = hp.widget(description=hp.name, tooltip=f"{hp.help} ({hp.describe()})", style=_WIDTH,
+                                layout=_LAYOUT)
         self.initial = self.widget.value
         self.error = widgets.HTML()
         marker = "<b style='color:#c62828'>required</b> &middot; " if hp.required else ""
@@ -39,30 +38,6 @@ class HyperparameterField:
                                  f"&mdash; {escape(hp.describe())}</small>",
                                  layout={"margin": "0 0 6px 264px"})
         self.box = widgets.VBox([widgets.HBox([self.widget, self.error]), self.help])
-
-    @staticmethod
-    def _widget_for(hp):
-        """The widget that fits the declaration (cf. ipywidgets' widget_from_single_value)."""
-        common = {"description": hp.name, "tooltip": f"{hp.help} ({hp.describe()})", "style": _WIDTH,
-                  "layout": _LAYOUT}
-        # "(not set)" leaves an optional parameter without a default to the algorithm
-        unset = [("(not set)", None)] if hp.default is None and not hp.required else []
-        if hp.choices and hp.kind != "list":
-            choices = list(hp.choices) + ([AUTO] if hp.allow_auto and AUTO not in hp.choices else [])
-            return widgets.Dropdown(options=unset + [(str(c), c) for c in choices],
-                                    value=hp.default if hp.default in choices else None, **common)
-        if hp.kind == "bool":
-            if isinstance(hp.default, bool) and not hp.allow_auto:
-                return widgets.Checkbox(value=hp.default, indent=True, **common)
-            choices = ([(AUTO, AUTO)] if hp.allow_auto else []) + [("true", True), ("false", False)]
-            value = hp.default if hp.default in [v for _, v in choices] else None
-            return widgets.Dropdown(options=unset + choices, value=value, **common)
-        numeric_default = isinstance(hp.default, (int, float)) and not isinstance(hp.default, bool)
-        if hp.kind in ("int", "float") and not hp.allow_auto and not hp.extra_values and numeric_default:
-            cls = widgets.IntText if hp.kind == "int" else widgets.FloatText
-            return cls(value=hp.default, **common)
-        text = "" if hp.default is None else hp.to_string(hp.default)
-        return widgets.Text(value=text, placeholder=hp.describe(), continuous_update=True, **common)
 
     @property
     def raw(self):
@@ -78,8 +53,7 @@ class HyperparameterField:
         """The typed value (None when unset); raises HyperparameterError."""
         if self.raw is None:
             if self.hp.required:
-                raise HyperparameterError(f"hyperparameter {self.hp.name!r} is required: {self.hp.help} "
-                                          f"(expected {self.hp.describe()})")
+                raise self.hp.missing()
             return None
         return self.hp.parse(self.raw)
 
@@ -177,9 +151,9 @@ class TrainingForm(widgets.VBox):
         if not problems:
             try:
                 self.algorithm.validate(self.values())  # rules across hyperparameters
-            except NBSageError as e:
-                found = _HP_IN_MESSAGE.search(str(e))
-                problems[found.group(1) if found else "hyperparameters"] = str(e)
+            except NBSageError as e:  # shown at the field the error names, else below the form
+                named = e.hyperparameter if isinstance(e, HyperparameterError) else None
+                problems[named or "hyperparameters"] = str(e)
         for channel in self.algorithm.channels:
             if channel.required and not self.sources[channel.name].value.strip():
                 problems[channel.name] = (f"channel {channel.name!r} is required: give a path, a URL or the name "

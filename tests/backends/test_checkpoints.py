@@ -102,6 +102,71 @@ def test_sync_restores_uploads_and_mirrors_deletions(tmp_path, kind):
     assert _tree(again) == {"a.txt": "a1-longer", "c.txt": "c0", "d.txt": "d0", "late.txt": "late"}
 
 
+# the file each algorithm's checkpointer writes, one of each naming scheme (all go through write_checkpoint)
+ALGORITHM_CHECKPOINTS = {
+    "xgboost": "xgboost-checkpoint.7",
+    "deepar": "deepar-checkpoint-epoch00003.pt",
+    "blazingtext": "blazingtext-checkpoint.bin",
+    "linear-learner arrays": "linear-learner-checkpoint.npz",
+    "linear-learner state": "linear-learner-checkpoint.json",
+}
+
+
+@pytest.mark.parametrize("name", list(ALGORITHM_CHECKPOINTS.values()), ids=list(ALGORITHM_CHECKPOINTS))
+def test_a_checkpoint_being_written_is_never_uploaded(tmp_path, name):
+    """write_checkpoint is stopped halfway through a real file; the sync uploads nothing until it is whole."""
+    import threading
+    from nbsage.checkpoint_files import temporary_path, write_checkpoint
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    whole = os.urandom(1 << 16)
+    halfway, go = threading.Event(), threading.Event()
+
+    def write(f):
+        f.write(whole[: len(whole) // 2])
+        f.flush()
+        halfway.set()
+        assert go.wait(60), "the test never let the write finish"
+        f.write(whole[len(whole) // 2:])
+
+    writer = threading.Thread(target=write_checkpoint, args=(local / name, write))
+    writer.start()
+    try:
+        assert halfway.wait(60), "the writer never got halfway"
+        half_written = temporary_path(local / name)
+        assert half_written.stat().st_size == len(whole) // 2 and not (local / name).exists()
+        sync = CheckpointSync(str(remote), local)
+        assert sync.sync() == (0, 0), f"{half_written.name} must not be uploaded"
+        assert not remote.exists() or not any(remote.rglob("*"))
+    finally:
+        go.set()
+        writer.join()
+    assert sync.sync() == (1, 0)
+    assert _bytes(remote) == {name: whole}
+    # a kill mid-write leaves the temporary file behind: it stays local and is not restored either
+    half_written.write_bytes(whole[:100])
+    assert sync.sync() == (0, 0) and _bytes(remote) == {name: whole}
+    (remote / half_written.name).write_bytes(whole[:100])
+    assert CheckpointSync(str(remote), tmp_path / "again").restore() == 1
+    assert _bytes(tmp_path / "again") == {name: whole}
+
+
+def test_blazingtext_checkpoint_uploads_whole_and_nothing_else(tmp_path):
+    """BlazingText once wrote `.tmp-blazingtext-checkpoint.bin`, which the sync uploaded half-written."""
+    import numpy as np
+    from nbsage.algorithms.blazingtext import checkpoints
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    sync = CheckpointSync(str(remote), local)
+    checkpoints.save(local, "key", {"epochs_done": 1}, {"w": np.arange(12, dtype=np.float32).reshape(3, 4)})
+    assert [p.name for p in local.iterdir()] == [checkpoints.CHECKPOINT_FILE]
+    assert sync.sync() == (1, 0) and list(_bytes(remote)) == [checkpoints.CHECKPOINT_FILE]
+    state, arrays = checkpoints.load(remote, "key", log=print)
+    assert state == {"epochs_done": 1} and arrays["w"].shape == (3, 4)
+
+
+def _bytes(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 def test_restore_from_missing_uri_is_empty(tmp_path):
     assert CheckpointSync(str(tmp_path / "nothing"), tmp_path / "local").restore() == 0
     assert (tmp_path / "local").is_dir()

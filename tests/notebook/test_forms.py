@@ -10,6 +10,7 @@ import pytest
 from nbsage import algorithms
 from nbsage.session import Session
 from nbsage.widgets import TrainingForm
+from support import loadable_algorithms
 
 
 
@@ -55,17 +56,6 @@ def test_every_field_comes_from_the_declaration(session):
     assert folded == {hp.name for hp in declaration.hyperparameters if hp.advanced}
     assert list(form.sources) == [c.name for c in declaration.channels]
     assert form.content_type.options == declaration.channel("train").content_types
-
-
-def loadable_algorithms():
-    names = []
-    for name in algorithms.names():
-        try:
-            algorithms.get(name)
-        except ImportError:
-            continue  # a module still being written
-        names.append(name)
-    return names
 
 
 @pytest.mark.parametrize("name", loadable_algorithms())

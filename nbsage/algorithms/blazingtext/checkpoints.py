@@ -2,8 +2,9 @@
 
 After an epoch the weights, the random-number state of each thread and the trainer's own
 state (epochs done, best validation accuracy, ...) are written to
-`<checkpoints>/blazingtext-checkpoint.bin` (to a temporary name first, then renamed, so a job
-killed while writing leaves the previous checkpoint intact). A job started again with the same
+`<checkpoints>/blazingtext-checkpoint.bin` (with `write_checkpoint`: to a temporary name the
+checkpoint sync skips, then renamed, so a job killed while writing leaves the previous checkpoint
+intact and never uploads half a file). A job started again with the same
 checkpoint folder, hyperparameters and data resumes after the last saved epoch; a checkpoint
 written for other hyperparameters or other data is ignored, with a log line.
 
@@ -15,12 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+from nbsage.checkpoint_files import write_checkpoint
 
 CHECKPOINT_FILE = "blazingtext-checkpoint.bin"
 MAGIC = b"NBSAGE-BLAZINGTEXT-CHECKPOINT-1\n"
@@ -46,22 +48,18 @@ def save(folder: Path, key: str, state: dict, arrays: dict) -> Path:
     The file is a JSON header followed by the arrays' raw bytes: no compression and no
     checksums, so that a checkpoint of a few hundred MB costs about what copying it does.
     """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / CHECKPOINT_FILE
-    tmp = folder / (".tmp-" + CHECKPOINT_FILE)
     arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
     entries, offset = {}, 0
     for name, a in arrays.items():
         entries[name] = {"dtype": a.dtype.str, "shape": list(a.shape), "offset": offset}
         offset += a.nbytes
     header = json.dumps({"fingerprint": key, "state": state, "arrays": entries}).encode()
-    with open(tmp, "wb") as f:
+
+    def write(f) -> None:
         f.write(MAGIC + len(header).to_bytes(8, "little") + header)
         for a in arrays.values():
             f.write(memoryview(a).cast("B"))
-    os.replace(tmp, path)
-    return path
+    return write_checkpoint(Path(folder) / CHECKPOINT_FILE, write)
 
 
 def load(folder: Path, key: str, log) -> tuple[dict, dict] | None:

@@ -104,7 +104,7 @@ def check(hps: dict) -> None:
         raise HyperparameterError(
             "hyperparameter 'subwords' = true is not valid with mode=batch_skipgram: BlazingText "
             "learns subword vectors only in cbow and skipgram modes; use mode=skipgram or cbow, "
-            "or subwords=false")
+            "or subwords=false", name="subwords")
     if hps.get("min_char", 3) > hps.get("max_char", 6):
         raise HyperparameterError(
             f"hyperparameters min_char = {hps.get('min_char')} and max_char = {hps.get('max_char')} "

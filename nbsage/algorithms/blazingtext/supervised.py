@@ -53,7 +53,8 @@ def train(env, hps: dict, choice, log) -> None:
     if hps["early_stopping"] and val_set is None:
         raise HyperparameterError(
             "hyperparameter 'early_stopping' = true needs a validation channel: early stopping "
-            "watches validation accuracy; add a 'validation' channel or set early_stopping=false")
+            "watches validation accuracy; add a 'validation' channel or set early_stopping=false",
+            name="early_stopping")
     vocab, word_map, label_map = classifier_vocabulary(train_set, hps["min_count"], tokens)
     v, dim, n_labels = len(vocab), hps["vector_dim"], len(vocab.labels)
     log(f"Read {train_set.num_tokens / 1e6:.2f}M words in {time.perf_counter() - read_started:.2f} s")

@@ -156,12 +156,13 @@ def train(env) -> None:
         raise HyperparameterError(
             f"hyperparameter 'mode' = {mode!r} trains on a single instance, and this job has "
             f"instance_count={cluster.size}; as in SageMaker, only mode={DISTRIBUTED_MODE} trains "
-            f"across several instances: use instance_count=1, or mode={DISTRIBUTED_MODE} for word vectors")
+            f"across several instances: use instance_count=1, or mode={DISTRIBUTED_MODE} for word vectors",
+            name="mode")
     choice = choose_engine(env, hps, log)
     if mode == "batch_skipgram" and choice.device == "cuda":
         raise HyperparameterError(
             "hyperparameter 'mode' = 'batch_skipgram' runs on CPU instance types only (as in "
-            "SageMaker); on a GPU instance type use mode=skipgram or cbow")
+            "SageMaker); on a GPU instance type use mode=skipgram or cbow", name="mode")
     log(f"Training on {choice.device} with the {choice.name} engine"
         + (f" ({choice.threads} threads)" if choice.name == "numba" else ""))
     with torch_threads(choice):

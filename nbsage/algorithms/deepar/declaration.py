@@ -110,7 +110,8 @@ def check(hps: dict) -> None:
         values = []
     if not values or any(not 0 < q < 1 for q in values):
         raise HyperparameterError(f"hyperparameter 'test_quantiles' = {quantiles!r} is not valid; "
-                                  "expected a list of numbers between 0 and 1, e.g. [0.1, 0.5, 0.9]")
+                                  "expected a list of numbers between 0 and 1, e.g. [0.1, 0.5, 0.9]",
+                                  name="test_quantiles")
     hps["test_quantiles"] = values
     card = hps.get("cardinality", AUTO)
     if card not in (AUTO, "ignore", ""):
@@ -120,7 +121,8 @@ def check(hps: dict) -> None:
             counts = []
         if not counts or any(c <= 0 or str(c) != str(raw).strip() for c, raw in zip(counts, card)):
             raise HyperparameterError(f"hyperparameter 'cardinality' = {card!r} is not valid; expected "
-                                      "auto, ignore, '' or a list of positive integers, e.g. [2, 3]")
+                                      "auto, ignore, '' or a list of positive integers, e.g. [2, 3]",
+                                      name="cardinality")
         hps["cardinality"] = counts
     if hps.get("early_stopping_patience") == "":
         hps.pop("early_stopping_patience")

@@ -73,7 +73,7 @@ class Frequency:
             raise HyperparameterError(
                 f"hyperparameter 'time_freq' = {text!r} is not valid; expected an optional positive "
                 f"integer followed by M (month), W (week), D (day), H (hour) or min (minute), "
-                f"e.g. 'H', '5min', '2D'")
+                f"e.g. 'H', '5min', '2D'", name="time_freq")
         return cls(int(m.group(1) or 1), m.group(2))
 
     def __str__(self) -> str:

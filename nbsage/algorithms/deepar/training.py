@@ -16,6 +16,10 @@ through nbsage.algorithms.distributed): each rank draws its windows from its sha
 series (FullyReplicated: series rank::N; ShardedByS3Key: the files it was given) with a
 rank-dependent seed, every rank takes the same number of steps, the epoch loss is averaged over
 the ranks, and the first host alone checkpoints, decides early stopping, saves and scores.
+
+Laid out as GluonTS splits an estimator: `loading` (the channels), `building` (the network and the
+model's settings), `step` (the lightning module: likelihood, optimizer, one training step),
+`checkpoints` (resume) and, here, the loop over epochs and what a job does from start to end.
 """
 from __future__ import annotations
 
@@ -24,31 +28,27 @@ import math
 import os
 import threading
 import time
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from nbsage.algorithms import distributed
-from nbsage.algorithms.base import AUTO
 from nbsage.algorithms.deepar import likelihoods
+from nbsage.algorithms.deepar.building import Model, build_model
+from nbsage.algorithms.deepar.checkpoints import Checkpoints, Progress, resume
 from nbsage.algorithms.deepar.declaration import ALGORITHM
 from nbsage.algorithms.deepar.evaluation import format_quantile, score
 from nbsage.algorithms.deepar.features import Frequency
-from nbsage.algorithms.deepar.network import DeepARNetwork, NetworkConfig
-from nbsage.algorithms.deepar.optim import Adam, Plateau
-from nbsage.algorithms.deepar.predictor import DeepARPredictor, ModelSettings
-from nbsage.algorithms.deepar.records import (Series, check_series, read_channel,
-                                              resolve_fields, statistics)
+from nbsage.algorithms.deepar.loading import TrainingData, load_data
+from nbsage.algorithms.deepar.predictor import DeepARPredictor
+from nbsage.algorithms.deepar.records import Series
+from nbsage.algorithms.deepar.step import TrainingModule, TrainStep
 from nbsage.algorithms.deepar.windows import SeriesTable
 from nbsage.errors import DataError
 
 SEED = 0
 MIN_BATCHES_PER_EPOCH = 10       # SageMaker logs 1280 windows (10 mini-batches) per epoch on small data
-GRADIENT_CLIP = 10.0
-LR_PATIENCE, LR_FACTOR, MIN_LR = 10, 0.5, 5e-5
-CHECKPOINT_PREFIX = "deepar-checkpoint-epoch"
-CHECKPOINTS_KEPT = 2
 MAX_THREADS = 4                  # a small RNN stops gaining from more threads around here
 
 
@@ -88,75 +88,14 @@ def set_threads() -> int:
     return n
 
 
-def _embedding_dims(setting, cardinality: list[int] | None) -> list[int]:
-    if not cardinality:
-        return []
-    if setting == AUTO:
-        return [max(1, min(50, (c + 1) // 2)) for c in cardinality]
-    return [int(setting)] * len(cardinality)
+@dataclass
+class _Plan:
+    """How an epoch is drawn: n_windows windows from this host's n_local series, in n_batches steps."""
 
-
-def _read(env, name: str, root: Path) -> list[Series]:
-    channel = env.channels[name]
-    files = env.channel_files(name)
-    if not files:
-        raise DataError(f"channel {name!r} has no data files under {channel.path}")
-    return read_channel(files, channel.content_type, root=root)
-
-
-def _windows_per_epoch(num_series: int, batch_size: int) -> int:
-    return max(num_series, MIN_BATCHES_PER_EPOCH * batch_size)
-
-
-class _Checkpoints:
-    """One file per finished epoch in the checkpoint folder; the newest readable one resumes."""
-
-    def __init__(self, folder: Path, signature: dict, log: _Log):
-        self.folder, self.signature, self.log = Path(folder), signature, log
-
-    def _files(self) -> list[Path]:
-        if not self.folder.is_dir():
-            return []
-        return sorted(self.folder.glob(f"{CHECKPOINT_PREFIX}*.pt"), reverse=True)
-
-    def latest(self) -> dict | None:
-        for path in self._files():
-            try:
-                state = torch.load(path, map_location="cpu", weights_only=True)
-            except Exception as e:  # noqa: BLE001 - a half-written or foreign file: try the previous one
-                self.log.info(f"Checkpoint {path} could not be read ({type(e).__name__}: {e}); skipping it")
-                continue
-            if state.get("signature") != self.signature:
-                theirs = state.get("signature") or {}
-                changed = sorted(k for k in set(theirs) | set(self.signature) if theirs.get(k) != self.signature.get(k))
-                self.log.info(f"Checkpoint {path} was written with different settings ({', '.join(changed)}); "
-                              "training from scratch")
-                return None
-            state["path"] = str(path)
-            return state
-        return None
-
-    def save(self, state: dict) -> Path:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / f"{CHECKPOINT_PREFIX}{state['epoch']:05d}.pt"
-        tmp = path.with_name(f".{path.name}.tmp")
-        torch.save({**state, "signature": self.signature}, tmp)
-        os.replace(tmp, path)
-        for old in self._files()[CHECKPOINTS_KEPT:]:
-            old.unlink(missing_ok=True)
-        return path
-
-
-class _TrainStep(torch.nn.Module):
-    """The network's training forward pass as one module, for DistributedDataParallel (several hosts)."""
-
-    def __init__(self, network: DeepARNetwork):
-        super().__init__()
-        self.network = network
-
-    def forward(self, lags, features, cat, scale):
-        raw, _ = self.network(lags, features, self.network.static_features(cat, scale))
-        return raw
+    batch_size: int
+    n_windows: int
+    n_batches: int
+    n_local: int
 
 
 def train(env) -> None:
@@ -168,10 +107,59 @@ def train(env) -> None:
 
 
 def _train(env, cluster) -> None:
+    """A job from start to end: configure, load, build, resume, fit, then (master) save and score."""
     started = time.time()
-    multi = cluster.distributed
-    master = cluster.is_master
     log = _Log(env)
+    hps = _configuration(env, log)
+    device = _device(env, log)
+    freq = Frequency.parse(hps["time_freq"])
+    lik = likelihoods.make(hps["likelihood"])
+    lags = freq.lags()
+    log.info(f"time_freq={freq}: lags {lags}; time features {', '.join(freq.time_feature_names())}, age")
+    data = load_data(env, hps, freq, lik.name, log.info)
+
+    seed = int(hps.get("_seed", SEED))  # hidden key, as SageMaker's `_`-prefixed ones: repeat runs
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = build_model(hps, env.hyperparameters, freq, lik, lags, data, device)
+    step_model, local_series = _distribute(env, cluster, model, data, device, log)
+    module = TrainingModule(model.network, lik, lags, hps["context_length"], hps["prediction_length"],
+                            hps["learning_rate"], device, step_model)
+    table = SeriesTable(local_series, freq, num_dynamic_feat=data.fields.num_dynamic_feat,
+                        use_cat=data.fields.cardinality is not None, device=device)
+
+    checkpoints = Checkpoints(env.checkpoints_dir, _signature(model, data, hps), log.info)
+    progress = resume(checkpoints, module, rng, cluster, log.info)
+    if cluster.distributed:
+        # windows differ between ranks: a rank-dependent seed (also after a resume)
+        rng = np.random.default_rng([seed, cluster.rank, progress.first_epoch])
+        torch.manual_seed(seed + 7919 * cluster.rank + progress.first_epoch)
+
+    plan = _plan(len(data.train), len(local_series), hps["mini_batch_size"], cluster, log)
+    _fit(env, cluster, module, table, plan, rng, progress, checkpoints, hps, log)
+    log.info(f"Final loss: {progress.best_loss!r} (occurred at epoch {progress.best_epoch})")
+    if not cluster.is_master:
+        log.info("The first host saves and scores the model")
+        return
+    log.quality("train final_loss", "loss", progress.best_loss)
+    env.metric("train:final_loss", progress.best_loss)
+    model.network.load_state_dict(progress.best_state)
+    predictor = DeepARPredictor(model.settings, model.network, device=str(device))
+    log.info(f"Serializing to {env.model_dir}")
+    predictor.save(env.model_dir)
+    if data.test:
+        _score(env, predictor, data.test, hps["num_eval_samples"], seed, log)
+    ended = time.time()
+    ms = (ended - started) * 1000
+    log.info("#metrics " + json.dumps({
+        "StartTime": started, "EndTime": ended,
+        "Dimensions": {"Algorithm": "AWS/DeepAR", "Host": log.host, "Operation": "training"},
+        "Metrics": {"totaltime": {"sum": ms, "count": 1, "min": ms, "max": ms}}}))
+
+
+# ---- the steps of _train -----------------------------------------------------------------------------
+def _configuration(env, log: _Log) -> dict:
+    """The validated hyperparameters, logged as SageMaker logs them; the channels checked."""
     defaults = {hp.name: hp.to_string(hp.default) for hp in ALGORITHM.hyperparameters if hp.default is not None}
     log.info(f"Reading default configuration: {json.dumps(defaults, sort_keys=True)}")
     log.info(f"Merging with provided configuration from {env.root.config_dir / 'hyperparameters.json'}: "
@@ -179,230 +167,149 @@ def _train(env, cluster) -> None:
     hps = ALGORITHM.validate(env.hyperparameters)
     log.info(f"Final configuration: {json.dumps({**defaults, **env.hyperparameters}, sort_keys=True)}")
     ALGORITHM.check_channels({name: ch.content_type for name, ch in env.channels.items()})
+    return hps
 
+
+def _device(env, log: _Log) -> torch.device:
     threads = set_threads()
     device = torch.device(env.device)
     log.info(f"Training on {device.type}" + (f" with {threads} CPU thread(s)" if device.type == "cpu" else ""))
-    freq = Frequency.parse(hps["time_freq"])
-    C, P = hps["context_length"], hps["prediction_length"]
-    lik = likelihoods.make(hps["likelihood"])
-    lags = freq.lags()
-    log.info(f"time_freq={freq}: lags {lags}; time features {', '.join(freq.time_feature_names())}, age")
+    return device
 
-    # ---- data -----------------------------------------------------------------------------------
-    root = env.root.data_dir
-    train_series = _read(env, "train", root)
-    fields = resolve_fields(train_series, hps["cardinality"], hps["num_dynamic_feat"], log.info)
-    rule = f"context_length + prediction_length = {C} + {P}"
-    for s in train_series:
-        check_series(s, fields, min_length=C + P, future=0, likelihood=lik.name, rule_lengths=rule)
-        s.index(freq)
-    stats = statistics(train_series)
-    for key, value in stats.items():
-        log.info(f"{key}: {value}")
-    test_series: list[Series] = []
-    if "test" in env.channels:
-        test_series = _read(env, "test", root)
-        for s in test_series:
-            check_series(s, fields, min_length=C + P, future=0, likelihood=lik.name, rule_lengths=rule)
-            s.index(freq)
-        log.info(f"Test data: {len(test_series)} time series")
 
-    cardinality = fields.cardinality
-    net_config = NetworkConfig(
-        num_lags=len(lags), num_features=freq.num_time_features + 1 + (fields.num_dynamic_feat or 0),
-        cardinality=list(cardinality or []), embedding_dimension=_embedding_dims(hps["embedding_dimension"], cardinality),
-        cell_type=hps["cell_type"], num_layers=hps["num_layers"], num_cells=hps["num_cells"],
-        dropout_rate=hps["dropout_rate"], num_params=lik.num_params)
-    settings = ModelSettings(
-        time_freq=str(freq), context_length=C, prediction_length=P, likelihood=lik.name, lags=lags,
-        cardinality=cardinality, num_dynamic_feat=fields.num_dynamic_feat, network=net_config.to_dict(),
-        num_eval_samples=hps["num_eval_samples"], test_quantiles=[float(q) for q in hps["test_quantiles"]],
-        hyperparameters=dict(env.hyperparameters))
+def _distribute(env, cluster, model: Model, data: TrainingData, device, log: _Log):
+    """(the network wrapped for DDP or None, the series this host draws its windows from)."""
+    if not cluster.distributed:
+        return None, data.train
+    # DDP broadcasts the master's initial weights and averages the gradients in backward(); the
+    # hand-written Adam then takes the same step on every rank
+    step_model = distributed.wrap(TrainStep(model.network), str(device))
+    local_series = distributed.channel_share(env, "train", data.train)
+    if distributed.agree(len(local_series), "min") == 0:
+        # fewer series (or shards) than hosts: every rank samples from all it read
+        local_series = data.train
+    log.info(f"Distributed training on {cluster.size} hosts (rank {cluster.rank}): "
+             f"{len(local_series)} of {len(data.train)} time series on this host")
+    return step_model, local_series
 
-    seed = int(hps.get("_seed", SEED))  # hidden key, as SageMaker's `_`-prefixed ones: repeat runs
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    network = DeepARNetwork(net_config).to(device)
-    step_model = None
-    local_series = train_series
-    if multi:
-        # DDP broadcasts the master's initial weights and averages the gradients in backward(); the
-        # hand-written Adam then takes the same step on every rank
-        step_model = distributed.wrap(_TrainStep(network), str(device))
-        local_series = distributed.channel_share(env, "train", train_series)
-        if distributed.agree(len(local_series), "min") == 0:
-            # fewer series (or shards) than hosts: every rank samples from all it read
-            local_series = train_series
-        log.info(f"Distributed training on {cluster.size} hosts (rank {cluster.rank}): "
-                 f"{len(local_series)} of {len(train_series)} time series on this host")
-    optimizer = Adam(network.parameters(), lr=hps["learning_rate"])
-    scheduler = Plateau(optimizer, factor=LR_FACTOR, patience=LR_PATIENCE, min_lr=MIN_LR)
-    table = SeriesTable(local_series, freq, num_dynamic_feat=fields.num_dynamic_feat,
-                        use_cat=cardinality is not None, device=device)
-    lags_t = torch.tensor(lags, dtype=torch.long, device=device)
 
-    # ---- resume ---------------------------------------------------------------------------------
-    signature = {"time_freq": str(freq), "context_length": C, "prediction_length": P, "likelihood": lik.name,
-                 "network": net_config.to_dict(), "num_series": len(train_series),
-                 "num_observations": stats["number of observations"],
-                 "mini_batch_size": hps["mini_batch_size"]}
-    checkpoints = _Checkpoints(env.checkpoints_dir, signature, log)
-    epochs = hps["epochs"]
-    first_epoch, best_loss, best_epoch, bad_epochs = 0, math.inf, -1, 0
-    best_state = None
-    history: list[float] = []
-    if multi:
-        # the master's checkpoint, on every rank: weights, optimizer and scheduler state must agree
-        resumed = distributed.broadcast_object(checkpoints.latest() if master else None)
-    else:
-        resumed = checkpoints.latest()
-    if resumed is not None:
-        network.load_state_dict(resumed["model"])
-        optimizer.load_state_dict(resumed["optimizer"])
-        scheduler.load_state_dict(resumed["scheduler"])
-        if not multi:
-            torch.set_rng_state(resumed["torch_rng"])
-            rng.bit_generator.state = json.loads(resumed["numpy_rng"])
-        first_epoch = resumed["epoch"] + 1
-        best_loss, best_epoch, bad_epochs = resumed["best_loss"], resumed["best_epoch"], resumed["bad_epochs"]
-        best_state = resumed["best_model"]
-        history = list(resumed["history"])
-        log.info(f"Resuming from checkpoint {resumed['path']}: epochs 0-{resumed['epoch']} done, "
-                 f"continuing at epoch {first_epoch}")
+def _signature(model: Model, data: TrainingData, hps: dict) -> dict:
+    """What a checkpoint must have been trained with to be resumed from."""
+    s = model.settings
+    return {"time_freq": s.time_freq, "context_length": s.context_length, "prediction_length": s.prediction_length,
+            "likelihood": s.likelihood, "network": model.config.to_dict(), "num_series": len(data.train),
+            "num_observations": data.stats["number of observations"], "mini_batch_size": hps["mini_batch_size"]}
 
-    if multi:
-        # windows differ between ranks: a rank-dependent seed (also after a resume)
-        rng = np.random.default_rng([seed, cluster.rank, first_epoch])
-        torch.manual_seed(seed + 7919 * cluster.rank + first_epoch)
 
-    # ---- train ----------------------------------------------------------------------------------
-    batch_size = hps["mini_batch_size"]
-    n_windows = _windows_per_epoch(len(train_series), batch_size)
+def _windows_per_epoch(num_series: int, batch_size: int) -> int:
+    return max(num_series, MIN_BATCHES_PER_EPOCH * batch_size)
+
+
+def _plan(num_series: int, n_local: int, batch_size: int, cluster, log: _Log) -> _Plan:
+    n_windows = _windows_per_epoch(num_series, batch_size)
     n_batches = math.ceil(n_windows / batch_size)
-    if multi:
+    if cluster.distributed:
         # every rank draws as many windows from its share as one host would from all series, in the
         # same number of steps (DDP needs every rank to take the same number)
         n_batches = distributed.agree(n_batches, "min")
         n_windows = n_batches * batch_size
-    n_local = len(local_series)
     if n_local < n_windows:
         passes = math.ceil(n_windows / n_local)
         log.info(f"Small number of time series. Doing {passes} passes over dataset with prob "
                  f"{n_windows / (passes * n_local):.4f} per epoch.")
-    patience = hps.get("early_stopping_patience")
+    return _Plan(batch_size, n_windows, n_batches, n_local)
+
+
+# ---- the loop ------------------------------------------------------------------------------------------
+def _fit(env, cluster, module: TrainingModule, table: SeriesTable, plan: _Plan, rng: np.random.Generator,
+         progress: Progress, checkpoints: Checkpoints, hps: dict, log: _Log) -> None:
+    """Train epochs progress.first_epoch .. epochs-1, or until early stopping; `progress` is updated."""
+    epochs, patience = hps["epochs"], hps.get("early_stopping_patience")
     lengths = table.lengths.to(torch.float32)
     stopped_early = False
-    for epoch in range(first_epoch, epochs):
-        if patience is not None and bad_epochs >= patience:
+    for epoch in range(progress.first_epoch, epochs):
+        if patience is not None and progress.bad_epochs >= patience:
             stopped_early = True
             break
         tic = time.time()
-        order = np.concatenate([rng.permutation(n_local)
-                                for _ in range(math.ceil(n_windows / n_local))])[:n_windows]
-        order_t = torch.from_numpy(order).to(device)
-        network.train()
-        total, count = 0.0, 0
-        for b in range(n_batches):
-            idx = order_t[b * batch_size:(b + 1) * batch_size]
-            # forecast start t uniform in [1, n - P]: the prediction range lies inside the series
-            t = 1 + (torch.rand(len(idx), device=device) * (lengths[idx] - P)).long()
-            win = table.window(idx, t - C, C + P, lags_t, C, lik.scaled)
-            if step_model is None:
-                raw, _ = network(win.lags, win.features, network.static_features(win.cat, win.scale))
-            else:
-                raw = step_model(win.lags, win.features, win.cat, win.scale)
-            nll = lik.nll(lik.params(raw, win.scale.unsqueeze(1)), win.target)
-            observed = win.observed.sum()
-            loss = (nll * win.observed).sum() / observed.clamp(min=1.0)
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(network.parameters(), GRADIENT_CLIP)
-            optimizer.step()
-            total += float(loss.detach()) * float(observed)
-            count += float(observed)
-        epoch_loss = total / max(count, 1.0)
-        if multi:
-            # the loss over all ranks' windows: every rank sees the same value, so the learning-rate
-            # schedule and the best epoch agree
-            epoch_loss = distributed.mean(epoch_loss, weight=count)
+        epoch_loss = _epoch(module, table, lengths, plan, rng, cluster)
         if not math.isfinite(epoch_loss):
             raise DataError(f"the training loss became {epoch_loss} at epoch {epoch}; check the targets "
-                            f"(likelihood={lik.name}) or lower learning_rate={hps['learning_rate']}")
-        history.append(epoch_loss)
-        if scheduler.step(epoch_loss):
-            log.info(f"Learning rate lowered to {optimizer.lr:g}")
+                            f"(likelihood={module.likelihood.name}) or lower learning_rate={hps['learning_rate']}")
+        progress.history.append(epoch_loss)
+        if module.end_epoch(epoch_loss):
+            log.info(f"Learning rate lowered to {module.optimizer.lr:g}")
         elapsed = time.time() - tic
-        if master:
+        if cluster.is_master:
             log.quality("train loss", "loss", epoch_loss, epoch=epoch)
             env.metric("train:loss", epoch_loss, step=epoch)
-        log.info(f"#throughput_metric: host={log.host}, train throughput={n_windows / max(elapsed, 1e-9):.1f} "
+        log.info(f"#throughput_metric: host={log.host}, train throughput={plan.n_windows / max(elapsed, 1e-9):.1f} "
                  "records/second")
-        if epoch_loss < best_loss:
-            best_loss, best_epoch, bad_epochs = epoch_loss, epoch, 0
-            best_state = {k: v.detach().cpu().clone() for k, v in network.state_dict().items()}
+        if epoch_loss < progress.best_loss:
+            progress.best_loss, progress.best_epoch, progress.bad_epochs = epoch_loss, epoch, 0
+            progress.best_state = {k: v.detach().cpu().clone() for k, v in module.network.state_dict().items()}
         else:
-            bad_epochs += 1
+            progress.bad_epochs += 1
             log.info("loss did not improve")
-        if master:
-            path = checkpoints.save({
-                "epoch": epoch, "model": {k: v.detach().cpu() for k, v in network.state_dict().items()},
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "torch_rng": torch.get_rng_state(), "numpy_rng": json.dumps(rng.bit_generator.state),
-                "best_loss": best_loss, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
-                "best_model": best_state, "history": history})
+        if cluster.is_master:
+            path = checkpoints.save_epoch(epoch, module, rng, progress)
             log.info(f"Epoch[{epoch}] Elapsed time: {elapsed:.3f} seconds; checkpoint {path.name}")
         else:
             log.info(f"Epoch[{epoch}] Elapsed time: {elapsed:.3f} seconds")
         log.info(f"#progress_metric: host={log.host}, completed {100 * (epoch + 1) // epochs} % of epochs")
         env.progress(epoch + 1, epochs)
-        stop = patience is not None and bad_epochs >= patience
-        if multi:
-            stop = bool(distributed.agree(int(stop) if master else 0, "max"))  # the master's decision
+        stop = patience is not None and progress.bad_epochs >= patience
+        if cluster.distributed:
+            stop = bool(distributed.agree(int(stop) if cluster.is_master else 0, "max"))  # the master's decision
         if stop:
             stopped_early = True
             break
     if stopped_early:
         log.info(f"Loss has not improved in {patience} epochs. Stopping training.")
-    if best_state is None:
+    if progress.best_state is None:
         raise DataError("no epoch was trained")
-    log.info(f"Final loss: {best_loss!r} (occurred at epoch {best_epoch})")
-    if not master:
-        log.info("The first host saves and scores the model")
-        return
-    log.quality("train final_loss", "loss", best_loss)
-    env.metric("train:final_loss", best_loss)
 
-    # ---- save -----------------------------------------------------------------------------------
-    network.load_state_dict(best_state)
-    predictor = DeepARPredictor(settings, network, device=str(device))
-    log.info(f"Serializing to {env.model_dir}")
-    predictor.save(env.model_dir)
 
-    # ---- test -----------------------------------------------------------------------------------
-    if test_series:
-        n = hps["num_eval_samples"]
-        log.info(f"Evaluating model accuracy on testset using {n} samples")
-        history_series = [Series(source=s.source, start=s.start, target=s.target[:-P], cat=s.cat,
-                                 dynamic_feat=s.dynamic_feat, ordinal=s.ordinal) for s in test_series]
-        samples = predictor.forecast(history_series, n, seed=seed)
-        actual = np.stack([s.target[-P:] for s in test_series]).astype(np.float64)
-        metrics = score(samples.astype(np.float64), actual, settings.test_quantiles)
-        for name in ("RMSE", "mean_absolute_QuantileLoss", "mean_wQuantileLoss"):
-            log.info(f"#test_score ({log.host}, {name}): {metrics[name]!r}")
-        for q in settings.test_quantiles:
-            key = f"wQuantileLoss[{format_quantile(q)}]"
-            log.info(f"#test_score ({log.host}, {key}): {metrics[key]!r}")
-        log.quality("test RMSE", "loss", metrics["RMSE"])
-        log.quality("test mean_wQuantileLoss", "loss", metrics["mean_wQuantileLoss"])
-        env.metric("test:RMSE", metrics["RMSE"])
-        env.metric("test:mean_wQuantileLoss", metrics["mean_wQuantileLoss"])
-        for q in settings.test_quantiles:
-            key = f"wQuantileLoss[{format_quantile(q)}]"
-            env.metric(f"test:{key}", metrics[key])
-    ended = time.time()
-    ms = (ended - started) * 1000
-    log.info("#metrics " + json.dumps({
-        "StartTime": started, "EndTime": ended,
-        "Dimensions": {"Algorithm": "AWS/DeepAR", "Host": log.host, "Operation": "training"},
-        "Metrics": {"totaltime": {"sum": ms, "count": 1, "min": ms, "max": ms}}}))
+def _epoch(module: TrainingModule, table: SeriesTable, lengths: torch.Tensor, plan: _Plan,
+           rng: np.random.Generator, cluster) -> float:
+    """One epoch's training steps; the loss per observed point (averaged over the ranks)."""
+    order = np.concatenate([rng.permutation(plan.n_local)
+                            for _ in range(math.ceil(plan.n_windows / plan.n_local))])[:plan.n_windows]
+    order_t = torch.from_numpy(order).to(module.device)
+    module.network.train()
+    total, count = 0.0, 0
+    size = plan.batch_size
+    for b in range(plan.n_batches):
+        loss_sum, observed = module.training_step(table, lengths, order_t[b * size:(b + 1) * size])
+        total += loss_sum
+        count += observed
+    epoch_loss = total / max(count, 1.0)
+    if cluster.distributed:
+        # the loss over all ranks' windows: every rank sees the same value, so the learning-rate
+        # schedule and the best epoch agree
+        epoch_loss = distributed.mean(epoch_loss, weight=count)
+    return epoch_loss
+
+
+# ---- after training --------------------------------------------------------------------------------------
+def _score(env, predictor: DeepARPredictor, test: list[Series], num_samples: int, seed: int, log: _Log) -> None:
+    """Forecast the last prediction_length points of each test series from the rest, and score them."""
+    P, quantiles = predictor.settings.prediction_length, predictor.settings.test_quantiles
+    log.info(f"Evaluating model accuracy on testset using {num_samples} samples")
+    history_series = [Series(source=s.source, start=s.start, target=s.target[:-P], cat=s.cat,
+                             dynamic_feat=s.dynamic_feat, ordinal=s.ordinal) for s in test]
+    samples = predictor.forecast(history_series, num_samples, seed=seed)
+    actual = np.stack([s.target[-P:] for s in test]).astype(np.float64)
+    metrics = score(samples.astype(np.float64), actual, quantiles)
+    for name in ("RMSE", "mean_absolute_QuantileLoss", "mean_wQuantileLoss"):
+        log.info(f"#test_score ({log.host}, {name}): {metrics[name]!r}")
+    for q in quantiles:
+        key = f"wQuantileLoss[{format_quantile(q)}]"
+        log.info(f"#test_score ({log.host}, {key}): {metrics[key]!r}")
+    log.quality("test RMSE", "loss", metrics["RMSE"])
+    log.quality("test mean_wQuantileLoss", "loss", metrics["mean_wQuantileLoss"])
+    env.metric("test:RMSE", metrics["RMSE"])
+    env.metric("test:mean_wQuantileLoss", metrics["mean_wQuantileLoss"])
+    for q in quantiles:
+        key = f"wQuantileLoss[{format_quantile(q)}]"
+        env.metric(f"test:{key}", metrics[key])

@@ -255,13 +255,13 @@ def check(hps: dict) -> None:
             raise HyperparameterError(
                 "hyperparameter 'num_classes' is required when predictor_type is "
                 f"multiclass_classifier (expected {_NUM_CLASSES.describe()}; labels are "
-                "0..num_classes-1)")
+                "0..num_classes-1)", name="num_classes")
     loss = hps.get("loss", AUTO)
     allowed = LOSSES_BY_PREDICTOR[predictor]
     if loss != AUTO and loss not in allowed:
         raise HyperparameterError(
             f"hyperparameter 'loss' = {loss!r} is not valid for predictor_type={predictor}: "
-            f"expected auto or one of {', '.join(allowed)}")
+            f"expected auto or one of {', '.join(allowed)}", name="loss")
 
 
 ALGORITHM = Algorithm(

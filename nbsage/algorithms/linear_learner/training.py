@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import threading
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ from nbsage.algorithms.linear_learner.inference import LinearModel
 from nbsage.algorithms.linear_learner.losses import make_loss, sigmoid
 from nbsage.algorithms.linear_learner.optim import ParallelOptimizer
 from nbsage.algorithms.linear_learner.settings import Settings, draw_models, fit_num_models, resolve
+from nbsage.checkpoint_files import write_checkpoint
 from nbsage.errors import HyperparameterError, NBSageError
 
 SEED = 0
@@ -38,8 +38,6 @@ SELECTION_SAMPLE = 200_000        # most records scored by every model (per epoc
 EVALUATION_ELEMENTS = 1 << 22     # scores held at once when evaluating many classes
 SMALL_BATCH_WORK = 1 << 24        # multiply-adds per mini-batch below which BLAS uses one thread
 CHECKPOINT_NAME = "linear-learner-checkpoint"
-# SageMaker's checkpoint uploader ignores files with this suffix: our half-written checkpoints
-_TEMP_SUFFIX = ".sagemaker-ignore"
 
 
 def _blas_limiter(work_per_batch: int):
@@ -359,15 +357,10 @@ class _Trainer:
                       "best_value": self.best_value, "best_epoch": self.best_epoch}
             arrays.update({f"state_w{i}": a for i, a in enumerate(opt.state_w)})
             arrays.update({f"state_b{i}": a for i, a in enumerate(opt.state_b)})
-            tmp = arrays_path.with_name(arrays_path.name + _TEMP_SUFFIX)
-            with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, arrays_path)
+            write_checkpoint(arrays_path, lambda f: np.savez(f, **arrays))
             state = {"fingerprint": fingerprint, "epoch": epoch, "stale": stale, "updates": opt.t,
                      "order_rng": order_rng.bit_generator.state}
-            tmp = state_path.with_name(state_path.name + _TEMP_SUFFIX)
-            tmp.write_text(json.dumps(state))
-            os.replace(tmp, state_path)
+            write_checkpoint(state_path, json.dumps(state))
         except OSError as e:  # a full or read-only disk must not fail the training itself
             self.log.info(f"Could not write a checkpoint to {folder}: {e}")
 

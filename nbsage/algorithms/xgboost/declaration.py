@@ -189,11 +189,11 @@ def _check_num_class(hps: dict, objective: str) -> None:
     if multi and "num_class" not in hps:
         raise HyperparameterError(
             f"hyperparameter 'num_class' is required when objective is {objective!r}: "
-            "the number of classes, an integer >= 2 (labels are 0 .. num_class-1)")
+            "the number of classes, an integer >= 2 (labels are 0 .. num_class-1)", name="num_class")
     if not multi and "num_class" in hps:
         raise HyperparameterError(
             f"hyperparameter 'num_class' applies only to objective 'multi:softmax' or 'multi:softprob', "
-            f"and objective is {objective!r}; remove num_class or choose a multi: objective")
+            f"and objective is {objective!r}; remove num_class or choose a multi: objective", name="num_class")
 
 
 def _check_eval_metrics(hps: dict, objective: str) -> None:
@@ -207,19 +207,19 @@ def _check_eval_metrics(hps: dict, objective: str) -> None:
             if base not in _THRESHOLD_METRICS:
                 raise HyperparameterError(
                     f"hyperparameter 'eval_metric': {metric!r} is not accepted; only "
-                    f"{', '.join(_THRESHOLD_METRICS)} take a threshold (e.g. error@0.7, ndcg@5)")
+                    f"{', '.join(_THRESHOLD_METRICS)} take a threshold (e.g. error@0.7, ndcg@5)", name="eval_metric")
             try:
                 float(threshold)
             except ValueError:
                 raise HyperparameterError(
                     f"hyperparameter 'eval_metric': the threshold in {metric!r} is not a number; "
-                    f"write {base}@t with a number t") from None
+                    f"write {base}@t with a number t", name="eval_metric") from None
         if base == "auc" and not objective.startswith(("binary:", "rank:")):
             raise HyperparameterError(
-                f"eval_metric 'auc' applies only to binary: and rank: objectives, and objective is {objective!r}")
+                f"eval_metric 'auc' applies only to binary: and rank: objectives, and objective is {objective!r}", name="eval_metric")
         if base == "aft-nloglik" and objective != "survival:aft":
             raise HyperparameterError(
-                f"eval_metric 'aft-nloglik' applies only to objective 'survival:aft', and objective is {objective!r}")
+                f"eval_metric 'aft-nloglik' applies only to objective 'survival:aft', and objective is {objective!r}", name="eval_metric")
 
 
 def _check_constraints(hps: dict) -> None:
@@ -229,23 +229,23 @@ def _check_constraints(hps: dict) -> None:
         if tree_method not in ("exact", "hist", "gpu_hist"):
             raise HyperparameterError(
                 f"hyperparameter 'monotone_constraints' needs tree_method 'exact' or 'hist', and tree_method "
-                f"is {tree_method!r}")
+                f"is {tree_method!r}", name="monotone_constraints")
         if any(c not in (-1, 0, 1) or isinstance(c, bool) for c in constraints):
             raise HyperparameterError(
                 f"hyperparameter 'monotone_constraints' = {constraints!r} is not valid; expected one of -1, 0, 1 "
-                "per feature, e.g. (0,1,-1)")
+                "per feature, e.g. (0,1,-1)", name="monotone_constraints")
     interactions = hps.get("interaction_constraints")
     if interactions is not None:
         if tree_method not in ("exact", "hist", "approx", "gpu_hist"):
             raise HyperparameterError(
                 f"hyperparameter 'interaction_constraints' needs tree_method 'exact', 'hist' or 'approx', and "
-                f"tree_method is {tree_method!r}")
+                f"tree_method is {tree_method!r}", name="interaction_constraints")
         if not (isinstance(interactions, list) and all(
                 isinstance(group, list) and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0
                                                 for i in group) for group in interactions)):
             raise HyperparameterError(
                 f"hyperparameter 'interaction_constraints' = {interactions!r} is not valid; expected a list of "
-                "lists of feature indices, e.g. [[0,1],[2,3,4]]")
+                "lists of feature indices, e.g. [[0,1],[2,3,4]]", name="interaction_constraints")
 
 
 def _check_updater(hps: dict) -> None:
@@ -256,28 +256,28 @@ def _check_updater(hps: dict) -> None:
         if not (len(updaters) == 1 and updaters[0] in _LINEAR_UPDATERS):
             raise HyperparameterError(
                 f"hyperparameter 'updater' = {','.join(updaters)!r} is not valid with booster 'gblinear'; "
-                "expected exactly one of shotgun, coord_descent")
+                "expected exactly one of shotgun, coord_descent", name="updater")
         return
     if hps.get("process_type") == "update":
         if not all(u in ("refresh", "prune") for u in updaters):
             raise HyperparameterError(
                 f"hyperparameter 'updater' = {','.join(updaters)!r} is not valid with process_type 'update'; "
-                "expected refresh and/or prune")
+                "expected refresh and/or prune", name="updater")
         return
     wrong = [u for u in updaters if u not in _TREE_UPDATERS]
     if wrong:
         raise HyperparameterError(
             f"hyperparameter 'updater': {wrong[0]!r} is a gblinear updater; tree boosters take "
-            f"{', '.join(_TREE_UPDATERS)}")
+            f"{', '.join(_TREE_UPDATERS)}", name="updater")
     grow = [u for u in updaters if u in _GROW_UPDATERS]
     if len(grow) > 1:
         raise HyperparameterError(
-            f"hyperparameter 'updater' names {len(grow)} tree grow plugins ({', '.join(grow)}); choose one")
+            f"hyperparameter 'updater' names {len(grow)} tree grow plugins ({', '.join(grow)}); choose one", name="updater")
     removed = [u for u in updaters if u in _REMOVED_UPDATERS]
     if removed:
         raise HyperparameterError(
             f"hyperparameter 'updater': {removed[0]!r} was removed from xgboost; use "
-            f"{_REMOVED_UPDATERS[removed[0]]!r} instead")
+            f"{_REMOVED_UPDATERS[removed[0]]!r} instead", name="updater")
 
 
 def _metric_regex(split: str, metric: str) -> str:

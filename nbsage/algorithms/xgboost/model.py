@@ -7,18 +7,16 @@ under the real name. k-fold mode writes `xgboost-model-<fold>`.
 """
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 from nbsage.algorithms.xgboost.library import xgb
+from nbsage.checkpoint_files import write_checkpoint
 from nbsage.errors import DataError
 
 MODEL_NAME = "xgboost-model"
 CHECKPOINT_NAME = "xgboost-checkpoint"
 CHECKPOINTS_KEPT = 5
-# SageMaker's checkpoint uploader ignores files with this suffix: our half-written checkpoints
-_TEMP_SUFFIX = ".sagemaker-ignore"
 _CHECKPOINT_FILE = re.compile(rf"^{re.escape(CHECKPOINT_NAME)}\.([0-9]+)$")
 _FOLD_MODEL_FILE = re.compile(rf"^{re.escape(MODEL_NAME)}-([0-9]+)$")
 
@@ -27,10 +25,7 @@ def save_model(booster, path: Path) -> Path:
     """Write a booster as `xgboost-model`: native UBJSON without a file extension, written atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}{_TEMP_SUFFIX}")
-    tmp.write_bytes(booster.save_raw("ubj"))
-    os.replace(tmp, path)
-    return path
+    return write_checkpoint(path, booster.save_raw("ubj"))
 
 
 def load_booster(path: Path):
@@ -70,9 +65,7 @@ def save_checkpoint(booster, directory: Path, epoch: int, keep: int = CHECKPOINT
     """Write `xgboost-checkpoint.<epoch>` atomically and delete all but the newest `keep`."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{CHECKPOINT_NAME}.{epoch}"
-    tmp = path.with_name(path.name + _TEMP_SUFFIX)
-    tmp.write_bytes(booster.save_raw("ubj"))
-    os.replace(tmp, path)
+    write_checkpoint(path, booster.save_raw("ubj"))
     for old in checkpoint_rounds(directory)[:-keep]:
         try:
             (directory / f"{CHECKPOINT_NAME}.{old}").unlink()
