@@ -1082,7 +1082,7 @@ class XGBoostHandler(InferenceHandler):
         try:
             if content_type == "text/csv":
                 from nbsage.formats.text_csv import read_features
-                rows = read_features(body)
+                rows = read_features(body, self.num_features)
             elif content_type == "text/libsvm":
                 from nbsage.formats.text_libsvm import read_features
                 rows = read_features(body)
