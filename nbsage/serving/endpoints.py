@@ -32,7 +32,7 @@ from nbsage.store.metadata import iso, pid_alive
 HOST = "127.0.0.1"
 VARIANT = "AllTraffic"
 STARTUP_TIMEOUT = 600.0  # seconds for the model to download, load and answer /ping
-INVOCATION_TIMEOUT = 70.0  # SageMaker allows a container 60 s per request
+INVOCATION_TIMEOUT = 60.0  # SageMaker allows a container 60 s per request; the client waits 10 s more
 STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL; NBSAGE_STOP_GRACE_SECONDS overrides
 LOG_NAME = "server.log"
 READY_NAME = "ready"
@@ -340,11 +340,27 @@ def _connect(session, name: str) -> http.client.HTTPConnection:
                             "delete it and deploy again")
     if status != "InService":
         raise EndpointError(f"endpoint {name!r} is {status}, not InService")
-    conn = http.client.HTTPConnection(record["host"] or HOST, record["port"], timeout=INVOCATION_TIMEOUT)
+    conn = http.client.HTTPConnection(record["host"] or HOST, record["port"],
+                                      timeout=_invocation_timeout(record["config"]) + 10.0)
     conn.connect()
     conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     _connections()[(str(session.home), name)] = (conn, record)
     return conn
+
+
+def _invocation_timeout(config: dict) -> float:
+    """The server's time limit per request, as the server reads it (serve.invocation_timeout_seconds):
+    NBSAGE_INVOCATION_TIMEOUT_SECONDS, else SAGEMAKER_MODEL_SERVER_TIMEOUT, from the endpoint's Environment
+    over the deploying process's environment."""
+    env = {**os.environ, **(config.get("Environment") or {})}
+    for key in ("NBSAGE_INVOCATION_TIMEOUT_SECONDS", "SAGEMAKER_MODEL_SERVER_TIMEOUT"):
+        try:
+            value = float(env.get(key) or 0)
+        except ValueError:
+            continue
+        if value > 0:
+            return value
+    return INVOCATION_TIMEOUT
 
 
 def _dead_endpoint(session, name: str, exc: Exception) -> EndpointError:

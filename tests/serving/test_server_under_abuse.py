@@ -249,3 +249,21 @@ def test_a_malformed_chunked_body_is_400_without_a_traceback(start, tmp_path):
         assert answer.startswith(b"HTTP/1.1 400 ") and b"malformed chunked body" in answer, case
     assert server.post(b"[[1, 1, 1]]")[:2] == (200, b"[6.0]")
     assert "Traceback" not in server_log(server)
+
+
+def test_an_endpoints_environment_sets_its_time_limit_and_invoke_reports_504(tmp_path, gated):
+    from nbsage.errors import ModelError
+    from nbsage.serving import endpoints
+    from nbsage.session import Session
+    from tests.serving.test_endpoints import make_tarball
+    _, gate = gated
+    session = Session(home=tmp_path / "home")
+    endpoints.deploy(session, "slow", str(make_tarball(tmp_path, script=BLOCKING)),
+                     environment={"GATE": gate.path, "NBSAGE_INVOCATION_TIMEOUT_SECONDS": "1"})
+    try:
+        with pytest.raises(ModelError, match="did not answer within 1 s") as info:
+            endpoints.invoke_endpoint(session, "slow", b"[[1, 1, 1]]", "application/json")
+        assert info.value.status == 504
+        gate.let_one_through()
+    finally:
+        endpoints.delete_endpoint(session, "slow")
