@@ -322,7 +322,7 @@ def _check_first_row(body: bytes | str, num_features: int) -> None:
         if line.strip():
             width = line.count(comma) + 1
             if width != num_features:
-                raise DataError(f"text/csv request line {lineno} has {width} values, and the model expects "
+                raise DataError(f"text/csv request line {lineno} has {width} features, and the model expects "
                                 f"{num_features} features per row"
                                 + (" (send features only, no label column)" if width == num_features + 1 else ""))
             return

@@ -147,7 +147,7 @@ def test_a_6mb_body_of_one_value_rows_is_refused_by_its_first_row_before_a_one_r
     assert answers["good"][0] == 200 and 0.0 <= float(answers["good"][1]) <= 1.0
     status, data = answers["bad"]
     assert status == 400
-    assert "line 1 has 1 values, and the model expects 3" in json.loads(data)["message"]
+    assert "line 1 has 1 features, and the model expects 3" in json.loads(data)["message"]
 
 
 def test_whitespace_only_is_an_empty_body_and_a_utf8_bom_is_accepted(start, xgboost_model, tmp_path):
