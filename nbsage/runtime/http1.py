@@ -29,6 +29,7 @@ import socketserver
 import sys
 import threading
 import time
+import traceback
 
 MAX_LINE = 65536
 MAX_HEADERS = 200
@@ -131,10 +132,11 @@ class LimitedServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
             self.open_connections -= 1
 
     def handle_error(self, request, client_address) -> None:
-        """One line, not socketserver's traceback: a client's mistake is not the server's."""
-        exc = sys.exc_info()[1]
-        print(f"nbsage model server: connection from {client_address[0]} ended: {type(exc).__name__}: {exc}",
-              file=sys.stderr, flush=True)
+        """A bug of the server's own (a client's mistake is answered, never raised this far): its traceback."""
+        print(f"nbsage model server: unexpected error on a connection from {client_address[0]}:",
+              file=sys.stderr)
+        traceback.print_exc(file=sys.stderr)
+        sys.stderr.flush()
 
     def answer(self, method: str, path: str, body: bytes, headers: dict, deadline: float):
         """(status, body, content type, extra headers) for one request; the subclass's job."""
@@ -164,7 +166,7 @@ class Connection(socketserver.StreamRequestHandler):
     def send(self, status: int, body: bytes = b"", content_type: str = "", extra: dict | None = None,
              close: bool = False) -> None:
         data = _response_head(status, len(body), content_type, extra, close)
-        self.connection.settimeout(self.server.header_timeout)  # a client that never reads cannot hold us
+        self.connection.settimeout(self.server.invocation_timeout)  # a client that never reads cannot hold us
         if len(body) < 65536:
             self.connection.sendall(data + body)
         else:
