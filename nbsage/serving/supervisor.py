@@ -7,7 +7,8 @@ owns the endpoint's status from then on:
 - Creating -> InService once the server has written its port and answers GET /ping with 200;
 - a server that exits, or fails `NBSAGE_HEALTH_CHECK_FAILURES` /ping checks in a row (one every
   `NBSAGE_HEALTH_CHECK_INTERVAL_SECONDS`), is replaced: Updating, a backoff (0.5 s doubling up to
-  10 s), a new server, InService again on its new port;
+  10 s), a new server, InService again on its new port (a 503 with Retry-After, the server's
+  answer at its connection cap, is busy, not unhealthy);
 - Failed, with a reason naming the crashes and the log's last lines, once the server has crashed
   `NBSAGE_ENDPOINT_MAX_CRASHES` times within `NBSAGE_ENDPOINT_CRASH_WINDOW_SECONDS`; Failed at
   once when the model fails to load (it would fail the same way every time).
@@ -41,14 +42,16 @@ def _env_number(name: str, default: float) -> float:
     return value if value > 0 else default
 
 
-def ping(port: int, timeout: float = 2.0) -> bool:
-    """True when the server on `port` answers GET /ping with 200 within `timeout` seconds."""
+def ping(port: int, timeout: float = 2.0, busy_is_healthy: bool = False) -> bool:
+    """True when the server on `port` answers GET /ping with 200 within `timeout` seconds (or, with
+    `busy_is_healthy`, with a 503 carrying Retry-After: at its connection cap, busy but alive)."""
     conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:
         conn.request("GET", "/ping")
         response = conn.getresponse()
         response.read()
-        return response.status == 200
+        return response.status == 200 or (busy_is_healthy and response.status == 503
+                                          and response.getheader("Retry-After") is not None)
     except (OSError, http.client.HTTPException):
         return False
     finally:
@@ -146,7 +149,7 @@ class Supervisor:
             if time.monotonic() < next_ping:
                 continue
             next_ping = time.monotonic() + self.interval
-            failures = 0 if ping(port, self.ping_timeout) else failures + 1
+            failures = 0 if ping(port, self.ping_timeout, busy_is_healthy=True) else failures + 1
             if failures >= self.max_ping_failures:
                 proc.kill()
                 proc.wait()
