@@ -232,6 +232,17 @@ def test_300_half_open_connections_are_capped_and_let_go(start, tmp_path):
     assert "Traceback" not in server_log(server)
 
 
+def test_an_idle_kept_alive_connection_is_closed_after_the_keep_alive_timeout(start, tmp_path):
+    server = start(make_model_dir(tmp_path / "linear", LINEAR), NBSAGE_KEEP_ALIVE_TIMEOUT_SECONDS="1")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(b"GET /ping HTTP/1.1\r\n\r\n")
+        answer = b""
+        while b"Healthy" not in answer:
+            answer += sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 200 ") and b"Connection: close" not in answer
+        assert sock.recv(65536) == b""  # closed by the server once idle for 1 s (30 s at most here)
+
+
 def test_a_70_mb_body_gets_413_read_by_the_client_not_a_broken_pipe(start, tmp_path):
     server = start(make_model_dir(tmp_path / "linear", LINEAR))
     status, data, response = post(server.port, b"1" * (70 * 1024 * 1024), "text/csv")
