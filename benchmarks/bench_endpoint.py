@@ -3,7 +3,9 @@
 A breast-cancer XGBoost model is deployed to an nbsage endpoint (a real HTTP server on
 127.0.0.1). Single-row requests from one keep-alive client give p50/p99 latency; several
 concurrent clients give requests per second. The in-process baseline calls the same handler the
-server uses (parse CSV, inplace_predict, format) with no HTTP in between.
+server uses (parse CSV, inplace_predict, format) with no HTTP in between. Under abuse: the time
+to refuse a 6 MB body of the wrong width, and the latency of a one-row request sent while two of
+them are being answered.
 """
 from __future__ import annotations
 
@@ -65,6 +67,31 @@ def main() -> dict:
             t.join()
         rps = len(concurrent) / (time.perf_counter() - start)
 
+        # under abuse: a 6 MB body of one-value rows (wrong width) and a one-row request behind two of them
+        bad = b"1\n" * 3_000_000
+
+        def post(body, out=None):
+            conn = http.client.HTTPConnection(host, port, timeout=300)
+            t = time.perf_counter()
+            conn.request("POST", "/invocations", body=body, headers=headers)
+            resp = conn.getresponse()
+            resp.read()
+            conn.close()
+            if out is not None:
+                out.append(time.perf_counter() - t)
+            return resp.status
+
+        rejections: list[float] = []
+        assert post(bad, rejections) == 400
+        behind: list[float] = []
+        bad_clients = [threading.Thread(target=post, args=(bad,)) for _ in range(2)]
+        for t in bad_clients:
+            t.start()
+        time.sleep(0.5)  # the bad bodies are sent and being answered
+        assert post(row, behind) == 200
+        for t in bad_clients:
+            t.join()
+
         # in-process: the same handler the server calls, no HTTP
         import tarfile
         from nbsage import algorithms
@@ -82,7 +109,8 @@ def main() -> dict:
         predictor.delete_endpoint()
     p50, p99 = percentile(latencies, 50) * 1e3, percentile(latencies, 99) * 1e3
     i50, i99 = percentile(inproc, 50) * 1e3, percentile(inproc, 99) * 1e3
-    result = {"p50_ms": p50, "p99_ms": p99, "rps": rps, "inproc_p50_ms": i50}
+    result = {"p50_ms": p50, "p99_ms": p99, "rps": rps, "inproc_p50_ms": i50,
+              "bad_body_rejected_s": rejections[0], "one_row_behind_two_bad_bodies_ms": behind[0] * 1e3}
     body = f"""
 XGBoost breast-cancer model (30 features, 50 rounds), one CSV row per request, Accept text/csv.
 
@@ -94,6 +122,10 @@ XGBoost breast-cancer model (30 features, 50 rounds), one CSV row per request, A
 
 Throughput with {CLIENTS} concurrent keep-alive clients: **{rps:,.0f} requests/s**
 (in-process single thread: {1e3 / i50:,.0f} calls/s).
+
+Under abuse: a 6 MB body of 3,000,000 one-value rows (the model expects 30) is refused (400) in
+**{rejections[0]:.3f} s**, by its first row; a one-row request sent while two such bodies are being
+answered takes **{behind[0] * 1e3:.1f} ms**.
 """
     write_section("Endpoint latency and throughput", body)
     return result

@@ -243,7 +243,7 @@ class CSVFormat(ArrowFormat):
         return table
 
     def read_features(self, body: bytes, num_features: int | None = None) -> np.ndarray:
-        return read_features(body)
+        return read_features(body, num_features)
 
     def write_channel(self, data, path: Path, *, labelled: bool = True) -> None:
         """Headerless, index-free CSV of the data as given: each column keeps its own type's text
@@ -336,8 +336,11 @@ def iter_batches(files: list[Path], batch_rows: int = DEFAULT_BATCH_ROWS, weight
     return CSVFormat().iter_batches(files, batch_rows, labelled=labelled, weights=weights)
 
 
-def read_features(body: bytes | str) -> np.ndarray:
-    """A text/csv inference request: rows of features only, no label."""
+def read_features(body: bytes | str, num_features: int | None = None) -> np.ndarray:
+    """A text/csv inference request: rows of features only, no label. With `num_features` the first
+    row's width is checked before the rest is parsed, so a body of the wrong shape is refused at once."""
+    if num_features is not None:
+        _check_first_row(body, num_features)
     text = body.decode("utf-8") if isinstance(body, bytes) else body
     rows = []
     width = None
@@ -357,6 +360,23 @@ def read_features(body: bytes | str) -> np.ndarray:
     if not rows:
         raise DataError("text/csv request has no rows")
     return np.asarray(rows, dtype=np.float32)
+
+
+def _check_first_row(body: bytes | str, num_features: int) -> None:
+    newline, comma = (b"\n", b",") if isinstance(body, bytes) else ("\n", ",")
+    start, lineno = 0, 1
+    while start < len(body):
+        end = body.find(newline, start)
+        end = len(body) if end < 0 else end
+        line = body[start:end]
+        if line.strip():
+            width = line.count(comma) + 1
+            if width != num_features:
+                raise DataError(f"text/csv request line {lineno} has {width} features, and the model expects "
+                                f"{num_features} features per row"
+                                + (" (send features only, no label column)" if width == num_features + 1 else ""))
+            return
+        start, lineno = end + 1, lineno + 1
 
 
 def _is_number(cell: str) -> bool:

@@ -3,54 +3,58 @@
 `GET /ping` answers 200 once the model is loaded (503 while it loads), `POST /invocations`
 passes the body, Content-Type and Accept to an `InferenceHandler` and returns its answer, and
 `GET /execution-parameters` tells batch transform how to call it. Errors map to the status codes
-SageMaker's containers use (400, 406, 413, 415, 500) with a one-line JSON body
+SageMaker's containers use (400, 406, 408, 413, 415, 500, 503, 504) with a one-line JSON body
 `{"code": ..., "type": ..., "message": ...}` (the multi-model-server shape); the traceback of an
-unexpected error goes to stderr, never into the body.
-
-The HTTP/1.1 layer is a small keep-alive parser over `socketserver` threads rather than
-`http.server`: headers are read once into a dict, the response is written with one `sendall`, and
-Nagle is off, so the server adds tens of microseconds to a request, not milliseconds.
+unexpected error goes to stderr, never into the body. The HTTP/1.1 framing and the limits on
+connections, header and body time and body size live in `nbsage.runtime.http1`.
 
 Environment knobs (as the inference toolkit): SAGEMAKER_MAX_PAYLOAD_IN_MB (default 6),
 SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT, SAGEMAKER_MODEL_SERVER_WORKERS (concurrent invocations,
-default: CPU count), SAGEMAKER_PROGRAM (the entry point when none is given). NBSAGE_ACCESS_LOG=1
-prints one line per request to stderr.
+default: CPU count), SAGEMAKER_MODEL_SERVER_TIMEOUT (seconds per request, default 60),
+SAGEMAKER_PROGRAM (the entry point when none is given). nbsage's own: NBSAGE_INVOCATION_TIMEOUT_SECONDS
+(overrides the toolkit's), NBSAGE_MAX_QUEUED_INVOCATIONS (requests that may wait for a worker,
+default 100; past it 503 with Retry-After), NBSAGE_MAX_CONNECTIONS (default 128),
+NBSAGE_HEADER_TIMEOUT_SECONDS (default 10), NBSAGE_KEEP_ALIVE_TIMEOUT_SECONDS (default 60);
+NBSAGE_ACCESS_LOG=1 prints one line per request to stderr.
 """
 from __future__ import annotations
 
 import json
 import os
 import signal
-import socket
-import socketserver
 import sys
 import threading
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 
+from nbsage.runtime.http1 import Connection, LimitedServer, busy_answer, error_answer
+
 DEFAULT_MAX_PAYLOAD_MB = 6
+DEFAULT_INVOCATION_TIMEOUT = 60.0  # SageMaker gives a container 60 s to answer /invocations
 CUSTOM_ATTRIBUTES = "x-amzn-sagemaker-custom-attributes"
-_MAX_LINE = 65536
-_MAX_HEADERS = 200
-# a rejected (413) body up to this size is read and dropped so the connection stays usable;
-# anything bigger closes the connection
-_DRAIN_LIMIT = 64 * 1024 * 1024
-_IDLE_TIMEOUT = 300.0
-
-_REASONS = {200: "OK", 100: "Continue", 204: "No Content", 400: "Bad Request", 404: "Not Found",
-            405: "Method Not Allowed", 406: "Not Acceptable", 408: "Request Timeout",
-            411: "Length Required", 413: "Payload Too Large", 415: "Unsupported Media Type",
-            424: "Failed Dependency", 431: "Request Header Fields Too Large", 500: "Internal Server Error",
-            501: "Not Implemented", 503: "Service Unavailable", 505: "HTTP Version Not Supported"}
+_BOM = b"\xef\xbb\xbf"
 
 
-class _BadRequest(Exception):
-    """The HTTP framing itself is broken; answered and the connection closed."""
+def _env_float(name: str, default: float) -> float:
+    try:
+        value = float(os.environ.get(name, "").strip() or default)
+    except ValueError:
+        return default
+    return value if value > 0 else default
 
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
+
+def _env_int(name: str, default: int) -> int:
+    return max(1, int(_env_float(name, default)))
+
+
+def invocation_timeout_seconds() -> float:
+    """Seconds a request has from its headers to its answer: NBSAGE_INVOCATION_TIMEOUT_SECONDS, else the
+    inference toolkit's SAGEMAKER_MODEL_SERVER_TIMEOUT, else SageMaker's 60."""
+    return _env_float("NBSAGE_INVOCATION_TIMEOUT_SECONDS",
+                      _env_float("SAGEMAKER_MODEL_SERVER_TIMEOUT", DEFAULT_INVOCATION_TIMEOUT))
 
 
 def max_payload_bytes() -> int:
@@ -115,21 +119,41 @@ def load_handler(model_dir: str | os.PathLike, algorithm: str | None = None, ent
     return algorithms.get(algorithm).load(str(model_dir))
 
 
-class ModelServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
-    """A keep-alive HTTP/1.1 server, one thread per connection, answering the inference contract."""
+class Limits:
+    """What one model server lets its clients use, read once from the environment (the endpoint's
+    Environment reaches it there), each bounded so no client can hold the server."""
 
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 256
+    def __init__(self):
+        self.max_payload = max_payload_bytes()
+        self.workers = _workers()
+        self.queue = _env_int("NBSAGE_MAX_QUEUED_INVOCATIONS", 100)  # TorchServe's job_queue_size
+        self.invocation_timeout = invocation_timeout_seconds()
+        self.max_connections = _env_int("NBSAGE_MAX_CONNECTIONS", 128)
+        self.keep_alive_timeout = _env_float("NBSAGE_KEEP_ALIVE_TIMEOUT_SECONDS", 60.0)
+        self.header_timeout = _env_float("NBSAGE_HEADER_TIMEOUT_SECONDS", 10.0)
 
-    def __init__(self, address, handler=None, *, empty_body_status: int = 400):
-        super().__init__(address, _Connection)
+
+class ModelServer(LimitedServer):
+    """The inference contract over `http1`: routes, a bounded pool of invocation workers, time limits.
+
+    /invocations runs on one of `workers` threads; up to `queue` more wait for one, and past that
+    the answer is 503 with Retry-After at once. A model that has not answered by the request's
+    deadline gets 504 (its worker finishes in the background and is only then free again).
+    """
+
+    def __init__(self, address, handler=None, *, empty_body_status: int = 400, limits: Limits | None = None):
+        limits = limits or Limits()
+        super().__init__(address, Connection, max_connections=limits.max_connections,
+                         header_timeout=limits.header_timeout, keep_alive_timeout=limits.keep_alive_timeout,
+                         invocation_timeout=limits.invocation_timeout, max_payload=limits.max_payload)
+        self.limits = limits
         self.handler = handler
         self.load_error: str | None = None
         self.empty_body_status = empty_body_status
-        self.max_payload = max_payload_bytes()
-        self.workers = _workers()
-        self.slots = threading.BoundedSemaphore(self.workers)
+        self.workers = limits.workers
+        self.pool = ThreadPoolExecutor(limits.workers, thread_name_prefix="nbsage-invocation")
+        self._admitted = 0  # invocations running or waiting for a worker
+        self._admit_lock = threading.Lock()
         self.default_accept = os.environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT") or None
         self.access_log = os.environ.get("NBSAGE_ACCESS_LOG", "").lower() in ("1", "true", "yes")
 
@@ -146,27 +170,78 @@ class ModelServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
         return {"MaxConcurrentTransforms": self.workers, "BatchStrategy": "MULTI_RECORD",
                 "MaxPayloadInMB": max(1, round(self.max_payload / (1024 * 1024)))}
 
-    def invoke(self, body: bytes, headers: dict) -> tuple[int, bytes, str, dict | None]:
+    def server_close(self) -> None:
+        super().server_close()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    # ---- routes -------------------------------------------------------------------------------
+    def answer(self, method: str, path: str, body: bytes, headers: dict, deadline: float):
+        if path == "/invocations":
+            if method != "POST":
+                return _error(405, "MethodNotAllowed", "use POST /invocations")
+            return self.invoke(body, headers, deadline)
+        if path == "/ping":
+            if method not in ("GET", "HEAD", "POST"):
+                return _error(405, "MethodNotAllowed", "use GET /ping")
+            if self.handler is not None:
+                return 200, b'{"status": "Healthy"}\n', "application/json", None
+            return _error(503, "ModelNotReady", self.load_error or "the model is still loading")
+        if path == "/execution-parameters":
+            return 200, json.dumps(self.execution_parameters()).encode(), "application/json", None
+        return _error(404, "NotFound", f"no route {method} {path}; this server answers GET /ping, "
+                                       "POST /invocations and GET /execution-parameters")
+
+    def invoke(self, body: bytes, headers: dict, deadline: float | None = None) -> tuple[int, bytes, str, dict | None]:
         """Answer one /invocations request: (status, body, content type, extra headers)."""
         handler = self.handler
         if handler is None:
             return _error(503, "ModelNotReady", self.load_error or "the model is still loading")
+        content_type = headers.get("content-type")
+        body = request_body(body, content_type)
         if not body:
             if self.empty_body_status == 204:
                 return 204, b"", "", None
             return _error(400, "InvalidRequest", "the request body is empty; send at least one record")
-        content_type = headers.get("content-type")
         accept = headers.get("accept")
         if not accept or accept.strip() == "*/*":
             accept = self.default_accept
+        with self._admit_lock:
+            admitted = self._admitted < self.limits.workers + self.limits.queue
+            if admitted:
+                self._admitted += 1
+        if not admitted:
+            return busy_answer(f"all {self.limits.workers} workers are busy and {self.limits.queue} requests wait "
+                               "(SAGEMAKER_MODEL_SERVER_WORKERS, NBSAGE_MAX_QUEUED_INVOCATIONS); retry")
+        try:
+            future = self.pool.submit(self._invoke_handler, handler, body, content_type, accept, headers)
+        except RuntimeError:  # the pool is shut down: the server is stopping
+            self._release()
+            return busy_answer("the model server is shutting down")
+        future.add_done_callback(self._release)
+        if deadline is None:
+            deadline = time.monotonic() + self.limits.invocation_timeout
+        try:
+            return future.result(timeout=max(0.0, deadline - time.monotonic()))
+        except FutureTimeout:
+            limit = self.limits.invocation_timeout
+            print(f"nbsage model server: /invocations did not answer within {limit:g} s (504)",
+                  file=sys.stderr, flush=True)
+            return _error(504, "ModelTimeout",
+                          f"the model did not answer within {limit:g} s (NBSAGE_INVOCATION_TIMEOUT_SECONDS)")
+
+    def _release(self, _future=None) -> None:
+        with self._admit_lock:
+            self._admitted -= 1
+
+    @staticmethod
+    def _invoke_handler(handler, body: bytes, content_type, accept, headers: dict):
         extra = None
         try:
-            with self.slots:
-                invoke_request = getattr(handler, "invoke_request", None)
-                if invoke_request is not None:
-                    out, out_type, extra = invoke_request(body, content_type, accept, headers)
-                else:
-                    out, out_type = handler.invoke(body, content_type, accept)
+            invoke_request = getattr(handler, "invoke_request", None)
+            if invoke_request is not None:
+                out, out_type, extra = invoke_request(body, content_type, accept, headers)
+            else:
+                out, out_type = handler.invoke(body, content_type, accept)
         except Exception as exc:  # noqa: BLE001 - every failure becomes an HTTP answer
             status = error_status(exc)
             if status >= 500:
@@ -187,198 +262,24 @@ class ModelServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
 
 
 def _error(status: int, kind: str, message: str) -> tuple[int, bytes, str, None]:
-    body = json.dumps({"code": status, "type": kind, "message": message}).encode("utf-8")
-    return status, body, "application/json", None
+    return error_answer(status, kind, message)
 
 
-class _Connection(socketserver.StreamRequestHandler):
-    """One client connection: requests are answered in order until either side closes it."""
+def request_body(body: bytes, content_type: str | None) -> bytes:
+    """The body as the handler gets it, with training's rules for text: a UTF-8 byte-order mark is
+    dropped, and a body of only whitespace is an empty body (204 or 400, never a parse)."""
+    if not body or not _is_text(content_type):
+        return body
+    if body.startswith(_BOM):
+        body = body[len(_BOM):]
+    if body[:1].isspace() and not body.strip():
+        return b""
+    return body
 
-    disable_nagle_algorithm = True
-    timeout = _IDLE_TIMEOUT
-    rbufsize = 65536
-    wbufsize = 0
-    server: ModelServer
 
-    def handle(self) -> None:
-        try:
-            while self._one_request():
-                pass
-        except (ConnectionError, socket.timeout, TimeoutError, OSError):
-            pass
-
-    def _send(self, status: int, body: bytes = b"", content_type: str = "", extra: dict | None = None,
-              close: bool = False) -> None:
-        head = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\n"]
-        if content_type:
-            head.append(f"Content-Type: {content_type}\r\n")
-        head.append(f"Content-Length: {len(body)}\r\n")
-        if extra:
-            for key, value in extra.items():
-                value = str(value)
-                if "\r" in value or "\n" in value:
-                    continue  # never let a handler split the response
-                head.append(f"{key}: {value}\r\n")
-        if close:
-            head.append("Connection: close\r\n")
-        head.append("\r\n")
-        data = "".join(head).encode("latin-1")
-        self.connection.sendall(data + body if len(body) < 65536 else data)
-        if len(body) >= 65536:
-            self.connection.sendall(body)
-
-    def _read_headers(self) -> dict:
-        headers: dict[str, str] = {}
-        last = None
-        for _ in range(_MAX_HEADERS + 1):
-            line = self.rfile.readline(_MAX_LINE + 1)
-            if not line:
-                raise ConnectionResetError("client closed the connection mid-request")
-            if len(line) > _MAX_LINE:
-                raise _BadRequest(431, "a header line is longer than 64 KiB")
-            if line in (b"\r\n", b"\n"):
-                return headers
-            text = line.decode("latin-1")
-            if text[0] in " \t" and last is not None:  # obsolete line folding
-                headers[last] += " " + text.strip()
-                continue
-            name, sep, value = text.partition(":")
-            if not sep:
-                raise _BadRequest(400, f"malformed header line {text.strip()!r}")
-            last = name.strip().lower()
-            value = value.strip()
-            headers[last] = f"{headers[last]}, {value}" if last in headers else value
-        raise _BadRequest(431, f"more than {_MAX_HEADERS} header lines")
-
-    def _read_chunked(self, limit: int) -> bytes | None:
-        """A chunked body, or None when it grows past `limit`."""
-        parts, total = [], 0
-        while True:
-            line = self.rfile.readline(_MAX_LINE)
-            try:
-                size = int(line.split(b";")[0].strip(), 16)
-            except ValueError:
-                raise _BadRequest(400, "malformed chunked transfer encoding") from None
-            if size == 0:
-                while self.rfile.readline(_MAX_LINE) not in (b"\r\n", b"\n", b""):
-                    pass  # trailers are ignored
-                return b"".join(parts)
-            total += size
-            if total > limit:
-                return None
-            chunk = self.rfile.read(size)
-            if len(chunk) < size:
-                raise ConnectionResetError("client closed the connection mid-body")
-            parts.append(chunk)
-            self.rfile.readline(_MAX_LINE)
-
-    def _drain(self, length: int) -> bool:
-        """Read and drop an unwanted body; False when it is too big to be worth reading."""
-        if length > _DRAIN_LIMIT:
-            return False
-        while length > 0:
-            chunk = self.rfile.read(min(length, 1 << 20))
-            if not chunk:
-                return False
-            length -= len(chunk)
-        return True
-
-    def _one_request(self) -> bool:
-        """Answer one request; True when the connection stays open for the next one."""
-        line = self.rfile.readline(_MAX_LINE + 1)
-        if not line:
-            return False
-        if line in (b"\r\n", b"\n"):
-            return True  # tolerated blank line between requests (RFC 9112 2.2)
-        started = time.perf_counter() if self.server.access_log else 0.0
-        try:
-            parts = line.decode("latin-1").split()
-            if len(parts) != 3 or not parts[2].startswith("HTTP/"):
-                raise _BadRequest(400, f"malformed request line {line[:200].decode('latin-1').strip()!r}")
-            method, target, version = parts
-            headers = self._read_headers()
-        except _BadRequest as exc:
-            status, body, ctype, _ = _error(exc.status, "BadRequest", str(exc))
-            self._send(status, body, ctype, close=True)
-            return False
-        connection = headers.get("connection", "").lower()
-        keep_alive = ("close" not in connection) if version == "HTTP/1.1" else ("keep-alive" in connection)
-        path = target.split("?", 1)[0]
-        if path.startswith("http://") or path.startswith("https://"):  # absolute-form target
-            path = "/" + path.split("://", 1)[1].partition("/")[2]
-
-        # the body: refuse oversized ones on their declared length, before reading them
-        body = b""
-        chunked = "chunked" in headers.get("transfer-encoding", "").lower()
-        length_text = headers.get("content-length")
-        if chunked:
-            if "100-continue" in headers.get("expect", "").lower():
-                self.connection.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-            read = self._read_chunked(self.server.max_payload)
-            if read is None:
-                self._answer_too_large(None, close=True)
-                return False
-            body = read
-        elif length_text is not None:
-            try:
-                length = int(length_text)
-                if length < 0:
-                    raise ValueError
-            except ValueError:
-                status, out, ctype, _ = _error(400, "BadRequest", f"Content-Length {length_text!r} is not a number")
-                self._send(status, out, ctype, close=True)
-                return False
-            if length > self.server.max_payload:
-                if "100-continue" in headers.get("expect", "").lower():
-                    self._answer_too_large(length, close=True)  # the client has not sent the body
-                    return False
-                keep = self._drain(length)
-                self._answer_too_large(length, close=not (keep and keep_alive))
-                return keep and keep_alive
-            if length:
-                if "100-continue" in headers.get("expect", "").lower():
-                    self.connection.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-                body = self.rfile.read(length)
-                if len(body) < length:
-                    return False
-
-        if path == "/invocations":
-            if method != "POST":
-                status, out, ctype, extra = _error(405, "MethodNotAllowed", "use POST /invocations")
-            else:
-                status, out, ctype, extra = self.server.invoke(body, headers)
-        elif path == "/ping":
-            if method not in ("GET", "HEAD", "POST"):
-                status, out, ctype, extra = _error(405, "MethodNotAllowed", "use GET /ping")
-            elif self.server.handler is not None:
-                status, out, ctype, extra = 200, b'{"status": "Healthy"}\n', "application/json", None
-            else:
-                status, out, ctype, extra = _error(503, "ModelNotReady",
-                                                    self.server.load_error or "the model is still loading")
-        elif path == "/execution-parameters":
-            status, out, ctype, extra = (200, json.dumps(self.server.execution_parameters()).encode(),
-                                         "application/json", None)
-        else:
-            status, out, ctype, extra = _error(
-                404, "NotFound", f"no route {method} {path}; this server answers GET /ping, "
-                                 "POST /invocations and GET /execution-parameters")
-        if method == "HEAD":
-            out = b""
-        self._send(status, out, ctype, extra, close=not keep_alive)
-        if self.server.access_log:
-            ms = (time.perf_counter() - started) * 1000
-            print(f'{self.client_address[0]} "{method} {path}" {status} {len(out)} {ms:.2f}ms',
-                  file=sys.stderr, flush=True)
-        return keep_alive
-
-    def _answer_too_large(self, length: int | None, close: bool) -> None:
-        limit = self.server.max_payload
-        what = f"the request body ({length:,} bytes)" if length is not None else "the chunked request body"
-        status, out, ctype, _ = _error(
-            413, "PayloadTooLarge",
-            f"{what} is over the {limit:,}-byte ({limit / 1048576:g} MB) payload limit; "
-            "send fewer records per request (or use batch transform)")
-        self._send(status, out, ctype, close=close)
+def _is_text(content_type: str | None) -> bool:
+    kind = (content_type or "").split(";", 1)[0].strip().lower()
+    return kind.startswith("text/") or kind.endswith("json") or kind.endswith("jsonlines")
 
 
 def _write_atomically(path: Path, text: str) -> None:

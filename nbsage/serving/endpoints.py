@@ -4,7 +4,8 @@
 `python -m nbsage.runtime serve` detached (its own session, output to `server.log` beside it), so
 the endpoint outlives the kernel that made it. The store keeps its status, host, port and pid, so
 another kernel or the CLI can describe, invoke and delete it. Statuses are SageMaker's:
-Creating -> InService, Failed (with a FailureReason), Deleting.
+Creating -> InService, Updating (a crashed server being replaced by the endpoint's supervisor,
+serving/supervisor.py), Failed (with a FailureReason), Deleting.
 
 `invoke_endpoint` keeps one keep-alive connection per endpoint and thread; a connection is only
 ever reopened after the endpoint's record has been read again, so a recycled port can never send
@@ -31,7 +32,7 @@ from nbsage.store.metadata import iso, pid_alive
 HOST = "127.0.0.1"
 VARIANT = "AllTraffic"
 STARTUP_TIMEOUT = 600.0  # seconds for the model to download, load and answer /ping
-INVOCATION_TIMEOUT = 70.0  # SageMaker allows a container 60 s per request
+INVOCATION_TIMEOUT = 60.0  # SageMaker allows a container 60 s per request; the client waits 10 s more
 STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL; NBSAGE_STOP_GRACE_SECONDS overrides
 LOG_NAME = "server.log"
 READY_NAME = "ready"
@@ -152,32 +153,7 @@ def _refresh(session, record: dict) -> dict:
                       + (f"; its log ends with: {tail}" if tail else ""))
         _mark_failed(session, name, reason)
         return session.store.get_endpoint(name)
-    if status == "Creating":
-        port = _ready_port(folder)
-        if port and _ping(port, timeout=2.0):
-            session.store.update_endpoint(name, status="InService", host=HOST, port=port)
-            return session.store.get_endpoint(name)
-    return record
-
-
-def _ready_port(folder: Path) -> int | None:
-    try:
-        return int((folder / READY_NAME).read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _ping(port: int, timeout: float = 2.0) -> bool:
-    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
-    try:
-        conn.request("GET", "/ping")
-        response = conn.getresponse()
-        response.read()
-        return response.status == 200
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        conn.close()
+    return record  # while it runs, the supervisor keeps the status (Creating/InService/Updating)
 
 
 def describe_endpoint(session, name: str) -> dict:
@@ -283,6 +259,9 @@ def deploy(session, endpoint_name: str, model_data: str, algorithm: str | None =
             cmd += ["--algorithm", algorithm]
         if entry_point:
             cmd += ["--entry-point", entry_point]
+        # the supervisor runs the server as its child and replaces it when it dies (serving/supervisor.py)
+        cmd = [sys.executable, "-m", "nbsage.serving.supervisor", "--db", str(store.path),
+               "--name", endpoint_name, "--folder", str(folder), "--", *cmd]
         with open(folder / LOG_NAME, "ab") as log:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                     cwd=folder, env=_server_env(environment, entry_point),
@@ -353,19 +332,35 @@ def _connect(session, name: str) -> http.client.HTTPConnection:
     """A fresh connection to an InService endpoint, after reading its record again."""
     record = _refresh(session, session.store.get_endpoint(name))
     status = record["status"]
-    if status == "Creating":
-        raise EndpointError(f"endpoint {name!r} is still Creating; wait for it to be InService "
+    if status in ("Creating", "Updating"):
+        raise EndpointError(f"endpoint {name!r} is {status}; wait for it to be InService "
                             "(nbsage.serving.wait_for_endpoint) before invoking it")
     if status == "Failed":
         raise EndpointError(f"endpoint {name!r} is Failed: {record.get('failure_reason') or 'no reason recorded'}; "
                             "delete it and deploy again")
     if status != "InService":
         raise EndpointError(f"endpoint {name!r} is {status}, not InService")
-    conn = http.client.HTTPConnection(record["host"] or HOST, record["port"], timeout=INVOCATION_TIMEOUT)
+    conn = http.client.HTTPConnection(record["host"] or HOST, record["port"],
+                                      timeout=_invocation_timeout(record["config"]) + 10.0)
     conn.connect()
     conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     _connections()[(str(session.home), name)] = (conn, record)
     return conn
+
+
+def _invocation_timeout(config: dict) -> float:
+    """The server's time limit per request, as the server reads it (serve.invocation_timeout_seconds):
+    NBSAGE_INVOCATION_TIMEOUT_SECONDS, else SAGEMAKER_MODEL_SERVER_TIMEOUT, from the endpoint's Environment
+    over the deploying process's environment."""
+    env = {**os.environ, **(config.get("Environment") or {})}
+    for key in ("NBSAGE_INVOCATION_TIMEOUT_SECONDS", "SAGEMAKER_MODEL_SERVER_TIMEOUT"):
+        try:
+            value = float(env.get(key) or 0)
+        except ValueError:
+            continue
+        if value > 0:
+            return value
+    return INVOCATION_TIMEOUT
 
 
 def _dead_endpoint(session, name: str, exc: Exception) -> EndpointError:

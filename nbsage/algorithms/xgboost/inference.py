@@ -68,7 +68,7 @@ class XGBoostHandler(InferenceHandler):
     def parse(self, body: bytes, content_type: str):
         """Request body -> dense float32 rows or CSR, checked against the model's feature count."""
         try:
-            rows = formats.read_features(body, content_type)
+            rows = formats.read_features(body, content_type, self.num_features)
         except DataError as e:
             raise InvalidRequest(str(e)) from None
         except UnicodeDecodeError as e:
