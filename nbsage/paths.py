@@ -5,8 +5,8 @@ a ManifestFile may list `../../etc/cron.d/job`, a checkpoint prefix may hold `ck
 such keys verbatim; a local filesystem does not, so joining one to a folder writes elsewhere on
 the machine. `landing_path` is the one place that turns a key into a local path: every caller that
 stages a channel (File and FastFile, manifests and augmented manifests), mounts a FastFile view,
-restores or syncs checkpoints, stages processing inputs or (when it comes) batch-transform inputs
-asks it, so the rule cannot differ between them.
+restores or syncs checkpoints, or stages processing inputs asks it, so the rule cannot differ between them. Batch transform, when it is written, stages its
+TransformInput objects and writes each `<key>.out` under the output folder through it as well.
 
 The rule: the key is normalised as a POSIX path (`a//b` and `a/./b` are `a/b`, `a/b/../c` is
 `a/c`); it must then name something strictly below the folder — not the folder itself, not

@@ -179,17 +179,22 @@ def test_stage_channel_checks_every_key_before_writing_any(s3_bucket, victim, tm
 
 # ---- processing inputs -------------------------------------------------------------------------------------
 def test_processing_input_key_climbing_out_fails_the_job_naming_the_key(s3_bucket, victim, tmp_path):
+    """(ProcessingInput refuses ManifestFile sources: an S3Prefix is how a processing key arrives.)"""
     name, client = s3_bucket
     client.put_object(Bucket=name, Key="pin/good.csv", Body=b"1,2\n")
     bad = hostile("", victim)
     client.put_object(Bucket=name, Key=f"pin/{bad}", Body=b"attacker's bytes\n")
+    source = f"s3://{name}/pin"
     code = tmp_path / "process.py"
     code.write_text("print('processing')\n")
     processor = ScriptProcessor()
     with pytest.raises(JobFailed):
         processor.run(code=str(code), logs=False,
-                      inputs=[ProcessingInput(f"s3://{name}/pin", "/opt/ml/processing/input/data", input_name="data")])
+                      inputs=[ProcessingInput(source, "/opt/ml/processing/input/data", input_name="data")])
     desc = ProcessingJob.from_processing_name(None, processor.latest_job.name).describe()
     assert desc["ProcessingJobStatus"] == "Failed", desc
     assert desc["FailureReason"].startswith("ClientError:") and bad in desc["FailureReason"], desc["FailureReason"]
     assert_untouched(victim)
+    staged = Session.default().jobs_dir / processor.latest_job.name
+    assert not any(p.is_file() for p in staged.rglob("processing/input/data/**/*"))
+
