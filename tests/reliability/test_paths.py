@@ -198,3 +198,16 @@ def test_processing_input_key_climbing_out_fails_the_job_naming_the_key(s3_bucke
     staged = Session.default().jobs_dir / processor.latest_job.name
     assert not any(p.is_file() for p in staged.rglob("processing/input/data/**/*"))
 
+
+
+# ---- upload_data copies a prefix's objects through a local folder ------------------------------------------
+def test_upload_data_of_a_prefix_with_a_climbing_key_is_refused_naming_the_key(s3_bucket, victim):
+    import nbsage
+    name, client = s3_bucket
+    client.put_object(Bucket=name, Key="train/good.csv", Body=b"1,2\n")
+    bad = hostile("", victim)
+    client.put_object(Bucket=name, Key=f"train/{bad}", Body=b"attacker's bytes\n")
+    with pytest.raises(ChannelError) as raised:
+        nbsage.upload_data(f"s3://{name}/train", "copied")
+    assert bad in str(raised.value)
+    assert_untouched(victim)
