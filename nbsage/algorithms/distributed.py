@@ -282,11 +282,11 @@ def _loopback_store(cl: Cluster, timeout: timedelta):
     from torch.distributed import TCPStore
     if not cl.is_master:
         return TCPStore(cl.master_addr, cl.master_port, cl.size, False, timeout=timeout)
-    family = socket.AF_INET6 if ":" in socket.gethostbyname(cl.master_addr) else socket.AF_INET
+    family, _, _, _, address = socket.getaddrinfo(cl.master_addr, cl.master_port, proto=socket.IPPROTO_TCP)[0]
     listener = socket.socket(family, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        listener.bind((cl.master_addr, cl.master_port))
+        listener.bind(address)
         listener.listen(128)
     except OSError as e:
         listener.close()

@@ -36,10 +36,11 @@ _patched: dict[str, object] = {}  # library path -> the callback (kept alive whi
 
 
 def is_loopback(host: str) -> bool:
-    """Whether `host` (a name or an address) resolves to this machine's loopback interface."""
+    """Whether `host` (a name or an address, IPv4 or IPv6) resolves to loopback addresses only."""
     try:
-        return ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
-    except (OSError, ValueError):
+        found = {info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)}
+        return bool(found) and all(ipaddress.ip_address(a.split("%", 1)[0]).is_loopback for a in found)
+    except (OSError, ValueError, UnicodeError):
         return False
 
 
@@ -74,14 +75,16 @@ def _bind_slots(path: str) -> list[int]:
     return slots
 
 
-def _load_address(handle: int) -> int:
-    """The library's load address (link_map.l_addr, from dlinfo)."""
+def _loaded(handle: int) -> tuple[int, str]:
+    """The library's load address and file, from its link_map (dlinfo): struct link_map starts with
+    l_addr and l_name."""
     libc = ctypes.CDLL(None)
     dlinfo = getattr(libc, "dlinfo", None) or ctypes.CDLL(ctypes.util.find_library("dl") or "libdl.so.2").dlinfo
     link_map = ctypes.c_void_p()
     if dlinfo(ctypes.c_void_p(handle), _RTLD_DI_LINKMAP, ctypes.byref(link_map)) != 0:
         raise OSError("dlinfo(RTLD_DI_LINKMAP) failed")
-    return ctypes.c_size_t.from_address(link_map.value).value
+    name = ctypes.c_char_p.from_address(link_map.value + ctypes.sizeof(ctypes.c_size_t)).value
+    return ctypes.c_size_t.from_address(link_map.value).value, os.fsdecode(name or b"")
 
 
 def _protection(address: int) -> int:
@@ -139,8 +142,8 @@ def bind_to_loopback(library: ctypes.CDLL) -> str | None:
         if path in _patched:
             return None
         try:
-            slots = _bind_slots(path)
-            base = _load_address(library._handle)
+            base, loaded_from = _loaded(library._handle)
+            slots = _bind_slots(loaded_from or path)
             callback = _loopback_bind()
         except (OSError, ValueError, AttributeError, IndexError, struct.error) as e:
             return f"{os.path.basename(path)} could not be bound to loopback ({e})"

@@ -190,3 +190,20 @@ def test_an_endpoint_listens_on_loopback_only(tmp_path):
         assert_loopback_only(record["pid"], "endpoint 'loopback'")
     finally:
         endpoints.delete_endpoint(session, "loopback")
+
+
+# ---- the redirection itself ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("host, local", [("127.0.0.1", True), ("localhost", True), ("::1", True),
+                                         ("10.1.2.3", False), ("no-such-host.invalid", False)])
+def test_is_loopback(host, local):
+    from nbsage.algorithms.loopback import is_loopback
+    assert is_loopback(host) is local
+
+
+def test_a_library_that_never_binds_is_left_as_it_is_with_the_reason():
+    import ctypes
+    import ctypes.util
+    from nbsage.algorithms.loopback import bind_to_loopback
+    libm = ctypes.CDLL(ctypes.util.find_library("m"))
+    assert "no relocation for bind" in bind_to_loopback(libm)
+    assert "not found" in bind_to_loopback(None)
