@@ -29,6 +29,10 @@ How the selected objects reach the algorithm depends on the input mode:
   CompressionType Gzip is rejected in FastFile mode, as SageMaker does.
 - Pipe: nothing is staged; `nbsage.backends.pipe_feeder` streams the objects into the FIFOs
   `input/data/<channel>_<epoch>` while the job runs. Staging only checks that the source exists.
+
+In every mode each object's key goes through `nbsage.paths.landing_path` before anything is
+written: a key (an S3 key, a ManifestFile entry) that would land outside the channel folder, such
+as `train/../../x`, fails the job with a ChannelError naming the key and the folder.
 """
 from __future__ import annotations
 
