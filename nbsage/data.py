@@ -96,11 +96,12 @@ def upload_data(path: Any, prefix: str | None = None, bucket: str | None = None,
     objects = list_channel_objects(src, "upload")
     single = len(objects) == 1 and not (is_local(src) and Path(src).expanduser().is_dir())
     with tempfile.TemporaryDirectory(prefix="nbsage-upload-") as tmp:
-        for obj in objects:
+        from nbsage.paths import landing_path  # a key that climbs out of its folder is refused, none uploaded
+        landed = [landing_path(tmp, o.key, what=f"upload_data {src}", error=ChannelError) for o in objects]
+        for obj, staged in zip(objects, landed):
             if obj.local:
                 _put(Path(obj.url), join(dest, obj.key), extra_args)
                 continue
-            staged = Path(tmp) / obj.key
             staged.parent.mkdir(parents=True, exist_ok=True)
             obj.fs.get_file(obj.path, str(staged))
             _put(staged, join(dest, obj.key), extra_args)

@@ -11,7 +11,8 @@ This module turns that into what an algorithm needs:
 - `xgboost_collective(cluster)`: xgboost's collective (Rabit) across the hosts. The first host
   runs the tracker on MASTER_PORT, as SageMaker's XGBoost container does (xgboost.dask runs the
   same tracker on its scheduler), and `xgboost.train` inside the block trains one model from all
-  hosts' data;
+  hosts' data. With a loopback MASTER_ADDR (every host on this machine) every port of it listens
+  on loopback only;
 - `torch_process_group(env)`: torch.distributed across the hosts (gloo on CPU, NCCL on CUDA),
   with `wrap` (DistributedDataParallel), `shard` (DistributedSampler's split of a list),
   `sampler`, `agree` and `mean` for the training loop, and `reduce_arrays` / `gather_objects`
@@ -40,6 +41,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -185,6 +187,7 @@ def xgboost_collective(cl: Cluster, timeout: float | None = None) -> Iterator[Cl
         answer = _ask_master(cl.master_addr, cl.master_port, timeout, "the first host (xgboost's tracker)")
         args = {"dmlc_tracker_uri": cl.master_addr, "dmlc_tracker_port": int(answer["tracker_port"])}
     args["dmlc_task_id"] = f"{cl.rank:05d}-{cl.current_host}"  # sortby="task": rank = host order
+    _keep_xgboost_on_loopback(cl)
     try:
         with collective.CommunicatorContext(**args):
             yield cl
@@ -193,6 +196,19 @@ def xgboost_collective(cl: Cluster, timeout: float | None = None) -> Iterator[Cl
             rendezvous.close()
     if tracker is not None:
         tracker.wait_for()
+
+
+def _keep_xgboost_on_loopback(cl: Cluster) -> None:
+    """All hosts on this machine (a loopback MASTER_ADDR): the workers' peer ports listen on loopback
+    too, not on every interface as xgboost binds them (see nbsage.algorithms.loopback). A cluster
+    address the user configured (other machines) leaves xgboost as it is."""
+    from nbsage.algorithms.loopback import bind_to_loopback, is_loopback
+    if not is_loopback(cl.master_addr):
+        return
+    import xgboost.core
+    reason = bind_to_loopback(getattr(xgboost.core, "_LIB", None))
+    if reason:
+        print(f"nbsage: {reason}; xgboost's collective listens on all interfaces", file=sys.stderr, flush=True)
 
 
 def allreduce(values, op: str = "sum"):
@@ -222,8 +238,9 @@ def torch_process_group(env=None, device: str | None = None, timeout: float | No
     """torch.distributed across the job's hosts for the duration of the block; yields the Cluster.
 
     Backend: NCCL when `device` (default env.device) is CUDA, gloo otherwise. One rank per host:
-    rank = host index, world size = host count, the store on MASTER_ADDR:MASTER_PORT. On a GPU
-    host the rank uses cuda:LOCAL_RANK. On one host nothing is initialised.
+    rank = host index, world size = host count, the store on MASTER_ADDR:MASTER_PORT (listening on
+    loopback only when MASTER_ADDR is a loopback address). On a GPU host the rank uses
+    cuda:LOCAL_RANK. On one host nothing is initialised.
     """
     cl = cluster(env)
     if not cl.distributed:
@@ -235,12 +252,18 @@ def torch_process_group(env=None, device: str | None = None, timeout: float | No
     backend = "nccl" if str(device).startswith("cuda") else "gloo"
     if backend == "nccl":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    if cl.master_addr in ("127.0.0.1", "localhost") and backend == "gloo":
+    from nbsage.algorithms.loopback import is_loopback
+    local = is_loopback(cl.master_addr)
+    if local and backend == "gloo":
         os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")  # all hosts on this machine: stay on loopback
+    wait = timedelta(seconds=JOIN_TIMEOUT_SECONDS if timeout is None else timeout)
     try:
-        dist.init_process_group(backend, init_method=f"tcp://{cl.master_addr}:{cl.master_port}", rank=cl.rank,
-                                world_size=cl.size,
-                                timeout=timedelta(seconds=JOIN_TIMEOUT_SECONDS if timeout is None else timeout))
+        if local:  # the store's server would listen on every interface: give it a loopback socket
+            dist.init_process_group(backend, store=_loopback_store(cl, wait), rank=cl.rank, world_size=cl.size,
+                                    timeout=wait)
+        else:
+            dist.init_process_group(backend, init_method=f"tcp://{cl.master_addr}:{cl.master_port}", rank=cl.rank,
+                                    world_size=cl.size, timeout=wait)
     except Exception as e:
         raise DistributedError(f"host {cl.current_host} could not join torch.distributed ({backend}) at "
                                f"{cl.master_addr}:{cl.master_port}: {e}") from None
@@ -251,6 +274,25 @@ def torch_process_group(env=None, device: str | None = None, timeout: float | No
         dist.barrier()
     finally:
         dist.destroy_process_group()
+
+
+def _loopback_store(cl: Cluster, timeout: timedelta):
+    """torch's TCPStore on MASTER_ADDR:MASTER_PORT, its server (on the master) listening on loopback
+    only: torch binds the store's server to every interface unless handed a listening socket."""
+    from torch.distributed import TCPStore
+    if not cl.is_master:
+        return TCPStore(cl.master_addr, cl.master_port, cl.size, False, timeout=timeout)
+    family, _, _, _, address = socket.getaddrinfo(cl.master_addr, cl.master_port, proto=socket.IPPROTO_TCP)[0]
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind(address)
+        listener.listen(128)
+    except OSError as e:
+        listener.close()
+        raise DistributedError(f"the first host could not listen on {cl.master_addr}:{cl.master_port} "
+                               f"(MASTER_ADDR:MASTER_PORT): {e}") from None
+    return TCPStore(cl.master_addr, cl.master_port, cl.size, True, timeout=timeout, master_listen_fd=listener.detach())
 
 
 def _torch_distributed() -> bool:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from nbsage.checkpoint_files import is_ignored
+from nbsage.paths import landing_path
 from nbsage.store.artifacts import ArtifactStore, is_local, local_path
 
 
@@ -91,10 +92,9 @@ class CheckpointSync:
         self.local_dir.mkdir(parents=True, exist_ok=True)
         count = 0
         with self._lock:
-            for rel in self._remote_keys():
-                if is_ignored(rel):
-                    continue
-                dest = self.local_dir / rel
+            keys = [rel for rel in self._remote_keys() if not is_ignored(rel)]
+            dests = [landing_path(self.local_dir, rel, what=f"checkpoint object under {self.url}") for rel in keys]
+            for rel, dest in zip(keys, dests):
                 self._store.get_file(self._store.url(rel), dest)
                 st = dest.stat()
                 self._seen[rel] = (st.st_size, st.st_mtime_ns)

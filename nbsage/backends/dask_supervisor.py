@@ -368,7 +368,7 @@ def supervise(job_name: str, scheduler: str | None = None, n_workers: int | None
         if scheduler:
             client = Client(scheduler, timeout=30)
         else:
-            cluster = LocalCluster(n_workers=n_workers, processes=True, dashboard_address=":0",
+            cluster = LocalCluster(n_workers=n_workers, processes=True, dashboard_address="127.0.0.1:0",
                                    threads_per_worker=threads_per_worker or host_threads(n_workers),
                                    silence_logs=logging.ERROR)
             client = Client(cluster)

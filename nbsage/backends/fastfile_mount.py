@@ -28,6 +28,7 @@ import errno
 import functools
 import os
 import pickle
+import posixpath
 import select
 import shutil
 import signal
@@ -98,8 +99,8 @@ def _operations_class():
         def __init__(self, entries: Iterable[MountEntry], block_size: int = BLOCK_SIZE):
             self.files: dict[str, MountEntry] = {}
             self.dirs: dict[str, set[str]] = {"/": set()}
-            for entry in entries:
-                parts = [p for p in entry.key.split("/") if p]
+            for entry in entries:  # keys were checked by landing_path in mount(): none climbs out
+                parts = [p for p in posixpath.normpath(entry.key).split("/") if p not in ("", ".")]
                 parent = "/"
                 for part in parts[:-1]:
                     child = f"{parent.rstrip('/')}/{part}"
@@ -285,6 +286,10 @@ def _machine_reason() -> str | None:
 
 def mount(entries: list[MountEntry], mountpoint: Path, timeout: float = MOUNT_TIMEOUT) -> Mount:
     """Mount `entries` read-only at `mountpoint` (made if missing); returns once the mount is up."""
+    from nbsage.errors import ChannelError
+    from nbsage.paths import landing_path
+    for entry in entries:  # a key that climbs out of the mount is refused, not served (nor fallen back on)
+        landing_path(mountpoint, entry.key, what=f"FastFile mount at {mountpoint}", error=ChannelError)
     reason = unavailable_reason()
     if reason:
         raise MountUnavailable(reason)

@@ -29,6 +29,10 @@ How the selected objects reach the algorithm depends on the input mode:
   CompressionType Gzip is rejected in FastFile mode, as SageMaker does.
 - Pipe: nothing is staged; `nbsage.backends.pipe_feeder` streams the objects into the FIFOs
   `input/data/<channel>_<epoch>` while the job runs. Staging only checks that the source exists.
+
+In every mode each object's key goes through `nbsage.paths.landing_path` before anything is
+written: a key (an S3 key, a ManifestFile entry) that would land outside the channel folder, such
+as `train/../../x`, fails the job with a ChannelError naming the key and the folder.
 """
 from __future__ import annotations
 
@@ -48,6 +52,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
 from nbsage.errors import ChannelError
+from nbsage.paths import landing_path
 from nbsage.runtime.job_config import write_job_configs
 from nbsage.runtime.layout import JobRoot
 from nbsage.store.artifacts import ArtifactStore, is_local, join, local_path
@@ -85,7 +90,9 @@ class ChannelObject:
 
 
 def _hidden(rel: str) -> bool:
-    return any(part.startswith(".") for part in rel.split("/"))
+    """Hidden files are not data. `.` and `..` are not hidden names: a key holding them is checked
+    by landing_path when it is staged (a key that climbs out of its folder fails the job)."""
+    return any(part.startswith(".") and part not in (".", "..") for part in rel.split("/"))
 
 
 def _list_local(src: Path) -> list[ChannelObject]:
@@ -312,16 +319,16 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("NBSAGE_HOME") or "~/.nbsage").expanduser() / "cache" / "fastfile"
 
 
-def _cached(obj: ChannelObject, cache_dir: Path) -> Path:
-    """The object's local copy in the FastFile cache, fetched on first use."""
+def _cached(obj: ChannelObject, cache_dir: Path, name: str) -> Path:
+    """The object's local copy in the FastFile cache (as `name`, the file name it lands under), fetched
+    on first use."""
     try:
         info = obj.fs.info(obj.path)
     except (OSError, FileNotFoundError):
         info = {}
     version = next((str(info[k]) for k in ("ETag", "etag", "md5Hash", "mtime", "LastModified", "last_modified", "created") if info.get(k)), "")
     digest = hashlib.sha256(f"{obj.url}\n{version}\n{info.get('size', '')}".encode()).hexdigest()
-    name = obj.key.rsplit("/", 1)[-1]
-    cached = cache_dir / digest[:2] / digest / name
+    cached = landing_path(cache_dir / digest[:2] / digest, name, what=f"FastFile cache of {obj.url}")
     if not cached.exists():
         cached.parent.mkdir(parents=True, exist_ok=True)
         tmp = cached.with_name(f".{name}.{uuid.uuid4().hex[:8]}.tmp")
@@ -331,14 +338,16 @@ def _cached(obj: ChannelObject, cache_dir: Path) -> Path:
     return cached
 
 
-def _mount_fastfile(objects: list[ChannelObject], dest_dir: Path, channel: str, uri: str,
+def _mount_fastfile(objects: list[ChannelObject], targets: list[Path], dest_dir: Path, channel: str, uri: str,
                     log: Callable[[str], None] | None) -> bool:
-    """Mount a FastFile channel's remote objects lazily at dest_dir; False (and one log line saying
-    why) when FUSE cannot be used, and the objects are fetched at job start instead."""
+    """Mount a FastFile channel's remote objects lazily at dest_dir, each at its target (a landing_path
+    under dest_dir); False (and one log line saying why) when FUSE cannot be used, and the objects
+    are fetched at job start instead."""
     from nbsage.backends import fastfile_mount
+    entries = [fastfile_mount.MountEntry(t.relative_to(dest_dir).as_posix(), o.fs, o.url if o.local else o.path)
+               for o, t in zip(objects, targets)]
     try:
-        fastfile_mount.mount([fastfile_mount.MountEntry(o.key, o.fs, o.url if o.local else o.path) for o in objects],
-                             dest_dir)
+        fastfile_mount.mount(entries, dest_dir)
     except fastfile_mount.MountUnavailable as e:
         (log or _log.warning)(f"FastFile channel {channel!r}: no lazy mount of {uri} ({e}); fetching its "
                               f"{len(objects)} object(s) into the cache before the job starts instead")
@@ -389,21 +398,23 @@ def stage_channel(uri: str, dest_dir: Path, channel: str, *, input_mode: str = "
     compression = _check_channel_options(channel, input_mode, compression)
     objects = select_objects(list_channel_objects(uri, channel, s3_data_type), distribution,
                              host_index, host_count, shuffle_seed)
+    gunzip = compression == "Gzip"
+    # every key is checked before anything is written, whatever the mode: a key that would land
+    # outside the channel folder fails the job with the key named, and nothing is staged
+    targets = [landing_path(dest_dir, obj.key[:-3] if gunzip and obj.key.endswith(".gz") else obj.key,
+                            what=f"channel {channel!r} ({uri})", error=ChannelError) for obj in objects]
     if input_mode == "Pipe":
         return len(objects)
     if (input_mode == "FastFile" and fastfile_mount and objects and not all(o.local for o in objects)
-            and _mount_fastfile(objects, dest_dir, channel, uri, log)):
+            and _mount_fastfile(objects, targets, dest_dir, channel, uri, log)):
         return len(objects)
     dest_dir.mkdir(parents=True, exist_ok=True)
-    gunzip = compression == "Gzip"
-    for obj in objects:
-        key = obj.key[:-3] if gunzip and obj.key.endswith(".gz") else obj.key
-        target = dest_dir / key
+    for obj, target in zip(objects, targets):
         if input_mode == "File":
             _copy_object(obj, target, channel, gunzip)
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        source = Path(obj.url) if obj.local else _cached(obj, cache_dir or default_cache_dir())
+        source = Path(obj.url) if obj.local else _cached(obj, cache_dir or default_cache_dir(), target.name)
         if target.is_symlink() or target.exists():
             target.unlink()
         target.symlink_to(source)
