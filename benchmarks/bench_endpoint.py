@@ -3,9 +3,7 @@
 A breast-cancer XGBoost model is deployed to an nbsage endpoint (a real HTTP server on
 127.0.0.1). Single-row requests from one keep-alive client give p50/p99 latency; several
 concurrent clients give requests per second. The in-process baseline calls the same handler the
-server uses (parse CSV, inplace_predict, format) with no HTTP in between; its median has a target
-of 2 ms per row (a timing check that was a unit test in tests/algorithms/test_xgboost.py, and that a
-busy machine failed: timings are measured here, where the machine is described, not asserted in tests).
+server uses (parse CSV, inplace_predict, format) with no HTTP in between.
 """
 from __future__ import annotations
 
@@ -84,7 +82,7 @@ def main() -> dict:
         predictor.delete_endpoint()
     p50, p99 = percentile(latencies, 50) * 1e3, percentile(latencies, 99) * 1e3
     i50, i99 = percentile(inproc, 50) * 1e3, percentile(inproc, 99) * 1e3
-    result = {"p50_ms": p50, "p99_ms": p99, "rps": rps, "inproc_p50_ms": i50, "inproc_target_met": i50 < 2.0}
+    result = {"p50_ms": p50, "p99_ms": p99, "rps": rps, "inproc_p50_ms": i50}
     body = f"""
 XGBoost breast-cancer model (30 features, 50 rounds), one CSV row per request, Accept text/csv.
 

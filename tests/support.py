@@ -70,14 +70,6 @@ with open(os.path.join(os.environ["SM_MODEL_DIR"], "model.txt"), "w") as f:
 """
 
 
-def aws_environment(endpoint: str, folder: Path) -> dict:
-    """Credentials and endpoint for an S3 server on loopback, set the ordinary boto/fsspec way (no
-    AWS config or credentials files of the machine are read)."""
-    return {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ENDPOINT_URL": endpoint, "AWS_CONFIG_FILE": str(folder / "no-aws-config"),
-            "AWS_SHARED_CREDENTIALS_FILE": str(folder / "no-aws-credentials")}
-
-
 def source(tmp_path: Path, body: str, name: str = "src", entry_point: str = "train.py") -> Path:
     """A source_dir (tmp_path/name) holding the entry point with `body` (dedented); its path."""
     src = tmp_path / name
@@ -171,3 +163,11 @@ class Gateway:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
         self.log.close()
+
+
+def aws_environment(endpoint: str, folder: Path) -> dict:
+    """Credentials and endpoint for an S3 server on loopback, set the ordinary boto/fsspec way (no
+    AWS config or credentials files of the machine are read)."""
+    return {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": endpoint, "AWS_CONFIG_FILE": str(folder / "no-aws-config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(folder / "no-aws-credentials")}
