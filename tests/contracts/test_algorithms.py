@@ -103,34 +103,40 @@ def content_types(name: str) -> list[str]:
 
 # ---- invalid values from a declaration -----------------------------------------------------------
 
-def invalid_values(hp: Hyperparameter) -> list[str]:
-    """Values `hp` must reject, as the strings of hyperparameters.json, from its kind, range and choices.
+def invalid_values(hp: Hyperparameter) -> list:
+    """Values `hp` must reject, from its kind, range and choices.
 
-    (The kind objects will generate these themselves; until then this reads the declaration's fields.)
+    Where the declaration generates them itself (`Hyperparameter.invalid_values`, from its kind object)
+    those are used; otherwise they are made here from the declaration's fields, as the strings of
+    hyperparameters.json.
     """
+    own = getattr(hp, "invalid_values", None)
+    if callable(own):
+        return list(own())
+    kind = str(hp.kind)
     accepted_words = {"auto"} if hp.allow_auto else set()
     accepted_words |= {str(w) for w in hp.extra_values}
     values: list[str] = []
-    if hp.kind in ("int", "float"):
+    if kind in ("int", "float"):
         values.append("not-a-number")
         bounds = hp.range
         if bounds is not None and bounds.low is not None:
-            values.append(_number(bounds.low - 1 if bounds.low_inclusive else bounds.low, hp.kind))
+            values.append(_number(bounds.low - 1 if bounds.low_inclusive else bounds.low, kind))
         if bounds is not None and bounds.high is not None:
-            values.append(_number(bounds.high + 1 if bounds.high_inclusive else bounds.high, hp.kind))
-        if hp.kind == "int":
+            values.append(_number(bounds.high + 1 if bounds.high_inclusive else bounds.high, kind))
+        if kind == "int":
             fraction = (bounds.low if bounds is not None and bounds.low is not None else 0) + 1.5
             if bounds is None or fraction in bounds:
                 values.append(str(fraction))
         if hp.choices:
-            values.append(_number(max(hp.choices) + 1, hp.kind))
-    elif hp.kind == "bool":
+            values.append(_number(max(hp.choices) + 1, kind))
+    elif kind == "bool":
         values.append("maybe")
-    elif hp.kind in ("str", "list") and hp.choices:
+    elif kind in ("str", "list") and hp.choices:
         values.append("no-such-choice")
-    elif hp.kind == "list":
+    elif kind == "list":
         values.append("[1, 2")  # a JSON list that does not parse
-    elif hp.kind == "json":
+    elif kind == "json":
         values.append("{not json")
     return [v for v in dict.fromkeys(values) if v not in accepted_words]
 
@@ -143,7 +149,7 @@ def invalid_cases() -> list:
     cases = []
     for name in algorithms.names():
         for hp in algorithms.get(name).hyperparameters:
-            cases += [pytest.param(name, hp.name, value, id=f"{name}-{hp.name}={value}") for value in invalid_values(hp)]
+            cases += [pytest.param(name, hp.name, value, id=f"{name}-{hp.name}={value!r}") for value in invalid_values(hp)]
     return cases
 
 
@@ -151,7 +157,7 @@ def test_the_invalid_value_generator_covers_every_kind_with_a_rule():
     """Every declared hyperparameter with a kind, range or choices that rules values out gets a value."""
     for name in algorithms.names():
         for hp in algorithms.get(name).hyperparameters:
-            if hp.kind != "str" or hp.choices:
+            if str(hp.kind) != "str" or hp.choices:
                 assert invalid_values(hp), f"{name}: no invalid value generated for {hp.name} ({hp.kind})"
 
 
@@ -172,6 +178,7 @@ def test_an_invalid_value_of_every_hyperparameter_is_rejected_naming_it(name, hy
     with pytest.raises(HyperparameterError) as error:
         declaration.validate({**hyperparameters, hyperparameter: value})
     assert repr(hyperparameter) in str(error.value), str(error.value)
+    assert getattr(error.value, "hyperparameter", hyperparameter) == hyperparameter
 
 
 # ---- training through the runtime ----------------------------------------------------------------
@@ -230,7 +237,7 @@ def test_the_runtime_fails_a_job_with_an_invalid_hyperparameter_naming_it(tmp_pa
     hyperparameters, _ = tiny(name)
     hp, value = next((hp, values[0]) for hp in declaration.hyperparameters if (values := invalid_values(hp)))
     root = job_root(tmp_path / "opt_ml", name, declaration.channels[0].default_content_type,
-                    {**hyperparameters, hp.name: value})
+                    {**hyperparameters, hp.name: str(value)})
     result = run_train(root)
     assert result.returncode != 0
     reason = root.failure_reason()
