@@ -1,4 +1,11 @@
-"""Suite-wide fixtures: every test gets its own NBSAGE_HOME, and nothing it started outlives it."""
+"""Suite-wide fixtures: every test gets its own NBSAGE_HOME, and nothing it started outlives it.
+
+Fixtures more than one module uses live here, once: `session` (a Session in the test's home; a module
+sets what its jobs need in SESSION_ENV), `data` (a tiny CSV channel folder), `cluster` (a Dask
+LocalCluster), `gateway` (a Jupyter Kernel Gateway on loopback), `s3_endpoint` / `s3_bucket` (moto's
+S3 server). Helpers that are not fixtures (`source`, `make_tarball`, `wait_for`, `Gateway`, `STEPPER`)
+are in tests/support.py.
+"""
 from __future__ import annotations
 
 import os
@@ -8,7 +15,7 @@ import uuid
 
 import pytest
 
-from support import aws_environment
+from support import Gateway, aws_environment
 
 
 @pytest.fixture(autouse=True)
@@ -77,3 +84,70 @@ def s3_bucket(s3_endpoint, monkeypatch, tmp_path):
     client.create_bucket(Bucket=name)
     yield name, client
     s3fs.S3FileSystem.clear_instance_cache()
+
+
+@pytest.fixture
+def session(nbsage_home, request, monkeypatch):
+    """The default Session in this test's NBSAGE_HOME.
+
+    A module's SESSION_ENV (a dict) is set in the environment first: the places read settings such as
+    NBSAGE_STOP_GRACE_SECONDS there, in the processes they start. Afterwards training jobs still in
+    progress are stopped and endpoints still up are deleted.
+    """
+    from nbsage.session import Session
+    for key, value in getattr(request.module, "SESSION_ENV", {}).items():
+        monkeypatch.setenv(key, value)
+    session = Session.default()
+    yield session
+    _stop_what_is_left(session)
+
+
+def _stop_what_is_left(session) -> None:
+    from nbsage.errors import NBSageError
+    from nbsage.serving import endpoints
+    try:
+        jobs = [job for job in session.list_training_jobs() if job.status == "InProgress"]
+        names = [record["name"] for record in session.store.list_endpoints()]
+    except (NBSageError, sqlite3.Error):
+        return
+    for job in jobs:
+        try:
+            job.stop()
+        except NBSageError:
+            pass
+    for name in names:
+        try:
+            endpoints.delete_endpoint(session, name)
+        except NBSageError:
+            pass
+
+
+@pytest.fixture
+def data(tmp_path):
+    """A train channel's folder: train.csv with two rows of two numbers."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "train.csv").write_text("1,2\n3,4\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A Dask LocalCluster of 2 worker processes with 1 thread each, for the module."""
+    pytest.importorskip("distributed")
+    import logging
+    from distributed import LocalCluster
+    cluster = LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0",
+                           silence_logs=logging.ERROR, env={"NBSAGE_STOP_GRACE_SECONDS": "1"})
+    yield cluster
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory):
+    """A Jupyter Kernel Gateway on loopback for the module; stopped (with its kernels) at the end."""
+    pytest.importorskip("kernel_gateway")
+    pytest.importorskip("jupyter_client")
+    gw = Gateway(tmp_path_factory.mktemp("gateway"))
+    yield gw
+    gw.stop()

@@ -1,6 +1,14 @@
 """Helpers shared by test modules (tests/ is on pytest's pythonpath: `from support import wait_for`)."""
 from __future__ import annotations
 
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -19,10 +27,14 @@ def wait_for(predicate, timeout: float = 90, what: str = "condition", interval: 
 # A script-mode job that checkpoints every step: each host keeps {host}-state.json (its last step)
 # and {host}-step-<n> (the newest only, older ones removed) in its checkpoint folder, resumes after the step in its
 # state, and, given --markers DIR, writes "<script pid> <runtime pid>" into DIR/<host> at every start.
+# Given --hold-at N --release FILE it waits before step N until FILE exists, so a test can kill it mid-run
+# however slowly the machine goes (without the hold a busy machine can let it finish before the kill).
 STEPPER = """\
 import json, os, sys, time
 host = os.environ.get("SM_CURRENT_HOST", "algo-1")
 total, pause = int(sys.argv[sys.argv.index("--steps") + 1]), float(sys.argv[sys.argv.index("--pause") + 1])
+hold_at = int(sys.argv[sys.argv.index("--hold-at") + 1]) if "--hold-at" in sys.argv else -1
+release = sys.argv[sys.argv.index("--release") + 1] if "--release" in sys.argv else None
 if "--markers" in sys.argv:
     markers = sys.argv[sys.argv.index("--markers") + 1]
     with open(os.path.join(markers, host + ".tmp"), "w") as f:
@@ -37,6 +49,12 @@ if os.path.exists(state):
         start = json.load(f)["step"] + 1
     print(f"resumed at step {start}", flush=True)
 for step in range(start, total):
+    if step == hold_at and release:
+        held_until = time.time() + 600
+        while not os.path.exists(release):
+            if time.time() > held_until:
+                sys.exit(f"held before step {step}, and {release} did not appear within 600 s")
+            time.sleep(0.05)
     time.sleep(pause)
     with open(state + ".sagemaker-ignore", "w") as f:
         json.dump({"step": step}, f)
@@ -50,6 +68,101 @@ for step in range(start, total):
 with open(os.path.join(os.environ["SM_MODEL_DIR"], "model.txt"), "w") as f:
     f.write(f"trained {total} steps")
 """
+
+
+def source(tmp_path: Path, body: str, name: str = "src", entry_point: str = "train.py") -> Path:
+    """A source_dir (tmp_path/name) holding the entry point with `body` (dedented); its path."""
+    src = tmp_path / name
+    src.mkdir(exist_ok=True)
+    (src / entry_point).write_text(textwrap.dedent(body))
+    return src
+
+
+# User inference code for a model whose weights are weights.npy: predictions are rows @ weights.
+INFERENCE = """
+import os
+import numpy as np
+
+def model_fn(model_dir):
+    return np.load(os.path.join(model_dir, "weights.npy"))
+
+def predict_fn(data, model):
+    return np.atleast_2d(np.asarray(data, dtype=float)) @ model
+"""
+
+
+def make_tarball(root: Path, script: str | None = INFERENCE, weights=(1.0, 2.0, 3.0)) -> Path:
+    """root/model.tar.gz as a training job writes it: weights.npy, and code/inference.py unless script is None."""
+    import numpy as np
+    src = root / "src"
+    src.mkdir(parents=True)
+    np.save(src / "weights.npy", np.asarray(weights))
+    if script is not None:
+        (src / "code").mkdir()
+        (src / "code" / "inference.py").write_text(textwrap.dedent(script))
+    archive = root / "model.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for entry in sorted(src.iterdir()):
+            tar.add(entry, arcname=entry.name)
+    return archive
+
+
+class Gateway:
+    """A Jupyter Kernel Gateway on 127.0.0.1 in a folder of its own, started as a user would.
+
+    It gets its own HOME and none of the notebook's NBSAGE_*/JUPYTER_* settings; its kernels get only
+    what a gateway passes on (KERNEL_* variables and KG_ENV_PROCESS_WHITELIST).
+    """
+
+    def __init__(self, folder: Path, timeout: float = 120):
+        import requests
+        self.folder = folder
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("NBSAGE_", "JUPYTER_"))}
+        env["HOME"] = str(folder)
+        self.log = open(folder / "gateway.log", "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "kernel_gateway", "--KernelGatewayApp.ip=127.0.0.1",
+             f"--KernelGatewayApp.port={port}", "--JupyterWebsocketPersonality.list_kernels=True"],
+            cwd=folder, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+
+        def answers() -> bool:
+            # the port may have been taken since it was free: the gateway then says where it listens
+            said = re.search(r"is available at (http://\S+?)/?\s", (folder / "gateway.log").read_text())
+            if said:
+                self.url = said.group(1)
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the kernel gateway exited: {(folder / 'gateway.log').read_text()[-2000:]}")
+            try:
+                return bool(said) and requests.get(f"{self.url}/api", timeout=1).status_code == 200
+            except requests.RequestException:
+                return False
+        try:
+            wait_for(answers, timeout, "the kernel gateway to answer", interval=0.2)
+        except AssertionError:
+            self.stop()
+            raise RuntimeError(f"the kernel gateway did not start: {(folder / 'gateway.log').read_text()[-2000:]}")
+        except BaseException:
+            self.stop()
+            raise
+
+    def kernels(self) -> list[dict]:
+        import requests
+        return requests.get(f"{self.url}/api/kernels", timeout=5).json()
+
+    def stop(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(10)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.log.close()
 
 
 def aws_environment(endpoint: str, folder: Path) -> dict:

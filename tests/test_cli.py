@@ -12,12 +12,12 @@ import shlex
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
 from nbsage import algorithms
+from support import wait_for
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "nbsage"
 COMMAND = [str(CONSOLE_SCRIPT)] if CONSOLE_SCRIPT.exists() else [sys.executable, "-m", "nbsage.cli"]
@@ -192,9 +192,7 @@ def test_stop_stops_a_running_job(tmp_path):
     (src / "train.py").write_text(f"import time\nopen({str(marker)!r}, 'w').write('x')\ntime.sleep(60)\n")
     home = tmp_path / "home"
     name = nbsage(home, "train", "--entry-point", "train.py", "--source-dir", str(src), "--no-wait").stdout.strip()
-    deadline = time.monotonic() + 30
-    while not marker.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(marker.exists, 120, "the script to start")
     result = nbsage(home, "stop", name, "--wait")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"{name}: Stopped (Stopped)"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import tarfile
-import textwrap
 from datetime import datetime
 from pathlib import Path
 
@@ -18,31 +17,12 @@ from nbsage.inputs import TrainingInput
 from nbsage.runtime.environment import count_gpus
 from nbsage.session import Session
 from nbsage.training_job import TrainingJob
+from support import source
 
 LOSS = [{"Name": "train:loss", "Regex": r"loss=([0-9.]+)"}]
 
 
-@pytest.fixture
-def session(tmp_path, monkeypatch):
-    monkeypatch.setenv("NBSAGE_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("NBSAGE_STOP_GRACE_SECONDS", "1")
-    monkeypatch.delenv("NBSAGE_ARTIFACT_ROOT", raising=False)
-    return Session.default()
-
-
-@pytest.fixture
-def data(tmp_path):
-    folder = tmp_path / "data"
-    folder.mkdir()
-    (folder / "train.csv").write_text("1,2\n3,4\n")
-    return folder
-
-
-def source(tmp_path: Path, body: str) -> Path:
-    src = tmp_path / "src"
-    src.mkdir(exist_ok=True)
-    (src / "train.py").write_text(textwrap.dedent(body))
-    return src
+SESSION_ENV = {"NBSAGE_STOP_GRACE_SECONDS": "1"}  # read by conftest's session fixture
 
 
 GOOD = """

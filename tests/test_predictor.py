@@ -14,49 +14,15 @@ import scipy.sparse
 
 from nbsage.deserializers import (BytesDeserializer, CSVDeserializer, JSONDeserializer, JSONLinesDeserializer,
                                   NumpyDeserializer, PandasDeserializer, StringDeserializer)
-from nbsage.errors import EndpointError, ModelError, ValidationError
+from nbsage.errors import ModelError, ValidationError
 from nbsage.model import Model
 from nbsage.predictor import Predictor
 from nbsage.serializers import (CSVSerializer, IdentitySerializer, JSONLinesSerializer, JSONSerializer,
                                 LibSVMSerializer, NumpySerializer)
 from nbsage.serving import endpoints
 from nbsage.session import Session
+from support import INFERENCE, make_tarball
 
-INFERENCE = """
-import os
-import numpy as np
-
-def model_fn(model_dir):
-    return np.load(os.path.join(model_dir, "weights.npy"))
-
-def predict_fn(data, model):
-    return np.atleast_2d(np.asarray(data, dtype=float)) @ model
-"""
-
-
-def make_tarball(root: Path, with_code: bool = True) -> Path:
-    src = root / "src"
-    src.mkdir(parents=True)
-    np.save(src / "weights.npy", np.array([1.0, 2.0, 3.0]))
-    if with_code:
-        (src / "code").mkdir()
-        (src / "code" / "inference.py").write_text(textwrap.dedent(INFERENCE))
-    archive = root / "model.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        for entry in sorted(src.iterdir()):
-            tar.add(entry, arcname=entry.name)
-    return archive
-
-
-@pytest.fixture
-def session(tmp_path):
-    session = Session(home=tmp_path / "home")
-    yield session
-    for record in session.store.list_endpoints():
-        try:
-            endpoints.delete_endpoint(session, record["name"])
-        except EndpointError:
-            pass
 
 
 # ---- serializers ---------------------------------------------------------------------------------
@@ -155,7 +121,7 @@ def test_bad_requests_get_their_status_and_the_endpoint_keeps_serving(session, t
 
 
 def test_entry_point_and_source_dir_repack_the_model_beside_the_original(session, tmp_path):
-    archive = make_tarball(tmp_path, with_code=False)
+    archive = make_tarball(tmp_path, script=None)
     src = tmp_path / "serve"
     src.mkdir()
     (src / "helpers.py").write_text("SCALE = 10\n")

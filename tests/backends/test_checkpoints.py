@@ -19,29 +19,15 @@ from nbsage.backends.checkpoints import CheckpointSync
 from nbsage.errors import ValidationError
 from nbsage.estimator import Estimator
 from nbsage.runtime.environment import resolve_checkpoint_dir
-from nbsage.session import Session
 from nbsage.training_job import TrainingJob
 from support import STEPPER, wait_for
 
 TIMEOUT = 40
 
 
-@pytest.fixture
-def session(tmp_path, monkeypatch):
-    monkeypatch.setenv("NBSAGE_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("NBSAGE_STOP_GRACE_SECONDS", "1")
-    monkeypatch.setenv("NBSAGE_CHECKPOINT_SYNC_SECONDS", "0.1")
-    monkeypatch.setenv("NBSAGE_SPOT_RESTART_SECONDS", "1")
-    monkeypatch.delenv("NBSAGE_ARTIFACT_ROOT", raising=False)
-    return Session.default()
-
-
-@pytest.fixture
-def data(tmp_path):
-    folder = tmp_path / "data"
-    folder.mkdir()
-    (folder / "train.csv").write_text("1,2\n3,4\n")
-    return folder
+# read by conftest's session fixture
+SESSION_ENV = {"NBSAGE_STOP_GRACE_SECONDS": "1", "NBSAGE_CHECKPOINT_SYNC_SECONDS": "0.1",
+               "NBSAGE_SPOT_RESTART_SECONDS": "1"}
 
 
 # ---- CheckpointSync -------------------------------------------------------------------------------
@@ -275,6 +261,7 @@ def test_killed_job_fails_and_a_new_job_resumes(tmp_path, session, data):
     assert resumed and int(resumed[0].split()[-1]) >= 3, second.logs()
 
 
+@pytest.mark.timeout(1500)  # two jobs of 200 heavy rounds, on a busy machine
 def test_xgboost_killed_then_a_new_job_resumes_from_the_checkpoint(tmp_path, session):
     """XGBoost (num_round 200) killed after a few rounds' checkpoints are synced; the next job with
     the same checkpoint URI logs that it resumed at a round > 0 and finishes the 200 rounds."""
@@ -298,16 +285,18 @@ def test_xgboost_killed_then_a_new_job_resumes_from_the_checkpoint(tmp_path, ses
                   if p.name.rsplit(".", 1)[1].isdigit()]
         return max(rounds) if rounds else -1
 
+    # 200 rounds of depth-8 trees on 30,000 rows take minutes on a busy machine: generous deadlines
+    busy_machine_timeout = 600
     first = Estimator("xgboost", **kw).fit(inputs, wait=False)
-    wait_for(lambda: synced_round() >= 5, what="a few rounds' synced checkpoints", timeout=60)
+    wait_for(lambda: synced_round() >= 5, what="a few rounds' synced checkpoints", timeout=busy_machine_timeout)
     _kill_worker(session, first.name)
-    desc = _wait_done(first)
+    desc = _wait_done(first, timeout=busy_machine_timeout)
     assert desc["TrainingJobStatus"] == "Failed", desc
     killed_at = synced_round()
     assert 5 <= killed_at < 199
 
     second = Estimator("xgboost", **kw).fit(inputs, wait=False)
-    desc = _wait_done(second, timeout=60)
+    desc = _wait_done(second, timeout=busy_machine_timeout)
     assert desc["TrainingJobStatus"] == "Completed", desc.get("FailureReason")
     resumed = [line for line in second.logs() if "Resuming from checkpoint" in line]
     assert resumed, second.logs()[:20]

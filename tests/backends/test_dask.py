@@ -9,7 +9,6 @@ refused at once when no worker has a GPU; the GPU path itself runs where workers
 from __future__ import annotations
 
 import importlib.util
-import logging
 import os
 from pathlib import Path
 
@@ -19,7 +18,6 @@ from nbsage.errors import PlaceError, ValidationError
 from nbsage.estimator import Estimator
 from nbsage.inputs import TrainingInput
 from nbsage.runtime.environment import count_gpus
-from nbsage.session import Session
 from nbsage.store.metadata import pid_alive
 
 pytest.importorskip("distributed")
@@ -31,20 +29,6 @@ _spec.loader.exec_module(cases)
 
 TIMEOUT = cases.TIMEOUT
 GPU = count_gpus() > 0
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    from distributed import LocalCluster
-    cluster = LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0",
-                           silence_logs=logging.ERROR, env={"NBSAGE_STOP_GRACE_SECONDS": "1"})
-    yield cluster
-    cluster.close()
-
-
-@pytest.fixture
-def session():
-    return Session.default()
 
 
 def dask_estimator(session, cluster, *args, **kwargs) -> Estimator:

@@ -25,7 +25,6 @@ import pytest
 from nbsage.backends.fastfile_mount import mounts_under, unavailable_reason
 from nbsage.estimator import Estimator
 from nbsage.inputs import TrainingInput
-from nbsage.session import Session
 from nbsage.store.metadata import pid_alive
 from support import wait_for
 
@@ -115,11 +114,6 @@ def http_objects(big_object):
     yield server
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture
-def session(nbsage_home):
-    return Session.default()
 
 
 @pytest.fixture(autouse=True)

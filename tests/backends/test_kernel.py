@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import socket
-import subprocess
 import sys
 import tarfile
 import textwrap
@@ -28,76 +26,15 @@ from nbsage.backends.kernel import PLACE_FILE
 from nbsage.errors import PlaceError
 from nbsage.estimator import Estimator
 from nbsage.inputs import TrainingInput
-from nbsage.session import Session
 from nbsage.store.metadata import pid_alive
-from support import wait_for
+from support import Gateway, wait_for
 
 pytest.importorskip("kernel_gateway")
 pytest.importorskip("jupyter_client")
 
 TIMEOUT = 60
 GRACE = 1
-
-
-class Gateway:
-    """A Jupyter Kernel Gateway on 127.0.0.1 in a folder of its own, started as a user would."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("NBSAGE_", "JUPYTER_"))}
-        env["HOME"] = str(folder)
-        self.log = open(folder / "gateway.log", "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "kernel_gateway", "--KernelGatewayApp.ip=127.0.0.1",
-             f"--KernelGatewayApp.port={port}", "--JupyterWebsocketPersonality.list_kernels=True"],
-            cwd=folder, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 60
-        while True:
-            # the port may have been taken since it was free: the gateway then says where it listens
-            said = re.search(r"is available at (http://\S+?)/?\s", (folder / "gateway.log").read_text())
-            if said:
-                self.url = said.group(1)
-            try:
-                if said and requests.get(f"{self.url}/api", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the kernel gateway did not start: {(folder / 'gateway.log').read_text()[-2000:]}")
-            time.sleep(0.2)
-
-    def kernels(self) -> list[dict]:
-        return requests.get(f"{self.url}/api/kernels", timeout=5).json()
-
-    def stop(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(10)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        self.log.close()
-
-
-@pytest.fixture(scope="module")
-def gateway(tmp_path_factory):
-    """One gateway for the module; stopped (with its kernels) at the end."""
-    gw = Gateway(tmp_path_factory.mktemp("gateway"))
-    yield gw
-    gw.stop()
-
-
-@pytest.fixture
-def session(nbsage_home, monkeypatch):
-    monkeypatch.setenv("NBSAGE_STOP_GRACE_SECONDS", str(GRACE))
-    return Session.default()
+SESSION_ENV = {"NBSAGE_STOP_GRACE_SECONDS": str(GRACE)}  # read by conftest's session fixture
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 
 from nbsage.estimator import Estimator
 from nbsage.session import Session
@@ -30,20 +29,7 @@ GRACE = 1  # NBSAGE_STOP_GRACE_SECONDS in these tests
 TIMEOUT = 30
 
 
-@pytest.fixture
-def session(tmp_path, monkeypatch):
-    monkeypatch.setenv("NBSAGE_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("NBSAGE_STOP_GRACE_SECONDS", str(GRACE))
-    monkeypatch.delenv("NBSAGE_ARTIFACT_ROOT", raising=False)
-    return Session.default()
-
-
-@pytest.fixture
-def data(tmp_path):
-    folder = tmp_path / "data"
-    folder.mkdir()
-    (folder / "train.csv").write_text("1,2\n3,4\n")
-    return folder
+SESSION_ENV = {"NBSAGE_STOP_GRACE_SECONDS": str(GRACE)}  # read by conftest's session fixture
 
 
 def script(tmp_path: Path, body: str, name: str = "train.py") -> Path:

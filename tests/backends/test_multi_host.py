@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import tarfile
-import textwrap
 import time
 from pathlib import Path
 
@@ -20,11 +19,10 @@ import pytest
 from nbsage.backends.multi_host import log_line, rank_environment
 from nbsage.estimator import Estimator
 from nbsage.inputs import TrainingInput
-from nbsage.session import Session
 from nbsage.store.metadata import pid_alive
-from support import wait_for
+from support import source, wait_for
 
-TIMEOUT = 90
+TIMEOUT = 240  # a job's end on a busy machine
 XGB_HPS = {"num_round": 30, "max_depth": 3, "objective": "binary:logistic", "eval_metric": "auc"}
 
 
@@ -116,19 +114,7 @@ def check_reports(reports: dict[str, dict]) -> None:
     assert sorted(reports["algo-1"]["files"] + reports["algo-2"]["files"]) == [f"part-{i}.csv" for i in range(4)]
 
 
-def source(tmp_path: Path, body: str, name: str = "src") -> Path:
-    src = tmp_path / name
-    src.mkdir(exist_ok=True)
-    (src / "train.py").write_text(textwrap.dedent(body))
-    return src
-
-
 # ---- the local place -------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def session():
-    return Session.default()
 
 
 def test_rank_environment_names_hosts_and_master_like_torchrun():
@@ -181,10 +167,17 @@ def test_a_failing_host_fails_the_job_naming_it_and_stops_the_others(tmp_path, s
     marker = tmp_path / "algo-1.pid"
     body = f"""
         import os, sys, time
+        marker = {str(marker)!r}
         if os.environ["SM_CURRENT_HOST"] == "algo-2":
-            time.sleep(0.5)
+            held_until = time.time() + 300  # fail once algo-1 runs, so that there is a host to stop
+            while not (os.path.exists(marker) and open(marker).read().strip().isdigit()):
+                if time.time() > held_until:
+                    sys.exit("algo-1 did not start within 300 s")
+                time.sleep(0.05)
             sys.exit("algo-2 cannot go on")
-        open({str(marker)!r}, "w").write(str(os.getpid()))
+        with open(marker + ".tmp", "w") as f:
+            f.write(str(os.getpid()))
+        os.replace(marker + ".tmp", marker)
         time.sleep(120)
     """
     est = Estimator(entry_point="train.py", source_dir=str(source(tmp_path, body)), instance_count=2,

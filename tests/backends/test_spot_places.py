@@ -13,7 +13,6 @@ are at CheckpointConfig.S3Uri afterwards:
 """
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import signal
@@ -23,10 +22,13 @@ from pathlib import Path
 import pytest
 
 from nbsage.estimator import Estimator
-from nbsage.session import Session
-from support import STEPPER, aws_environment, wait_for
+from support import STEPPER, Gateway, aws_environment, wait_for
 
-TIMEOUT = 90
+TIMEOUT = 240  # a job's end, with a restart in it, on a busy machine
+HOLD_AT = 4  # the stepper waits before this step until the test has killed it (see release)
+# read by conftest's session fixture
+SESSION_ENV = {"NBSAGE_STOP_GRACE_SECONDS": "1", "NBSAGE_CHECKPOINT_SYNC_SECONDS": "0.1",
+               "NBSAGE_SPOT_RESTART_SECONDS": "0.5"}
 
 
 
@@ -38,9 +40,15 @@ def stepper_estimator(tmp_path: Path, session, checkpoint_uri: str, steps: int =
     markers = tmp_path / "markers"
     markers.mkdir(exist_ok=True)
     return Estimator(entry_point="train.py", source_dir=str(src), sagemaker_session=session,
-                     hyperparameters={"steps": steps, "pause": 0.1, "markers": str(markers)},
+                     hyperparameters={"steps": steps, "pause": 0.1, "markers": str(markers),
+                                      "hold-at": HOLD_AT, "release": str(tmp_path / "release")},
                      use_spot_instances=spot, max_run=max_run, max_wait=max_wait if spot else None,
                      checkpoint_s3_uri=checkpoint_uri, **place)
+
+
+def release(tmp_path: Path) -> None:
+    """Let every host's stepper go on past HOLD_AT (tests call it once they have killed what they kill)."""
+    (tmp_path / "release").touch()
 
 
 def pids(tmp_path: Path, host: str) -> tuple[int, int]:
@@ -72,22 +80,6 @@ def check_resumed(desc: dict, logs: list[str], hosts: list[str]) -> None:
 # ---- local, instance_count=2 ---------------------------------------------------------------------
 
 
-@pytest.fixture
-def session(monkeypatch):
-    monkeypatch.setenv("NBSAGE_STOP_GRACE_SECONDS", "1")
-    monkeypatch.setenv("NBSAGE_CHECKPOINT_SYNC_SECONDS", "0.1")
-    monkeypatch.setenv("NBSAGE_SPOT_RESTART_SECONDS", "0.5")
-    return Session.default()
-
-
-@pytest.fixture
-def data(tmp_path):
-    folder = tmp_path / "data"
-    folder.mkdir()
-    (folder / "train.csv").write_text("1,2\n3,4\n")
-    return folder
-
-
 def test_local_two_hosts_spot_job_killed_mid_run_resumes_every_host_from_the_uri(tmp_path, session, data):
     remote = tmp_path / "ckpt"
     est = stepper_estimator(tmp_path, session, f"file://{remote}", instance_count=2)
@@ -99,6 +91,7 @@ def test_local_two_hosts_spot_job_killed_mid_run_resumes_every_host_from_the_uri
 
     wait_for(lambda: all(synced_step(names(), h) >= 3 for h in hosts), what="both hosts' synced checkpoints")
     os.killpg(session.store.get_job(job.name)["runtime_pid"], signal.SIGKILL)  # algo-1's runtime
+    release(tmp_path)
     desc = job.wait_quietly(timeout=TIMEOUT)
     check_resumed(desc, job.logs(), hosts)
     interrupted = next(t for t in desc["SecondaryStatusTransitions"] if t["Status"] == "Interrupted")
@@ -113,6 +106,7 @@ def test_local_two_hosts_killed_without_spot_fails_naming_the_host(tmp_path, ses
     wait_for(lambda: (tmp_path / "markers" / "algo-2").exists() and synced_step(
         [p.name for p in remote.iterdir()] if remote.exists() else [], "algo-2") >= 1, what="algo-2's checkpoints")
     os.killpg(pids(tmp_path, "algo-2")[1], signal.SIGKILL)
+    release(tmp_path)
     desc = job.wait_quietly(timeout=TIMEOUT)
     assert desc["TrainingJobStatus"] == "Failed", desc
     assert desc["FailureReason"].startswith("AlgorithmError: algo-2:") and "SIGKILL" in desc["FailureReason"]
@@ -126,6 +120,7 @@ def test_local_two_hosts_spot_job_without_capacity_past_max_wait_is_stopped(tmp_
     job = est.fit({"train": str(data)}, wait=False)
     wait_for(lambda: (tmp_path / "markers" / "algo-2").exists(), what="algo-2 to start")
     os.killpg(pids(tmp_path, "algo-2")[1], signal.SIGKILL)
+    release(tmp_path)
     desc = job.wait_quietly(timeout=TIMEOUT)
     assert (desc["TrainingJobStatus"], desc["SecondaryStatus"]) == ("Stopped", "MaxWaitTimeExceeded"), desc
     assert "MaxWaitTimeExceeded" in desc["FailureReason"]
@@ -134,13 +129,6 @@ def test_local_two_hosts_spot_job_without_capacity_past_max_wait_is_stopped(tmp_
 
 
 # ---- kernel, through a kernel gateway, checkpoints in S3 -------------------------------------------
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(f"_{name}_cases", Path(__file__).with_name(f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +151,7 @@ def s3(s3_endpoint, tmp_path_factory):
 def gateway(s3, tmp_path_factory):
     pytest.importorskip("kernel_gateway")
     pytest.importorskip("jupyter_client")
-    gw = _load("test_kernel").Gateway(tmp_path_factory.mktemp("gateway"))
+    gw = Gateway(tmp_path_factory.mktemp("gateway"))
     yield gw
     gw.stop()
 
@@ -180,7 +168,11 @@ def s3_names(s3, bucket: str, prefix: str) -> list[str]:
 
 
 def parent(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    """The parent of a live process (the tests read it while the stepper is held, so it is there)."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except FileNotFoundError:
+        raise AssertionError(f"process {pid} is gone: it ended before the test could kill what runs it") from None
 
 
 @pytest.mark.parametrize("what", ["runtime", "kernel"])
@@ -198,6 +190,7 @@ def test_kernel_spot_job_killed_mid_run_resumes_from_s3(tmp_path, session, data,
         kernel = parent(runtime)
         assert "ipykernel" in Path(f"/proc/{kernel}/cmdline").read_text()
         os.kill(kernel, signal.SIGKILL)
+    release(tmp_path)
     desc = job.wait_quietly(timeout=TIMEOUT)
     check_resumed(desc, job.logs(), ["algo-1"])
     interrupted = next(t for t in desc["SecondaryStatusTransitions"] if t["Status"] == "Interrupted")
@@ -205,7 +198,7 @@ def test_kernel_spot_job_killed_mid_run_resumes_from_s3(tmp_path, session, data,
     assert s3_names(s3, bucket, "ckpt/") == ["algo-1-state.json", "algo-1-step-29"]
     if what == "kernel":
         assert any(line.startswith("Restarting on a new Jupyter kernel") for line in job.logs()), job.logs()
-        wait_for(lambda: gateway.kernels() == [], 20, "the job's kernels to be shut down")
+        wait_for(lambda: gateway.kernels() == [], 60, "the job's kernels to be shut down")
 
 
 # ---- dask, a LocalCluster of 2 workers --------------------------------------------------------------
@@ -241,6 +234,7 @@ def test_dask_spot_job_killed_mid_run_resumes_every_host(tmp_path, session, data
         os.killpg(runtime, signal.SIGKILL)
     else:
         os.kill(parent(runtime), signal.SIGKILL)  # the Dask worker that runs algo-2
+    release(tmp_path)
     desc = job.wait_quietly(timeout=TIMEOUT)
     check_resumed(desc, job.logs(), hosts)
     interrupted = next(t for t in desc["SecondaryStatusTransitions"] if t["Status"] == "Interrupted")

@@ -25,6 +25,7 @@ from nbsage.inputs import ShuffleConfig, TrainingInput
 from nbsage.runtime.environment import TrainingEnvironment
 from nbsage.runtime.layout import JobRoot
 from nbsage.session import Session
+from support import wait_for
 
 
 @pytest.fixture
@@ -190,8 +191,7 @@ def test_pipe_reader_that_closes_early_gets_the_next_epoch_whole(tmp_path):
     with PipeFeeder(root, request):
         read_fifo(root.data_dir / "train_0", timeout=10)
         path = root.data_dir / "train_1"
-        while not path.exists():
-            time.sleep(0.01)
+        wait_for(path.exists, 30, f"{path} to appear")
         with open(path, "rb") as f:
             assert f.read(4) == b"1,2\n"  # and close early
         assert len(read_fifo(root.data_dir / "train_2")) == 1_200_000

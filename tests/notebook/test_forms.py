@@ -8,19 +8,9 @@ import pandas as pd
 import pytest
 
 from nbsage import algorithms
-from nbsage.session import Session
 from nbsage.widgets import TrainingForm
 from support import loadable_algorithms
 
-
-
-@pytest.fixture
-def session(tmp_path, monkeypatch):
-    monkeypatch.setenv("NBSAGE_HOME", str(tmp_path / "home"))
-    yield Session.default()
-    for job in Session.default().list_training_jobs():
-        if job.status == "InProgress":
-            job.stop()
 
 
 @pytest.fixture

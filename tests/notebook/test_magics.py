@@ -1,8 +1,6 @@
 """The magics as a user types them, in a real IPython shell, running real jobs in real processes."""
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,6 +8,7 @@ from IPython.core.error import UsageError
 
 from nbsage.session import Session
 from nbsage.training_job import TrainingJob
+from support import wait_for
 
 
 # A SageMaker script-mode script: trains (prints a loss per epoch and nbsage progress lines), and
@@ -169,9 +168,7 @@ def test_jobs_logs_describe_and_stop_follow_a_long_running_job(shell, script):
     shell.run_line_magic("config", "SageMakerMagics.wait = False")
     job = shell.run_cell_magic("sm_train", f"--train df --name slow-job {script}", "epochs: 1000\nsleep: 0.05\n")
     assert job.name == "slow-job"
-    deadline = time.monotonic() + 60
-    while not any(line.startswith("epoch 2 ") for line in job.logs()) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for(lambda: any(line.startswith("epoch 2 ") for line in job.logs()), 120, "the job's third epoch")
 
     jobs = shell.run_line_magic("sm_jobs", "")
     assert [j.name for j in jobs] == ["slow-job"]

@@ -119,8 +119,10 @@ LISTING = """
     import os, sys, time
     name, barrier = sys.argv[1], sys.argv[2]
     open(os.path.join(barrier, name), "w").close()
-    deadline = time.time() + 20
-    while len(os.listdir(barrier)) < 2 and time.time() < deadline:  # both jobs run at the same time
+    deadline = time.time() + 300
+    while len(os.listdir(barrier)) < 2:  # both jobs run at the same time
+        if time.time() > deadline:
+            sys.exit("the other job did not start within 300 s")
         time.sleep(0.05)
     seen = []
     for folder, _, files in os.walk("/opt/ml/processing"):
@@ -199,8 +201,10 @@ CONTINUOUS = """
         f.write("early")
     with open("/opt/ml/processing/output/result/result.txt", "w") as f:
         f.write("final")
-    deadline = time.time() + 25
-    while not os.path.exists(go) and time.time() < deadline:
+    deadline = time.time() + 600
+    while not os.path.exists(go):  # the test has seen the Continuous upload
+        if time.time() > deadline:
+            sys.exit(f"{go} did not appear within 600 s")
         time.sleep(0.05)
     with open("/opt/ml/processing/output/logs/part-1.txt", "w") as f:
         f.write("late")

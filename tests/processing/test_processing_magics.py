@@ -59,11 +59,17 @@ def test_the_cell_runs_as_a_processing_script_with_inputs_outputs_and_arguments(
     assert "kept 2 rows" in job.logs()
 
 
-def test_no_wait_returns_the_running_job(shell, raw):
+def test_no_wait_returns_the_running_job(shell, raw, tmp_path):
+    go = tmp_path / "go"  # the job runs until the test has seen it running
     job = shell.run_cell_magic("sm_process", f"--input {raw}:/opt/ml/processing/input/raw --no-wait",
-                               "import time\ntime.sleep(1)\nprint(open('/opt/ml/processing/input/raw/data.csv').read())")
+                               f"import os, sys, time\nheld_until = time.time() + 600\n"
+                               f"while not os.path.exists({str(go)!r}):\n"
+                               f"    if time.time() > held_until: sys.exit('not released within 600 s')\n"
+                               f"    time.sleep(0.05)\n"
+                               f"print(open('/opt/ml/processing/input/raw/data.csv').read())")
     assert job.status == "InProgress"
-    assert job.wait_quietly(timeout=30)["ProcessingJobStatus"] == "Completed"
+    go.touch()
+    assert job.wait_quietly(timeout=120)["ProcessingJobStatus"] == "Completed"
 
 
 @pytest.mark.parametrize("line, cell, message", [

@@ -18,7 +18,6 @@ import pytest
 from nbsage.errors import JobFailed
 from nbsage.estimator import Estimator
 from nbsage.runtime.script_mode import decode, to_cmd_args, user_hyperparameters
-from nbsage.session import Session
 
 # A training script as SageMaker users write them (sagemaker-python-sdk examples, PyTorch/SKLearn
 # script mode): argparse with defaults from SM_* variables, parse_known_args, metrics printed.
@@ -80,15 +79,9 @@ METRICS = [{"Name": "train:loss", "Regex": r"train_loss=([0-9.]+);"},
            {"Name": "validation:accuracy", "Regex": r"validation accuracy: ([0-9.]+)"}]
 
 
-@pytest.fixture
-def session(tmp_path, monkeypatch):
-    monkeypatch.setenv("NBSAGE_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("NBSAGE_STOP_GRACE_SECONDS", "1")
-    monkeypatch.delenv("NBSAGE_ARTIFACT_ROOT", raising=False)
-    # requirements.txt tests must never reach the network: pip gets no index and no version check
-    monkeypatch.setenv("PIP_NO_INDEX", "1")
-    monkeypatch.setenv("PIP_DISABLE_PIP_VERSION_CHECK", "1")
-    return Session.default()
+# read by conftest's session fixture; requirements.txt tests must never reach the network: pip gets
+# no index and no version check
+SESSION_ENV = {"NBSAGE_STOP_GRACE_SECONDS": "1", "PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import tarfile
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,43 +17,9 @@ import pytest
 
 from nbsage.errors import EndpointError, ModelError
 from nbsage.serving import endpoints
-from nbsage.session import Session
 from nbsage.store.metadata import pid_alive
+from support import make_tarball, wait_for
 
-INFERENCE = """
-import os
-import numpy as np
-
-def model_fn(model_dir):
-    return np.load(os.path.join(model_dir, "weights.npy"))
-
-def predict_fn(data, model):
-    return np.atleast_2d(np.asarray(data, dtype=float)) @ model
-"""
-
-
-def make_tarball(root: Path, script: str = INFERENCE, weights=(1.0, 2.0, 3.0)) -> Path:
-    src = root / "src"
-    (src / "code").mkdir(parents=True)
-    (src / "code" / "inference.py").write_text(textwrap.dedent(script))
-    np.save(src / "weights.npy", np.asarray(weights))
-    archive = root / "model.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        for entry in sorted(src.iterdir()):
-            tar.add(entry, arcname=entry.name)
-    return archive
-
-
-@pytest.fixture
-def session(tmp_path):
-    """A Session in its own NBSAGE_HOME; every endpoint left in it is deleted afterwards."""
-    session = Session(home=tmp_path / "home")
-    yield session
-    for record in session.store.list_endpoints():
-        try:
-            endpoints.delete_endpoint(session, record["name"])
-        except EndpointError:
-            pass
 
 
 def port_is_free(port: int) -> bool:
@@ -121,9 +86,7 @@ def test_a_dead_server_is_listed_as_failed_and_invoking_it_raises(session, tmp_p
     endpoints.invoke_endpoint(session, "victim", b"[[1,1,1]]", "application/json", None)
     pid = session.store.get_endpoint("victim")["pid"]
     os.killpg(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_for(lambda: not pid_alive(pid), 60, "the killed server to be gone")
     with pytest.raises(EndpointError, match="no longer running"):
         endpoints.invoke_endpoint(session, "victim", b"[[1,1,1]]", "application/json", None)
     [desc] = endpoints.list_endpoints(session)
