@@ -226,22 +226,17 @@ def test_a_model_fn_that_raises_exits_1_with_the_reason_in_a_failure_file(tmp_pa
     assert "no weights here" in Path(f"{server.ready}.failure").read_text()
 
 
-def test_single_row_latency_from_a_keep_alive_client(tmp_path):
-    """The server's own cost: a trivial handler, one keep-alive client, single-row requests."""
+def test_a_keep_alive_client_gets_every_single_row_answer_on_one_connection(tmp_path):
+    """A trivial handler, one keep-alive client, 2,000 single-row requests (the latency itself is
+    measured by benchmarks/bench_endpoint.py, not asserted here)."""
     server = Server(make_model_dir(tmp_path / "model", TRIVIAL))
     try:
         headers = {"Content-Type": "text/csv", "Accept": "text/csv"}
         for _ in range(200):
             server.request("POST", "/invocations", b"1,2,3", headers)
-        times = []
         for _ in range(2000):
-            start = time.perf_counter()
             status, _, _ = server.request("POST", "/invocations", b"1,2,3", headers)
-            times.append(time.perf_counter() - start)
             assert status == 200
-        p50, p99 = np.percentile(times, 50) * 1e3, np.percentile(times, 99) * 1e3
-        print(f"\nmodel server, trivial handler, keep-alive client: p50 {p50:.3f} ms, p99 {p99:.3f} ms")
-        assert p50 < 2.0
     finally:
         server.stop()
 
