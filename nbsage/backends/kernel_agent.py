@@ -1,7 +1,8 @@
 """The kernel place's remote half: runs inside the Jupyter kernel that runs the job.
 
 The notebook's side (nbsage.backends.kernel_supervisor) sends short calls into the kernel, e.g.
-`__import__("nbsage.backends.kernel_agent", fromlist=["_"]).receive("job", "<base64>")`; each
+`__import__('nbsage.backends.kernel_agent', fromlist=['_']).receive('job')` (built by
+nbsage.backends.kernel_transport.call_code); each
 returns a JSON string. Between them this module keeps the job's state, so nothing is added to the
 kernel's user namespace. It needs only nbsage on the remote host; it never opens the notebook's
 store: the job root arrives as a tar stream in chunks, log lines go back as the kernel's stdout
@@ -18,13 +19,12 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tarfile
 import threading
 from pathlib import Path
 
-from nbsage.backends.runtime_process import die_with_parent, terminate_group
+from nbsage.backends.runtime_process import start_runtime, terminate_group
 
 _jobs: dict[str, dict] = {}
 
@@ -157,9 +157,7 @@ def run(name: str, environment: str = "{}", max_runtime: float | None = None, gr
         from nbsage.backends.pipe_feeder import PipeFeeder
         feeder = PipeFeeder(root, json.loads(pipe_request), log=lambda line: print(line, flush=True))
         feeder.start()
-    proc = subprocess.Popen([sys.executable, "-m", "nbsage.runtime", "train", "--root", str(root.path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                            cwd=str(root.path), start_new_session=True, preexec_fn=die_with_parent)
+    proc = start_runtime("train", root.path, env)
     job["proc"] = proc
     if limits:
         limit_list = json.loads(limits)
