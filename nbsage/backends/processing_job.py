@@ -28,7 +28,7 @@ from pathlib import Path
 
 from nbsage.backends.lifecycle import JobLifecycle, client_error, described
 from nbsage.backends.log_stream import LogSink
-from nbsage.backends.runtime_process import RuntimeRun
+from nbsage.backends.runtime_process import RuntimeRun, max_runtime_limit
 from nbsage.backends.staging import stage_channel
 from nbsage.errors import NBSageError
 from nbsage.runtime.processing import ProcessingRoot, check_local_path, prepare
@@ -162,8 +162,7 @@ def supervise(stores, job: dict, request) -> int:
     uploader = ContinuousUploader(continuous, sink.write)
     if continuous:
         uploader.start()
-    limits = [(request.max_runtime, "MaxRuntimeExceeded",
-               f"MaxRuntimeInSeconds ({request.max_runtime}) exceeded: stopping the job")] if request.max_runtime else []
+    limits = [max_runtime_limit(request.max_runtime)] if request.max_runtime else []
 
     def started(pid: int) -> bool:
         store.update_job(name, runtime_pid=pid)

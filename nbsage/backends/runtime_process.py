@@ -59,13 +59,21 @@ def terminate_group(proc: subprocess.Popen, grace: float = STOP_GRACE_SECONDS) -
         pass
 
 
-class RuntimeRun:
-    """The runtime run by a supervisor on this machine: started, its output handed on line by line,
-    stopped on StopTrainingJob (`stop`, from the SIGTERM handler), and stopped by the first of its
-    limits to expire: (seconds from now, name, log line), e.g. MaxRuntimeInSeconds."""
+def max_runtime_limit(max_runtime, seconds_left=None) -> tuple[float, str, str]:
+    """MaxRuntimeInSeconds as a limit of `RuntimeRun.run`: (seconds from now, name, log line)."""
+    left = float(max_runtime) if seconds_left is None else seconds_left
+    return (left, "MaxRuntimeExceeded", f"MaxRuntimeInSeconds ({max_runtime}) exceeded: stopping the job")
 
-    def __init__(self):
+
+class RuntimeRun:
+    """The runtime run by a supervisor (or the kernel place's agent): started, its output handed on
+    line by line, stopped on StopTrainingJob (`stop`, e.g. from a SIGTERM handler), and stopped by the
+    first of its limits to expire — (seconds from now, name, log line), e.g. MaxRuntimeInSeconds."""
+
+    def __init__(self, grace: float = STOP_GRACE_SECONDS):
+        self.grace = grace
         self.proc: subprocess.Popen | None = None
+        self.exceeded: str | None = None  # the limit the last run ran past
         self._stop_asked = False
 
     def stop(self, signum=None, frame=None) -> None:
@@ -73,41 +81,43 @@ class RuntimeRun:
         self._stop_asked = True
         proc = self.proc
         if proc is not None:
-            threading.Thread(target=terminate_group, args=(proc,), daemon=True).start()
+            threading.Thread(target=terminate_group, args=(proc, self.grace), daemon=True).start()
 
     def run(self, command: str, root, env: dict, on_line: Callable[[str], None],
-            limits: list[tuple[float, str, str]] = (), on_started: Callable[[int], bool] | None = None,
-            ) -> tuple[int, str | None]:
+            limits=(), on_started: Callable[[int], bool] | None = None) -> tuple[int, str | None]:
         """Run it to its end: (exit status, the name of the limit it ran past or None).
-        `on_started(pid)` returns True when a stop came before the runtime started."""
+        `on_started(pid)` returns True when a stop came before the runtime started. An exception
+        while it runs (KeyboardInterrupt) leaves `proc` set, for the caller to stop it."""
         proc = self.proc = start_runtime(command, root, env)
+        self.exceeded = None
         if (on_started and on_started(proc.pid)) or self._stop_asked:
             self.stop()
-        exceeded: list[str] = []
         lock = threading.Lock()
 
         def enforce(name: str, message: str):
             with lock:
-                if exceeded or proc.poll() is not None:
+                if self.exceeded or proc.poll() is not None:
                     return
-                exceeded.append(name)
+                self.exceeded = name
             on_line(message)
-            terminate_group(proc)
+            terminate_group(proc, self.grace)
 
         timers = [threading.Timer(float(seconds), enforce, args=(name, message)) for seconds, name, message in limits]
         for t in timers:
             t.daemon = True
             t.start()
         threading.Thread(target=self._reap, args=(proc,), daemon=True).start()
-        assert proc.stdout is not None
-        for raw in proc.stdout:
-            on_line(raw.decode("utf-8", errors="replace"))
-        rc = proc.wait()
-        for t in timers:
-            t.cancel()
+        try:
+            assert proc.stdout is not None
+            for raw in proc.stdout:
+                on_line(raw.decode("utf-8", errors="replace"))
+            rc = proc.wait()
+        finally:
+            for t in timers:
+                t.cancel()
         self.proc = None
         with lock:
-            return rc, (exceeded[0] if exceeded else None)
+            return rc, self.exceeded
 
     @staticmethod
     def _reap(proc: subprocess.Popen) -> None:

@@ -33,6 +33,7 @@ from typing import Callable
 
 from nbsage.backends.lifecycle import JobLifecycle
 from nbsage.backends.lifecycle import signal_name as killed_by  # -9 -> 'SIGKILL', for the places
+from nbsage.backends.runtime_process import max_runtime_limit
 
 __all__ = ["Attempt", "ManagedSpot", "RestartFailed", "killed_by", "restart_seconds", "unbilled_seconds"]
 
@@ -93,8 +94,7 @@ class ManagedSpot:
         """(seconds from now, name, log line) for the attempt about to start."""
         limits = []
         if self.max_runtime:
-            limits.append((max(0.0, float(self.max_runtime) - self.trained), "MaxRuntimeExceeded",
-                           f"MaxRuntimeInSeconds ({self.max_runtime}) exceeded: stopping the job"))
+            limits.append(max_runtime_limit(self.max_runtime, max(0.0, float(self.max_runtime) - self.trained)))
         if self.max_wait:
             limits.append((max(0.0, self.started + float(self.max_wait) - time.time()), "MaxWaitTimeExceeded",
                            f"MaxWaitTimeInSeconds ({self.max_wait}) exceeded: stopping the job"))
