@@ -90,8 +90,8 @@ class SupervisedBackend(Backend):
         job_dir = self.session.jobs_dir / job_name
         job_dir.mkdir(parents=True, exist_ok=True)
         self.prepare_launch(job_dir)
-        env = dict(os.environ, PYTHONUNBUFFERED="1", NBSAGE_HOME=str(self.session.home),
-                   NBSAGE_ARTIFACT_ROOT=self.session.artifact_root)
+        # the supervisor finds the same stores again with nbsage.store.Stores.from_environment
+        env = dict(os.environ, PYTHONUNBUFFERED="1", **self.session.stores.launch_environment())
         with open(job_dir / SUPERVISOR_LOG, "ab") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", self.supervisor_module, job_name, *self.supervisor_args()],
