@@ -17,17 +17,18 @@ SIGTERM (StopTrainingJob) interrupts the kernel: the runtime there gets SIGTERM,
 Steps 3 and its checkpoint sync run through nbsage.backends.spot: under managed spot a runtime
 killed by a signal runs again in the same kernel, and a kernel that dies is replaced by a new one
 that gets steps 1-2 again.
+
+`_KernelJob` holds one job's state between those steps (the kernel now, the job root there, how
+the last attempt ended); nbsage.backends.kernel_staging packs what travels to the kernel.
 """
 from __future__ import annotations
 
 import base64
-import copy
 import json
 import os
 import shutil
 import signal
 import sys
-import tarfile
 import threading
 import time
 from pathlib import Path
@@ -42,20 +43,26 @@ from nbsage.backends.kernel_transport import (
     LocalKernel,
 )
 from nbsage.backends.base import supervisor_main
+from nbsage.backends.kernel_staging import (
+    PIPE_SOURCES,
+    checkpoint_call,
+    kernel_reads,
+    pack_job_root,
+    stage_pipe_sources,
+    start_checkpoints,
+)
 from nbsage.backends.lifecycle import JobLifecycle, client_error, internal_error, runtime_failure
 from nbsage.backends.log_stream import LogSink
 from nbsage.backends.spot import Attempt, ManagedSpot, RestartFailed, killed_by
-from nbsage.backends.staging import artifact_uris, channel_options, collect, prepare_root, stage_channel
+from nbsage.backends.staging import artifact_uris, channel_options, collect, prepare_root
 from nbsage.errors import NBSageError, PlaceError
 from nbsage.runtime.job_config import write_job_configs
 from nbsage.runtime.layout import JobRoot
 from nbsage.store import Stores
-from nbsage.store.artifacts import is_local
 from nbsage.store.requests import request_of
 
 CHUNK = 2 << 20  # raw bytes per execute request (base64 makes it a third larger)
 STOP_GRACE_SECONDS = float(os.environ.get("NBSAGE_STOP_GRACE_SECONDS", "10"))
-PIPE_SOURCES = ".nbsage-pipe"  # input/<this>/<channel>: Pipe channels' objects, fed into FIFOs there
 AGENT = "nbsage.backends.kernel_agent"  # the module whose functions the supervisor calls in the kernel
 
 
@@ -135,20 +142,6 @@ def _write_place(path: Path, **values) -> None:
     place = json.loads(path.read_text())
     place.update(values)
     path.write_text(json.dumps(place, indent=2))
-
-
-def _kernel_reads(uri: str, transfer: str) -> bool:
-    """Whether the kernel reads this channel itself: a URL both sides reach (not a path, not memory://)."""
-    return transfer == "auto" and not is_local(uri) and not uri.startswith("memory://")
-
-
-def _pack(root: JobRoot, archive: Path) -> Path:
-    """input/ and code/ of the root as one tar.gz (FastFile links become the files they point to)."""
-    with tarfile.open(archive, "w:gz", compresslevel=1, dereference=True) as tar:
-        for part in (root.input_dir, root.code_dir):
-            if part.exists():
-                tar.add(part, arcname=part.name)
-    return archive
 
 
 def supervise(job_name: str) -> int:
@@ -286,7 +279,7 @@ class _KernelJob:
         if first:  # a restart stays Restarting until it trains
             self.life.downloading()
         channels = raw.get("InputDataConfig") or []
-        direct = [c.name for c in request.channels if _kernel_reads(c.uri, self.transfer)]
+        direct = [c.name for c in request.channels if kernel_reads(c.uri, self.transfer)]
         direct_file = [ch["ChannelName"] for ch in channels if ch["ChannelName"] in direct
                        and channel_options(ch, raw)["input_mode"] != "Pipe"]
         if direct_file:
@@ -303,8 +296,8 @@ class _KernelJob:
             # the channels travel to the kernel in a tar: a lazy FastFile mount here would be read whole anyway
             prepare_root(self.root, dict(raw, InputDataConfig=here), request.source_dir, fastfile_mount=False)
             write_job_configs(self.root, raw)  # the config files name every channel, staged here or there
-            self.pipe_request = _stage_pipe_sources(self.root, raw, here, self.remote_root)
-            archive = _pack(self.root, self.job_dir / "to-kernel.tar.gz")
+            self.pipe_request = stage_pipe_sources(self.root, raw, here, self.remote_root)
+            archive = pack_job_root(self.root, self.job_dir / "to-kernel.tar.gz")
         except (NBSageError, OSError) as e:
             raise _StagingFailed(e) from e
         return self._send_archive(archive)
@@ -330,7 +323,7 @@ class _KernelJob:
     def attempt(self, limits) -> Attempt:
         """One run of the runtime in the kernel (nbsage.backends.spot's hook)."""
         # ---- Checkpoints: restored and mirrored by the kernel itself, next to the runtime ----
-        ckpt = _start_checkpoints(self.conn, self.request, self.remote_root, self.transfer, self.sink)
+        ckpt = start_checkpoints(self.conn, self.request, self.remote_root, self.transfer, self.sink)
         if ckpt is False:
             self.no_checkpoints = True
             return Attempt()
@@ -373,7 +366,7 @@ class _KernelJob:
 
     def _last_checkpoint_sync(self, uri: str) -> None:
         try:
-            done = _checkpoint_call(self.conn, "kernel_stop", self.remote_root)
+            done = checkpoint_call(self.conn, "kernel_stop", self.remote_root)
             self.sink.write(f"Checkpoints synced to {uri}: {done['uploaded']} upload(s), {done['deleted']} deletion(s)")
         except Exception as e:  # the checkpoints are not the model: the job goes on
             self.sink.write(f"The last checkpoint sync in the kernel failed: {e}")
@@ -395,7 +388,7 @@ class _KernelJob:
     def upload(self) -> int:
         self.life.uploading()
         model_uri, output_uri = artifact_uris(self.request.to_dict())
-        if _kernel_reads(model_uri, self.transfer) and self._kernel_uploads(model_uri, output_uri):
+        if kernel_reads(model_uri, self.transfer) and self._kernel_uploads(model_uri, output_uri):
             return 0
         result = self.result
         for which, path, size in (("model", self.root.model_archive, result["model_size"]),
@@ -431,57 +424,6 @@ class _KernelJob:
         self.spot.bill()
         self.life.completed(model=sent["model"], output=sent["output"])
         return True
-
-
-def _checkpoint_call(conn: KernelConnection, function: str, *args) -> dict:
-    """nbsage.backends.checkpoints.<function>(*args) in the kernel; its JSON answer, decoded."""
-    return conn.call("nbsage.backends.checkpoints", function, *args)
-
-
-def _start_checkpoints(conn: KernelConnection, request, remote_root: str, transfer: str, sink):
-    """CheckpointConfig on the kernel place: the kernel restores the checkpoints into its job root and
-    mirrors them while the runtime runs, where it reaches the URI (a URL both sides reach, or any
-    URI when the kernel runs on this machine). Returns the URI, None (no sync) or False (failed)."""
-    if request.checkpoint is None:
-        return None
-    uri = request.checkpoint.uri
-    if not (_kernel_reads(uri, transfer) or (isinstance(conn, LocalKernel) and not uri.startswith("memory://"))):
-        sink.write(f"Checkpoints are not synced with {uri}: the kernel cannot reach it (a path or memory:// "
-                   "URI and a kernel on another machine)")
-        return None
-    interval = float(os.environ.get("NBSAGE_CHECKPOINT_SYNC_SECONDS", "1"))
-    try:
-        result = _checkpoint_call(conn, "kernel_start", remote_root, uri, request.checkpoint.local_path, interval)
-    except KernelCodeError as e:
-        sink.write(f"The kernel could not restore the checkpoints from {uri}: {e}")
-        return False
-    for line in result.get("log", []):
-        sink.write(line)
-    return uri
-
-
-def _stage_pipe_sources(root: JobRoot, request: dict, here: list[dict], remote_root: str) -> dict | None:
-    """Pipe channels: their objects travel as files; the kernel's side feeds them into the FIFOs.
-
-    Returns the request the remote PipeFeeder reads (None without Pipe channels): Pipe channels
-    staged here point at their copies in the remote job root; those the kernel reads keep their URL.
-    """
-    pipe = [ch for ch in request["InputDataConfig"] if channel_options(ch, request)["input_mode"] == "Pipe"]
-    if not pipe:
-        return None
-    pipe_request = copy.deepcopy(request)
-    here_names = {ch["ChannelName"] for ch in here}
-    for ch in pipe_request["InputDataConfig"]:
-        name = ch["ChannelName"]
-        if name not in here_names or channel_options(ch, request)["input_mode"] != "Pipe":
-            continue
-        s3 = ch["DataSource"]["S3DataSource"]
-        # the objects as stored, every one: the feeder there shuffles, shards and gunzips per epoch
-        stage_channel(s3["S3Uri"], root.input_dir / PIPE_SOURCES / name, name, input_mode="File",
-                      s3_data_type=s3.get("S3DataType", "S3Prefix"))
-        s3["S3Uri"] = str(Path(remote_root) / "input" / PIPE_SOURCES / name)
-        s3["S3DataType"] = "S3Prefix"
-    return pipe_request
 
 
 def main(argv=None) -> int:
