@@ -261,24 +261,12 @@ class _DaskHosts:
 
     def _run_hosts(self, where: str, workers: dict, code: bytes | None) -> None:
         """Every host on a worker of its own, until each has finished (one attempt)."""
-        from distributed import Event, wait
-        from nbsage.runtime.environment import is_gpu_instance_type
+        from distributed import Event
         hosts = self.group.hosts
         self._new_names()
         self.received = {}
         self.results = {}
-        # idle workers first: a worker runs one host of one job at a time (the runtime is its task)
-        candidates = sorted(workers, key=lambda w: (_busy(workers[w]), w))
-        instance_type = self.request.instance_type
-        if is_gpu_instance_type(instance_type):
-            from nbsage.runtime.environment import count_gpus
-            gpus = self.client.run(count_gpus)
-            candidates = [w for w in candidates if gpus.get(w)]
-            if len(candidates) < len(hosts):
-                raise _NoWorkers(client_error(f"instance type {instance_type!r} asks for a GPU on each of {len(hosts)} "
-                                              f"instances and {len(candidates)} worker(s) of the Dask cluster at "
-                                              f"{where} have one"))
-        chosen = candidates[:len(hosts)]
+        chosen = self._choose_workers(where, workers)
         master_addr = _host_of(chosen[0])
         port = self.client.run(_free_port_here, master_addr, workers=[chosen[0]])[chosen[0]]
         stop_event = Event(self.event_name, client=self.client)
@@ -291,13 +279,35 @@ class _DaskHosts:
                 run_host_on_worker, self.job_name, self.request.to_dict(), i, env, code, self.event_name, self.topic,
                 key=f"nbsage-{self.job_name}-{host}-{uuid.uuid4().hex[:8]}", workers=[worker],
                 allow_other_workers=False, pure=False, retries=0)
-        where_of = dict(zip(hosts, chosen))
         if self.store.get_job(self.job_name)["stop_requested"]:
             self.group.request_stop()
-        results = self.results
+        self._follow(futures, dict(zip(hosts, chosen)), stop_event)
+        self.client.unsubscribe_topic(self.topic)
+
+    def _choose_workers(self, where: str, workers: dict) -> list[str]:
+        """One worker per host, idle ones first (a worker runs one host of one job at a time: the
+        runtime is its task), with a GPU for a GPU instance type."""
+        from nbsage.runtime.environment import is_gpu_instance_type
+        hosts = self.group.hosts
+        candidates = sorted(workers, key=lambda w: (_busy(workers[w]), w))
+        instance_type = self.request.instance_type
+        if is_gpu_instance_type(instance_type):
+            from nbsage.runtime.environment import count_gpus
+            gpus = self.client.run(count_gpus)
+            candidates = [w for w in candidates if gpus.get(w)]
+            if len(candidates) < len(hosts):
+                raise _NoWorkers(client_error(f"instance type {instance_type!r} asks for a GPU on each of {len(hosts)} "
+                                              f"instances and {len(candidates)} worker(s) of the Dask cluster at "
+                                              f"{where} have one"))
+        return candidates[:len(hosts)]
+
+    def _follow(self, futures: dict, where_of: dict, stop_event) -> None:
+        """Until every host has finished: hand a stop on to the hosts, record each host's end, and
+        end a host whose worker left the cluster."""
+        from distributed import wait
         stop_sent = False
         last_check = 0.0
-        while len(self.group.results) < len(hosts):
+        while len(self.group.results) < len(futures):
             pending = [f for h, f in futures.items() if h not in self.group.results]
             try:
                 wait(pending, timeout=0.25, return_when="FIRST_COMPLETED")
@@ -307,17 +317,8 @@ class _DaskHosts:
                 stop_event.set()
                 stop_sent = True
             for host, future in futures.items():
-                if host in self.group.results or not future.done():
-                    continue
-                try:
-                    out = future.result()
-                except Exception as e:  # the task itself broke (nbsage missing on the worker, ...)
-                    self.group.finished(HostResult(host, None, internal_error(
-                        f"host {host} on Dask worker {where_of[host]}: {described(e)}")))
-                    continue
-                self._wait_for_lines(host, out["lines"])
-                results[host] = out
-                self.group.finished(HostResult(host, out["rc"], out["failure"], stopped=bool(out.get("stopped"))))
+                if host not in self.group.results and future.done():
+                    self._host_done(host, future, where_of[host])
             if time.monotonic() - last_check >= 0.5:
                 last_check = time.monotonic()
                 alive = set(self.workers())
@@ -329,7 +330,17 @@ class _DaskHosts:
                                                        "cluster during the job (killed, or out of memory?)"), lost=True))
         if self.stop_wanted.is_set() and not stop_sent:
             stop_event.set()
-        self.client.unsubscribe_topic(self.topic)
+
+    def _host_done(self, host: str, future, worker: str) -> None:
+        try:
+            out = future.result()
+        except Exception as e:  # the task itself broke (nbsage missing on the worker, ...)
+            self.group.finished(HostResult(host, None, internal_error(f"host {host} on Dask worker {worker}: "
+                                                                      f"{described(e)}")))
+            return
+        self._wait_for_lines(host, out["lines"])
+        self.results[host] = out
+        self.group.finished(HostResult(host, out["rc"], out["failure"], stopped=bool(out.get("stopped"))))
 
     def _wait_for_lines(self, host: str, count: int, timeout: float = 5.0) -> None:
         """Events and results travel separately: let the host's last lines arrive before its end is recorded."""
