@@ -50,6 +50,24 @@ def __dir__():
     return __all__
 
 
+def _notebook_monitor(job, logs: bool = True):
+    """The notebook face's live monitor for a job followed in a Jupyter kernel (nbsage.watch's hook):
+    the face is imported only there, and registers itself as it is imported."""
+    from nbsage.watch import in_notebook_kernel
+    if not in_notebook_kernel():
+        return None
+    from nbsage.notebook.display import _monitor_in_kernels
+    return _monitor_in_kernels(job, logs=logs)
+
+
+def _register_faces() -> None:
+    from nbsage import watch
+    watch.register(_notebook_monitor)
+
+
+_register_faces()
+
+
 def load_ipython_extension(ipython) -> None:
     """`%load_ext nbsage`: register the magics."""
     from nbsage.notebook.magics import load_ipython_extension as load

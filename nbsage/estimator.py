@@ -14,8 +14,9 @@ from typing import Any
 from nbsage import algorithms
 from nbsage.errors import ValidationError
 from nbsage.inputs import channel_request, normalize_inputs, staging_dir_for
-from nbsage.runtime.layout import JobRoot
+from nbsage.job import submit
 from nbsage.session import Session, check_name, unique_name
+from nbsage.store.requests import TrainingRequest
 from nbsage.training_job import TrainingJob
 
 
@@ -162,18 +163,8 @@ class Estimator:
         """Record and start a training job; with wait=True follow it live until it ends."""
         base = self.base_job_name or (self.algorithm.name if self.algorithm else Path(self.entry_point).stem)
         job_name = check_name(job_name) if job_name else unique_name(base)
-        request = self._request(job_name, normalize_inputs(inputs))
-        from nbsage import backends
-        place = backends.get(self.backend, self.session, **self.backend_options)
-        place.check(request)
-        root = JobRoot(self.session.jobs_dir / job_name / "opt_ml")
-        self.session.store.create_job(job_name, request, place.name, str(root.path))
-        try:
-            place.start(job_name)
-        except BaseException as e:  # a job that never started must not stay InProgress
-            self.session.store.set_status(job_name, "Failed", "Failed", "The job could not be started",
-                                          failure_reason=f"ClientError: {type(e).__name__}: {e}")
-            raise
+        request = TrainingRequest.from_dict(self._request(job_name, normalize_inputs(inputs)))
+        submit(self.session, request, self.backend, self.backend_options)
         self.latest_training_job = TrainingJob(job_name, self.session)
         if wait:
             self.latest_training_job.wait(logs=bool(logs) and logs != "None")
@@ -184,9 +175,9 @@ class Estimator:
         """An Estimator for an existing job (its settings restored from the record)."""
         session = sagemaker_session or Session.default()
         job = TrainingJob(training_job_name, session)
-        request = job.request
-        hps = dict(request.get("HyperParameters", {}))
-        source = request.get("nbsage:SourceDir")
+        request = TrainingRequest.from_dict(job.request)
+        hps = dict(request.hyperparameters)
+        source = request.source_dir
         if "sagemaker_program" in hps:
             program = json.loads(hps.pop("sagemaker_program"))
             for k in [k for k in hps if k.startswith("sagemaker_")]:
@@ -198,16 +189,15 @@ class Estimator:
                 except ValueError:
                     decoded[k] = v
             source_dir = source if source and Path(source).is_dir() else None
-            est = cls(request["AlgorithmSpecification"].get("TrainingImage"), decoded,
+            est = cls(request.image, decoded,
                       entry_point=program if source_dir else (source or program), source_dir=source_dir,
                       sagemaker_session=session)
         else:
             est = cls(job.algorithm, hps, sagemaker_session=session)
-        res = request.get("ResourceConfig", {})
-        est.instance_type = res.get("InstanceType", "local")
-        est.instance_count = res.get("InstanceCount", 1)
-        est.output_path = request.get("OutputDataConfig", {}).get("S3OutputPath")
-        est.metric_definitions = request.get("AlgorithmSpecification", {}).get("MetricDefinitions")
+        est.instance_type = request.instance_type
+        est.instance_count = request.instance_count
+        est.output_path = request.output_path or None
+        est.metric_definitions = request.metric_definitions
         est.latest_training_job = job
         return est
 

@@ -16,16 +16,17 @@ when the job ends Failed or Stopped.
 from __future__ import annotations
 
 import copy
-import json
 import os
 import time
 from pathlib import Path
 
 from nbsage.errors import JobFailed, ValidationError
+from nbsage.job import Job, submit
 from nbsage.runtime.processing import check_local_path
 from nbsage.session import Session, check_name, unique_name
 from nbsage.store.artifacts import is_local, local_path
-from nbsage.store.metadata import TERMINAL, iso
+from nbsage.store.metadata import iso
+from nbsage.store.requests import ProcessingRequest
 
 CODE_DIR = "/opt/ml/processing/input/code"
 MAX_RUNTIME_LIMIT = 777600  # 9 days, SageMaker's limit
@@ -254,22 +255,13 @@ class Processor:
         return self._start(request, wait, logs)
 
     def _start(self, request: dict, wait: bool, logs: bool) -> "ProcessingJob":
-        from nbsage import backends
-        session, name = self.sagemaker_session, request["ProcessingJobName"]
-        place = backends.get(self.backend, session)
-        place.check(request)
-        root = session.jobs_dir / name / "opt_ml"
-        session.store.create_job(name, request, place.name, str(root), kind="processing")
-        try:
-            place.start(name)
-        except BaseException as e:  # a job that never started must not stay InProgress
-            session.store.set_status(name, "Failed", "Failed", "The job could not be started",
-                                     failure_reason=f"ClientError: {type(e).__name__}: {e}")
-            raise
-        job = ProcessingJob(name, session)
+        """CreateProcessingJob with the request built from the SDK's arguments, then follow it."""
+        typed = ProcessingRequest.from_dict(request)
+        submit(self.sagemaker_session, typed, self.backend)
+        job = ProcessingJob(typed.name, self.sagemaker_session)
         self.jobs.append(job)
         self.latest_job = job
-        self.arguments = (request["AppSpecification"].get("ContainerArguments"))
+        self.arguments = list(typed.arguments) if typed.arguments is not None else None
         if wait:
             job.wait(logs=bool(logs) and logs != "None")
         return job
@@ -318,48 +310,31 @@ def _check_distinct_paths(paths: list[str], what: str) -> None:
         seen.add(p)
 
 
-class ProcessingJob:
-    """A processing job in the store: describe (DescribeProcessingJob shape), wait, logs, stop."""
+class ProcessingJob(Job):
+    """A processing job in the store: describe (DescribeProcessingJob shape), wait, logs, stop (nbsage.job)."""
+
+    kind = "processing"
+    status_field = "ProcessingJobStatus"
 
     def __init__(self, name: str, session: Session | None = None):
-        self.name = name
-        self.sagemaker_session = self.session = session or Session.default()
-        self._store = self.session.store
-        job = self._store.get_job(name)  # raises JobError naming the job when it does not exist
-        if job["kind"] != "processing":
-            from nbsage.errors import JobError
-            raise JobError(f"{name!r} is a {job['kind']} job, not a processing job")
+        super().__init__(name, session)
+        self.sagemaker_session = self.session
 
     @classmethod
     def from_processing_name(cls, sagemaker_session: Session | None, processing_job_name: str) -> "ProcessingJob":
         """The SDK's way to get a handle on an existing job."""
         return cls(processing_job_name, sagemaker_session)
 
-    @property
-    def job_name(self) -> str:
-        return self.name
-
-    def _record(self) -> dict:
-        from nbsage import backends
-        return backends.refreshed_record(self.session, self.name)
-
     def describe(self) -> dict:
         """DescribeProcessingJob."""
         from nbsage.backends.processing_job import read_outcome
         job = self._record()
-        request = json.loads(job["request"])
         outcome = read_outcome(job["output_artifacts"])
         desc = {
             "ProcessingJobName": self.name,
             "ProcessingJobArn": f"arn:nbsage:local:processing-job/{self.name}",
             "ProcessingJobStatus": job["status"],
-            "ProcessingInputs": request.get("ProcessingInputs", []),
-            "ProcessingOutputConfig": request.get("ProcessingOutputConfig", {"Outputs": []}),
-            "ProcessingResources": request.get("ProcessingResources", {}),
-            "StoppingCondition": request.get("StoppingCondition", {}),
-            "AppSpecification": request.get("AppSpecification", {}),
-            "Environment": request.get("Environment", {}),
-            "RoleArn": request.get("RoleArn"),
+            **ProcessingRequest.from_json(job["request"]).described(),
             "CreationTime": iso(job["creation_time"]),
             "ProcessingStartTime": iso(job["start_time"]),
             "ProcessingEndTime": iso(job["end_time"]),
@@ -375,19 +350,15 @@ class ProcessingJob:
         return desc
 
     @property
-    def status(self) -> str:
-        return self._record()["status"]
-
-    @property
     def inputs(self) -> list[ProcessingInput]:
         """The inputs as ProcessingInput objects (source = the S3Uri staged)."""
-        items = json.loads(self._record()["request"]).get("ProcessingInputs", [])
+        items = ProcessingRequest.from_json(self._record()["request"]).inputs
         return [ProcessingInput(i["S3Input"]["S3Uri"], i["S3Input"]["LocalPath"], i["InputName"]) for i in items]
 
     @property
     def outputs(self) -> list[ProcessingOutput]:
         """The outputs as ProcessingOutput objects (destination = where the files are uploaded)."""
-        items = json.loads(self._record()["request"]).get("ProcessingOutputConfig", {}).get("Outputs", [])
+        items = ProcessingRequest.from_json(self._record()["request"]).outputs
         return [ProcessingOutput(o["S3Output"]["LocalPath"], o["S3Output"]["S3Uri"], o["OutputName"],
                                  o["S3Output"].get("S3UploadMode", "EndOfJob")) for o in items]
 
@@ -400,44 +371,14 @@ class ProcessingJob:
                                   f"{did_you_mean(name, outputs)}; outputs are {', '.join(outputs) or 'none'}")
         return outputs[name]
 
-    def logs(self, tail: int | None = None) -> list[str]:
-        lines = [line for _, _, line in self._store.get_logs(self.name)]
-        return lines[-tail:] if tail else lines
+    def failure(self, desc: dict) -> JobFailed:
+        error = super().failure(desc)
+        error.args = (f"processing job {self.name!r} ended {desc['ProcessingJobStatus']}: "
+                      f"{desc.get('FailureReason') or 'no reason recorded'}",)
+        return error
 
-    def metrics(self):
-        """Metric values scraped from the logs (#metric lines), as a pandas DataFrame."""
-        import pandas as pd
-        rows = self._store.get_metrics(self.name)
-        return pd.DataFrame(rows, columns=["id", "name", "value", "step", "timestamp"]).drop(columns="id")
-
-    def stop(self) -> None:
-        """StopProcessingJob: SIGTERM now, SIGKILL after the grace period; the job ends Stopped."""
-        from nbsage import backends
-        job = self._store.get_job(self.name)
-        backends.get(job["backend"], self.session).stop(self.name)
-
-    def wait(self, logs: bool = True, raise_on_failure: bool = True) -> dict:
-        """Block until the job ends, following it live; raise JobFailed if it did not complete."""
-        from nbsage.watch import watcher_for
-        watcher_for(_WatchedJob(self), logs=logs).run()
-        desc = self.describe()
-        if raise_on_failure and desc["ProcessingJobStatus"] != "Completed":
-            error = JobFailed(self.name, desc["ProcessingJobStatus"], desc.get("FailureReason"))
-            error.args = (f"processing job {self.name!r} ended {desc['ProcessingJobStatus']}: "
-                          f"{desc.get('FailureReason') or 'no reason recorded'}",)
-            raise error
-        return desc
-
-    def wait_quietly(self, timeout: float | None = None, poll: float = 0.1) -> dict:
-        """Block until the job ends (or `timeout` seconds pass) without printing; returns the description."""
-        deadline = time.monotonic() + timeout if timeout else None
-        while True:
-            desc = self.describe()
-            if desc["ProcessingJobStatus"] in TERMINAL:
-                return desc
-            if deadline and time.monotonic() > deadline:
-                return desc
-            time.sleep(poll)
+    def watched(self) -> "_WatchedJob":
+        return _WatchedJob(self)
 
     def __repr__(self) -> str:
         desc = self.describe()

@@ -14,13 +14,9 @@ import time
 from pathlib import Path
 
 from nbsage.errors import ValidationError
-from nbsage.store import ArtifactStore, MetadataStore
+from nbsage.store import Stores, default_home
 
 JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-
-
-def default_home() -> Path:
-    return Path(os.environ.get("NBSAGE_HOME") or "~/.nbsage").expanduser().resolve()
 
 
 # a counter from a random start: names made in one process never clash (3 random hex digits did
@@ -49,11 +45,9 @@ class Session:
     _default: "Session | None" = None
 
     def __init__(self, home: str | os.PathLike | None = None, artifact_root: str | None = None):
-        self.home = Path(home).expanduser().resolve() if home else default_home()
-        self.home.mkdir(parents=True, exist_ok=True)
-        self.artifact_root = artifact_root or os.environ.get("NBSAGE_ARTIFACT_ROOT") or str(self.home / "artifacts")
-        self.store = MetadataStore(self.home / "nbsage.db")
-        self.artifacts = ArtifactStore(self.artifact_root)
+        self.stores = Stores.open(home, artifact_root)
+        self.home, self.artifact_root = self.stores.home, self.stores.artifact_root
+        self.store, self.artifacts = self.stores.store, self.stores.artifacts
 
     @classmethod
     def default(cls) -> "Session":

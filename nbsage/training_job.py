@@ -1,50 +1,28 @@
-"""TrainingJob: a handle on one recorded job — describe, wait, logs, metrics, stop."""
+"""TrainingJob: a handle on one recorded training job — describe, wait, logs, metrics, stop (nbsage.job)."""
 from __future__ import annotations
 
 import json
 import time
 
-from nbsage.errors import JobFailed
+from nbsage.job import Job
 from nbsage.store.metadata import TERMINAL, iso
+from nbsage.store.requests import TrainingRequest
 
 TERMINAL_STATUSES = TERMINAL
 
 
-class TrainingJob:
+class TrainingJob(Job):
     """A training job in the store. Cheap to create; every property reads the store afresh."""
 
-    def __init__(self, name: str, session=None):
-        from nbsage.session import Session
-        self.name = name
-        self.session = session or Session.default()
-        self._store = self.session.store
-        self._store.get_job(name)  # raises JobError naming the job when it does not exist
-
-    @property
-    def job_name(self) -> str:
-        return self.name
-
-    def _record(self) -> dict:
-        from nbsage import backends
-        return backends.refreshed_record(self.session, self.name)
+    status_field = "TrainingJobStatus"
 
     def describe(self) -> dict:
         """The DescribeTrainingJob shape."""
         job = self._record()
-        request = json.loads(job["request"])
+        request = TrainingRequest.from_json(job["request"])
         start, end = job["start_time"], job["end_time"]
         seconds = int(round((end or time.time()) - start)) if start else 0
         transitions = self._store.transitions(self.name)
-        billable = seconds
-        if request.get("EnableManagedSpotTraining") and start:
-            if job.get("billable_seconds") is not None:
-                billable = int(round(job["billable_seconds"]))
-            else:  # still running: the time spent Interrupted or Restarting is not billed
-                from nbsage.backends.spot import unbilled_seconds
-                now = time.time()
-                lost = unbilled_seconds(transitions, now)
-                billable = int(round(max(0.0, (end or now) - start - lost)))
-            billable = min(billable, seconds)
         desc = {
             "TrainingJobName": self.name,
             "TrainingJobArn": f"arn:nbsage:local:training-job/{self.name}",
@@ -53,16 +31,7 @@ class TrainingJob:
             "SecondaryStatusTransitions": [
                 {"Status": t["status"], "StartTime": iso(t["start_time"]), "EndTime": iso(t["end_time"]),
                  "StatusMessage": t["message"] or ""} for t in transitions],
-            "HyperParameters": request.get("HyperParameters", {}),
-            "RoleArn": request.get("RoleArn", ""),
-            "AlgorithmSpecification": request.get("AlgorithmSpecification", {}),
-            "InputDataConfig": request.get("InputDataConfig", []),
-            "OutputDataConfig": request.get("OutputDataConfig", {}),
-            "ResourceConfig": request.get("ResourceConfig", {}),
-            "StoppingCondition": request.get("StoppingCondition", {}),
-            "CheckpointConfig": request.get("CheckpointConfig"),
-            "EnableManagedSpotTraining": request.get("EnableManagedSpotTraining", False),
-            "Environment": request.get("Environment", {}),
+            **request.described(),
             "FinalMetricDataList": self._store.final_metrics(self.name),
             "ModelArtifacts": {"S3ModelArtifacts": job["model_artifacts"]} if job["model_artifacts"] else {},
             "CreationTime": iso(job["creation_time"]),
@@ -70,7 +39,7 @@ class TrainingJob:
             "TrainingEndTime": iso(end),
             "LastModifiedTime": iso(job["last_modified"]),
             "TrainingTimeInSeconds": seconds,
-            "BillableTimeInSeconds": billable,
+            "BillableTimeInSeconds": _billable(job, request.managed_spot, transitions, seconds),
             "nbsage:Backend": job["backend"],
             "nbsage:JobRoot": job["root"],
             "nbsage:Progress": (job["progress_step"], job["progress_total"]),
@@ -82,21 +51,16 @@ class TrainingJob:
         return desc
 
     @property
-    def status(self) -> str:
-        return self._record()["status"]
-
-    @property
     def model_data(self) -> str | None:
         return self._record()["model_artifacts"]
 
     @property
     def hyperparameters(self) -> dict:
-        return json.loads(self._record()["request"]).get("HyperParameters", {})
+        return TrainingRequest.from_json(self._record()["request"]).hyperparameters
 
     @property
     def algorithm(self) -> str | None:
-        spec = json.loads(self._record()["request"]).get("AlgorithmSpecification", {})
-        return spec.get("AlgorithmName") or spec.get("TrainingImage")
+        return TrainingRequest.from_json(self._record()["request"]).image
 
     @property
     def request(self) -> dict:
@@ -104,41 +68,6 @@ class TrainingJob:
 
     def final_metrics(self) -> dict[str, float]:
         return {m["MetricName"]: m["Value"] for m in self._store.final_metrics(self.name)}
-
-    def metrics(self):
-        """Every metric value as a pandas DataFrame (name, step, value, timestamp)."""
-        import pandas as pd
-        rows = self._store.get_metrics(self.name)
-        return pd.DataFrame(rows, columns=["id", "name", "value", "step", "timestamp"]).drop(columns="id")
-
-    def logs(self, tail: int | None = None) -> list[str]:
-        lines = [line for _, _, line in self._store.get_logs(self.name)]
-        return lines[-tail:] if tail else lines
-
-    def stop(self) -> None:
-        """StopTrainingJob: SIGTERM now, SIGKILL after the grace period; the job ends Stopped."""
-        from nbsage import backends
-        job = self._store.get_job(self.name)
-        backends.get(job["backend"], self.session).stop(self.name)
-
-    def wait(self, logs: bool = True, raise_on_failure: bool = True) -> dict:
-        """Block until the job ends, following it live; raise JobFailed if it did not complete."""
-        from nbsage.watch import watcher_for
-        desc = watcher_for(self, logs=logs).run()
-        if raise_on_failure and desc["TrainingJobStatus"] != "Completed":
-            raise JobFailed(self.name, desc["TrainingJobStatus"], desc.get("FailureReason"))
-        return desc
-
-    def wait_quietly(self, timeout: float | None = None, poll: float = 0.1) -> dict:
-        """Block until the job ends without printing anything; returns the description."""
-        deadline = time.monotonic() + timeout if timeout else None
-        while True:
-            desc = self.describe()
-            if desc["TrainingJobStatus"] in TERMINAL_STATUSES:
-                return desc
-            if deadline and time.monotonic() > deadline:
-                return desc
-            time.sleep(poll)
 
     def __repr__(self) -> str:
         job = self._record()
@@ -166,3 +95,18 @@ class TrainingJob:
         body = "".join(f"<tr><th style='text-align:left'>{escape(k)}</th><td style='text-align:left'>{escape(str(v))}</td></tr>"
                        for k, v in rows)
         return f"<div><b>Training job {escape(self.name)}</b><table>{body}</table></div>"
+
+
+def _billable(job: dict, managed_spot: bool, transitions: list[dict], seconds: int) -> int:
+    """BillableTimeInSeconds: the training time, less, under managed spot, the time spent
+    Interrupted or Restarting (recorded at the end; counted from the transitions while it runs)."""
+    start, end = job["start_time"], job["end_time"]
+    if not (managed_spot and start):
+        return seconds
+    if job.get("billable_seconds") is not None:
+        billable = int(round(job["billable_seconds"]))
+    else:
+        from nbsage.backends.spot import unbilled_seconds
+        now = time.time()
+        billable = int(round(max(0.0, (end or now) - start - unbilled_seconds(transitions, now))))
+    return min(billable, seconds)

@@ -1,7 +1,8 @@
 """Following a running job: the watcher that `fit(wait=True, logs=True)` uses.
 
-In a Jupyter kernel the notebook face's live monitor is used (it registers itself here); in a
-terminal or under papermill, plain progress lines are printed.
+Faces register their watchers here (the API never imports a face): in a Jupyter kernel the
+notebook face's live monitor is used — `nbsage/__init__.py` registers a hook that imports it the
+first time a job is followed there; in a terminal or under papermill, plain progress lines are printed.
 """
 from __future__ import annotations
 
@@ -24,9 +25,8 @@ def in_notebook_kernel() -> bool:
 
 
 def watcher_for(job, logs: bool = True):
-    if in_notebook_kernel():
-        import nbsage.notebook.display  # noqa: F401  (registers the live monitor)
-    for factory in _factories:
+    """The first registered watcher that takes the job, else plain lines."""
+    for factory in list(_factories):  # a factory may register another (the lazy notebook hook)
         w = factory(job, logs=logs)
         if w is not None:
             return w

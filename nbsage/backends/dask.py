@@ -6,7 +6,7 @@ machine with one worker process per instance and closes it when the job ends.
 
 As on the local place, `start` launches a detached supervisor (`python -m
 nbsage.backends.dask_supervisor JOB [--scheduler ADDR]`), so a job outlives the kernel that started
-it; stop (SIGTERM to the supervisor) and refresh are the local place's. The supervisor is a Dask
+it; start, stop (SIGTERM to the supervisor) and refresh are nbsage.backends.base.SupervisedBackend's. The supervisor is a Dask
 client: it picks one worker per instance, runs host i's runtime on worker i (nbsage.backends.multi_host:
 staged into the worker's local directory, rank variables with MASTER_ADDR = worker 0's address),
 streams the hosts' lines back through Dask events, and uploads algo-1's model.tar.gz, which comes
@@ -25,7 +25,7 @@ is shipped with the job.
 """
 from __future__ import annotations
 
-from nbsage.backends.local import LocalBackend
+from nbsage.backends.base import SupervisedBackend
 from nbsage.backends.options import PlaceOption
 from nbsage.errors import PlaceError, ValidationError
 
@@ -61,7 +61,7 @@ def require_distributed():
     return distributed
 
 
-class DaskBackend(LocalBackend):
+class DaskBackend(SupervisedBackend):
     """Jobs on a Dask cluster: an existing scheduler, or a LocalCluster started for each job."""
 
     name = "dask"
@@ -80,18 +80,18 @@ class DaskBackend(LocalBackend):
         self.n_workers = options.get("n_workers")
         self.threads_per_worker = options.get("threads_per_worker")
 
-    def check(self, request: dict) -> None:
+    def check(self, request) -> None:
         from nbsage.runtime.environment import count_gpus, is_gpu_instance_type
         require_distributed()
-        if "AppSpecification" in request:
-            raise PlaceError("the dask place runs training jobs; run processing jobs on the local place "
+        if request.kind != "training":
+            raise PlaceError(f"the dask place runs training jobs; run {request.kind} jobs on the local place "
                              "(backend='local')")
         self.check_artifact_root(request)
-        count = int(request.get("ResourceConfig", {}).get("InstanceCount", 1) or 1)
+        count = request.instance_count
         if self.scheduler is None and self.n_workers and int(self.n_workers) < count:
             raise PlaceError(f"n_workers={self.n_workers} is fewer than instance_count={count}: the dask place runs "
                              "each instance on a worker of its own")
-        instance_type = request.get("ResourceConfig", {}).get("InstanceType", "local")
+        instance_type = request.instance_type
         if not is_gpu_instance_type(instance_type):
             return
         if self.scheduler is None:
@@ -125,9 +125,8 @@ class DaskBackend(LocalBackend):
 
     def describe_place(self) -> dict:
         if self.scheduler is None:
-            place = super().describe_place()
-            place.update(name=self.name, where="a LocalCluster on this machine, started for each job")
-            return place
+            from nbsage.backends.local import this_machine
+            return {"name": self.name, **this_machine(), "where": "a LocalCluster on this machine, started for each job"}
         distributed = require_distributed()
         from nbsage.runtime.environment import count_gpus
         try:

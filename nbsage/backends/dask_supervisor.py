@@ -31,8 +31,12 @@ import time
 import uuid
 from pathlib import Path
 
+from nbsage.backends.base import supervisor_main
+from nbsage.backends.lifecycle import JobLifecycle, client_error, described, internal_error
 from nbsage.backends.multi_host import HostGroup, HostResult, host_threads, rank_environment, run_host
 from nbsage.runtime.layout import JobRoot
+from nbsage.store import Stores
+from nbsage.store.requests import TrainingRequest, request_of
 
 # how long a job waits for the cluster to have one worker per instance
 WORKER_WAIT_SECONDS = float(os.environ.get("NBSAGE_DASK_WORKER_WAIT_SECONDS", "60"))
@@ -101,7 +105,7 @@ def run_host_on_worker(job_name: str, request: dict, index: int, rank_env: dict,
             return True
 
     env = dict(os.environ, TRAINING_JOB_NAME=job_name, PYTHONUNBUFFERED="1")
-    env.update(request.get("Environment") or {})
+    env.update(TrainingRequest.from_dict(request).environment)
     env.update(rank_env)
     try:
         result = run_host(request, index, root, env, on_line, should_stop, code_source=code_source,
@@ -161,11 +165,12 @@ class _NoWorkers(Exception):
 class _DaskHosts:
     """The hosts of one job on a Dask cluster, as its supervisor runs them."""
 
-    def __init__(self, client, session, job: dict, request: dict):
-        self.client, self.session, self.job_name, self.request = client, session, job["name"], request
+    def __init__(self, client, stores: Stores, job: dict, request: TrainingRequest):
+        self.client, self.store, self.job_name, self.request = client, stores.store, job["name"], request
         self.root = JobRoot(job["root"])
+        self.life = JobLifecycle(self.store, self.job_name, request.kind)
         self.stop_wanted = threading.Event()
-        self.group = HostGroup(session, self.job_name, request, stop_hosts=self.stop_wanted.set)
+        self.group = HostGroup(stores, self.job_name, request, stop_hosts=self.stop_wanted.set)
         self._new_names()
         self.received: dict[str, int] = {}
         self.results: dict[str, dict] = {}
@@ -184,10 +189,6 @@ class _DaskHosts:
         for line in msg.get("lines", ()):
             self.group.line(host, line)
         self.received[host] = self.received.get(host, 0) + len(msg.get("lines", ()))
-
-    def fail(self, reason: str, message: str = "Training job failed") -> int:
-        self.session.store.set_status(self.job_name, "Failed", "Failed", message, failure_reason=reason)
-        return 0
 
     def workers(self) -> dict:
         return self.client.scheduler_info(n_workers=-1)["workers"]
@@ -213,10 +214,8 @@ class _DaskHosts:
             return self._run(where)
         except (OSError, TimeoutError) as e:  # CommClosedError is an OSError
             if self.stop_wanted.is_set():
-                self.session.store.set_status(self.job_name, "Stopped", "Stopped", "Training job stopped")
-                return 0
-            return self.fail(f"InternalServerError: lost the Dask cluster at {where} during the job: "
-                             f"{type(e).__name__}: {e}")
+                return self.life.stopped()
+            return self.life.failed(internal_error(f"lost the Dask cluster at {where} during the job: {described(e)}"))
         finally:
             self.group.sink.close()  # every line written reaches the store, on every way out
 
@@ -224,11 +223,10 @@ class _DaskHosts:
         hosts = self.group.hosts
         workers = self.wait_for_workers()
         if self.stop_wanted.is_set():
-            self.session.store.set_status(self.job_name, "Stopped", "Stopped", "Stopped before training started")
-            return 0
+            return self.life.stopped_before_start()
         if workers is None:
-            return self.fail(self._too_few(where))
-        source = self.request.get("nbsage:SourceDir")
+            return self.life.failed(self._too_few(where))
+        source = self.request.source_dir
         code = _pack(source) if source and Path(source).exists() else None
         self.group.begin()
         first = [workers]
@@ -247,7 +245,7 @@ class _DaskHosts:
         try:
             self.group.run(run_hosts)
         except _NoWorkers as e:
-            return self.fail(str(e))
+            return self.life.failed(str(e))
         master = self.results.get(hosts[0]) or {}
         self.root.output_dir.mkdir(parents=True, exist_ok=True)
         for name, path in (("model", self.root.model_archive), ("output", self.root.output_archive)):
@@ -257,29 +255,18 @@ class _DaskHosts:
 
     def _too_few(self, where: str) -> str:
         hosts = self.group.hosts
-        return (f"ClientError: the Dask cluster at {where} has {len(self.workers())} worker(s) and the job "
-                f"asks for {len(hosts)} instances, one worker each (waited {WORKER_WAIT_SECONDS:g} s); "
-                "add workers or lower instance_count")
+        return client_error(f"the Dask cluster at {where} has {len(self.workers())} worker(s) and the job "
+                            f"asks for {len(hosts)} instances, one worker each (waited {WORKER_WAIT_SECONDS:g} s); "
+                            "add workers or lower instance_count")
 
     def _run_hosts(self, where: str, workers: dict, code: bytes | None) -> None:
         """Every host on a worker of its own, until each has finished (one attempt)."""
-        from distributed import Event, wait
-        from nbsage.runtime.environment import is_gpu_instance_type
+        from distributed import Event
         hosts = self.group.hosts
         self._new_names()
         self.received = {}
         self.results = {}
-        # idle workers first: a worker runs one host of one job at a time (the runtime is its task)
-        candidates = sorted(workers, key=lambda w: (_busy(workers[w]), w))
-        instance_type = self.request.get("ResourceConfig", {}).get("InstanceType", "local")
-        if is_gpu_instance_type(instance_type):
-            from nbsage.runtime.environment import count_gpus
-            gpus = self.client.run(count_gpus)
-            candidates = [w for w in candidates if gpus.get(w)]
-            if len(candidates) < len(hosts):
-                raise _NoWorkers(f"ClientError: instance type {instance_type!r} asks for a GPU on each of {len(hosts)} "
-                                 f"instances and {len(candidates)} worker(s) of the Dask cluster at {where} have one")
-        chosen = candidates[:len(hosts)]
+        chosen = self._choose_workers(where, workers)
         master_addr = _host_of(chosen[0])
         port = self.client.run(_free_port_here, master_addr, workers=[chosen[0]])[chosen[0]]
         stop_event = Event(self.event_name, client=self.client)
@@ -289,16 +276,38 @@ class _DaskHosts:
         for i, (host, worker) in enumerate(zip(hosts, chosen)):
             env = rank_environment(hosts, i, master_addr, port, workers[worker].get("nthreads") or 1)
             futures[host] = self.client.submit(
-                run_host_on_worker, self.job_name, self.request, i, env, code, self.event_name, self.topic,
+                run_host_on_worker, self.job_name, self.request.to_dict(), i, env, code, self.event_name, self.topic,
                 key=f"nbsage-{self.job_name}-{host}-{uuid.uuid4().hex[:8]}", workers=[worker],
                 allow_other_workers=False, pure=False, retries=0)
-        where_of = dict(zip(hosts, chosen))
-        if self.session.store.get_job(self.job_name)["stop_requested"]:
+        if self.store.get_job(self.job_name)["stop_requested"]:
             self.group.request_stop()
-        results = self.results
+        self._follow(futures, dict(zip(hosts, chosen)), stop_event)
+        self.client.unsubscribe_topic(self.topic)
+
+    def _choose_workers(self, where: str, workers: dict) -> list[str]:
+        """One worker per host, idle ones first (a worker runs one host of one job at a time: the
+        runtime is its task), with a GPU for a GPU instance type."""
+        from nbsage.runtime.environment import is_gpu_instance_type
+        hosts = self.group.hosts
+        candidates = sorted(workers, key=lambda w: (_busy(workers[w]), w))
+        instance_type = self.request.instance_type
+        if is_gpu_instance_type(instance_type):
+            from nbsage.runtime.environment import count_gpus
+            gpus = self.client.run(count_gpus)
+            candidates = [w for w in candidates if gpus.get(w)]
+            if len(candidates) < len(hosts):
+                raise _NoWorkers(client_error(f"instance type {instance_type!r} asks for a GPU on each of {len(hosts)} "
+                                              f"instances and {len(candidates)} worker(s) of the Dask cluster at "
+                                              f"{where} have one"))
+        return candidates[:len(hosts)]
+
+    def _follow(self, futures: dict, where_of: dict, stop_event) -> None:
+        """Until every host has finished: hand a stop on to the hosts, record each host's end, and
+        end a host whose worker left the cluster."""
+        from distributed import wait
         stop_sent = False
         last_check = 0.0
-        while len(self.group.results) < len(hosts):
+        while len(self.group.results) < len(futures):
             pending = [f for h, f in futures.items() if h not in self.group.results]
             try:
                 wait(pending, timeout=0.25, return_when="FIRST_COMPLETED")
@@ -308,17 +317,8 @@ class _DaskHosts:
                 stop_event.set()
                 stop_sent = True
             for host, future in futures.items():
-                if host in self.group.results or not future.done():
-                    continue
-                try:
-                    out = future.result()
-                except Exception as e:  # the task itself broke (nbsage missing on the worker, ...)
-                    self.group.finished(HostResult(host, None, f"InternalServerError: host {host} on Dask worker "
-                                                               f"{where_of[host]}: {type(e).__name__}: {e}"))
-                    continue
-                self._wait_for_lines(host, out["lines"])
-                results[host] = out
-                self.group.finished(HostResult(host, out["rc"], out["failure"], stopped=bool(out.get("stopped"))))
+                if host not in self.group.results and future.done():
+                    self._host_done(host, future, where_of[host])
             if time.monotonic() - last_check >= 0.5:
                 last_check = time.monotonic()
                 alive = set(self.workers())
@@ -326,11 +326,21 @@ class _DaskHosts:
                     if host not in self.group.results and worker not in alive:
                         futures[host].cancel()
                         self.group.finished(HostResult(
-                            host, None, f"InternalServerError: the Dask worker {worker} that ran {host} left the "
-                                        "cluster during the job (killed, or out of memory?)", lost=True))
+                            host, None, internal_error(f"the Dask worker {worker} that ran {host} left the "
+                                                       "cluster during the job (killed, or out of memory?)"), lost=True))
         if self.stop_wanted.is_set() and not stop_sent:
             stop_event.set()
-        self.client.unsubscribe_topic(self.topic)
+
+    def _host_done(self, host: str, future, worker: str) -> None:
+        try:
+            out = future.result()
+        except Exception as e:  # the task itself broke (nbsage missing on the worker, ...)
+            self.group.finished(HostResult(host, None, internal_error(f"host {host} on Dask worker {worker}: "
+                                                                      f"{described(e)}")))
+            return
+        self._wait_for_lines(host, out["lines"])
+        self.results[host] = out
+        self.group.finished(HostResult(host, out["rc"], out["failure"], stopped=bool(out.get("stopped"))))
 
     def _wait_for_lines(self, host: str, count: int, timeout: float = 5.0) -> None:
         """Events and results travel separately: let the host's last lines arrive before its end is recorded."""
@@ -341,11 +351,11 @@ class _DaskHosts:
 
 def supervise(job_name: str, scheduler: str | None = None, n_workers: int | None = None,
               threads_per_worker: int | None = None) -> int:
-    from nbsage.session import Session
-    session = Session()
-    job = session.store.get_job(job_name)
-    request = json.loads(job["request"])
-    count = int(request.get("ResourceConfig", {}).get("InstanceCount", 1) or 1)
+    stores = Stores.from_environment()
+    store = stores.store
+    job = store.get_job(job_name)
+    request = request_of(job)
+    count = request.instance_count
     stopping = threading.Event()
     hosts_holder: dict = {}
 
@@ -359,11 +369,11 @@ def supervise(job_name: str, scheduler: str | None = None, n_workers: int | None
     cluster = None
     if scheduler:
         where = scheduler
-        session.store.add_logs(job_name, [(time.time(), f"Dask place: connecting to the scheduler at {scheduler}")])
+        store.add_logs(job_name, [(time.time(), f"Dask place: connecting to the scheduler at {scheduler}")])
     else:
         n_workers = n_workers or count
         where = f"a LocalCluster of {n_workers} workers"
-        session.store.add_logs(job_name, [(time.time(), f"Dask place: starting {where}")])
+        store.add_logs(job_name, [(time.time(), f"Dask place: starting {where}")])
     try:
         if scheduler:
             client = Client(scheduler, timeout=30)
@@ -374,13 +384,13 @@ def supervise(job_name: str, scheduler: str | None = None, n_workers: int | None
             client = Client(cluster)
             where = f"{where} ({cluster.scheduler_address})"
     except (OSError, TimeoutError) as e:
-        session.store.set_status(job_name, "Failed", "Failed", "The Dask cluster could not be reached",
-                                 failure_reason=f"ClientError: cannot reach the Dask scheduler at {where}: {e}")
+        JobLifecycle(store, job_name, request.kind).failed_client(
+            f"cannot reach the Dask scheduler at {where}: {e}", "The Dask cluster could not be reached")
         return 1
     try:
-        hosts = _DaskHosts(client, session, job, request)
+        hosts = _DaskHosts(client, stores, job, request)
         hosts_holder["hosts"] = hosts
-        if stopping.is_set() or session.store.get_job(job_name)["stop_requested"]:
+        if stopping.is_set() or store.get_job(job_name)["stop_requested"]:
             hosts.stop_wanted.set()
         return hosts.run(where)
     finally:
@@ -398,11 +408,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     # by its module name, not __main__: the workers import run_host_on_worker from nbsage
     from nbsage.backends import dask_supervisor
-    try:
-        return dask_supervisor.supervise(args.job_name, args.scheduler, args.n_workers, args.threads_per_worker)
-    except Exception as e:  # never leave the job InProgress
-        from nbsage.backends.base import fail_unexpectedly
-        return fail_unexpectedly(args.job_name, e)
+    return supervisor_main(dask_supervisor.supervise, args.job_name, args.scheduler, args.n_workers,
+                           args.threads_per_worker)  # never leaves the job InProgress
 
 
 if __name__ == "__main__":

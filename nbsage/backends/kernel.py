@@ -32,11 +32,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-import threading
 
-from nbsage.backends.base import Backend
+from nbsage.backends.base import SupervisedBackend
 from nbsage.backends.options import PlaceOption
 from nbsage.errors import PlaceError, did_you_mean
 from nbsage.store.metadata import pid_alive
@@ -45,7 +42,7 @@ TRANSFERS = ("auto", "connection")
 PLACE_FILE = "kernel-place.json"  # the kernel's whereabouts, next to the job's supervisor.log
 
 
-class KernelBackend(Backend):
+class KernelBackend(SupervisedBackend):
     """Runs a job in a Jupyter kernel: a local kernelspec, a kernel gateway's kernel, or a running kernel."""
 
     name = "kernel"
@@ -59,6 +56,8 @@ class KernelBackend(Backend):
         PlaceOption("transfer", "how channels and artifacts travel: auto (straight through the artifact store "
                     "when both sides reach it) or connection", metavar="HOW", choices=TRANSFERS),
     )
+
+    supervisor_module = "nbsage.backends.kernel_supervisor"
 
     def __init__(self, session, gateway: str | None = None, kernel: str | None = None,
                  connection_file: str | None = None, gateway_token: str | None = None,
@@ -95,17 +94,13 @@ class KernelBackend(Backend):
             raise PlaceError(f"env {', '.join(bad_env)}: a kernel gateway passes only KERNEL_* variables "
                              "to the kernels it starts; name them KERNEL_...")
 
-    def check(self, request: dict) -> None:
+    def check(self, request) -> None:
         from nbsage.backends import kernel_transport as kt
-        if "ProcessingJobName" in request:
-            raise PlaceError("the kernel place runs training jobs; run processing jobs on the local place "
+        if request.kind != "training":
+            raise PlaceError(f"the kernel place runs training jobs; run {request.kind} jobs on the local place "
                              "(backend='local')")
         self._check_options()
-        output = request.get("OutputDataConfig", {}).get("S3OutputPath", "")
-        if output.startswith("memory://") or self.session.artifact_root.startswith("memory://"):
-            raise PlaceError("memory:// lives inside one process and the kernel place runs each job through its "
-                             "own supervisor process, so the job's artifacts would be lost; use a folder, "
-                             "file:// or s3:// URL")
+        self.check_artifact_root(request)
         if self.gateway:
             names = kt.gateway_kernel_names(self.gateway, self.gateway_token)  # also: does it answer?
             if self.kernel and self.kernel not in names:
@@ -120,53 +115,15 @@ class KernelBackend(Backend):
         elif not os.path.isfile(os.path.expanduser(self.connection_file)):
             raise PlaceError(f"connection file {self.connection_file!r} does not exist")
 
-    # ---- a job's life ----------------------------------------------------------------------------
-    def start(self, job_name: str) -> None:
+    # ---- a job's life: nbsage.backends.base.SupervisedBackend's, with the kernel's whereabouts -----------
+    def prepare_launch(self, job_dir) -> None:
         self._check_options()
-        store = self.session.store
-        job_dir = self.session.jobs_dir / job_name
-        job_dir.mkdir(parents=True, exist_ok=True)
         place_file = job_dir / PLACE_FILE
         place_file.write_text(json.dumps(self.place(), indent=2))
         os.chmod(place_file, 0o600)  # it may hold the gateway's token
-        env = dict(os.environ, NBSAGE_HOME=str(self.session.home),
-                   NBSAGE_ARTIFACT_ROOT=self.session.artifact_root, PYTHONUNBUFFERED="1")
-        with open(job_dir / "supervisor.log", "ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "nbsage.backends.kernel_supervisor", job_name],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                start_new_session=True, close_fds=True)
-        store.update_job(job_name, supervisor_pid=proc.pid)
-        threading.Thread(target=proc.wait, daemon=True).start()  # reap it: no zombie of this process
 
-    def stop(self, job_name: str) -> None:
-        store = self.session.store
-        job = store.get_job(job_name)
-        if job["status"] != "InProgress":
-            return
-        store.update_job(job_name, stop_requested=1)
-        store.set_status(job_name, "Stopping", "Stopping", "Stopping the training job")
-        pid = job.get("supervisor_pid")
-        if pid and pid_alive(pid):
-            try:
-                os.kill(pid, signal.SIGTERM)  # the supervisor interrupts the kernel
-            except ProcessLookupError:
-                pass
-
-    def refresh(self, job: dict) -> None:
-        if job["status"] not in ("InProgress", "Stopping"):
-            return
-        pid = job.get("supervisor_pid")
-        if pid is None or pid_alive(pid):
-            return
-        where = self._release_kernel(job["name"])
-        if job.get("stop_requested"):
-            self.session.store.set_status(job["name"], "Stopped", "Stopped", "Training job stopped")
-            return
-        self.session.store.set_status(
-            job["name"], "Failed", "Failed", "The job's supervisor process ended unexpectedly",
-            failure_reason=f"InternalServerError: the process that followed this job in {where} (pid {pid}) "
-                           f"ended unexpectedly; see {self.session.jobs_dir / job['name']}/supervisor.log")
+    def release(self, job: dict) -> str:
+        return f"followed this job in {self._release_kernel(job['name'])}"
 
     def _release_kernel(self, job_name: str) -> str:
         """Shut down a kernel the dead supervisor had started; returns the kernel in words."""

@@ -1,7 +1,8 @@
 """The kernel place's remote half: runs inside the Jupyter kernel that runs the job.
 
 The notebook's side (nbsage.backends.kernel_supervisor) sends short calls into the kernel, e.g.
-`__import__("nbsage.backends.kernel_agent", fromlist=["_"]).receive("job", "<base64>")`; each
+`__import__('nbsage.backends.kernel_agent', fromlist=['_']).receive('job')` (built by
+nbsage.backends.kernel_transport.call_code); each
 returns a JSON string. Between them this module keeps the job's state, so nothing is added to the
 kernel's user namespace. It needs only nbsage on the remote host; it never opens the notebook's
 store: the job root arrives as a tar stream in chunks, log lines go back as the kernel's stdout
@@ -18,13 +19,11 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tarfile
-import threading
 from pathlib import Path
 
-from nbsage.backends.runtime_process import die_with_parent, terminate_group
+from nbsage.backends.runtime_process import RuntimeRun, max_runtime_limit, terminate_group
 
 _jobs: dict[str, dict] = {}
 
@@ -130,6 +129,12 @@ def _release_fastfile(root: Path) -> None:
 
 
 
+def _print(text: str) -> None:
+    """One line of the runtime's output to the kernel's stdout, which the notebook's side reads."""
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.stdout.flush()
+
+
 def _ignore_interrupts() -> None:
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the kernel restores its handler after the request
@@ -157,52 +162,27 @@ def run(name: str, environment: str = "{}", max_runtime: float | None = None, gr
         from nbsage.backends.pipe_feeder import PipeFeeder
         feeder = PipeFeeder(root, json.loads(pipe_request), log=lambda line: print(line, flush=True))
         feeder.start()
-    proc = subprocess.Popen([sys.executable, "-m", "nbsage.runtime", "train", "--root", str(root.path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                            cwd=str(root.path), start_new_session=True, preexec_fn=die_with_parent)
-    job["proc"] = proc
-    if limits:
-        limit_list = json.loads(limits)
-    else:
-        limit_list = [[float(max_runtime), "MaxRuntimeExceeded",
-                       f"MaxRuntimeInSeconds ({max_runtime}) exceeded: stopping the job"]] if max_runtime else []
-    exceeded: list[str] = []
-    lock = threading.Lock()
-
-    def enforce(limit: str, message: str):
-        with lock:
-            if exceeded or proc.poll() is not None:
-                return
-            exceeded.append(limit)
-        print(message, flush=True)
-        terminate_group(proc, grace)
-
-    timers = [threading.Timer(float(seconds), enforce, args=(limit, message)) for seconds, limit, message in limit_list]
-    for timer in timers:
-        timer.daemon = True
-        timer.start()
+    limit_list = json.loads(limits) if limits else [max_runtime_limit(max_runtime)] if max_runtime else []
+    runtime = job["runtime"] = RuntimeRun(grace)
     stopped = False
     try:
         try:
-            for raw in proc.stdout:
-                sys.stdout.write(raw.decode("utf-8", errors="replace"))
-                sys.stdout.flush()
-            rc = proc.wait()
+            rc, exceeded = runtime.run("train", root.path, env, _print, limit_list)
         except KeyboardInterrupt:
-            stopped = True
+            stopped, exceeded = True, runtime.exceeded
             _ignore_interrupts()  # the notebook's side repeats the interrupt until run returns
+            proc = runtime.proc
+            if proc is None:  # interrupted before the runtime started: nothing ran
+                raise
             terminate_group(proc, grace)
             rc = proc.wait()
             for raw in proc.stdout:  # the runtime's last words ("Training stopped ...")
-                sys.stdout.write(raw.decode("utf-8", errors="replace"))
-            sys.stdout.flush()
+                _print(raw.decode("utf-8", errors="replace"))
     finally:
-        for timer in timers:
-            timer.cancel()
         if feeder is not None:
             feeder.stop()
         _release_fastfile(root.path)  # the runtime has ended: its FastFile mounts go
-    return _reply(rc=rc, stopped=stopped, exceeded=exceeded[0] if exceeded else None, failure=root.failure_reason(),
+    return _reply(rc=rc, stopped=stopped, exceeded=exceeded, failure=root.failure_reason(),
                   model_size=root.model_archive.stat().st_size if root.model_archive.exists() else None,
                   output_size=root.output_archive.stat().st_size if root.output_archive.exists() else None)
 
@@ -232,7 +212,7 @@ def close(name: str) -> str:
     """Remove the job root (the kernel's host keeps nothing of a finished job, as a SageMaker instance)."""
     job = _jobs.pop(name, None)
     if job is not None:
-        proc = job.get("proc")
+        proc = job["runtime"].proc if job.get("runtime") else None
         if proc is not None and proc.poll() is None:
             terminate_group(proc, 0)
         _release_fastfile(job["root"])

@@ -17,18 +17,18 @@ SIGTERM (StopTrainingJob) interrupts the kernel: the runtime there gets SIGTERM,
 Steps 3 and its checkpoint sync run through nbsage.backends.spot: under managed spot a runtime
 killed by a signal runs again in the same kernel, and a kernel that dies is replaced by a new one
 that gets steps 1-2 again.
+
+`_KernelJob` holds one job's state between those steps (the kernel now, the job root there, how
+the last attempt ended); nbsage.backends.kernel_staging packs what travels to the kernel.
 """
 from __future__ import annotations
 
-import ast
 import base64
-import copy
 import json
 import os
 import shutil
 import signal
 import sys
-import tarfile
 import threading
 import time
 from pathlib import Path
@@ -42,19 +42,28 @@ from nbsage.backends.kernel_transport import (
     KernelGone,
     LocalKernel,
 )
-from nbsage.backends.base import fail_unexpectedly
+from nbsage.backends.base import supervisor_main
+from nbsage.backends.kernel_staging import (
+    PIPE_SOURCES,
+    checkpoint_call,
+    kernel_reads,
+    pack_job_root,
+    stage_pipe_sources,
+    start_checkpoints,
+)
+from nbsage.backends.lifecycle import JobLifecycle, client_error, internal_error, runtime_failure
 from nbsage.backends.log_stream import LogSink
 from nbsage.backends.spot import Attempt, ManagedSpot, RestartFailed, killed_by
-from nbsage.backends.staging import artifact_uris, channel_options, collect, prepare_root, stage_channel
+from nbsage.backends.staging import artifact_uris, channel_options, collect, prepare_root
 from nbsage.errors import NBSageError, PlaceError
 from nbsage.runtime.job_config import write_job_configs
 from nbsage.runtime.layout import JobRoot
-from nbsage.store.artifacts import is_local
+from nbsage.store import Stores
+from nbsage.store.requests import request_of
 
 CHUNK = 2 << 20  # raw bytes per execute request (base64 makes it a third larger)
 STOP_GRACE_SECONDS = float(os.environ.get("NBSAGE_STOP_GRACE_SECONDS", "10"))
-PIPE_SOURCES = ".nbsage-pipe"  # input/<this>/<channel>: Pipe channels' objects, fed into FIFOs there
-AGENT = '__import__("nbsage.backends.kernel_agent", fromlist=["_"])'
+AGENT = "nbsage.backends.kernel_agent"  # the module whose functions the supervisor calls in the kernel
 
 
 def open_kernel(place: dict, cwd: str | None = None, quiet: bool = False) -> KernelConnection:
@@ -70,18 +79,13 @@ def open_kernel(place: dict, cwd: str | None = None, quiet: bool = False) -> Ker
 
 def call(conn: KernelConnection, function: str, *args, on_stream=None, metadata: dict | None = None) -> dict:
     """Call kernel_agent.<function>(*args) in the kernel; its JSON answer, decoded."""
-    code = f"{AGENT}.{function}({', '.join(repr(a) for a in args)})"
     try:
-        text = conn.execute(code, on_stream, metadata)
+        return conn.call(AGENT, function, *args, on_stream=on_stream, metadata=metadata)
     except KernelCodeError as e:
         if e.ename in ("ModuleNotFoundError", "ImportError") and "nbsage" in e.evalue:
             raise PlaceError(f"the Jupyter kernel {conn.describe()} cannot import nbsage ({e.evalue}); "
                              "install nbsage in the kernel's environment") from None
         raise
-    if text is None:
-        raise PlaceError(f"the Jupyter kernel {conn.describe()} gave no answer to {function}(): "
-                         "is it an IPython kernel?")
-    return json.loads(ast.literal_eval(text))
 
 
 class _Lines:
@@ -140,89 +144,14 @@ def _write_place(path: Path, **values) -> None:
     path.write_text(json.dumps(place, indent=2))
 
 
-def _kernel_reads(uri: str, transfer: str) -> bool:
-    """Whether the kernel reads this channel itself: a URL both sides reach (not a path, not memory://)."""
-    return transfer == "auto" and not is_local(uri) and not uri.startswith("memory://")
-
-
-def _pack(root: JobRoot, archive: Path) -> Path:
-    """input/ and code/ of the root as one tar.gz (FastFile links become the files they point to)."""
-    with tarfile.open(archive, "w:gz", compresslevel=1, dereference=True) as tar:
-        for part in (root.input_dir, root.code_dir):
-            if part.exists():
-                tar.add(part, arcname=part.name)
-    return archive
-
-
 def supervise(job_name: str) -> int:
-    from nbsage.session import Session
-    session = Session()
-    store = session.store
-    job = store.get_job(job_name)
+    stores = Stores.from_environment()
+    job = stores.store.get_job(job_name)
     if job["kind"] != "training":
-        store.set_status(job_name, "Failed", "Failed", "Not a training job",
-                         failure_reason="ClientError: the kernel place runs training jobs only")
+        JobLifecycle(stores.store, job_name, job["kind"]).failed(
+            client_error("the kernel place runs training jobs only"), "Not a training job")
         return 1
-    request = json.loads(job["request"])
-    job_dir = session.jobs_dir / job_name
-    place_file = job_dir / PLACE_FILE
-    place = json.loads(place_file.read_text())
-    transfer = place.get("transfer") or "auto"
-    root = JobRoot(job["root"])
-    # LogSink flushes on a timer too, so lines before a quiet spell reach the store at once
-    sink = LogSink(store, job_name, request.get("AlgorithmSpecification", {}).get("MetricDefinitions"))
-    lines = _Lines(sink)
-    stopper = _Stopper()
-    signal.signal(signal.SIGTERM, stopper.on_sigterm)
-
-    def stop_requested() -> bool:
-        return stopper.requested.is_set() or bool(store.get_job(job_name)["stop_requested"])
-
-    def stopped(message: str = "Training job stopped") -> int:
-        lines.flush()
-        sink.flush()
-        store.set_status(job_name, "Stopped", "Stopped", message)
-        return 0
-
-    def failed(reason: str, message: str = "Training job failed") -> int:
-        lines.flush()
-        sink.flush()
-        store.set_status(job_name, "Failed", "Failed", message, failure_reason=reason)
-        return 0
-
-    started = time.time()
-    store.update_job(job_name, start_time=started)
-    try:
-        conn = open_kernel(place, cwd=str(job_dir))
-    except PlaceError as e:
-        return failed(f"ClientError: {e}", "The kernel could not be started")
-    stopper.conn = conn
-    where = conn.describe()
-    _write_place(place_file, **{k: v for k, v in conn.info().items() if v is not None})
-    sink.write(f"Running on the Jupyter kernel {where}")
-    held = {"conn": conn}  # the kernel now: managed spot replaces a kernel that died
-    try:
-        return _run(session, job_name, request, root, job_dir, held, place, transfer, sink, lines, stopper,
-                    stop_requested, stopped, failed, started)
-    except KernelGone as e:
-        if stop_requested():
-            return stopped()
-        return failed(f"InternalServerError: {e}; the job was lost with it", "The kernel died")
-    except KernelCodeError as e:
-        if stop_requested():
-            return stopped()
-        return failed(f"InternalServerError: the kernel place's code failed in the Jupyter kernel {where}: {e}")
-    except PlaceError as e:
-        return failed(f"ClientError: {e}")
-    finally:
-        stopper.finished.set()
-        conn = held["conn"]
-        try:
-            call(conn, "close", job_name)  # the kernel's host keeps nothing of the job
-        except (NBSageError, OSError):
-            pass
-        conn.close()  # shuts down a kernel that was started for the job
-        sink.close()
+    return _KernelJob(stores, job).supervise()
 
 
 class _StagingFailed(Exception):
@@ -233,254 +162,273 @@ class _StagingFailed(Exception):
         super().__init__(str(error))
 
 
-def _send_job(conn, store, job_name, request, root, job_dir, transfer, sink, stop_requested,
-              first: bool = True) -> tuple[str, dict | None] | None:
-    """Make the job root in the kernel and send it there: (remote root, Pipe request), or None when
-    a stop came first. Raises _StagingFailed when staging here fails."""
-    remote_root = call(conn, "open_job", job_name)["root"]
-    sink.write(f"Job root on the kernel's side: {remote_root}")
-    if stop_requested():
-        return None
+class _KernelJob:
+    """One training job on the kernel place, as its supervisor follows it: the kernel it runs in (a
+    new one after a kernel died under managed spot), the job root there, and how the attempts ended."""
 
-    # ---- Downloading: channels to the kernel ----
-    if first:  # a restart stays Restarting until it trains
-        store.set_status(job_name, "InProgress", "Downloading", "Downloading input data")
-    channels = request.get("InputDataConfig", [])
-    direct = [ch["ChannelName"] for ch in channels if _kernel_reads(ch["DataSource"]["S3DataSource"]["S3Uri"], transfer)]
-    direct_file = [ch["ChannelName"] for ch in channels if ch["ChannelName"] in direct
-                   and channel_options(ch, request)["input_mode"] != "Pipe"]
-    if direct_file:
+    def __init__(self, stores: Stores, job: dict):
+        self.stores, self.store, self.name = stores, stores.store, job["name"]
+        self.request = request_of(job)
+        self.life = JobLifecycle(self.store, self.name, self.request.kind)
+        self.job_dir = stores.jobs_dir / self.name
+        self.place = json.loads((self.job_dir / PLACE_FILE).read_text())
+        self.transfer = self.place.get("transfer") or "auto"
+        self.root = JobRoot(job["root"])
+        # LogSink flushes on a timer too, so lines before a quiet spell reach the store at once
+        self.sink = LogSink(self.store, self.name, self.request.metric_definitions)
+        self.lines = _Lines(self.sink)
+        self.stopper = _Stopper()
+        signal.signal(signal.SIGTERM, self.stopper.on_sigterm)
+        self.conn: KernelConnection | None = None  # the kernel now: managed spot replaces one that died
+        self.remote_root: str | None = None
+        self.pipe_request: dict | None = None
+        self.result: dict | None = None  # kernel_agent.run's answer of the last attempt
+        self.gone: KernelGone | None = None  # the kernel died during the last attempt (managed spot)
+        self.no_checkpoints = False  # the kernel could not restore the checkpoints
+        self.spot: ManagedSpot | None = None
+
+    # ---- how it ends -------------------------------------------------------------------------------
+    def stop_requested(self) -> bool:
+        return self.stopper.requested.is_set() or bool(self.store.get_job(self.name)["stop_requested"])
+
+    def _flush(self) -> None:
+        self.lines.flush()
+        self.sink.flush()
+
+    def stopped(self, message: str | None = None) -> int:
+        self._flush()
+        return self.life.stopped(message)
+
+    def failed(self, reason: str, message: str | None = None) -> int:
+        self._flush()
+        return self.life.failed(reason, message)
+
+    # ---- the job --------------------------------------------------------------------------------------
+    def supervise(self) -> int:
+        """Start (or reach) the kernel, run the job in it, and leave nothing of it there."""
+        started = time.time()
+        self.store.update_job(self.name, start_time=started)
+        self.spot = ManagedSpot(self.store, self.name, self.request, log=self.sink.write, started=started)
         try:
-            counts = call(conn, "stage", job_name, json.dumps(request), json.dumps(direct_file))["objects"]
-            sink.write(f"The kernel read channels {', '.join(direct_file)} itself "
-                       f"({', '.join(f'{k}: {v} objects' for k, v in counts.items())})")
+            self._connect()
+        except PlaceError as e:
+            return self.failed(client_error(e), "The kernel could not be started")
+        where = self.conn.describe()
+        try:
+            return self.run()
+        except KernelGone as e:
+            return self.stopped() if self.stop_requested() else \
+                self.failed(internal_error(f"{e}; the job was lost with it"), "The kernel died")
         except KernelCodeError as e:
-            sink.write(f"The kernel could not read channels {', '.join(direct_file)} itself ({e}); "
-                       "sending them through the kernel connection")
-            direct = []
-    here = [ch for ch in channels if ch["ChannelName"] not in direct]
-    pipe_request = None
-    try:
-        # the channels travel to the kernel in a tar: a lazy FastFile mount here would be read whole anyway
-        prepare_root(root, dict(request, InputDataConfig=here), request.get("nbsage:SourceDir"), fastfile_mount=False)
-        write_job_configs(root, request)  # the config files name every channel, staged here or there
-        pipe_request = _stage_pipe_sources(root, request, here, remote_root)
-        archive = _pack(root, job_dir / "to-kernel.tar.gz")
-    except (NBSageError, OSError) as e:
-        raise _StagingFailed(e) from e
-    try:
-        size = archive.stat().st_size
-        with open(archive, "rb") as f:
-            while chunk := f.read(CHUNK):
-                if stop_requested():
-                    return None
-                call(conn, "receive", job_name, metadata={"nbsage_chunk": base64.b64encode(chunk).decode("ascii")})
-        call(conn, "unpack", job_name)
-    finally:
-        archive.unlink(missing_ok=True)
-        for staged in (root.data_dir, root.input_dir / PIPE_SOURCES):  # the data lives on the kernel's side now
-            shutil.rmtree(staged, ignore_errors=True)
-    sink.write(f"Sent the job root to the kernel ({size / 2**20:.1f} MiB)")
-    return remote_root, pipe_request
+            return self.stopped() if self.stop_requested() else \
+                self.failed(internal_error(f"the kernel place's code failed in the Jupyter kernel {where}: {e}"))
+        except PlaceError as e:
+            return self.failed(client_error(e))
+        finally:
+            self.stopper.finished.set()
+            try:
+                call(self.conn, "close", self.name)  # the kernel's host keeps nothing of the job
+            except (NBSageError, OSError):
+                pass
+            self.conn.close()  # shuts down a kernel that was started for the job
+            self.sink.close()
 
+    def _connect(self) -> None:
+        """A kernel for the job: started, or reached; its whereabouts recorded for stop and refresh."""
+        self.conn = self.stopper.conn = open_kernel(self.place, cwd=str(self.job_dir))
+        _write_place(self.job_dir / PLACE_FILE, **{k: v for k, v in self.conn.info().items() if v is not None})
 
-def _run(session, job_name, request, root, job_dir, held, place, transfer, sink, lines, stopper, stop_requested,
-         stopped, failed, started) -> int:
-    store = session.store
-    try:
-        sent = _send_job(held["conn"], store, job_name, request, root, job_dir, transfer, sink, stop_requested)
-    except _StagingFailed as e:
-        return failed(f"ClientError: {e}", str(e))
-    if sent is None or stop_requested():
-        return stopped("Stopped before training started")
-    job = {"remote_root": sent[0], "pipe_request": sent[1], "result": None, "gone": None, "no_checkpoints": False}
-    max_runtime = request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
-    spot = ManagedSpot(store, job_name, request, log=sink.write, started=started)
+    def run(self) -> int:
+        self.sink.write(f"Running on the Jupyter kernel {self.conn.describe()}")
+        try:
+            sent = self.send_job()
+        except _StagingFailed as e:
+            return self.failed(client_error(e), str(e))
+        if not sent or self.stop_requested():
+            return self.stopped(f"Stopped before {self.life.words.activity} started")
+        try:
+            last = self.spot.run(self.attempt, self.restart, self.stop_requested)
+        except RestartFailed as e:
+            self.spot.bill()
+            self._flush()
+            return self.life.failed_restarting(e, " on a new kernel")
+        self.spot.bill()
+        self.sink.flush()
+        if self.no_checkpoints:
+            return self.failed(client_error("the kernel could not restore the checkpoints; see the log"),
+                               "Restoring checkpoints failed")
+        if last.exceeded:
+            self.lines.flush()
+            return self.spot.end_exceeded(last.exceeded)
+        if last.stopped or self.stop_requested():
+            return self.stopped()
+        if self.result["rc"] != 0:
+            return self.failed(runtime_failure(self.result["rc"], self.result.get("failure"),
+                                               "the training process in the kernel"))
+        return self.upload()
 
-    def attempt(limits) -> Attempt:
-        conn = held["conn"]
+    def send_job(self, first: bool = True) -> bool:
+        """Make the job root in the kernel and send it there; False when a stop came first.
+        Raises _StagingFailed when staging here fails."""
+        conn, request, raw = self.conn, self.request, self.request.to_dict()
+        self.remote_root = call(conn, "open_job", self.name)["root"]
+        self.sink.write(f"Job root on the kernel's side: {self.remote_root}")
+        if self.stop_requested():
+            return False
+        # ---- Downloading: channels to the kernel ----
+        if first:  # a restart stays Restarting until it trains
+            self.life.downloading()
+        channels = raw.get("InputDataConfig") or []
+        direct = [c.name for c in request.channels if kernel_reads(c.uri, self.transfer)]
+        direct_file = [ch["ChannelName"] for ch in channels if ch["ChannelName"] in direct
+                       and channel_options(ch, raw)["input_mode"] != "Pipe"]
+        if direct_file:
+            try:
+                counts = call(conn, "stage", self.name, json.dumps(raw), json.dumps(direct_file))["objects"]
+                self.sink.write(f"The kernel read channels {', '.join(direct_file)} itself "
+                                f"({', '.join(f'{k}: {v} objects' for k, v in counts.items())})")
+            except KernelCodeError as e:
+                self.sink.write(f"The kernel could not read channels {', '.join(direct_file)} itself ({e}); "
+                                "sending them through the kernel connection")
+                direct = []
+        here = [ch for ch in channels if ch["ChannelName"] not in direct]
+        try:
+            # the channels travel to the kernel in a tar: a lazy FastFile mount here would be read whole anyway
+            prepare_root(self.root, dict(raw, InputDataConfig=here), request.source_dir, fastfile_mount=False)
+            write_job_configs(self.root, raw)  # the config files name every channel, staged here or there
+            self.pipe_request = stage_pipe_sources(self.root, raw, here, self.remote_root)
+            archive = pack_job_root(self.root, self.job_dir / "to-kernel.tar.gz")
+        except (NBSageError, OSError) as e:
+            raise _StagingFailed(e) from e
+        return self._send_archive(archive)
+
+    def _send_archive(self, archive: Path) -> bool:
+        """The staged job root to the kernel in base64 chunks (in the requests' metadata)."""
+        try:
+            size = archive.stat().st_size
+            with open(archive, "rb") as f:
+                while chunk := f.read(CHUNK):
+                    if self.stop_requested():
+                        return False
+                    call(self.conn, "receive", self.name,
+                         metadata={"nbsage_chunk": base64.b64encode(chunk).decode("ascii")})
+            call(self.conn, "unpack", self.name)
+        finally:
+            archive.unlink(missing_ok=True)
+            for staged in (self.root.data_dir, self.root.input_dir / PIPE_SOURCES):  # the data lives there now
+                shutil.rmtree(staged, ignore_errors=True)
+        self.sink.write(f"Sent the job root to the kernel ({size / 2**20:.1f} MiB)")
+        return True
+
+    def attempt(self, limits) -> Attempt:
+        """One run of the runtime in the kernel (nbsage.backends.spot's hook)."""
         # ---- Checkpoints: restored and mirrored by the kernel itself, next to the runtime ----
-        ckpt = _start_checkpoints(conn, request, job["remote_root"], transfer, sink)
+        ckpt = start_checkpoints(self.conn, self.request, self.remote_root, self.transfer, self.sink)
         if ckpt is False:
-            job["no_checkpoints"] = True
+            self.no_checkpoints = True
             return Attempt()
         # ---- Training: the runtime in the kernel ----
-        store.set_status(job_name, "InProgress", "Training", spot.training_message)
+        self.life.training(self.spot.training_message)
+        try:
+            self.result = self._run_in_kernel(limits)
+        except KernelGone as e:
+            if not self.spot.enabled or self.stop_requested():
+                raise
+            self.gone = e  # managed spot: a kernel that dies is an instance taken away
+            return Attempt(interrupted=str(e))
+        finally:
+            if ckpt and self.gone is None:
+                self._last_checkpoint_sync(ckpt)
+        exceeded = self.result["exceeded"]
+        if exceeded is True:  # an agent that knows only MaxRuntimeInSeconds
+            exceeded = "MaxRuntimeExceeded"
+        rc = self.result["rc"]
+        interrupted = None
+        if rc < 0 and not self.result["stopped"] and not exceeded:  # managed spot: a runtime killed by a signal
+            interrupted = f"the training process in the kernel was killed by {killed_by(rc)}"
+        return Attempt(exceeded=exceeded or None, interrupted=interrupted, stopped=bool(self.result["stopped"]))
+
+    def _run_in_kernel(self, limits) -> dict:
+        """kernel_agent.run, interrupted by a stop while it runs."""
+        stopper = self.stopper
         stopper.finished.clear()
         stopper.running.set()
-        if stop_requested():
+        if self.stop_requested():
             stopper.on_sigterm(signal.SIGTERM, None)
-        pipe_request = job["pipe_request"]
         try:
-            result = call(conn, "run", job_name, json.dumps(request.get("Environment") or {}), max_runtime,
-                          STOP_GRACE_SECONDS, json.dumps(pipe_request) if pipe_request else None, json.dumps(limits),
-                          on_stream=lines)
-        except KernelGone as e:
-            if not spot.enabled or stop_requested():
-                raise
-            # managed spot: a kernel that dies is an instance taken away
-            job["gone"] = e
-            return Attempt(interrupted=str(e))
+            return call(self.conn, "run", self.name, json.dumps(self.request.environment), self.request.max_runtime,
+                        STOP_GRACE_SECONDS, json.dumps(self.pipe_request) if self.pipe_request else None,
+                        json.dumps(limits), on_stream=self.lines)
         finally:
             stopper.finished.set()
             stopper.running.clear()
-            lines.flush()
-            if ckpt and job["gone"] is None:
-                try:
-                    done = _checkpoint_call(conn, "kernel_stop", job["remote_root"])
-                    sink.write(f"Checkpoints synced to {ckpt}: {done['uploaded']} upload(s), {done['deleted']} deletion(s)")
-                except Exception as e:  # the checkpoints are not the model: the job goes on
-                    sink.write(f"The last checkpoint sync in the kernel failed: {e}")
-        job["result"] = result
-        exceeded = result["exceeded"]
-        if exceeded is True:  # an agent that knows only MaxRuntimeInSeconds
-            exceeded = "MaxRuntimeExceeded"
-        rc = result["rc"]
-        interrupted = None
-        if rc < 0 and not result["stopped"] and not exceeded:  # managed spot: a runtime killed by a signal
-            interrupted = f"the training process in the kernel was killed by {killed_by(rc)}"
-        return Attempt(exceeded=exceeded or None, interrupted=interrupted, stopped=bool(result["stopped"]))
+            self.lines.flush()
 
-    def restart() -> None:
-        if job["gone"] is None:
-            return  # the same kernel trains again; the checkpoints are restored as the attempt starts
-        old, job["gone"] = held["conn"], None
+    def _last_checkpoint_sync(self, uri: str) -> None:
+        try:
+            done = checkpoint_call(self.conn, "kernel_stop", self.remote_root)
+            self.sink.write(f"Checkpoints synced to {uri}: {done['uploaded']} upload(s), {done['deleted']} deletion(s)")
+        except Exception as e:  # the checkpoints are not the model: the job goes on
+            self.sink.write(f"The last checkpoint sync in the kernel failed: {e}")
+
+    def restart(self) -> None:
+        """After an interruption: the same kernel trains again, or a new one replaces a kernel that died."""
+        if self.gone is None:
+            return  # the checkpoints are restored as the attempt starts
+        old, self.gone = self.conn, None
         try:
             old.close()  # a gateway's kernel that was restarted in place is shut down
         except Exception:
             pass
-        conn = open_kernel(place, cwd=str(job_dir))
-        held["conn"] = stopper.conn = conn
-        _write_place(job_dir / PLACE_FILE, **{k: v for k, v in conn.info().items() if v is not None})
-        sink.write(f"Restarting on a new Jupyter kernel {conn.describe()}")
-        sent = _send_job(conn, store, job_name, request, root, job_dir, transfer, sink, stop_requested, first=False)
-        if sent is not None:
-            job["remote_root"], job["pipe_request"] = sent
-
-    try:
-        last = spot.run(attempt, restart, stop_requested)
-    except RestartFailed as e:
-        spot.bill()
-        return failed(f"InternalServerError: restarting the interrupted job on a new kernel failed: {e}",
-                      "Restarting failed")
-    conn = held["conn"]
-    spot.bill()
-    sink.flush()
-    if job["no_checkpoints"]:
-        return failed("ClientError: the kernel could not restore the checkpoints; see the log",
-                      "Restoring checkpoints failed")
-    if last.exceeded:
-        lines.flush()
-        spot.end_exceeded(last.exceeded)
-        return 0
-    if last.stopped or stop_requested():
-        return stopped()
-    result = job["result"]
-    if result["rc"] != 0:
-        reason = result.get("failure")
-        if result["rc"] < 0:
-            reason = f"AlgorithmError: the training process in the kernel was killed by {killed_by(result['rc'])}"
-        return failed(reason or f"AlgorithmError: the training process exited with code {result['rc']}")
+        self._connect()
+        self.sink.write(f"Restarting on a new Jupyter kernel {self.conn.describe()}")
+        self.send_job(first=False)
 
     # ---- Uploading: artifacts back ----
-    store.set_status(job_name, "InProgress", "Uploading", "Uploading generated training model")
-    model_uri, output_uri = artifact_uris(request)
-    if _kernel_reads(model_uri, transfer):
-        try:
-            sent = call(conn, "upload", job_name, model_uri if result["model_size"] is not None else None,
-                        output_uri if result["output_size"] is not None else None)
-            sink.write(f"The kernel wrote the artifacts to {model_uri.rsplit('/', 1)[0]}")
-            sink.flush()  # every line is in the store before the job is seen Completed
-            spot.bill()
-            store.set_status(job_name, "Completed", "Completed", "Training job completed",
-                             model_artifacts=sent["model"], output_artifacts=sent["output"])
+    def upload(self) -> int:
+        self.life.uploading()
+        model_uri, output_uri = artifact_uris(self.request.to_dict())
+        if kernel_reads(model_uri, self.transfer) and self._kernel_uploads(model_uri, output_uri):
             return 0
+        result = self.result
+        for which, path, size in (("model", self.root.model_archive, result["model_size"]),
+                                  ("output", self.root.output_archive, result["output_size"])):
+            path.unlink(missing_ok=True)
+            if size is None:
+                continue
+            tmp = path.with_name(f".{path.name}.part")
+            with open(tmp, "wb") as out:
+                for offset in range(0, size, CHUNK):
+                    out.write(base64.b64decode(call(self.conn, "read", self.name, which, offset, CHUNK)["data"]))
+            os.replace(tmp, path)
+        try:
+            model, output = collect(self.root, self.request.to_dict(), self.stores.artifacts)
+        except Exception as e:
+            self._flush()
+            return self.life.failed_uploading(e)
+        self.sink.flush()
+        self.spot.bill()
+        return self.life.completed(model=model, output=output)
+
+    def _kernel_uploads(self, model_uri: str, output_uri: str) -> bool:
+        """The kernel writes the archives to the artifact store itself; False when it cannot."""
+        try:
+            sent = call(self.conn, "upload", self.name, model_uri if self.result["model_size"] is not None else None,
+                        output_uri if self.result["output_size"] is not None else None)
         except KernelCodeError as e:
-            sink.write(f"The kernel could not write to {model_uri} ({e}); bringing the artifacts "
-                       "through the kernel connection")
-    for which, path, size in (("model", root.model_archive, result["model_size"]),
-                              ("output", root.output_archive, result["output_size"])):
-        path.unlink(missing_ok=True)
-        if size is None:
-            continue
-        tmp = path.with_name(f".{path.name}.part")
-        with open(tmp, "wb") as out:
-            for offset in range(0, size, CHUNK):
-                out.write(base64.b64decode(call(conn, "read", job_name, which, offset, CHUNK)["data"]))
-        os.replace(tmp, path)
-    try:
-        model, output = collect(root, request, session.artifacts)
-    except Exception as e:
-        return failed(f"InternalServerError: uploading artifacts failed: {e}", "Uploading failed")
-    sink.flush()
-    spot.bill()
-    store.set_status(job_name, "Completed", "Completed", "Training job completed",
-                     model_artifacts=model, output_artifacts=output)
-    return 0
-
-
-CHECKPOINTS = '__import__("nbsage.backends.checkpoints", fromlist=["_"])'
-
-
-def _checkpoint_call(conn: KernelConnection, function: str, *args) -> dict:
-    text = conn.execute(f"{CHECKPOINTS}.{function}({', '.join(repr(a) for a in args)})", None, None)
-    return json.loads(ast.literal_eval(text))
-
-
-def _start_checkpoints(conn: KernelConnection, request: dict, remote_root: str, transfer: str, sink):
-    """CheckpointConfig on the kernel place: the kernel restores the checkpoints into its job root and
-    mirrors them while the runtime runs, where it reaches the URI (a URL both sides reach, or any
-    URI when the kernel runs on this machine). Returns the URI, None (no sync) or False (failed)."""
-    cfg = request.get("CheckpointConfig") or {}
-    uri = cfg.get("S3Uri")
-    if not uri:
-        return None
-    if not (_kernel_reads(uri, transfer) or (isinstance(conn, LocalKernel) and not uri.startswith("memory://"))):
-        sink.write(f"Checkpoints are not synced with {uri}: the kernel cannot reach it (a path or memory:// "
-                   "URI and a kernel on another machine)")
-        return None
-    interval = float(os.environ.get("NBSAGE_CHECKPOINT_SYNC_SECONDS", "1"))
-    try:
-        result = _checkpoint_call(conn, "kernel_start", remote_root, uri, cfg.get("LocalPath"), interval)
-    except KernelCodeError as e:
-        sink.write(f"The kernel could not restore the checkpoints from {uri}: {e}")
-        return False
-    for line in result.get("log", []):
-        sink.write(line)
-    return uri
-
-
-def _stage_pipe_sources(root: JobRoot, request: dict, here: list[dict], remote_root: str) -> dict | None:
-    """Pipe channels: their objects travel as files; the kernel's side feeds them into the FIFOs.
-
-    Returns the request the remote PipeFeeder reads (None without Pipe channels): Pipe channels
-    staged here point at their copies in the remote job root; those the kernel reads keep their URL.
-    """
-    pipe = [ch for ch in request.get("InputDataConfig", []) if channel_options(ch, request)["input_mode"] == "Pipe"]
-    if not pipe:
-        return None
-    pipe_request = copy.deepcopy(request)
-    here_names = {ch["ChannelName"] for ch in here}
-    for ch in pipe_request["InputDataConfig"]:
-        name = ch["ChannelName"]
-        if name not in here_names or channel_options(ch, request)["input_mode"] != "Pipe":
-            continue
-        s3 = ch["DataSource"]["S3DataSource"]
-        # the objects as stored, every one: the feeder there shuffles, shards and gunzips per epoch
-        stage_channel(s3["S3Uri"], root.input_dir / PIPE_SOURCES / name, name, input_mode="File",
-                      s3_data_type=s3.get("S3DataType", "S3Prefix"))
-        s3["S3Uri"] = str(Path(remote_root) / "input" / PIPE_SOURCES / name)
-        s3["S3DataType"] = "S3Prefix"
-    return pipe_request
+            self.sink.write(f"The kernel could not write to {model_uri} ({e}); bringing the artifacts "
+                            "through the kernel connection")
+            return False
+        self.sink.write(f"The kernel wrote the artifacts to {model_uri.rsplit('/', 1)[0]}")
+        self.sink.flush()  # every line is in the store before the job is seen Completed
+        self.spot.bill()
+        self.life.completed(model=sent["model"], output=sent["output"])
+        return True
 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    job_name = argv[0]
-    try:
-        return supervise(job_name)
-    except Exception as e:  # never leave the job InProgress
-        return fail_unexpectedly(job_name, e)
+    return supervisor_main(supervise, argv[0])  # never leaves the job InProgress
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ that drops raises `KernelGone`, whose message names the kernel.
 """
 from __future__ import annotations
 
+import ast
 import asyncio
 import datetime
 import json
@@ -51,6 +52,12 @@ class KernelCodeError(PlaceError):
 
 
 StreamCallback = Callable[[str, str], None]  # (stream name, text)
+
+
+def call_code(module: str, function: str, *args) -> str:
+    """The code that calls `module.function(*args)` in a kernel (arguments as Python literals),
+    importing the module without adding a name to the kernel's user namespace."""
+    return f"__import__({module!r}, fromlist=['_']).{function}({', '.join(repr(a) for a in args)})"
 
 
 class KernelConnection:
@@ -134,6 +141,15 @@ class KernelConnection:
             raise KernelCodeError(reply.get("ename", "Error"), reply.get("evalue", reply.get("status", "")),
                                   reply.get("traceback"))
         return result
+
+    def call(self, module: str, function: str, *args, on_stream: StreamCallback | None = None,
+             metadata: dict | None = None) -> dict:
+        """`module.function(*args)` in the kernel, which answers a JSON string; the answer, decoded."""
+        text = self.execute(call_code(module, function, *args), on_stream, metadata)
+        if text is None:
+            raise PlaceError(f"the Jupyter kernel {self.describe()} gave no answer to {function}(): "
+                             "is it an IPython kernel?")
+        return json.loads(ast.literal_eval(text))
 
     def __enter__(self):
         return self

@@ -36,13 +36,19 @@ import os
 import re
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from nbsage.backends.lifecycle import (
+    JobLifecycle,
+    algorithm_error,
+    client_error,
+    described,
+    internal_error,
+    runtime_failure,
+)
 from nbsage.backends.log_stream import LogSink
 from nbsage.backends.spot import Attempt, ManagedSpot, RestartFailed, killed_by
 from nbsage.backends.staging import collect, host_count, prepare_root, releases_fastfile
@@ -140,23 +146,21 @@ def run_host(request: dict, index: int, root: JobRoot, env: dict, on_line: Calla
     once it returns True the runtime is stopped (SIGTERM, SIGKILL after the grace period).
     """
     from nbsage.backends.checkpoints import checkpoint_sync_for
-    from nbsage.backends.runtime_process import die_with_parent, terminate_group
-    from nbsage.backends.spot import killed_by
     from nbsage.backends.pipe_feeder import PipeFeeder
+    from nbsage.backends.runtime_process import start_runtime, terminate_group
     host = host_names(host_count(request))[index]
     try:
         prepare_root(root, request, code_source, host_index=index, log=on_line)
         feeder = PipeFeeder(root, request, log=on_line)
     except (NBSageError, OSError) as e:
-        return HostResult(host, None, f"ClientError: {e}")
+        return HostResult(host, None, client_error(e))
     # CheckpointConfig: this host's checkpoint folder, restored from the URI, then mirrored to it
     sync = checkpoint_sync_for(request, root, log=on_line)
     if sync:
         try:
             sync.restore()
         except Exception as e:  # the URI cannot be read from where this host runs
-            return HostResult(host, None, f"ClientError: restoring checkpoints from {sync.url} failed: "
-                                          f"{type(e).__name__}: {e}")
+            return HostResult(host, None, client_error(f"restoring checkpoints from {sync.url} failed: {described(e)}"))
     if on_staged:
         on_staged()
     if should_stop(0):
@@ -164,9 +168,7 @@ def run_host(request: dict, index: int, root: JobRoot, env: dict, on_line: Calla
     if sync:
         sync.start()
     feeder.start()
-    proc = subprocess.Popen([sys.executable, "-m", "nbsage.runtime", "train", "--root", str(root.path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            env=env, cwd=str(root.path), start_new_session=True, preexec_fn=die_with_parent)
+    proc = start_runtime("train", root.path, env)
     if on_started:
         on_started(proc.pid)
 
@@ -190,13 +192,8 @@ def run_host(request: dict, index: int, root: JobRoot, env: dict, on_line: Calla
         try:
             sync.stop()
         except Exception as e:  # the checkpoints are not the model: the host goes on
-            on_line(f"Checkpoint upload to {sync.url} failed: {type(e).__name__}: {e}")
-    failure = None
-    if rc < 0:
-        failure = (f"AlgorithmError: the training process was killed by {killed_by(rc)}"
-                   + (" (out of memory?)" if rc == -signal.SIGKILL else ""))
-    elif rc != 0:
-        failure = root.failure_reason() or f"AlgorithmError: the training process exited with code {rc}"
+            on_line(f"Checkpoint upload to {sync.url} failed: {described(e)}")
+    failure = runtime_failure(rc, root.failure_reason()) if rc != 0 else None
     return HostResult(host, rc, failure, proc.pid, stopped=terminated.is_set())
 
 
@@ -211,10 +208,11 @@ class HostGroup:
     unless `stopping` is set already.
     """
 
-    def __init__(self, session, job_name: str, request: dict, stop_hosts: Callable[[], None]):
-        self.session, self.store, self.job_name, self.request = session, session.store, job_name, request
-        self.hosts = host_names(host_count(request))
-        self.sink = LogSink(self.store, job_name, request.get("AlgorithmSpecification", {}).get("MetricDefinitions"))
+    def __init__(self, stores, job_name: str, request, stop_hosts: Callable[[], None]):
+        self.stores, self.store, self.job_name, self.request = stores, stores.store, job_name, request
+        self.life = JobLifecycle(self.store, job_name, request.kind)
+        self.hosts = host_names(request.instance_count)
+        self.sink = LogSink(self.store, job_name, request.metric_definitions)
         self._stop_hosts = stop_hosts
         self._lock = threading.Lock()
         self._staged: set[str] = set()
@@ -229,12 +227,8 @@ class HostGroup:
         self.last: Attempt | None = None  # how the last attempt ended
         self.restart_failure: str | None = None
 
-    @property
-    def max_runtime(self):
-        return self.request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
-
-    def begin(self, message: str = "Downloading input data") -> None:
-        self.store.set_status(self.job_name, "InProgress", "Downloading", message)
+    def begin(self) -> None:
+        self.life.downloading()
         self.spot.started = time.time()
         self.store.update_job(self.job_name, start_time=self.spot.started)
 
@@ -305,7 +299,7 @@ class HostGroup:
             self._staged.add(host)
             everyone = len(self._staged) == len(self.hosts)
         if everyone and not self.stopping.is_set():
-            self.store.set_status(self.job_name, "InProgress", "Training", self.spot.training_message)
+            self.life.training(self.spot.training_message)
 
     def finished(self, result: HostResult) -> None:
         with self._lock:
@@ -331,43 +325,32 @@ class HostGroup:
         for t in self._timers:
             t.cancel()
         self.sink.close()
-        store, job = self.store, self.job_name
+        life = self.life
         self.spot.bill()
         if self.restart_failure:
-            store.set_status(job, "Failed", "Failed", "Restarting failed",
-                             failure_reason=f"InternalServerError: restarting the interrupted job failed: "
-                                            f"{self.restart_failure}")
-            return 0
+            return life.failed_restarting(self.restart_failure)
         if self.last is not None and self.last.exceeded:
-            self.spot.end_exceeded(self.last.exceeded)
-            return 0
+            return self.spot.end_exceeded(self.last.exceeded)
         stopped_while_interrupted = self.last is not None and self.last.stopped and bool(self.last.interrupted)
         if self.first_failure is not None and not (self.spot.enabled and stopped_while_interrupted):
             f = self.first_failure
-            store.set_status(job, "Failed", "Failed", f"Training job failed on {f.host}",
-                             failure_reason=_with_host(f.failure or "AlgorithmError: the host failed", f.host))
-            return 0
-        if self.stop_requested.is_set() or store.get_job(job)["stop_requested"]:
-            store.set_status(job, "Stopped", "Stopped", "Training job stopped")
-            return 0
+            return life.failed(_with_host(f.failure or algorithm_error("the host failed"), f.host),
+                               f"{life.words.noun} failed on {f.host}")
+        if self.stop_requested.is_set() or self._stop_wanted():
+            return life.stopped()
         missing = [h for h in self.hosts if h not in self.results or not self.results[h].ok]
         if missing:  # stopped for no reason recorded above: still never Completed
             first = self.results.get(missing[0])
-            reason = (first.failure if first else None) or "InternalServerError: the host did not finish"
-            store.set_status(job, "Failed", "Failed", f"Training job failed on {missing[0]}",
-                             failure_reason=_with_host(reason, missing[0]))
-            return 0
-        store.set_status(job, "InProgress", "Uploading", "Uploading generated training model")
+            reason = (first.failure if first else None) or internal_error("the host did not finish")
+            return life.failed(_with_host(reason, missing[0]), f"{life.words.noun} failed on {missing[0]}")
+        life.uploading()
         try:
-            model, output = collect(master_root, self.request, self.session.artifacts)
+            model, output = collect(master_root, self.request.to_dict(), self.stores.artifacts)
         except Exception as e:
-            store.set_status(job, "Failed", "Failed", "Uploading failed",
-                             failure_reason=f"InternalServerError: uploading artifacts failed: {e}")
+            life.failed_uploading(e)
             return 1
         self.spot.bill()
-        store.set_status(job, "Completed", "Completed", "Training job completed",
-                         model_artifacts=model, output_artifacts=output)
-        return 0
+        return life.completed(model=model, output=output)
 
 
 def host_threads(hosts: int, cpus: int | None = None) -> int:
@@ -375,10 +358,10 @@ def host_threads(hosts: int, cpus: int | None = None) -> int:
     return max(1, (cpus or os.cpu_count() or 1) // hosts)
 
 
-def _gpu_devices(request: dict, hosts: int, index: int) -> str | None:
+def _gpu_devices(request, hosts: int, index: int) -> str | None:
     """CUDA_VISIBLE_DEVICES for one of several hosts on this machine: its own GPUs when there are enough."""
     from nbsage.runtime.environment import count_gpus, is_gpu_instance_type
-    if not is_gpu_instance_type(request.get("ResourceConfig", {}).get("InstanceType")):
+    if not is_gpu_instance_type(request.instance_type):
         return None
     per_host = count_gpus() // hosts
     if per_host < 1:
@@ -386,19 +369,18 @@ def _gpu_devices(request: dict, hosts: int, index: int) -> str | None:
     return ",".join(str(i) for i in range(index * per_host, (index + 1) * per_host))
 
 
-def supervise_local(session, job: dict) -> int:
+def supervise_local(stores, job: dict, request) -> int:
     """The local place with InstanceCount > 1: N runtime processes on this machine, one thread each."""
-    request = json.loads(job["request"])
     job_name = job["name"]
     root = JobRoot(job["root"])
     stop = threading.Event()
-    group = HostGroup(session, job_name, request, stop_hosts=stop.set)
+    group = HostGroup(stores, job_name, request, stop_hosts=stop.set)
     signal.signal(signal.SIGTERM, lambda signum, frame: group.request_stop())
     hosts = group.hosts
     port = free_port()
     threads = host_threads(len(hosts))
     base = dict(os.environ, TRAINING_JOB_NAME=job_name, PYTHONUNBUFFERED="1")
-    base.update(request.get("Environment") or {})
+    base.update(request.environment)
     group.begin()
 
     def run(index: int) -> None:
@@ -409,12 +391,12 @@ def supervise_local(session, job: dict) -> int:
             env["CUDA_VISIBLE_DEVICES"] = devices
         try:
             result = run_host(
-                request, index, host_root(root, host), env, on_line=lambda text: group.line(host, text),
-                should_stop=lambda timeout: stop.wait(timeout), code_source=request.get("nbsage:SourceDir"),
+                request.to_dict(), index, host_root(root, host), env, on_line=lambda text: group.line(host, text),
+                should_stop=lambda timeout: stop.wait(timeout), code_source=request.source_dir,
                 on_staged=lambda: group.staged(host),
-                on_started=(lambda pid: session.store.update_job(job_name, runtime_pid=pid)) if index == 0 else None)
+                on_started=(lambda pid: stores.store.update_job(job_name, runtime_pid=pid)) if index == 0 else None)
         except Exception as e:  # never leave a host unaccounted for
-            result = HostResult(host, None, f"InternalServerError: {type(e).__name__}: {e}")
+            result = HostResult(host, None, internal_error(described(e)))
         group.finished(result)
 
     def run_hosts() -> None:  # one attempt: every host staged (again) and run
@@ -424,7 +406,7 @@ def supervise_local(session, job: dict) -> int:
         workers = [threading.Thread(target=run, args=(i,), name=f"nbsage-{hosts[i]}") for i in range(len(hosts))]
         for t in workers:
             t.start()
-        if session.store.get_job(job_name)["stop_requested"]:
+        if stores.store.get_job(job_name)["stop_requested"]:
             group.request_stop()
         while not group.wait(0.5):
             pass

@@ -22,12 +22,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
+from nbsage.backends.lifecycle import JobLifecycle, client_error, described
+from nbsage.backends.log_stream import LogSink
+from nbsage.backends.runtime_process import RuntimeRun, max_runtime_limit
 from nbsage.backends.staging import stage_channel
 from nbsage.errors import NBSageError
 from nbsage.runtime.processing import ProcessingRoot, check_local_path, prepare
@@ -115,18 +116,18 @@ class ContinuousUploader(threading.Thread):
         return self.sync_all()
 
 
-def stage_inputs(root: ProcessingRoot, request: dict) -> None:
+def stage_inputs(root: ProcessingRoot, request) -> None:
     """Copy each ProcessingInput's source (a file, a folder or an fsspec URL) to its LocalPath."""
-    for item in request.get("ProcessingInputs") or []:
+    for item in request.inputs:
         s3 = item.get("S3Input") or {}
         local = check_local_path(s3.get("LocalPath", ""), f"ProcessingInput {item['InputName']!r}")
         stage_channel(s3["S3Uri"], root.local(local), item["InputName"])
 
 
-def output_syncs(root: ProcessingRoot, request: dict, artifacts) -> tuple[list[OutputSync], list[OutputSync]]:
+def output_syncs(root: ProcessingRoot, request, artifacts) -> tuple[list[OutputSync], list[OutputSync]]:
     """(Continuous, EndOfJob) outputs."""
     continuous, end_of_job = [], []
-    for item in (request.get("ProcessingOutputConfig") or {}).get("Outputs") or []:
+    for item in request.outputs:
         s3 = item.get("S3Output") or {}
         local = check_local_path(s3.get("LocalPath", ""), f"ProcessingOutput {item['OutputName']!r}")
         sync = OutputSync(item["OutputName"], root.local(local), s3["S3Uri"], artifacts)
@@ -134,104 +135,67 @@ def output_syncs(root: ProcessingRoot, request: dict, artifacts) -> tuple[list[O
     return continuous, end_of_job
 
 
-def supervise(session, job: dict) -> int:
+def supervise(stores, job: dict, request) -> int:
     """Run one recorded processing job to its end on this machine (in the supervisor process)."""
-    from nbsage.backends.runtime_process import die_with_parent, terminate_group
-    from nbsage.backends.spot import killed_by
-    from nbsage.backends.log_stream import LogSink
-
-    store, name = session.store, job["name"]
-    request = json.loads(job["request"])
+    store, name = stores.store, job["name"]
     root = ProcessingRoot(job["root"])
-    running: dict = {}
-
-    def on_sigterm(signum, frame):  # StopProcessingJob
-        proc = running.get("proc")
-        if proc is not None:
-            threading.Thread(target=terminate_group, args=(proc,), daemon=True).start()
-
-    signal.signal(signal.SIGTERM, on_sigterm)
+    life = JobLifecycle(store, name, request.kind)
+    runtime = RuntimeRun()
+    signal.signal(signal.SIGTERM, runtime.stop)  # StopProcessingJob
     sink = LogSink(store, name)
+
+    def stop_requested() -> bool:
+        return bool(store.get_job(name)["stop_requested"])
+
     try:
-        store.set_status(name, "InProgress", "Downloading", "Downloading input data")
+        life.downloading()
         store.update_job(name, start_time=time.time())
-        prepare(root.path, request)
+        prepare(root.path, request.to_dict())
         stage_inputs(root, request)
-        continuous, end_of_job = output_syncs(root, request, session.artifacts)
+        continuous, end_of_job = output_syncs(root, request, stores.artifacts)
     except (NBSageError, OSError, KeyError) as e:
-        store.set_status(name, "Failed", "Failed", str(e), failure_reason=f"ClientError: {e}")
+        life.failed_client(e)
         return 1
-    if store.get_job(name)["stop_requested"]:
-        store.set_status(name, "Stopped", "Stopped", "Stopped before processing started")
-        return 0
-    store.set_status(name, "InProgress", "Processing", "Processing job in progress")
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "nbsage.runtime", "process", "--root", str(root.path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            env=env, cwd=str(root.path), start_new_session=True, preexec_fn=die_with_parent)
-    running["proc"] = proc
-    store.update_job(name, runtime_pid=proc.pid)
-    if store.get_job(name)["stop_requested"]:
-        on_sigterm(signal.SIGTERM, None)
+    if stop_requested():
+        return life.stopped_before_start()
+    life.processing()
     uploader = ContinuousUploader(continuous, sink.write)
     if continuous:
         uploader.start()
-    max_runtime = (request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
-    exceeded = threading.Event()
+    limits = [max_runtime_limit(request.max_runtime)] if request.max_runtime else []
 
-    def enforce_max_runtime():
-        if proc.poll() is None:
-            exceeded.set()
-            sink.write(f"MaxRuntimeInSeconds ({max_runtime}) exceeded: stopping the job")
-            terminate_group(proc)
+    def started(pid: int) -> bool:
+        store.update_job(name, runtime_pid=pid)
+        return stop_requested()
 
-    timer = threading.Timer(float(max_runtime), enforce_max_runtime) if max_runtime else None
-    if timer:
-        timer.daemon = True
-        timer.start()
-    assert proc.stdout is not None
-    for raw in proc.stdout:
-        sink.write(raw.decode("utf-8", errors="replace"))
-    rc = proc.wait()
-    if timer:
-        timer.cancel()
+    rc, exceeded = runtime.run("process", root.path, dict(os.environ, PYTHONUNBUFFERED="1"), sink.write, limits, started)
     upload_errors = uploader.finish()  # the last changes of Continuous outputs, whatever the outcome
     sink.flush()
+    return _finish(life, root, rc, exceeded, stop_requested(), upload_errors, continuous, end_of_job,
+                   request.max_runtime)
+
+
+def _finish(life, root: ProcessingRoot, rc: int, exceeded: str | None, stopped: bool, upload_errors: list[str],
+            continuous: list[OutputSync], end_of_job: list[OutputSync], max_runtime) -> int:
+    """The job's end from how the runtime ended; EndOfJob outputs are uploaded when it completed."""
     exit_message = root.exit_message()
     uploaded = {s.name: s.destination for s in continuous}
     record = {"output_artifacts": outcome_record(exit_message, uploaded)}
-
-    if exceeded.is_set():
-        store.set_status(name, "Stopped", "MaxRuntimeExceeded",
-                         f"Processing job runtime exceeded MaxRuntimeInSeconds provided ({max_runtime} s)",
-                         failure_reason=f"MaxRuntimeExceeded: the job ran longer than {max_runtime} s", **record)
-        return 0
-    if store.get_job(name)["stop_requested"]:
-        store.set_status(name, "Stopped", "Stopped", "Processing job stopped", **record)
-        return 0
+    if exceeded:
+        return life.exceeded(exceeded, max_runtime, **record)
+    if stopped:
+        return life.stopped(**record)
     if rc != 0:
-        reason = root.failure_reason()
-        if rc < 0:
-            reason = (f"AlgorithmError: the processing job's runtime was killed by {killed_by(rc)}"
-                      + (" (out of memory?)" if rc == -signal.SIGKILL else ""))
-        store.set_status(name, "Failed", "Failed", "Processing job failed",
-                         failure_reason=reason or f"AlgorithmError: the processing job exited with code {rc}",
-                         **record)
-        return 0
+        return life.failed_runtime(rc, root.failure_reason(), **record)
     if upload_errors:
-        store.set_status(name, "Failed", "Failed", "Uploading failed",
-                         failure_reason=f"ClientError: {upload_errors[0]}", **record)
-        return 0
-    store.set_status(name, "InProgress", "Uploading", "Uploading generated output data")
+        return life.failed_uploading(None, client_error(upload_errors[0]), **record)
+    life.uploading()
     for sync in end_of_job:
         try:
             sync.sync()
         except Exception as e:
-            store.set_status(name, "Failed", "Failed", "Uploading failed",
-                             failure_reason=f"ClientError: uploading output {sync.name!r} to {sync.destination} "
-                                            f"failed: {type(e).__name__}: {e}", **record)
+            life.failed_uploading(e, client_error(f"uploading output {sync.name!r} to {sync.destination} "
+                                                  f"failed: {described(e)}"), **record)
             return 1
         uploaded[sync.name] = sync.destination
-    store.set_status(name, "Completed", "Completed", "Processing job completed",
-                     output_artifacts=outcome_record(exit_message, uploaded))
-    return 0
+    return life.completed(output=outcome_record(exit_message, uploaded))

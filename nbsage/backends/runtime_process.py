@@ -1,7 +1,8 @@
 """The runtime as a child process, the same on every place: tied to its parent, stopped as a group.
 
-A place starts `python -m nbsage.runtime ...` with `start_new_session=True, preexec_fn=die_with_parent`
-(its own process group, SIGKILL if the place's process dies) and stops it with `terminate_group`.
+Every place starts `python -m nbsage.runtime train|process --root ROOT` with `start_runtime`: its
+own process group (`start_new_session`), SIGKILL if the place's process dies (`die_with_parent`),
+its output on one pipe; and stops it with `terminate_group`.
 """
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ import ctypes
 import os
 import signal
 import subprocess
+import sys
+import threading
 import time
+from typing import Callable
 
 # seconds between SIGTERM and SIGKILL when a job is stopped
 STOP_GRACE_SECONDS = float(os.environ.get("NBSAGE_STOP_GRACE_SECONDS", "10"))
@@ -21,6 +25,13 @@ def die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except OSError:
         pass
+
+
+def start_runtime(command: str, root, env: dict) -> subprocess.Popen:
+    """`python -m nbsage.runtime <command> --root ROOT` in ROOT, stdout and stderr on one pipe."""
+    return subprocess.Popen([sys.executable, "-m", "nbsage.runtime", command, "--root", str(root)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            env=env, cwd=str(root), start_new_session=True, preexec_fn=die_with_parent)
 
 
 def terminate_group(proc: subprocess.Popen, grace: float = STOP_GRACE_SECONDS) -> None:
@@ -46,3 +57,74 @@ def terminate_group(proc: subprocess.Popen, grace: float = STOP_GRACE_SECONDS) -
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def max_runtime_limit(max_runtime, seconds_left=None) -> tuple[float, str, str]:
+    """MaxRuntimeInSeconds as a limit of `RuntimeRun.run`: (seconds from now, name, log line)."""
+    left = float(max_runtime) if seconds_left is None else seconds_left
+    return (left, "MaxRuntimeExceeded", f"MaxRuntimeInSeconds ({max_runtime}) exceeded: stopping the job")
+
+
+class RuntimeRun:
+    """The runtime run by a supervisor (or the kernel place's agent): started, its output handed on
+    line by line, stopped on StopTrainingJob (`stop`, e.g. from a SIGTERM handler), and stopped by the
+    first of its limits to expire — (seconds from now, name, log line), e.g. MaxRuntimeInSeconds."""
+
+    def __init__(self, grace: float = STOP_GRACE_SECONDS):
+        self.grace = grace
+        self.proc: subprocess.Popen | None = None
+        self.exceeded: str | None = None  # the limit the last run ran past
+        self._stop_asked = False
+
+    def stop(self, signum=None, frame=None) -> None:
+        """SIGTERM the runtime's group, SIGKILL after the grace period (in a thread: a signal handler returns at once)."""
+        self._stop_asked = True
+        proc = self.proc
+        if proc is not None:
+            threading.Thread(target=terminate_group, args=(proc, self.grace), daemon=True).start()
+
+    def run(self, command: str, root, env: dict, on_line: Callable[[str], None],
+            limits=(), on_started: Callable[[int], bool] | None = None) -> tuple[int, str | None]:
+        """Run it to its end: (exit status, the name of the limit it ran past or None).
+        `on_started(pid)` returns True when a stop came before the runtime started. An exception
+        while it runs (KeyboardInterrupt) leaves `proc` set, for the caller to stop it."""
+        proc = self.proc = start_runtime(command, root, env)
+        self.exceeded = None
+        if (on_started and on_started(proc.pid)) or self._stop_asked:
+            self.stop()
+        lock = threading.Lock()
+
+        def enforce(name: str, message: str):
+            with lock:
+                if self.exceeded or proc.poll() is not None:
+                    return
+                self.exceeded = name
+            on_line(message)
+            terminate_group(proc, self.grace)
+
+        timers = [threading.Timer(float(seconds), enforce, args=(name, message)) for seconds, name, message in limits]
+        for t in timers:
+            t.daemon = True
+            t.start()
+        threading.Thread(target=self._reap, args=(proc,), daemon=True).start()
+        try:
+            assert proc.stdout is not None
+            for raw in proc.stdout:
+                on_line(raw.decode("utf-8", errors="replace"))
+            rc = proc.wait()
+        finally:
+            for t in timers:
+                t.cancel()
+        self.proc = None
+        with lock:
+            return rc, self.exceeded
+
+    @staticmethod
+    def _reap(proc: subprocess.Popen) -> None:
+        # a runtime killed by a signal leaves its children (the script, data loaders) holding the
+        # log pipe open: they go too, so the log ends and the job can go on
+        if proc.wait() < 0:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass

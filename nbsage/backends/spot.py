@@ -16,7 +16,7 @@ an interrupted job waits for "new capacity".
 
 A place runs its training through `ManagedSpot.run`, giving it two hooks:
 
-    spot = ManagedSpot(store, job_name, request, log=sink.write)
+    spot = ManagedSpot(store, job_name, request, log=sink.write)   # request: a TrainingRequest
     last = spot.run(attempt, restart, stop_requested)
 
 `attempt(limits)` trains once — `limits` are (seconds from now, name, log line): the first to
@@ -27,10 +27,15 @@ an exception from it ends the loop as `RestartFailed`, the caller's to report.
 from __future__ import annotations
 
 import os
-import signal
 import time
 from dataclasses import dataclass
 from typing import Callable
+
+from nbsage.backends.lifecycle import JobLifecycle
+from nbsage.backends.lifecycle import signal_name as killed_by  # -9 -> 'SIGKILL', for the places
+from nbsage.backends.runtime_process import max_runtime_limit
+
+__all__ = ["Attempt", "ManagedSpot", "RestartFailed", "killed_by", "restart_seconds", "unbilled_seconds"]
 
 UNBILLED = ("Interrupted", "Restarting")  # secondary statuses without capacity: not billed
 
@@ -45,12 +50,6 @@ def restart_seconds() -> float:
     return float(os.environ.get("NBSAGE_SPOT_RESTART_SECONDS", "1"))
 
 
-def killed_by(rc: int) -> str:
-    """-9 -> 'SIGKILL' (a runtime's exit status when a signal ended it)."""
-    try:
-        return signal.Signals(-rc).name
-    except ValueError:
-        return f"signal {-rc}"
 
 
 class RestartFailed(Exception):
@@ -73,13 +72,13 @@ class Attempt:
 class ManagedSpot:
     """The managed-spot part of one training job's life (a no-op loop of one attempt without spot)."""
 
-    def __init__(self, store, job_name: str, request: dict, log: Callable[[str], None] | None = None,
+    def __init__(self, store, job_name: str, request, log: Callable[[str], None] | None = None,
                  started: float | None = None):
         self.store, self.job_name = store, job_name
-        self.enabled = bool(request.get("EnableManagedSpotTraining"))
-        stopping = request.get("StoppingCondition") or {}
-        self.max_runtime = stopping.get("MaxRuntimeInSeconds")
-        self.max_wait = stopping.get("MaxWaitTimeInSeconds") if self.enabled else None
+        self.life = JobLifecycle(store, job_name, request.kind)
+        self.enabled = request.managed_spot
+        self.max_runtime = request.max_runtime
+        self.max_wait = request.max_wait if self.enabled else None
         self.started = started if started is not None else time.time()
         self.log = log or (lambda line: None)
         self.trained = 0.0  # seconds of training over every attempt: MaxRuntimeInSeconds counts these
@@ -95,8 +94,7 @@ class ManagedSpot:
         """(seconds from now, name, log line) for the attempt about to start."""
         limits = []
         if self.max_runtime:
-            limits.append((max(0.0, float(self.max_runtime) - self.trained), "MaxRuntimeExceeded",
-                           f"MaxRuntimeInSeconds ({self.max_runtime}) exceeded: stopping the job"))
+            limits.append(max_runtime_limit(self.max_runtime, max(0.0, float(self.max_runtime) - self.trained)))
         if self.max_wait:
             limits.append((max(0.0, self.started + float(self.max_wait) - time.time()), "MaxWaitTimeExceeded",
                            f"MaxWaitTimeInSeconds ({self.max_wait}) exceeded: stopping the job"))
@@ -127,7 +125,7 @@ class ManagedSpot:
     def _interrupt(self, why: str, restart: Callable[[], None], stop_requested: Callable[[], bool]) -> str | None:
         """Interrupted → wait for capacity → Restarting → restart(). Returns None (train again),
         "MaxWaitTimeExceeded" or "Stopped"."""
-        self.store.set_status(self.job_name, "InProgress", "Interrupted", f"Training job interrupted: {why}")
+        self.life.interrupted(why)
         self.log(f"Training job interrupted: {why}; restarting")
         deadline = time.monotonic() + restart_seconds()
         while time.monotonic() < deadline:
@@ -136,7 +134,7 @@ class ManagedSpot:
             time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
         if self.max_wait and time.time() - self.started >= float(self.max_wait):
             return "MaxWaitTimeExceeded"
-        self.store.set_status(self.job_name, "InProgress", "Restarting", "Restarting training from the last checkpoint")
+        self.life.restarting()
         try:
             restart()
         except Exception as e:
@@ -158,18 +156,7 @@ class ManagedSpot:
         if billable is not None:
             self.store.update_job(self.job_name, billable_seconds=billable)
 
-    def exceeded_status(self, exceeded: str) -> tuple[str, str, str]:
-        """(secondary status, message, failure reason) of a job that ran past one of its limits."""
-        if exceeded == "MaxWaitTimeExceeded":
-            return ("MaxWaitTimeExceeded",
-                    f"Training job exceeded MaxWaitTimeInSeconds provided ({self.max_wait} s)",
-                    f"MaxWaitTimeExceeded: the job did not finish within {self.max_wait} s")
-        return ("MaxRuntimeExceeded",
-                f"Training job runtime exceeded MaxRuntimeInSeconds provided ({self.max_runtime} s)",
-                f"MaxRuntimeExceeded: the job ran longer than {self.max_runtime} s")
-
-    def end_exceeded(self, exceeded: str) -> None:
-        """Set the job Stopped with the limit it ran past."""
-        secondary, message, reason = self.exceeded_status(exceeded)
+    def end_exceeded(self, exceeded: str) -> int:
+        """Set the job Stopped with the limit it ran past (MaxRuntimeExceeded or MaxWaitTimeExceeded)."""
         self.bill()
-        self.store.set_status(self.job_name, "Stopped", secondary, message, failure_reason=reason)
+        return self.life.exceeded(exceeded, self.max_wait if exceeded == "MaxWaitTimeExceeded" else self.max_runtime)

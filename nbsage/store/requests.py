@@ -1,0 +1,174 @@
+"""A job's request, typed: one small dataclass per job kind over the stored JSON.
+
+The store keeps what SageMaker's Create*Job calls take (the CreateTrainingJob / CreateProcessingJob
+shape), because DescribeTrainingJob answers with it and staging reads its channels as SageMaker
+names them. Everything that decides something from it (the places' checks, the supervisors, the
+job handles) reads these fields instead, parsed once here: `request_for(kind, data)` or
+`TrainingRequest.from_dict(data)`. `kind` is the one way to tell a job's kind; a later kind
+(transform, tuning) is one more subclass named in `KINDS`.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+
+@dataclass(frozen=True)
+class Channel:
+    """One training channel (InputDataConfig item)."""
+
+    name: str
+    uri: str
+    content_type: str | None = None
+    input_mode: str | None = None
+
+    @classmethod
+    def from_dict(cls, item: dict) -> "Channel":
+        source = (item.get("DataSource") or {}).get("S3DataSource") or {}
+        return cls(item["ChannelName"], source.get("S3Uri", ""), item.get("ContentType"), item.get("InputMode"))
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """CheckpointConfig: where checkpoints are mirrored, and the folder in the job they come from."""
+
+    uri: str
+    local_path: str | None = None
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """What every kind of job has: a name, instances, an environment and a runtime limit."""
+
+    kind: ClassVar[str] = ""
+    data: dict = field(repr=False)  # the stored JSON, as recorded (staging reads the channels in it)
+    name: str = ""
+    instance_count: int = 1
+    instance_type: str = "local"
+    environment: dict = field(default_factory=dict)
+    max_runtime: float | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "JobRequest":
+        raise NotImplementedError
+
+    @classmethod
+    def from_json(cls, text: str) -> "JobRequest":
+        return cls.from_dict(json.loads(text))
+
+    def to_dict(self) -> dict:
+        return self.data
+
+    # the request's fields that Describe*Job repeats, with SageMaker's value for an absent one
+    DESCRIBED: ClassVar[dict] = {}
+
+    def described(self) -> dict:
+        """The request's own fields as Describe*Job answers with them."""
+        return {k: self.data.get(k, default) for k, default in self.DESCRIBED.items()}
+
+    def artifact_uris(self) -> list[str]:
+        """Every URI the job writes to or reads from besides the artifact root (for a place's checks)."""
+        return []
+
+    @property
+    def is_multi_host(self) -> bool:
+        return self.instance_count > 1
+
+
+@dataclass(frozen=True)
+class TrainingRequest(JobRequest):
+    """CreateTrainingJob."""
+
+    kind: ClassVar[str] = "training"
+    DESCRIBED: ClassVar[dict] = {
+        "HyperParameters": {}, "RoleArn": "", "AlgorithmSpecification": {}, "InputDataConfig": [],
+        "OutputDataConfig": {}, "ResourceConfig": {}, "StoppingCondition": {}, "CheckpointConfig": None,
+        "EnableManagedSpotTraining": False, "Environment": {}}
+    channels: tuple[Channel, ...] = ()
+    output_path: str = ""
+    checkpoint: Checkpoint | None = None
+    managed_spot: bool = False
+    max_wait: float | None = None
+    metric_definitions: list | None = None
+    source_dir: str | None = None  # the script's folder (script mode), shipped with the job
+    hyperparameters: dict = field(default_factory=dict)
+    image: str | None = None  # the built-in algorithm's name, or the script's image
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainingRequest":
+        resources = data.get("ResourceConfig") or {}
+        stopping = data.get("StoppingCondition") or {}
+        spec = data.get("AlgorithmSpecification") or {}
+        ckpt = data.get("CheckpointConfig") or {}
+        return cls(
+            data=data, name=data.get("TrainingJobName", ""),
+            instance_count=int(resources.get("InstanceCount", 1) or 1),
+            instance_type=resources.get("InstanceType") or "local",
+            environment=dict(data.get("Environment") or {}),
+            max_runtime=stopping.get("MaxRuntimeInSeconds"),
+            channels=tuple(Channel.from_dict(c) for c in data.get("InputDataConfig") or []),
+            output_path=(data.get("OutputDataConfig") or {}).get("S3OutputPath", ""),
+            checkpoint=Checkpoint(ckpt["S3Uri"], ckpt.get("LocalPath")) if ckpt.get("S3Uri") else None,
+            managed_spot=bool(data.get("EnableManagedSpotTraining")),
+            max_wait=stopping.get("MaxWaitTimeInSeconds"),
+            metric_definitions=spec.get("MetricDefinitions"),
+            source_dir=data.get("nbsage:SourceDir"),
+            hyperparameters=dict(data.get("HyperParameters") or {}),
+            image=spec.get("AlgorithmName") or spec.get("TrainingImage"),
+        )
+
+    def artifact_uris(self) -> list[str]:
+        return [self.output_path]
+
+
+@dataclass(frozen=True)
+class ProcessingRequest(JobRequest):
+    """CreateProcessingJob."""
+
+    kind: ClassVar[str] = "processing"
+    DESCRIBED: ClassVar[dict] = {
+        "ProcessingInputs": [], "ProcessingOutputConfig": {"Outputs": []}, "ProcessingResources": {},
+        "StoppingCondition": {}, "AppSpecification": {}, "Environment": {}, "RoleArn": None}
+    inputs: tuple[dict, ...] = ()  # ProcessingInputs items
+    outputs: tuple[dict, ...] = ()  # ProcessingOutputConfig.Outputs items
+    entrypoint: tuple[str, ...] = ()
+    arguments: tuple[str, ...] | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ProcessingRequest":
+        cluster = (data.get("ProcessingResources") or {}).get("ClusterConfig") or {}
+        app = data.get("AppSpecification") or {}
+        arguments = app.get("ContainerArguments")
+        return cls(
+            data=data, name=data.get("ProcessingJobName", ""),
+            instance_count=int(cluster.get("InstanceCount", 1) or 1),
+            instance_type=cluster.get("InstanceType") or "local",
+            environment=dict(data.get("Environment") or {}),
+            max_runtime=(data.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds"),
+            inputs=tuple(data.get("ProcessingInputs") or []),
+            outputs=tuple((data.get("ProcessingOutputConfig") or {}).get("Outputs") or []),
+            entrypoint=tuple(app.get("ContainerEntrypoint") or []),
+            arguments=tuple(arguments) if arguments is not None else None,
+        )
+
+    def artifact_uris(self) -> list[str]:
+        return ([(i.get("S3Input") or {}).get("S3Uri", "") for i in self.inputs]
+                + [(o.get("S3Output") or {}).get("S3Uri", "") for o in self.outputs])
+
+
+KINDS: dict[str, type[JobRequest]] = {"training": TrainingRequest, "processing": ProcessingRequest}
+
+
+def request_for(kind: str, data: dict | str) -> JobRequest:
+    """The typed request of a job of `kind` from its stored JSON (text or dict)."""
+    cls = KINDS.get(kind)
+    if cls is None:
+        from nbsage.errors import JobError
+        raise JobError(f"{kind!r} is not a job kind nbsage knows; kinds are {', '.join(KINDS)}")
+    return cls.from_dict(json.loads(data) if isinstance(data, str) else data)
+
+
+def request_of(job: dict) -> JobRequest:
+    """The typed request of a job's record."""
+    return request_for(job["kind"], job["request"])
