@@ -86,6 +86,18 @@ class ModelError(EndpointError):
         super().__init__(f"model server answered {status}: {message}")
 
 
+class StoreError(NBSageError):
+    """NBSAGE_HOME's job store cannot be read or written; `cause` says why in one word
+    ("full", "read-only", "locked", "unavailable") and `home` where."""
+
+    def __init__(self, message: str, cause: str = "unavailable", home: str | None = None):
+        super().__init__(message)
+        self.cause, self.home = cause, home
+
+    def __reduce__(self):
+        return type(self), (*self.args[:1], self.cause, self.home)
+
+
 class PlaceError(NBSageError):
     """A place (backend) cannot run the job as asked, e.g. a GPU job where there is no GPU."""
 

@@ -35,7 +35,11 @@ class Stores:
         """The stores under `home` (default $NBSAGE_HOME), artifacts under `artifact_root`
         (default $NBSAGE_ARTIFACT_ROOT, else HOME/artifacts)."""
         home = Path(home).expanduser().resolve() if home else default_home()
-        home.mkdir(parents=True, exist_ok=True)
+        try:
+            home.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # a read-only or full parent: StoreError naming NBSAGE_HOME, not a traceback
+            from nbsage.store.metadata import store_error
+            raise store_error(e, home / "nbsage.db") from e
         root = artifact_root or os.environ.get("NBSAGE_ARTIFACT_ROOT") or str(home / "artifacts")
         return cls(home, root, MetadataStore(home / "nbsage.db"), ArtifactStore(root))
 

@@ -2,9 +2,15 @@
 
 Several kernels, job supervisors and the CLI use the same file at once: WAL journaling, a busy
 timeout, one short transaction per write, and a connection per process (and per thread).
+
+Every sqlite3 error leaves this module as one nbsage.errors.StoreError naming NBSAGE_HOME and the
+cause (full, read-only, locked), never as a raw sqlite3.OperationalError (`store_error`). Where
+NBSAGE_HOME cannot be written (a read-only mount, a folder without write permission) the store is
+opened read-only, so `nbsage jobs`, `describe` and `logs` still work, and a write says why not.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sqlite3
@@ -12,8 +18,9 @@ import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import quote
 
-from nbsage.errors import EndpointError, JobError
+from nbsage.errors import EndpointError, JobError, StoreError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -73,59 +80,160 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
+def _cause(error: BaseException) -> str:
+    """'full', 'read-only', 'locked' or 'unavailable': why the store could not be used."""
+    if isinstance(error, OSError):
+        return {errno.ENOSPC: "full", errno.EDQUOT: "full", errno.EROFS: "read-only",
+                errno.EACCES: "read-only", errno.EPERM: "read-only"}.get(error.errno, "unavailable")
+    name, text = getattr(error, "sqlite_errorname", "") or "", str(error).lower()
+    if name.startswith("SQLITE_FULL") or "is full" in text:
+        return "full"
+    if name.startswith("SQLITE_READONLY") or "readonly" in text or "read-only" in text:
+        return "read-only"
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text:
+        return "locked"
+    return "unavailable"
+
+
+_ADVICE = {
+    "full": "is full: the job store cannot be written; free some space there (or point NBSAGE_HOME at another disk)",
+    "read-only": "is read-only: the job store can be read (nbsage jobs, describe, logs) but not written; "
+                 "make it writable or point NBSAGE_HOME at a writable folder",
+    "locked": "has its job store locked by another process for longer than the 30 s busy timeout; "
+              "retry, or end the process that holds it",
+    "unavailable": "has a job store that cannot be used",
+}
+
+
+def store_error(error: BaseException, path: Path) -> StoreError:
+    """A sqlite3 (or file system) error of the store at `path`, in words: which NBSAGE_HOME, and why."""
+    cause = _cause(error)
+    if cause == "unavailable" and isinstance(error, sqlite3.Error):  # a disk I/O error on a full disk
+        try:
+            import shutil
+            if shutil.disk_usage(path.parent).free < 64 * 1024:
+                cause = "full"
+        except OSError:
+            pass
+    home = str(path.parent)
+    return StoreError(f"NBSAGE_HOME {home} {_ADVICE[cause]} ({path.name}: {error})", cause, home)
+
+
 class MetadataStore:
-    """The SQLite store. Cheap to create; one per Session (and per supervisor process)."""
+    """The SQLite store. Cheap to create; one per Session (and per supervisor process).
+
+    `read_only` is True when NBSAGE_HOME cannot be written: reads work, writes raise StoreError.
+    """
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise store_error(e, self.path) from e
         self._local = threading.local()
-        self._conn().executescript(SCHEMA)
-        self._add_columns()
+        self.read_only = not self._writable()
+        if self.read_only:
+            self._query("SELECT 1 FROM jobs LIMIT 1")  # readable at least, or StoreError now
+            return
+        try:
+            self._sql(lambda conn: conn.executescript(SCHEMA))
+            self._add_columns()
+        except StoreError as e:  # written off by the file system after all (a read-only mount as root)
+            if e.cause != "read-only":
+                raise
+            self.read_only, self._local = True, threading.local()
+            self._query("SELECT 1 FROM jobs LIMIT 1")
+
+    def _writable(self) -> bool:
+        """Can this process write the store's folder and file? (a read-only mount says no even to root)"""
+        folder = self.path.parent
+        return os.access(folder, os.W_OK) and (not self.path.exists() or os.access(self.path, os.W_OK))
+
+    def _sql(self, work):
+        """`work(connection)`, with sqlite3's errors turned into StoreError — the one place they are.
+        IntegrityError stays as it is: the callers turn it into "already exists"."""
+        try:
+            return work(self._conn())
+        except sqlite3.IntegrityError:
+            raise
+        except sqlite3.Error as e:
+            raise store_error(e, self.path) from e
 
     # columns added after the first release: stores made before them get them here
     ADDED_COLUMNS = {"jobs": (("billable_seconds", "REAL"),)}
 
     def _add_columns(self) -> None:
-        conn = self._conn()
         for table, columns in self.ADDED_COLUMNS.items():
-            have = {r["name"] for r in conn.execute(f"PRAGMA table_info({table})").fetchall()}
+            have = {r["name"] for r in self._query(f"PRAGMA table_info({table})")}
             for name, kind in columns:
                 if name not in have:
                     try:
-                        conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+                        self._conn().execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
                     except sqlite3.OperationalError as e:  # another process added it first
                         if "duplicate column" not in str(e):
-                            raise
+                            raise store_error(e, self.path) from e
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None or getattr(self._local, "pid", None) != os.getpid():
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn = self._open_read_only() if self.read_only else self._open()
             conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=30000")
             self._local.conn, self._local.pid = conn, os.getpid()
         return conn
 
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """`mode=ro`; `immutable=1` where the WAL's shared-memory file cannot be created; an empty
+        store in memory when NBSAGE_HOME holds none yet (nothing to list)."""
+        if not self.path.exists():
+            conn = sqlite3.connect(":memory:", isolation_level=None)
+            conn.executescript(SCHEMA)
+            return conn
+        uri = f"file:{quote(str(self.path))}"
+        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30, isolation_level=None)
+        try:
+            conn.execute("SELECT 1 FROM jobs LIMIT 1").fetchall()
+        except sqlite3.OperationalError:
+            conn.close()
+            conn = sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
+        return conn
+
     class _Tx:
-        def __init__(self, conn):
-            self.conn = conn
+        def __init__(self, store: "MetadataStore"):
+            self.store = store
 
         def __enter__(self):
-            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn = self.store._sql(lambda conn: conn)
+            self.store._sql(lambda conn: conn.execute("BEGIN IMMEDIATE"))
             return self.conn
 
         def __exit__(self, exc_type, exc, tb):
-            self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+            if exc_type is None:
+                self.store._sql(lambda conn: conn.execute("COMMIT"))
+                return False
+            if self.conn.in_transaction:  # sqlite may have rolled back by itself (a full disk)
+                try:
+                    self.conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            if isinstance(exc, sqlite3.Error) and not isinstance(exc, sqlite3.IntegrityError):
+                raise store_error(exc, self.store.path) from exc
             return False
 
     def _tx(self):
-        return self._Tx(self._conn())
+        if self.read_only:
+            raise store_error(sqlite3.OperationalError("attempt to write a readonly database"), self.path)
+        return self._Tx(self)
 
     def _query(self, sql: str, args=()) -> list[sqlite3.Row]:
-        return self._conn().execute(sql, args).fetchall()
+        return self._sql(lambda conn: conn.execute(sql, args).fetchall())
 
     # ---- jobs -------------------------------------------------------------------------------
     def create_job(self, name: str, request: dict, backend: str, root: str | None, kind: str = "training") -> None:
