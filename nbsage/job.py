@@ -31,6 +31,7 @@ def submit(session, request: JobRequest, backend: str | None, options: dict | No
     place.check(request)
     root = session.jobs_dir / request.name / "opt_ml"
     session.store.create_job(request.name, request.to_dict(), place.name, str(root), kind=request.kind)
+    session.watch_jobs()
     try:
         place.start(request.name)
     except BaseException as e:

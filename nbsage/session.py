@@ -78,7 +78,15 @@ class Session:
     def list_training_jobs(self, limit: int = 50) -> list:
         """TrainingJob handles, newest first (InProgress jobs whose process died are marked Failed)."""
         from nbsage.training_job import TrainingJob
+        self.watch_jobs()
         return [TrainingJob(row["name"], self) for row in self.store.list_jobs(limit=limit, kind="training")]
+
+    def watch_jobs(self) -> None:
+        """Keep this process reconciling the store's jobs (nbsage.backends.reconciler): a job whose
+        supervisor died is marked Failed within seconds, whether or not anyone reads it. Called when
+        a job is submitted or listed."""
+        from nbsage.backends.reconciler import ensure_reconciler
+        ensure_reconciler(self)
 
     def list_endpoints(self) -> list[dict]:
         """DescribeEndpoint-shaped records of every endpoint."""

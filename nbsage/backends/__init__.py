@@ -10,7 +10,7 @@ import importlib
 
 from nbsage.backends.base import Backend
 from nbsage.backends.options import PlaceOption
-from nbsage.errors import ValidationError, did_you_mean
+from nbsage.errors import StoreError, ValidationError, did_you_mean
 
 # name -> "module:Class"; modules are imported on first use (dask, jupyter_client stay unloaded:
 # the place modules import them only inside their methods)
@@ -64,9 +64,16 @@ def get(name: str, session, **options) -> Backend:
 
 
 def refreshed_record(session, job_name: str) -> dict:
-    """A job's record, after its place has checked that an InProgress job's process still lives."""
+    """A job's record, after its place has checked that an InProgress job's process still lives.
+
+    Where the store cannot be written (read-only, full) the record is shown as it is: reading a
+    job never fails for that; a process that can write (nbsage.backends.reconciler) records the end.
+    """
     job = session.store.get_job(job_name)
-    if job["status"] in ("InProgress", "Stopping"):
-        get(job["backend"], session).refresh(job)
+    if job["status"] in ("InProgress", "Stopping") and not session.store.read_only:
+        try:
+            get(job["backend"], session).refresh(job)
+        except StoreError:
+            return job
         job = session.store.get_job(job_name)
     return job

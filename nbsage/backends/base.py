@@ -24,7 +24,7 @@ import threading
 from pathlib import Path
 
 from nbsage.backends.lifecycle import JobLifecycle
-from nbsage.errors import PlaceError
+from nbsage.errors import NBSageError, PlaceError
 from nbsage.store.metadata import pid_alive
 
 SUPERVISOR_LOG = "supervisor.log"  # the supervisor's own output, in the job's folder
@@ -142,7 +142,12 @@ def kill_runtime_group(job: dict) -> None:
 
 
 def supervisor_main(supervise, job_name: str, *args) -> int:
-    """Run a supervisor's `supervise(job_name, *args)`; whatever escapes marks the job Failed, never InProgress."""
+    """Run a supervisor's `supervise(job_name, *args)`; whatever escapes marks the job Failed, never InProgress.
+
+    The job's end is recorded even when the store refuses writes for a while (a full disk): the
+    lifecycle keeps it pending and retries until the store accepts it (JobLifecycle.waits_for_store).
+    """
+    JobLifecycle.waits_for_store = True
     try:
         return supervise(job_name, *args)
     except Exception as e:
@@ -154,5 +159,14 @@ def fail_unexpectedly(job_name: str, error: BaseException) -> int:
     import traceback
 
     from nbsage.store import Stores
-    traceback.print_exc()
-    return JobLifecycle(Stores.from_environment().store, job_name).failed_internally(error)
+    try:
+        traceback.print_exc()
+    except (OSError, ValueError):  # the log is on a full disk
+        pass
+    kind = "training"
+    store = Stores.from_environment().store
+    try:
+        kind = store.get_job(job_name)["kind"]
+    except NBSageError:
+        pass
+    return JobLifecycle(store, job_name, kind).failed_internally(error)

@@ -14,8 +14,13 @@ the words of `KIND_WORDS`; everything else is shared.
 """
 from __future__ import annotations
 
+import errno
 import signal
+import sys
+import time
 from dataclasses import dataclass
+
+from nbsage.errors import StoreError
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,17 @@ def signal_name(rc: int) -> str:
         return f"signal {-rc}"
 
 
+def store_failure(error: BaseException, store) -> str | None:
+    """The reason of a job that NBSAGE_HOME could not hold (the store cannot be written, or the
+    disk under the job roots is full), naming NBSAGE_HOME and the cause; None for other errors."""
+    if isinstance(error, StoreError):
+        return internal_error(error)
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        from nbsage.store.metadata import store_error
+        return internal_error(store_error(error, store.path))
+    return None
+
+
 def runtime_failure(rc: int, reported: str | None = None, process: str = "the training process",
                     exiting: str | None = None) -> str:
     """The failure reason of a runtime that exited with `rc` != 0: killed by a signal, the reason the
@@ -85,14 +101,40 @@ class JobLifecycle:
 
     A terminal job never moves again (the store refuses), so a late call is harmless. Methods
     that end the job return the supervisor's exit code, so a place can `return life.completed(...)`.
+
+    In a supervisor process (`waits_for_store`, set by nbsage.backends.base.supervisor_main) nobody
+    else will record how the job ended: a terminal status the store refuses (full, locked,
+    read-only for now) is kept pending and written again, with backoff, until the store accepts it,
+    rather than the supervisor dying and leaving "ended unexpectedly" behind.
     """
+
+    waits_for_store = False  # True in a supervisor process
+    RETRY_FIRST, RETRY_MAX = 0.2, 5.0  # seconds between tries of a pending terminal status
 
     def __init__(self, store, job_name: str, kind: str = "training"):
         self.store, self.job_name, self.kind = store, job_name, kind
         self.words = words_for(kind)
 
     def _set(self, status: str, secondary: str, message: str, **fields) -> bool:
-        return self.store.set_status(self.job_name, status, secondary, message, **fields)
+        try:
+            return self.store.set_status(self.job_name, status, secondary, message, **fields)
+        except StoreError as e:
+            if not (self.waits_for_store and status in ("Completed", "Failed", "Stopped")):
+                raise
+            return self._set_when_store_accepts(e, status, secondary, message, fields)
+
+    def _set_when_store_accepts(self, error: StoreError, status, secondary, message, fields) -> bool:
+        delay = self.RETRY_FIRST
+        _say(f"The job ended {status} but the store refused it ({error}); trying again until it accepts it")
+        while True:
+            time.sleep(delay)  # a back-off between tries, not a synchronisation
+            delay = min(delay * 2, self.RETRY_MAX)
+            try:
+                done = self.store.set_status(self.job_name, status, secondary, message, **fields)
+            except StoreError:
+                continue
+            _say(f"The store accepted the job's end ({status})")
+            return done
 
     # ---- InProgress ----------------------------------------------------------------------------
     def downloading(self, message: str = "Downloading input data") -> None:
@@ -150,7 +192,10 @@ class JobLifecycle:
         return 0
 
     def failed_client(self, error, message: str | None = None, **fields) -> int:
-        """The request or its data is at fault; the message is the error itself unless given."""
+        """The request or its data is at fault; the message is the error itself unless given.
+        A full or unwritable NBSAGE_HOME is not the request's fault: its reason names NBSAGE_HOME."""
+        if isinstance(error, BaseException) and (reason := store_failure(error, self.store)):
+            return self.failed(reason, message or "NBSAGE_HOME could not hold the job", **fields)
         return self.failed(client_error(error), str(error) if message is None else message, **fields)
 
     def failed_runtime(self, rc: int, reported: str | None = None, message: str | None = None, **fields) -> int:
@@ -170,7 +215,9 @@ class JobLifecycle:
 
     def failed_internally(self, error: BaseException) -> int:
         """A supervisor's last resort: the job never stays InProgress."""
-        self.failed(internal_error(described(error)), "Internal error")
+        reason = store_failure(error, self.store)
+        self.failed(reason or internal_error(described(error)),
+                    "NBSAGE_HOME could not hold the job" if reason else "Internal error")
         return 1
 
     def could_not_start(self, error: BaseException) -> None:
@@ -181,3 +228,11 @@ class JobLifecycle:
         """The process that looked after the job died without ending it (seen by `refresh`)."""
         self.failed(internal_error(f"the process that {what} (pid {pid}) ended unexpectedly; see {log}"),
                     "The job's supervisor process ended unexpectedly")
+
+
+def _say(line: str) -> None:
+    """A line to the supervisor's log, which may be on the full disk itself: never an error."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass

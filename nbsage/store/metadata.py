@@ -264,6 +264,10 @@ class MetadataStore:
         sql = "SELECT * FROM jobs" + (" WHERE kind = ?" if kind else "") + " ORDER BY creation_time DESC LIMIT ?"
         return [dict(r) for r in self._query(sql, ((kind,) if kind else ()) + (limit,))]
 
+    def jobs_in_progress(self) -> list[dict]:
+        """Every job not yet ended (InProgress or Stopping), for nbsage.backends.reconciler."""
+        return [dict(r) for r in self._query("SELECT * FROM jobs WHERE status IN ('InProgress', 'Stopping')")]
+
     def update_job(self, name: str, **fields) -> None:
         if not fields:
             return
