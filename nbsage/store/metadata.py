@@ -96,7 +96,7 @@ def _cause(error: BaseException) -> str:
 
 
 _ADVICE = {
-    "full": "is full: the job store cannot be written; free some space there (or point NBSAGE_HOME at another disk)",
+    "full": "is full: nothing more can be written there; free some space (or point NBSAGE_HOME at another disk)",
     "read-only": "is read-only: the job store can be read (nbsage jobs, describe, logs) but not written; "
                  "make it writable or point NBSAGE_HOME at a writable folder",
     "locked": "has its job store locked by another process for longer than the 30 s busy timeout; "
@@ -116,7 +116,8 @@ def store_error(error: BaseException, path: Path) -> StoreError:
         except OSError:
             pass
     home = str(path.parent)
-    return StoreError(f"NBSAGE_HOME {home} {_ADVICE[cause]} ({path.name}: {error})", cause, home)
+    where = f"{path.name}: " if isinstance(error, sqlite3.Error) else ""
+    return StoreError(f"NBSAGE_HOME {home} {_ADVICE[cause]} ({where}{error})", cause, home)
 
 
 class MetadataStore:
