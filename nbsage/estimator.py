@@ -219,6 +219,8 @@ class Estimator:
         if job is None:
             raise ValidationError("this Estimator has no training job yet: call fit() first, or Estimator.attach(name)")
         desc = job.describe()
+        if desc["TrainingJobStatus"] == "Stopped" and desc["ModelArtifacts"]:
+            return job  # stopped with the model it saved (save_model_on_termination), as SageMaker deploys it
         if desc["TrainingJobStatus"] != "Completed":
             raise ValidationError(f"training job {job.name!r} is {desc['TrainingJobStatus']}, not Completed: "
                                   "only a completed job has a model to deploy"

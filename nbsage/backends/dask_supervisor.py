@@ -115,7 +115,7 @@ def run_host_on_worker(job_name: str, request: dict, index: int, rank_env: dict,
                                "s3:// or other URLs, or paths every worker sees)")
         out = {"host": host, "rc": result.rc, "failure": result.failure, "stopped": result.stopped,
                "model": None, "output": None}
-        if index == 0 and result.ok:
+        if index == 0 and (result.ok or result.stopped):  # a stopped host may have saved its model
             out["model"] = root.model_archive.read_bytes() if root.model_archive.exists() else None
             out["output"] = root.output_archive.read_bytes() if root.output_archive.exists() else None
     finally:

@@ -54,7 +54,7 @@ from nbsage.backends.kernel_staging import (
 from nbsage.backends.lifecycle import JobLifecycle, client_error, internal_error, runtime_failure
 from nbsage.backends.log_stream import LogSink
 from nbsage.backends.spot import Attempt, ManagedSpot, RestartFailed, killed_by
-from nbsage.backends.staging import artifact_uris, channel_options, collect, prepare_root
+from nbsage.backends.staging import artifact_uris, channel_options, collect, prepare_root, stopped_model
 from nbsage.errors import NBSageError, PlaceError
 from nbsage.runtime.job_config import write_job_configs
 from nbsage.runtime.layout import JobRoot
@@ -195,9 +195,20 @@ class _KernelJob:
         self.lines.flush()
         self.sink.flush()
 
-    def stopped(self, message: str | None = None) -> int:
+    def _stopped_model(self) -> str | None:
+        """The model the stopped runtime saved in the kernel, brought back and uploaded (staging.stopped_model)."""
+        if not self.result or self.result.get("model_size") is None:
+            return None
+        try:
+            self._bring_back(("model", self.root.model_archive, self.result["model_size"]))
+        except Exception as e:  # the kernel went away with it: the job still ends Stopped
+            self.sink.write(f"The model saved on stop could not be brought back from the kernel: {e}")
+            return None
+        return stopped_model(self.root, self.request.to_dict(), self.stores.artifacts, self.sink.write)
+
+    def stopped(self, message: str | None = None, model: str | None = None) -> int:
         self._flush()
-        return self.life.stopped(message)
+        return self.life.stopped(message, model=model)
 
     def failed(self, reason: str, message: str | None = None) -> int:
         self._flush()
@@ -261,7 +272,7 @@ class _KernelJob:
             self.lines.flush()
             return self.spot.end_exceeded(last.exceeded)
         if last.stopped or self.stop_requested():
-            return self.stopped()
+            return self.stopped(model=self._stopped_model())
         if self.result["rc"] != 0:
             return self.failed(runtime_failure(self.result["rc"], self.result.get("failure"),
                                                "the training process in the kernel"))
@@ -391,16 +402,8 @@ class _KernelJob:
         if kernel_reads(model_uri, self.transfer) and self._kernel_uploads(model_uri, output_uri):
             return 0
         result = self.result
-        for which, path, size in (("model", self.root.model_archive, result["model_size"]),
-                                  ("output", self.root.output_archive, result["output_size"])):
-            path.unlink(missing_ok=True)
-            if size is None:
-                continue
-            tmp = path.with_name(f".{path.name}.part")
-            with open(tmp, "wb") as out:
-                for offset in range(0, size, CHUNK):
-                    out.write(base64.b64decode(call(self.conn, "read", self.name, which, offset, CHUNK)["data"]))
-            os.replace(tmp, path)
+        self._bring_back(("model", self.root.model_archive, result["model_size"]),
+                         ("output", self.root.output_archive, result["output_size"]))
         try:
             model, output = collect(self.root, self.request.to_dict(), self.stores.artifacts)
         except Exception as e:
@@ -409,6 +412,19 @@ class _KernelJob:
         self.sink.flush()
         self.spot.bill()
         return self.life.completed(model=model, output=output)
+
+    def _bring_back(self, *archives) -> None:
+        """(which, local path, size) archives from the kernel's job root to this one, in chunks."""
+        for which, path, size in archives:
+            path.unlink(missing_ok=True)
+            if size is None:
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.part")
+            with open(tmp, "wb") as out:
+                for offset in range(0, size, CHUNK):
+                    out.write(base64.b64decode(call(self.conn, "read", self.name, which, offset, CHUNK)["data"]))
+            os.replace(tmp, path)
 
     def _kernel_uploads(self, model_uri: str, output_uri: str) -> bool:
         """The kernel writes the archives to the artifact store itself; False when it cannot."""

@@ -168,7 +168,10 @@ class JobLifecycle:
         self._set("Completed", "Completed", f"{self.words.noun} completed", **fields)
         return 0
 
-    def stopped(self, message: str | None = None, **fields) -> int:
+    def stopped(self, message: str | None = None, model: str | None = None, **fields) -> int:
+        """Stopped; `model` is the model.tar.gz the stopped runtime left (nbsage.backends.staging.stopped_model)."""
+        if model:
+            fields["model_artifacts"] = model
         self._set("Stopped", "Stopped", message or f"{self.words.noun} stopped", **fields)
         return 0
 

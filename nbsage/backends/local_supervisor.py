@@ -13,7 +13,7 @@ from nbsage.backends.log_stream import LogSink
 from nbsage.backends.pipe_feeder import PipeFeeder
 from nbsage.backends.runtime_process import RuntimeRun
 from nbsage.backends.spot import Attempt, ManagedSpot, RestartFailed, killed_by
-from nbsage.backends.staging import collect, prepare_root, release_fastfile
+from nbsage.backends.staging import collect, prepare_root, release_fastfile, stopped_model
 from nbsage.errors import NBSageError
 from nbsage.runtime.layout import JobRoot
 from nbsage.store import Stores
@@ -114,7 +114,7 @@ class _LocalJob:
         if last.exceeded:
             return self.spot.end_exceeded(last.exceeded)
         if last.stopped:
-            return life.stopped()
+            return life.stopped(model=stopped_model(self.root, self.request.to_dict(), self.stores.artifacts, print))
         if rc != 0:
             return life.failed_runtime(rc, self.root.failure_reason())
         life.uploading()

@@ -51,7 +51,7 @@ from nbsage.backends.lifecycle import (
 )
 from nbsage.backends.log_stream import LogSink
 from nbsage.backends.spot import Attempt, ManagedSpot, RestartFailed, killed_by
-from nbsage.backends.staging import collect, host_count, prepare_root, releases_fastfile
+from nbsage.backends.staging import collect, host_count, prepare_root, releases_fastfile, stopped_model
 from nbsage.errors import NBSageError
 from nbsage.runtime.layout import JobRoot
 from nbsage.runtime.metrics import METRIC_LINE, PROGRESS_LINE
@@ -337,7 +337,7 @@ class HostGroup:
             return life.failed(_with_host(f.failure or algorithm_error("the host failed"), f.host),
                                f"{life.words.noun} failed on {f.host}")
         if self.stop_requested.is_set() or self._stop_wanted():
-            return life.stopped()
+            return life.stopped(model=stopped_model(master_root, self.request.to_dict(), self.stores.artifacts, print))
         missing = [h for h in self.hosts if h not in self.results or not self.results[h].ok]
         if missing:  # stopped for no reason recorded above: still never Completed
             first = self.results.get(missing[0])

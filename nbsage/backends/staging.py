@@ -473,6 +473,21 @@ def artifact_uris(request: dict) -> tuple[str, str]:
     return join(base, "model.tar.gz"), join(base, "output.tar.gz")
 
 
+def stopped_model(root: JobRoot, request: dict, artifacts: ArtifactStore, log=None) -> str | None:
+    """StopTrainingJob as SageMaker does it: the model a stopped runtime saved (XGBoost's
+    save_model_on_termination, a script's SIGTERM handler; packed by the runtime when /opt/ml/model
+    is not empty) is uploaded as model.tar.gz, so the stopped job can be deployed. Every place's stop
+    path calls this. None when there is none, or when the upload failed (the job still ends Stopped)."""
+    if not root.model_archive.exists():
+        return None
+    try:
+        return artifacts.put_file(root.model_archive, artifact_uris(request)[0])
+    except Exception as e:
+        if log:
+            log(f"The model saved on stop could not be uploaded: {type(e).__name__}: {e}")
+        return None
+
+
 def collect(root: JobRoot, request: dict, artifacts: ArtifactStore) -> tuple[str | None, str | None]:
     """Upload model.tar.gz and output.tar.gz from the root; returns their URIs (None when absent)."""
     model_uri, output_uri = artifact_uris(request)

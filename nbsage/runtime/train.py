@@ -68,6 +68,9 @@ def run(root_path: str) -> int:
             algorithm.train(env)
     except Stopped:
         root.write_failure("Stopped: the job received SIGTERM")
+        # a model saved on SIGTERM (XGBoost's save_model_on_termination, a script's handler) is
+        # packed as on completion: the place uploads it and the stopped job can be deployed
+        pack_dir(root.model_dir, root.model_archive)
         print("Training stopped (SIGTERM).", file=sys.stderr, flush=True)
         return EXIT_STOPPED
     except NBSageError as e:

@@ -1,0 +1,54 @@
+"""A stopped job keeps the model it saved: XGBoost's `save_model_on_termination=true` and a stop.
+
+As on SageMaker, the model saved on SIGTERM is uploaded as model.tar.gz, the job ends Stopped with
+ModelArtifacts set, and the model can be deployed and answers predictions.
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from nbsage.estimator import Estimator
+from nbsage.inputs import TrainingInput
+from support import wait_for
+
+TIMEOUT = 120
+
+
+@pytest.fixture
+def regression(tmp_path):
+    """A train channel's folder: 400 rows of a label and 4 features."""
+    np = pytest.importorskip("numpy")
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 4))
+    y = X @ np.array([1.0, -2.0, 0.5, 3.0]) + rng.normal(scale=0.1, size=400)
+    folder = tmp_path / "train"
+    folder.mkdir()
+    np.savetxt(folder / "train.csv", np.column_stack([y, X]), delimiter=",", fmt="%.6f")
+    return folder
+
+
+def test_a_stopped_xgboost_job_with_save_model_on_termination_can_be_deployed(session, regression):
+    pytest.importorskip("xgboost")
+    est = Estimator("xgboost", hyperparameters={"num_round": 1000000, "objective": "reg:squarederror",
+                                                "save_model_on_termination": "true"},
+                    sagemaker_session=session)
+    job = est.fit({"train": TrainingInput(str(regression), content_type="text/csv")}, wait=False)
+    wait_for(lambda: (job.describe()["nbsage:Progress"][0] or 0) > 0 or job.status != "InProgress",
+             TIMEOUT, "a training round to be reported")
+    assert job.status == "InProgress", job.describe().get("FailureReason")
+    job.stop()
+    desc = job.wait_quietly(timeout=TIMEOUT)
+    assert desc["TrainingJobStatus"] == "Stopped", desc.get("FailureReason")
+    model = desc["ModelArtifacts"].get("S3ModelArtifacts")
+    assert model and model.endswith("model.tar.gz"), desc["ModelArtifacts"]
+
+    predictor = est.deploy()
+    try:
+        answer = predictor.predict("0.1,0.2,0.3,0.4")
+    finally:
+        predictor.delete_endpoint()
+    text = answer.decode() if isinstance(answer, bytes) else str(answer)
+    numbers = re.findall(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?", text)
+    assert len(numbers) == 1, answer  # one prediction for the one row
