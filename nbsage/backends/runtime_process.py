@@ -87,7 +87,8 @@ class RuntimeRun:
             limits=(), on_started: Callable[[int], bool] | None = None) -> tuple[int, str | None]:
         """Run it to its end: (exit status, the name of the limit it ran past or None).
         `on_started(pid)` returns True when a stop came before the runtime started. An exception
-        while it runs (KeyboardInterrupt) leaves `proc` set, for the caller to stop it."""
+        while it runs (KeyboardInterrupt) leaves `proc` set, for the caller to stop it; an error
+        from `on_line` (the store refusing the job's lines) stops the runtime first."""
         proc = self.proc = start_runtime(command, root, env)
         self.exceeded = None
         if (on_started and on_started(proc.pid)) or self._stop_asked:
@@ -112,6 +113,9 @@ class RuntimeRun:
             for raw in proc.stdout:
                 on_line(raw.decode("utf-8", errors="replace"))
             rc = proc.wait()
+        except Exception:  # the lines cannot be recorded (a full store): the job fails, its runtime goes
+            terminate_group(proc, self.grace)
+            raise
         finally:
             for t in timers:
                 t.cancel()
