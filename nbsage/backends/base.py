@@ -122,6 +122,9 @@ class SupervisedBackend(Backend):
         pid = job.get("supervisor_pid")
         if pid is None or pid_alive(pid):
             return  # not launched yet, or still looking after the job
+        job = self.session.store.get_job(job["name"])  # the supervisor may have ended the job as it exited
+        if job["status"] not in ("InProgress", "Stopping"):
+            return
         what = self.release(job)
         life = JobLifecycle(self.session.store, job["name"], job["kind"])
         if job.get("stop_requested"):
