@@ -37,9 +37,11 @@ class Stores:
         home = Path(home).expanduser().resolve() if home else default_home()
         try:
             home.mkdir(parents=True, exist_ok=True)
-        except OSError as e:  # a read-only or full parent: StoreError naming NBSAGE_HOME, not a traceback
+        except OSError as e:  # a full parent: StoreError naming NBSAGE_HOME, not a traceback
             from nbsage.store.metadata import store_error
-            raise store_error(e, home / "nbsage.db") from e
+            error = store_error(e, home / "nbsage.db")
+            if error.cause != "read-only":  # a read-only one: an empty read-only store (nothing to list)
+                raise error from e
         root = artifact_root or os.environ.get("NBSAGE_ARTIFACT_ROOT") or str(home / "artifacts")
         return cls(home, root, MetadataStore(home / "nbsage.db"), ArtifactStore(root))
 

@@ -131,7 +131,9 @@ class MetadataStore:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise store_error(e, self.path) from e
+            error = store_error(e, self.path)
+            if error.cause != "read-only":  # where it cannot be made, it is read-only (and empty)
+                raise error from e
         self._local = threading.local()
         self.read_only = not self._writable()
         if self.read_only:
