@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from nbsage.errors import ValidationError
+from nbsage.runtime.layout import private_dir
 from nbsage.store import ArtifactStore, MetadataStore
 
 JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
@@ -50,7 +51,7 @@ class Session:
 
     def __init__(self, home: str | os.PathLike | None = None, artifact_root: str | None = None):
         self.home = Path(home).expanduser().resolve() if home else default_home()
-        self.home.mkdir(parents=True, exist_ok=True)
+        private_dir(self.home)  # 0700: the store and job roots hold requests, secrets and data
         self.artifact_root = artifact_root or os.environ.get("NBSAGE_ARTIFACT_ROOT") or str(self.home / "artifacts")
         self.store = MetadataStore(self.home / "nbsage.db")
         self.artifacts = ArtifactStore(self.artifact_root)

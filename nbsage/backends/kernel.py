@@ -39,6 +39,7 @@ import threading
 from nbsage.backends.base import Backend
 from nbsage.backends.options import PlaceOption
 from nbsage.errors import PlaceError, did_you_mean
+from nbsage.runtime.layout import PRIVATE_UMASK, private_dir, private_file
 from nbsage.store.metadata import pid_alive
 
 TRANSFERS = ("auto", "connection")
@@ -125,17 +126,17 @@ class KernelBackend(Backend):
         self._check_options()
         store = self.session.store
         job_dir = self.session.jobs_dir / job_name
-        job_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(job_dir)
         place_file = job_dir / PLACE_FILE
         place_file.write_text(json.dumps(self.place(), indent=2))
         os.chmod(place_file, 0o600)  # it may hold the gateway's token
         env = dict(os.environ, NBSAGE_HOME=str(self.session.home),
                    NBSAGE_ARTIFACT_ROOT=self.session.artifact_root, PYTHONUNBUFFERED="1")
-        with open(job_dir / "supervisor.log", "ab") as log:
+        with open(private_file(job_dir / "supervisor.log"), "ab") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "nbsage.backends.kernel_supervisor", job_name],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                start_new_session=True, close_fds=True)
+                start_new_session=True, close_fds=True, umask=PRIVATE_UMASK)
         store.update_job(job_name, supervisor_pid=proc.pid)
         threading.Thread(target=proc.wait, daemon=True).start()  # reap it: no zombie of this process
 

@@ -16,6 +16,7 @@ import subprocess
 import sys
 
 from nbsage.backends.base import Backend
+from nbsage.runtime.layout import PRIVATE_UMASK, private_dir, private_file
 from nbsage.store.metadata import pid_alive
 
 
@@ -53,14 +54,14 @@ class LocalBackend(Backend):
     def start(self, job_name: str) -> None:
         store = self.session.store
         log_dir = self.session.jobs_dir / job_name
-        log_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(log_dir)
         env = dict(os.environ, NBSAGE_HOME=str(self.session.home),
                    NBSAGE_ARTIFACT_ROOT=self.session.artifact_root, PYTHONUNBUFFERED="1")
-        with open(log_dir / "supervisor.log", "ab") as log:
+        with open(private_file(log_dir / "supervisor.log"), "ab") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", self.supervisor_module, job_name, *self.supervisor_args()],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                start_new_session=True, close_fds=True)
+                start_new_session=True, close_fds=True, umask=PRIVATE_UMASK)
         store.update_job(job_name, supervisor_pid=proc.pid)
         # reap the child when it ends, so it never lingers as a zombie of this process
         import threading

@@ -58,6 +58,7 @@ import threading
 from pathlib import Path
 
 from nbsage.errors import ValidationError
+from nbsage.runtime.layout import private_dir, write_private_text
 
 OPT_ML = "/opt/ml"
 PROCESSING_PREFIX = "/opt/ml/processing/"
@@ -109,9 +110,9 @@ class ProcessingRoot:
         return json.loads(path.read_text()) if path.exists() else {}
 
     def write_config(self, name: str, content: dict) -> None:
-        self.config_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.config_dir)
         tmp = self.config_dir / f".{name}.tmp"
-        tmp.write_text(json.dumps(content, indent=2, default=str))
+        write_private_text(tmp, json.dumps(content, indent=2, default=str))
         os.replace(tmp, self.config_dir / name)
 
     def write_failure(self, message: str) -> None:
@@ -185,8 +186,8 @@ def resource_config(request: dict, host_index: int = 0) -> dict:
 def prepare(root_path: str | os.PathLike, request: dict) -> ProcessingRoot:
     """Lay out a processing root: the two config files and an empty folder per LocalPath."""
     root = ProcessingRoot(root_path)
-    for d in (root.config_dir, root.processing_dir, root.output_dir):
-        d.mkdir(parents=True, exist_ok=True)
+    for d in (root.path, root.config_dir, root.processing_dir, root.output_dir):
+        private_dir(d)
     for item in request.get("ProcessingInputs") or []:
         local = (item.get("S3Input") or item.get("DatasetDefinition") or {}).get("LocalPath")
         if local:

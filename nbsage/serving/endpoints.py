@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from nbsage.errors import EndpointError, ModelError, NBSageError
+from nbsage.runtime.layout import private_dir, private_file, private_tree
 from nbsage.store.artifacts import is_local, local_path
 from nbsage.store.metadata import iso, pid_alive
 
@@ -275,15 +276,16 @@ def deploy(session, endpoint_name: str, model_data: str, algorithm: str | None =
     try:
         if folder.exists():
             shutil.rmtree(folder)  # left over from an endpoint of the same name that was not deleted cleanly
-        folder.mkdir(parents=True)
+        private_dir(folder)
         model_dir = _stage_model(session, str(model_data), folder)
+        private_tree(model_dir)  # copies and archives keep the modes they were made with
         cmd = [sys.executable, "-m", "nbsage.runtime", "serve", "--model-dir", str(model_dir),
                "--host", HOST, "--port", "0", "--ready-file", str(folder / READY_NAME)]
         if algorithm:
             cmd += ["--algorithm", algorithm]
         if entry_point:
             cmd += ["--entry-point", entry_point]
-        with open(folder / LOG_NAME, "ab") as log:
+        with open(private_file(folder / LOG_NAME), "ab") as log:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                     cwd=folder, env=_server_env(environment, entry_point),
                                     start_new_session=True, close_fds=True)
