@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from nbsage.runtime import model_env
 from nbsage.runtime.environment import TrainingEnvironment
 
 # sagemaker_* keys the toolkit removes from the user's hyperparameters
@@ -146,20 +147,22 @@ def run_script(env: TrainingEnvironment) -> int:
     if not entry_point or not (code_dir / entry_point).exists():
         raise UserScriptError(f"entry point {entry_point!r} was not found in the job's code directory {code_dir}")
     requirements = code_dir / "requirements.txt"
-    if requirements.exists() and any(
-            line.strip() and not line.strip().startswith("#") for line in requirements.read_text().splitlines()):
+    first: list[str] = []  # the job's own environment (see nbsage.runtime.model_env), before nbsage's
+    if model_env.has_requirements(requirements):
         print(f"Installing requirements from {requirements}", flush=True)
-        rc = subprocess.call([sys.executable, "-m", "pip", "install", "-q", "-r", str(requirements)], cwd=code_dir)
-        if rc:
-            raise UserScriptError(f"InstallRequirementsError: pip install -r requirements.txt exited {rc}")
+        try:
+            packages = model_env.ensure_environment(requirements, log=lambda m: print(m, flush=True))
+        except model_env.RequirementsError as exc:
+            raise UserScriptError(f"InstallRequirementsError: {exc}") from None
+        first = [str(model_env.site_packages(packages))]
     sm, args = build_environment(env, entry_point, code_dir)
     child_env = dict(os.environ)
     child_env.update(sm)
-    child_env["PYTHONPATH"] = os.pathsep.join([str(code_dir)] + [p for p in sys.path if p])
+    child_env["PYTHONPATH"] = os.pathsep.join([str(code_dir)] + first + [p for p in sys.path if p])
     child_env.setdefault("PYTHONUNBUFFERED", "1")
     if entry_point.endswith(".sh"):
         cmd = ["/bin/sh", "-c", " ".join([f"./{entry_point}"] + [shlex.quote(a) for a in args])]
-        (code_dir / entry_point).chmod(0o777)
+        (code_dir / entry_point).chmod(0o700)
     elif (code_dir / "setup.py").exists():
         cmd = [sys.executable, "-m", Path(entry_point).stem] + args
     else:
