@@ -58,6 +58,8 @@ import threading
 from pathlib import Path
 
 from nbsage.errors import ValidationError
+from nbsage.runtime.job_user import JOB_USER_ENV, hand_over, job_user
+from nbsage.runtime.job_user import environment as user_environment
 from nbsage.runtime.layout import private_dir, write_private_text
 
 OPT_ML = "/opt/ml"
@@ -232,8 +234,14 @@ def _mount(libc, source: str | None, target: str, fstype: str | None, flags: int
                       ctypes.c_ulong(flags), data.encode() if data else None), f"mount {target}")
 
 
-def _enter_namespace(libc) -> str:
-    """unshare a mount namespace (and a user namespace when not root); returns how."""
+def _enter_namespace(libc, map_root: bool = True) -> str:
+    """unshare a mount namespace (and a user namespace when not root); returns how.
+
+    In a user namespace the invoking user is root inside when `map_root` (a processing container
+    runs as root), else keeps its own uid (script mode, where the script always ran as the user):
+    the capabilities to mount belong to the namespace's creator either way, until the job's code is
+    exec'd.
+    """
     uid, gid = os.geteuid(), os.getegid()
     if uid == 0 and libc.unshare(_CLONE_NEWNS) == 0:
         return "mount namespace"
@@ -251,9 +259,9 @@ def _enter_namespace(libc) -> str:
     with open("/proc/self/setgroups", "w") as f:
         f.write("deny")
     with open("/proc/self/uid_map", "w") as f:
-        f.write(f"0 {uid} 1")
+        f.write(f"{0 if map_root else uid} {uid} 1")
     with open("/proc/self/gid_map", "w") as f:
-        f.write(f"0 {gid} 1")
+        f.write(f"{0 if map_root else gid} {gid} 1")
     return "user and mount namespace"
 
 
@@ -287,6 +295,60 @@ def _rebuild_opt_with_ml(libc, job_root: str) -> None:
             raise
     finally:
         os.close(old)
+
+
+def nbsage_home() -> Path | None:
+    """NBSAGE_HOME (default ~/.nbsage) when it exists: the folder the job's code must not reach."""
+    home = Path(os.environ.get("NBSAGE_HOME") or "~/.nbsage").expanduser()
+    try:
+        return home.resolve() if home.is_dir() else None
+    except PermissionError:  # out of this user's reach already: nothing to hide from it
+        return None
+
+
+_MS_RDONLY, _MS_REMOUNT = 1, 32
+# statvfs flags -> the mount flags a read-only remount must repeat (a user namespace locks them)
+_LOCKED_FLAGS = {os.ST_NOSUID: 2, os.ST_NODEV: 4, os.ST_NOEXEC: 8, os.ST_NOATIME: 1024,
+                 os.ST_NODIRATIME: 2048, os.ST_RELATIME: 1 << 21}
+
+
+def _remount_read_only(libc, path: str) -> None:
+    kept = os.statvfs(path).f_flag
+    flags = _MS_BIND | _MS_REMOUNT | _MS_RDONLY
+    for st_flag, ms_flag in _LOCKED_FLAGS.items():
+        if kept & st_flag:
+            flags |= ms_flag
+    _mount(libc, None, path, None, flags)
+
+
+def _hide_home(libc, job_root: Path) -> None:
+    """Cover NBSAGE_HOME with an empty read-only tmpfs, then bind back this job's root (read-write,
+    at its own path) and the per-requirements environments (read-only): the store, the artifacts
+    and every other job's root are out of the job's sight. Inside the namespace only."""
+    home = nbsage_home()
+    if home is None or home == job_root or job_root in home.parents:
+        return  # nothing of nbsage's to hide, or the job root holds it all (a root given by hand)
+    keep = []
+    if home in job_root.parents:
+        keep.append((job_root, False))
+    envs = (home / "envs").resolve()
+    if envs.is_dir():
+        keep.append((envs, True))
+    opened = [(os.open(path, os.O_PATH | os.O_DIRECTORY), path, read_only) for path, read_only in keep]
+    try:
+        # 0755: the job's user (NBSAGE_JOB_USER) walks through it to its own root
+        _mount(libc, "tmpfs", str(home), "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=755")
+        for fd, path, read_only in opened:
+            os.makedirs(path, mode=0o755, exist_ok=True)
+            _mount(libc, f"/proc/self/fd/{fd}", str(path), None, _MS_BIND | _MS_REC)
+            if read_only:
+                _remount_read_only(libc, str(path))
+        # and nothing new in the home either (a script's `open(home/nbsage.db, "a")` fails, not
+        # creates a decoy); the job root bound above is a mount of its own and stays writable
+        _mount(libc, None, str(home), None, _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NODEV)
+    finally:
+        for fd, _, _ in opened:
+            os.close(fd)
 
 
 def probe_private_opt_ml(job_root: str | os.PathLike) -> str | None:
@@ -324,28 +386,65 @@ def private_opt_ml(job_root: str | os.PathLike) -> str:
     Call it while the process has a single thread (unshare of a user namespace requires that).
     Raises IsolationUnavailable, leaving the view of the file system as it was.
     """
+    return private_view(job_root)
+
+def probe_private_view(job_root: str | os.PathLike, opt_ml: bool, map_root: bool) -> str | None:
+    """Try private_view in a forked child; None when it works, else why not."""
+    if not hasattr(os, "fork"):
+        return f"mount namespaces are a Linux feature; this is {sys.platform}"
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report and leave at once, never returning into the caller's code
+        code = 1
+        try:
+            os.close(read_end)
+            private_view(job_root, opt_ml=opt_ml, map_root=map_root, threads_checked=True)
+            code = 0
+        except BaseException as e:
+            os.write(write_end, str(e).encode("utf-8", "replace")[:2000])
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as f:
+        message = f.read().decode("utf-8", "replace")
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) == 0:
+        return None
+    return message or f"the probe ended with status {os.waitstatus_to_exitcode(status)}"
+
+
+def private_view(job_root: str | os.PathLike, opt_ml: bool = True, map_root: bool = True,
+                 threads_checked: bool = False) -> str:
+    """Give this process (and its children) a view of the file system of its own: the job root on
+    /opt/ml when `opt_ml`, and NBSAGE_HOME covered except this job's root (see _hide_home).
+
+    `threads_checked`: the caller is a freshly forked child (a probe, a preexec_fn), so it has one
+    thread whatever its parent had. Raises IsolationUnavailable.
+    """
     if not sys.platform.startswith("linux"):
         raise IsolationUnavailable(f"mount namespaces are a Linux feature; this is {sys.platform}")
-    if threading.active_count() > 1:
+    if not threads_checked and threading.active_count() > 1:
         raise IsolationUnavailable("the runtime already runs several threads; unshare needs one")
     job_root = Path(job_root).resolve()
     has_ml = os.path.isdir(OPT_ML) and not os.path.islink(OPT_ML)
-    if not has_ml and not os.path.isdir("/opt"):
+    if opt_ml and not has_ml and not os.path.isdir("/opt"):
         raise IsolationUnavailable("this machine has no /opt directory to hold /opt/ml")
     libc = _libc()
-    how = _enter_namespace(libc)
+    how = _enter_namespace(libc, map_root)
     _mount(libc, None, "/", None, _MS_REC | _MS_PRIVATE)  # nothing we mount reaches the host
-    # opened inside the new namespace (a bind source must be in it) and before anything covers it,
-    # so a root that lies under /opt or /opt/ml is still found
-    root_fd = os.open(job_root, os.O_PATH | os.O_DIRECTORY)
-    try:
-        source = f"/proc/self/fd/{root_fd}"
-        if has_ml:
-            _mount(libc, source, OPT_ML, None, _MS_BIND | _MS_REC)
-        else:
-            _rebuild_opt_with_ml(libc, source)
-    finally:
-        os.close(root_fd)
+    if opt_ml:
+        # opened inside the new namespace (a bind source must be in it) and before anything covers
+        # it, so a root that lies under /opt or /opt/ml is still found
+        root_fd = os.open(job_root, os.O_PATH | os.O_DIRECTORY)
+        try:
+            source = f"/proc/self/fd/{root_fd}"
+            if has_ml:
+                _mount(libc, source, OPT_ML, None, _MS_BIND | _MS_REC)
+            else:
+                _rebuild_opt_with_ml(libc, source)
+        finally:
+            os.close(root_fd)
+    _hide_home(libc, job_root)
     return f"private {how}"
 
 
@@ -432,6 +531,13 @@ def run(root_path: str) -> int:
                            "images, so it needs the command to run (Processor(entrypoint=[...]) or ScriptProcessor)")
         return EXIT_FAILURE
 
+    try:
+        user = job_user()
+    except ValidationError as e:
+        root.write_failure(f"ClientError: {e}")
+        return EXIT_FAILURE
+    if user is not None:
+        hand_over(root.path, user)  # the job writes its outputs as that user
     mode = (os.environ.get(ISOLATION_ENV) or "auto").strip().lower()
     problem, how = None, ""
     if mode == "none":
@@ -467,6 +573,10 @@ def run(root_path: str) -> int:
 
     env = dict(os.environ)
     env.pop(ISOLATION_ENV, None)
+    env.pop(JOB_USER_ENV, None)
+    if user is not None:
+        env.update(user_environment(user))
+        print(f"nbsage: the job runs as {user.name} (uid {user.uid}, {JOB_USER_ENV})", flush=True)
     # the "image's" interpreter is the one nbsage runs on, so `python3` finds this environment's packages
     env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", os.defpath)])
     env.update({str(k): str(v) for k, v in (config.get("Environment") or {}).items()})
@@ -479,10 +589,13 @@ def run(root_path: str) -> int:
     argv = [program, *[str(a) for a in entrypoint[1:]], *arguments]
     tail: collections.deque = collections.deque(maxlen=STDERR_TAIL_LINES)
     try:
+        as_user = {} if user is None else {"user": user.uid, "group": user.gid, "extra_groups": []}
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=opt_ml,
-                                preexec_fn=_die_with_runtime)
+                                preexec_fn=_die_with_runtime, **as_user)
     except OSError as e:
-        root.write_failure(f"ClientError: cannot start the entrypoint {argv[0]!r}: {e.strerror or e}")
+        as_whom = "" if user is None else (f" as {user.name} ({JOB_USER_ENV}), who must be able to reach and "
+                                           "run it")
+        root.write_failure(f"ClientError: cannot start the entrypoint {argv[0]!r}{as_whom}: {e.strerror or e}")
         return EXIT_FAILURE
     relay = threading.Thread(target=_relay_stderr, args=(proc.stderr, tail), daemon=True)
     relay.start()
