@@ -321,10 +321,39 @@ def _remount_read_only(libc, path: str) -> None:
     _mount(libc, None, path, None, flags)
 
 
+LINKED_FOLDERS_MAX = 64
+
+
+def _linked_folders(home: Path, job_root: Path) -> list[Path]:
+    """Folders in `home` but outside the job root that the root's symlinks point into: a FastFile
+    channel of a local source (data uploaded to the default artifact root, say) or of the FastFile
+    cache is a folder of links. The fewest folders that hold every target; above LINKED_FOLDERS_MAX,
+    their ancestors two levels below home (`artifacts/data`, `cache/fastfile`)."""
+    targets = set()
+    for folder, dirs, files in os.walk(job_root):
+        dirs[:] = [d for d in dirs if not os.path.ismount(os.path.join(folder, d))]  # a FUSE view: not links
+        for name in files + dirs:
+            path = os.path.join(folder, name)
+            if os.path.islink(path):
+                target = Path(os.path.realpath(path))
+                folder = target if target.is_dir() else target.parent
+                if home in folder.parents and folder != job_root and job_root not in folder.parents \
+                        and folder not in job_root.parents:  # never a folder that holds other roots
+                    targets.add(folder)
+    folders: list[Path] = []
+    for folder in sorted(targets, key=lambda p: len(p.parts)):
+        if not any(f == folder or f in folder.parents for f in folders):
+            folders.append(folder)
+    if len(folders) > LINKED_FOLDERS_MAX:
+        folders = sorted({home.joinpath(*f.relative_to(home).parts[:2]) for f in folders})
+    return [f for f in folders if f.is_dir()]
+
+
 def _hide_home(libc, job_root: Path) -> None:
     """Cover NBSAGE_HOME with an empty read-only tmpfs, then bind back this job's root (read-write,
-    at its own path) and the per-requirements environments (read-only): the store, the artifacts
-    and every other job's root are out of the job's sight. Inside the namespace only."""
+    at its own path), the per-requirements environments and the folders its channels link into
+    (read-only): the store, the other artifacts and every other job's root are out of the job's
+    sight. Inside the namespace only."""
     home = nbsage_home()
     if home is None or home == job_root or job_root in home.parents:
         return  # nothing of nbsage's to hide, or the job root holds it all (a root given by hand)
@@ -334,6 +363,8 @@ def _hide_home(libc, job_root: Path) -> None:
     envs = (home / "envs").resolve()
     if envs.is_dir():
         keep.append((envs, True))
+    keep += [(folder, True) for folder in _linked_folders(home, job_root)
+             if not any(folder == kept or kept in folder.parents for kept, _ in keep)]
     opened = [(os.open(path, os.O_PATH | os.O_DIRECTORY), path, read_only) for path, read_only in keep]
     try:
         # 0755: the job's user (NBSAGE_JOB_USER) walks through it to its own root

@@ -186,3 +186,38 @@ def test_an_unknown_job_user_fails_the_job_naming_the_setting(tmp_path, nbsage_h
     desc = job.wait_quietly(timeout=60)
     assert desc["ProcessingJobStatus"] == "Failed"
     assert "NBSAGE_JOB_USER='nbsage-no-such-user'" in desc["FailureReason"]
+
+
+def test_a_fastfile_channel_linked_into_the_home_stays_readable_and_read_only(tmp_path, nbsage_home):
+    """FastFile channels of local sources are symlinks; data uploaded to the default artifact root
+    lies in NBSAGE_HOME, which the job does not see: the linked folders are bound back, read-only."""
+    from nbsage.data import upload_data
+    from nbsage.inputs import TrainingInput
+    session = Session.default()
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "d.csv").write_text("1,2\n")
+    uri = upload_data(str(data), session=session)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "train.py").write_text(textwrap.dedent("""
+        import os
+        channel = os.environ["SM_CHANNEL_TRAIN"]
+        name = sorted(os.listdir(channel))[0]
+        text = open(os.path.join(channel, name)).read()
+        try:
+            open(os.path.join(channel, name), "a").write("changed")
+            wrote = "done"
+        except OSError as e:
+            wrote = type(e).__name__
+        open(os.path.join(os.environ["SM_MODEL_DIR"], "seen.txt"), "w").write(text + "|" + wrote)
+    """))
+    job = Estimator(entry_point="train.py", source_dir=str(src), sagemaker_session=session,
+                    output_path=str(tmp_path / "bucket")).fit(
+        {"train": TrainingInput(uri, input_mode="FastFile")}, logs=False)
+    desc = job.describe()
+    assert desc["TrainingJobStatus"] == "Completed", desc.get("FailureReason")
+    with tarfile.open(desc["ModelArtifacts"]["S3ModelArtifacts"]) as tar:
+        seen = tar.extractfile("seen.txt").read().decode()
+    assert seen == "1,2\n|OSError"
+    assert next(p for p in Path(nbsage_home).rglob("d.csv") if "jobs" not in p.parts).read_text() == "1,2\n"
