@@ -14,7 +14,8 @@ from nbsage.runtime import model_env
 from nbsage.runtime.environment import TrainingEnvironment
 from nbsage.runtime.job_user import JOB_USER_ENV, JobUser, become, hand_over, job_user
 from nbsage.runtime.job_user import environment as user_environment
-from nbsage.runtime.processing import ISOLATION_ENV, OPT_ML, private_view, probe_private_view
+from nbsage.runtime.processing import ISOLATION_ENV
+from nbsage.runtime.private_view import OPT_ML, private_view, probe_private_view
 
 # sagemaker_* keys the toolkit removes from the user's hyperparameters
 RESERVED = {"sagemaker_program", "sagemaker_submit_directory", "sagemaker_enable_cloudwatch_metrics",
