@@ -1,4 +1,12 @@
-"""Script mode as sagemaker-training-toolkit runs it: SM_* environment and `--name value` args."""
+"""Script mode as sagemaker-training-toolkit runs it: SM_* environment and `--name value` args.
+
+Two differences from the toolkit, both to keep the user's code in its own place: a source_dir's
+requirements.txt is installed into an environment of its own (nbsage.runtime.model_env), first on
+the script's path, not into nbsage's; and the script runs in a view of the file system where
+NBSAGE_HOME shows only its own job root (nbsage.runtime.private_view), as NBSAGE_JOB_USER where
+nbsage runs as root (nbsage.runtime.job_user; its paths are then under /opt/ml, which that user can
+reach, as in a SageMaker container).
+"""
 from __future__ import annotations
 
 import json

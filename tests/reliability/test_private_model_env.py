@@ -107,6 +107,27 @@ def test_a_second_server_with_the_same_requirements_reuses_the_environment(tmp_p
     assert first.parent == Path(nbsage_home) / "envs"
 
 
+def test_two_servers_that_need_the_same_environment_build_it_once(tmp_path, nbsage_home, offline):
+    session = Session.default()
+    names = ("same-one", "same-two")
+    model = model_with_requirement(tmp_path / "same", "4.0")
+    try:
+        for name in names:  # both servers start before either has its environment
+            endpoints.deploy(session, name, str(model), entry_point="inference.py", wait=False)
+        for name in names:
+            endpoints.wait_for_endpoint(session, name, timeout=180)
+            body, _, _ = session.invoke_endpoint(name, b"[1]", "application/json")
+            assert json.loads(body)["version"] == "4.0"
+    finally:
+        for name in names:
+            try:
+                session.delete_endpoint(name)
+            except Exception:
+                pass
+    envs = [p for p in (Path(nbsage_home) / "envs").iterdir() if p.is_dir()]
+    assert len(envs) == 1, envs
+
+
 def test_a_training_scripts_requirements_stay_out_of_nbsages_environment(tmp_path, nbsage_home, offline):
     src = tmp_path / "src"
     src.mkdir()
