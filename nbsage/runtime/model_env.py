@@ -51,17 +51,18 @@ def has_requirements(requirements: Path) -> bool:
 
 
 def _local_files(requirements: Path) -> list[Path]:
-    """Local paths the file names (`./pkg`, `../x.whl`, `file:///...`), as pip resolves them from
-    the file's folder, which is where nbsage runs pip."""
+    """Local paths the file names (`./pkg`, `../x.whl`, `file:///...`, `-r other.txt`), as pip
+    resolves them from the file's folder, which is where nbsage runs pip."""
     found = []
     for line in requirements.read_text(errors="replace").splitlines():
         item = line.split(" #")[0].strip()
         if not item or item.startswith("#"):
             continue
-        item = re.sub(r"^(-e|--editable)\s+", "", item)
+        included = re.match(r"^(-r|--requirement|-c|--constraint)[\s=]+", item)
+        item = re.sub(r"^(-e|--editable|-r|--requirement|-c|--constraint)[\s=]+", "", item)
         if item.startswith("file://"):
             item = item[len("file://"):]
-        elif not item.startswith((".", "/")):
+        elif not included and not item.startswith((".", "/")):
             continue
         path = (requirements.parent / item.split(";")[0].strip()).resolve()
         if path.exists():
