@@ -302,6 +302,10 @@ def run(root_path: str) -> int:
         root.write_failure(f"ClientError: {ISOLATION_ENV}={mode!r} is not one of auto, namespace, none")
         return EXIT_FAILURE
 
+    if problem is not None and user is not None:  # its root lies in a folder only nbsage's user may enter
+        root.write_failure(f"ClientError: {JOB_USER_ENV}={user.name} needs a private /opt/ml for the job, and "
+                           f"none can be made here: {problem}")
+        return EXIT_FAILURE
     if problem is None:
         opt_ml = OPT_ML
         print(f"nbsage: /opt/ml is this job's own root ({how})", flush=True)

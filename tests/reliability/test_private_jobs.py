@@ -221,3 +221,15 @@ def test_a_fastfile_channel_linked_into_the_home_stays_readable_and_read_only(tm
         seen = tar.extractfile("seen.txt").read().decode()
     assert seen == "1,2\n|OSError"
     assert next(p for p in Path(nbsage_home).rglob("d.csv") if "jobs" not in p.parts).read_text() == "1,2\n"
+
+
+def test_a_job_user_without_a_view_of_its_own_fails_the_job_saying_why(tmp_path, nbsage_home, monkeypatch):
+    _nobody(monkeypatch)
+    monkeypatch.setenv("NBSAGE_PROCESSING_ISOLATION", "none")
+    script = tmp_path / "p.py"
+    script.write_text("print('ran')\n")
+    job = ScriptProcessor(command=[SYSTEM_PYTHON]).run(code=str(script), logs=False, wait=False)
+    desc = job.wait_quietly(timeout=60)
+    assert desc["ProcessingJobStatus"] == "Failed"
+    assert desc["FailureReason"].startswith("ClientError: NBSAGE_JOB_USER=nobody needs a private /opt/ml")
+    assert "NBSAGE_PROCESSING_ISOLATION=none" in desc["FailureReason"]
