@@ -135,7 +135,7 @@ class UserScriptError(Exception):
 
 class Confinement:
     """How the script runs: in a view of its own (NBSAGE_HOME hidden but for its root, see
-    nbsage.runtime.processing.private_view) when one can be made, as NBSAGE_JOB_USER when set."""
+    nbsage.runtime.private_view) when one can be made, as NBSAGE_JOB_USER when set."""
 
     def __init__(self, problem: str | None, user: JobUser | None):
         self.problem, self.user = problem, user
@@ -175,9 +175,7 @@ def confinement(env: TrainingEnvironment) -> Confinement:
     if problem is not None:
         print(f"nbsage: the script runs without a view of its own ({problem})", flush=True)
     if user is not None:
-        hand_over(env.root.path, user)
-        if env.root.path not in Path(env.checkpoints_dir).resolve().parents:
-            hand_over(env.checkpoints_dir, user)
+        hand_over(env.root.path, user)  # a CheckpointConfig.LocalPath outside the root stays the user's own
         print(f"nbsage: the script runs as {user.name} (uid {user.uid}, {JOB_USER_ENV})", flush=True)
     return Confinement(problem, user)
 
@@ -221,13 +219,14 @@ def run_script(env: TrainingEnvironment) -> int:
     if entry_point.endswith(".sh"):
         (code_dir / entry_point).chmod(0o700)
     view = confinement(env)
+    seen_code_dir = code_dir  # where the script finds its code: /opt/ml/code for a job user
     if view.user is not None:  # the script sees its root at /opt/ml, which its user can reach
         sm = {k: v.replace(str(env.root.path), OPT_ML) for k, v in sm.items()}
-        code_dir = Path(OPT_ML) / "code"
+        seen_code_dir = Path(OPT_ML) / "code"
     child_env = dict(os.environ)
     child_env.pop(JOB_USER_ENV, None)
     child_env.update(sm)
-    child_env["PYTHONPATH"] = os.pathsep.join([str(code_dir)] + first + [p for p in sys.path if p])
+    child_env["PYTHONPATH"] = os.pathsep.join([str(seen_code_dir)] + first + [p for p in sys.path if p])
     child_env.setdefault("PYTHONUNBUFFERED", "1")
     if view.user is not None:
         child_env.update(user_environment(view.user))
@@ -239,8 +238,8 @@ def run_script(env: TrainingEnvironment) -> int:
         cmd = [sys.executable, entry_point] + args
     print("Invoking script with the following command:\n" + " ".join(shlex.quote(c) for c in cmd), flush=True)
     try:
-        proc = subprocess.Popen(cmd, cwd=env.root.code_dir, env=child_env, stdout=sys.stdout,
-                                stderr=subprocess.PIPE, preexec_fn=view.preexec(env.root.path, code_dir))
+        proc = subprocess.Popen(cmd, cwd=code_dir, env=child_env, stdout=sys.stdout,
+                                stderr=subprocess.PIPE, preexec_fn=view.preexec(env.root.path, seen_code_dir))
     except PermissionError as e:
         if view.user is None:
             raise
