@@ -45,7 +45,7 @@ import threading
 from pathlib import Path
 
 from nbsage.errors import ValidationError
-from nbsage.runtime.job_user import JOB_USER_ENV, hand_over, job_user
+from nbsage.runtime.job_user import JOB_USER_ENV, JobUser, hand_over, job_user
 from nbsage.runtime.job_user import environment as user_environment
 from nbsage.runtime.layout import private_dir, write_private_text
 from nbsage.runtime.private_view import OPT_ML, IsolationUnavailable, private_opt_ml, probe_private_opt_ml
@@ -257,6 +257,33 @@ def _failure(head: str, tail: list[str]) -> str:
     return text[:FAILURE_CHARS]
 
 
+class _Refused(Exception):
+    """The job cannot start as configured; the message is its FailureReason."""
+
+
+def _own_view(root: ProcessingRoot, user: JobUser | None) -> tuple[str | None, str]:
+    """Make /opt/ml this job's root (see nbsage.runtime.private_view) as NBSAGE_PROCESSING_ISOLATION
+    says: (why there is none, or None; how it was made). Raises _Refused when the job needs one
+    (`namespace`, or a job user, whose root lies where only nbsage's user may enter) and none can be made."""
+    mode = (os.environ.get(ISOLATION_ENV) or "auto").strip().lower()
+    if mode not in ("auto", "namespace", "none"):
+        raise _Refused(f"ClientError: {ISOLATION_ENV}={mode!r} is not one of auto, namespace, none")
+    problem, how = (f"{ISOLATION_ENV}=none" if mode == "none" else None), ""
+    if mode != "none":
+        try:
+            problem = probe_private_opt_ml(root.path)
+            if problem is None:
+                how = private_opt_ml(root.path)
+        except (IsolationUnavailable, OSError) as e:
+            problem = str(e)
+    if problem is not None and mode == "namespace":
+        raise _Refused(f"ClientError: {ISOLATION_ENV}=namespace, and no private /opt/ml can be made here: {problem}")
+    if problem is not None and user is not None:
+        raise _Refused(f"ClientError: {JOB_USER_ENV}={user.name} needs a private /opt/ml for the job, and none "
+                       f"can be made here: {problem}")
+    return problem, how
+
+
 def run(root_path: str) -> int:
     """Run the processing job laid out in `root_path`; the exit code follows the contract."""
     root = ProcessingRoot(root_path)
@@ -277,34 +304,14 @@ def run(root_path: str) -> int:
 
     try:
         user = job_user()
+        if user is not None:
+            hand_over(root.path, user)  # the job writes its outputs as that user
+        problem, how = _own_view(root, user)
     except ValidationError as e:
         root.write_failure(f"ClientError: {e}")
         return EXIT_FAILURE
-    if user is not None:
-        hand_over(root.path, user)  # the job writes its outputs as that user
-    mode = (os.environ.get(ISOLATION_ENV) or "auto").strip().lower()
-    problem, how = None, ""
-    if mode == "none":
-        problem = f"{ISOLATION_ENV}=none"
-    elif mode in ("auto", "namespace"):
-        try:
-            problem = probe_private_opt_ml(root.path)
-            if problem is None:
-                how = private_opt_ml(root.path)
-        except (IsolationUnavailable, OSError) as e:
-            problem = str(e)
-        if problem is not None:
-            if mode == "namespace":
-                root.write_failure(f"ClientError: {ISOLATION_ENV}=namespace, and no private /opt/ml can be made "
-                                   f"here: {problem}")
-                return EXIT_FAILURE
-    else:
-        root.write_failure(f"ClientError: {ISOLATION_ENV}={mode!r} is not one of auto, namespace, none")
-        return EXIT_FAILURE
-
-    if problem is not None and user is not None:  # its root lies in a folder only nbsage's user may enter
-        root.write_failure(f"ClientError: {JOB_USER_ENV}={user.name} needs a private /opt/ml for the job, and "
-                           f"none can be made here: {problem}")
+    except _Refused as e:
+        root.write_failure(str(e))
         return EXIT_FAILURE
     if problem is None:
         opt_ml = OPT_ML
