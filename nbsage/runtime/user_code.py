@@ -1,7 +1,8 @@
 """User inference code, called as the SageMaker inference toolkit calls it.
 
 `<model_dir>/code/<entry point>` (default `inference.py`) is imported with `model_dir/code` on
-sys.path, after `pip install -r code/requirements.txt` when that file exists. `model_fn(model_dir)`
+sys.path, after `pip install -r code/requirements.txt` when that file exists (into the model's own
+environment, first on the path: see nbsage.runtime.model_env). `model_fn(model_dir)`
 runs once, at load; each request then runs `input_fn(body, content_type) -> predict_fn(data, model)
 -> output_fn(prediction, accept)`, or the one `transform_fn(model, body, content_type, accept)`.
 Every function may take a trailing `context` argument (chosen by arity, as the toolkit does).
@@ -22,7 +23,6 @@ import inspect
 import io
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -198,15 +198,19 @@ def _caller(fn, name: str, n: int, script: str):
 
 
 def install_requirements(code_dir: Path) -> None:
+    """Install code/requirements.txt into the model's own environment and put it first on the path
+    (see nbsage.runtime.model_env: nbsage's environment and other models' stay as they are)."""
+    from nbsage.runtime import model_env
     requirements = code_dir / "requirements.txt"
-    if not requirements.exists():
+    if not model_env.has_requirements(requirements):
         return
-    print(f"nbsage model server: installing {requirements}", file=sys.stderr, flush=True)
-    proc = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", str(requirements)],
-                          cwd=code_dir, capture_output=True, text=True)
-    if proc.returncode:
-        tail = " ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
-        raise InferenceCodeError(f"pip install -r code/requirements.txt exited {proc.returncode}: {tail}")
+    print(f"nbsage model server: installing {requirements} into the model's own environment",
+          file=sys.stderr, flush=True)
+    try:
+        env = model_env.ensure_environment(requirements)
+    except model_env.RequirementsError as exc:
+        raise InferenceCodeError(f"code/requirements.txt: {exc}") from None
+    model_env.activate(env)
 
 
 def import_script(path: Path):

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from nbsage.errors import EndpointError, ModelError, NBSageError
+from nbsage.runtime.layout import PRIVATE_UMASK, private_dir, private_file, private_tree
 from nbsage.store.artifacts import is_local, local_path
 from nbsage.store.metadata import iso, pid_alive
 
@@ -251,8 +252,9 @@ def deploy(session, endpoint_name: str, model_data: str, algorithm: str | None =
     try:
         if folder.exists():
             shutil.rmtree(folder)  # left over from an endpoint of the same name that was not deleted cleanly
-        folder.mkdir(parents=True)
+        private_dir(folder)
         model_dir = _stage_model(session, str(model_data), folder)
+        private_tree(model_dir)  # copies and archives keep the modes they were made with
         cmd = [sys.executable, "-m", "nbsage.runtime", "serve", "--model-dir", str(model_dir),
                "--host", HOST, "--port", "0", "--ready-file", str(folder / READY_NAME)]
         if algorithm:
@@ -262,10 +264,10 @@ def deploy(session, endpoint_name: str, model_data: str, algorithm: str | None =
         # the supervisor runs the server as its child and replaces it when it dies (serving/supervisor.py)
         cmd = [sys.executable, "-m", "nbsage.serving.supervisor", "--db", str(store.path),
                "--name", endpoint_name, "--folder", str(folder), "--", *cmd]
-        with open(folder / LOG_NAME, "ab") as log:
+        with open(private_file(folder / LOG_NAME), "ab") as log:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                     cwd=folder, env=_server_env(environment, entry_point),
-                                    start_new_session=True, close_fds=True)
+                                    start_new_session=True, close_fds=True, umask=PRIVATE_UMASK)
         store.update_endpoint(endpoint_name, pid=proc.pid, host=HOST)
         # reap the server when it ends while this process lives, so it never lingers as a zombie
         threading.Thread(target=proc.wait, daemon=True, name=f"reap-{endpoint_name}").start()

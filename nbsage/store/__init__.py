@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from nbsage.runtime.layout import private_dir
 from nbsage.store.artifacts import ArtifactStore
 from nbsage.store.metadata import MetadataStore
 
@@ -35,7 +36,7 @@ class Stores:
         """The stores under `home` (default $NBSAGE_HOME), artifacts under `artifact_root`
         (default $NBSAGE_ARTIFACT_ROOT, else HOME/artifacts)."""
         home = Path(home).expanduser().resolve() if home else default_home()
-        home.mkdir(parents=True, exist_ok=True)
+        private_dir(home)  # 0700: the store and job roots hold requests, secrets and data
         root = artifact_root or os.environ.get("NBSAGE_ARTIFACT_ROOT") or str(home / "artifacts")
         return cls(home, root, MetadataStore(home / "nbsage.db"), ArtifactStore(root))
 

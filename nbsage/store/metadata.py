@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from nbsage.errors import EndpointError, JobError
+from nbsage.runtime.layout import private_dir, private_file, tighten
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -78,7 +79,7 @@ class MetadataStore:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
         self._local = threading.local()
         self._conn().executescript(SCHEMA)
         self._add_columns()
@@ -101,6 +102,9 @@ class MetadataStore:
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None or getattr(self._local, "pid", None) != os.getpid():
+            private_file(self.path)  # 0600; SQLite gives its -wal and -shm files the database's mode
+            for side in ("-wal", "-shm"):  # made by an older nbsage with the umask's mode
+                tighten(f"{self.path}{side}", 0o600)
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
