@@ -69,3 +69,17 @@ def test_the_model_server_refuses_a_folder_without_the_model_file_in_one_line(tm
     reason = Path(f"{ready}.failure").read_text().strip()
     assert "xgboost-model" in reason and "model.bin" in reason and "blazingtext" in reason, reason
     assert "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_a_job_names_the_users_own_file_and_line_not_the_staged_copy(tmp_path):
+    from nbsage.estimator import Estimator
+    from nbsage.inputs import TrainingInput
+    data = tmp_path / "my-data"
+    data.mkdir()
+    (data / "train.csv").write_text("1,0.5,0.25\n0,0.1,0.2\nnan,0.3,0.4\n1,0.9,0.1\n")
+    est = Estimator("xgboost", {"num_round": 2, "objective": "binary:logistic"}, sagemaker_session=Session.default())
+    with pytest.raises(JobFailed) as info:
+        est.fit({"train": TrainingInput(str(data), content_type="text/csv")}, wait=True, logs=False)
+    reason = info.value.reason
+    assert f"{data / 'train.csv'} line 3: the label is nan" in reason, reason
+    assert "input/data/train" not in reason and "Stack trace" not in reason, reason
