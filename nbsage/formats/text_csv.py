@@ -56,7 +56,9 @@ def locate_error(path: Path, expected_columns: int | None, label_columns: int = 
                     try:
                         float(cell)
                     except ValueError:
-                        return DataError(f"{path} line {lineno}, {what}: {cell!r} is not a number ({RULE})")
+                        hint = next((f"; the cell holds {words}: text/csv is comma-separated, with '.' "
+                                     "for decimals" for sep, words in SEPARATORS.items() if sep in cell), "")
+                        return DataError(f"{path} line {lineno}, {what}: {cell!r} is not a number ({RULE}){hint}")
     except compression.GZIP_ERRORS as e:
         return compression.corrupt(path, e)
     except csv.Error as e:
