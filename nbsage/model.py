@@ -89,7 +89,8 @@ class Model:
             return
         path = Path(local_path(self.model_data)).expanduser()
         if path.is_file():
-            check_archive(path, self.model_data, None if self.entry_point else self.algorithm)
+            user_code = self.entry_point or self.env.get("SAGEMAKER_PROGRAM")
+            check_archive(path, self.model_data, None if user_code else self.algorithm)
 
     def _session(self):
         if self.sagemaker_session is None:

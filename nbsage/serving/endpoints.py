@@ -257,7 +257,8 @@ def deploy(session, endpoint_name: str, model_data: str, algorithm: str | None =
             shutil.rmtree(folder)  # left over from an endpoint of the same name that was not deleted cleanly
         folder.mkdir(parents=True)
         model_dir = _stage_model(session, str(model_data), folder)
-        if algorithm and not entry_point:  # the algorithm's own model file, named before a server fails on it
+        if algorithm and not entry_point and not (environment or {}).get("SAGEMAKER_PROGRAM"):
+            # the algorithm's own model file, named before a server fails on it
             from nbsage.runtime.model_archive import check_model_dir
             check_model_dir(model_dir, algorithm, model_data)
         cmd = [sys.executable, "-m", "nbsage.runtime", "serve", "--model-dir", str(model_dir),
