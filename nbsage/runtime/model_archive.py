@@ -43,12 +43,6 @@ def archive_problem(path: str | Path) -> str | None:
     return f"is not a tar or gzip archive (it starts with bytes {head[:8].hex(' ')})"
 
 
-def archive_names(path: str | Path) -> list[str]:
-    """The member names of a tar archive, without a leading `./`."""
-    with tarfile.open(path, "r:*") as tar:
-        return [_clean(m.name) for m in tar.getmembers() if _clean(m.name)]
-
-
 def _clean(name: str) -> str:
     while name.startswith("./"):
         name = name[2:]
@@ -62,7 +56,23 @@ def check_archive(path: str | Path, source: str, algorithm: str | None = None) -
         raise ValidationError(f"model_data {source!r} {problem}; give the model.tar.gz of a training job "
                               "(estimator.model_data)")
     if algorithm:
-        check_model_files(archive_names(path), algorithm, source)
+        check_model_files(_names_until_model(path, algorithm), algorithm, source)
+
+
+def _names_until_model(path, algorithm: str) -> list[str]:
+    """The archive's member names, read only as far as the algorithm's model file (a large archive
+    whose model file comes first is not decompressed through)."""
+    from nbsage import algorithms
+    patterns = algorithms.get(algorithm).model_files
+    names = []
+    with tarfile.open(path, "r:*") as tar:
+        for member in tar:
+            name = _clean(member.name)
+            if name:
+                names.append(name)
+                if _holds([name], patterns):
+                    break
+    return names
 
 
 def check_model_dir(model_dir: str | Path, algorithm: str, source: str) -> None:
