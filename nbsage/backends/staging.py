@@ -138,6 +138,9 @@ def _list_remote(uri: str, channel: str) -> list[ChannelObject]:
         raise
     except (OSError, PermissionError) as e:
         raise ChannelError(f"channel {channel!r}: cannot list {uri}: {e}") from None
+    except Exception as e:  # botocore's EndpointConnectionError, an aiohttp error, ...: the store is unreachable
+        raise ChannelError(f"channel {channel!r}: cannot reach {uri}: {type(e).__name__}: "
+                           f"{' '.join(str(e).split())}") from None
 
 
 def _answers_any_url(fs) -> bool:

@@ -25,7 +25,7 @@ import threading
 import time
 from pathlib import Path
 
-from nbsage.errors import EndpointError, ModelError, NBSageError
+from nbsage.errors import EndpointError, ModelError, NBSageError, ValidationError
 from nbsage.runtime.layout import PRIVATE_UMASK, private_dir, private_file, private_tree
 from nbsage.store.artifacts import is_local, local_path
 from nbsage.store.metadata import iso, pid_alive
@@ -172,6 +172,7 @@ def list_endpoints(session) -> list[dict]:
 # ---- deploy --------------------------------------------------------------------------------------
 def _stage_model(session, model_data: str, folder: Path) -> Path:
     """Download and unpack model.tar.gz (or copy a model directory) into folder/model."""
+    from nbsage.runtime.model_archive import check_archive
     from nbsage.runtime.packaging import unpack
     model_dir = folder / "model"
     if is_local(model_data) and Path(local_path(model_data)).expanduser().is_dir():
@@ -187,7 +188,10 @@ def _stage_model(session, model_data: str, folder: Path) -> Path:
     except (OSError, ImportError, ValueError) as exc:
         raise EndpointError(f"could not download model_data {model_data!r}: {exc}") from None
     try:
+        check_archive(archive, model_data)
         unpack(archive, model_dir)
+    except ValidationError:
+        raise
     except Exception as exc:  # tarfile.ReadError, filter errors, ...
         raise EndpointError(f"model_data {model_data!r} is not a readable model.tar.gz: {exc}") from None
     finally:
@@ -255,6 +259,10 @@ def deploy(session, endpoint_name: str, model_data: str, algorithm: str | None =
         private_dir(folder)
         model_dir = _stage_model(session, str(model_data), folder)
         private_tree(model_dir)  # copies and archives keep the modes they were made with
+        if algorithm and not entry_point and not (environment or {}).get("SAGEMAKER_PROGRAM"):
+            # the algorithm's own model file, named before a server fails on it
+            from nbsage.runtime.model_archive import check_model_dir
+            check_model_dir(model_dir, algorithm, model_data)
         cmd = [sys.executable, "-m", "nbsage.runtime", "serve", "--model-dir", str(model_dir),
                "--host", HOST, "--port", "0", "--ready-file", str(folder / READY_NAME)]
         if algorithm:
