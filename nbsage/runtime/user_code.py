@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
-import io
 import json
 import os
 import sys
 from pathlib import Path
 
+from nbsage import formats
 from nbsage.errors import InvalidRequest, NBSageError, UnsupportedAccept, UnsupportedContentType
 from nbsage.inference_contract import InferenceHandler
 
@@ -34,8 +34,9 @@ CSV = "text/csv"
 NPY = "application/x-npy"
 NPZ = "application/x-npz"
 UTF8_TYPES = (JSON, CSV)
-ENCODABLE = (JSON, CSV, NPY)
-DECODABLE = (JSON, CSV, NPY, NPZ)
+# what the toolkit's default input_fn/output_fn handle: the formats that implement read_array/write_array
+ENCODABLE = tuple(formats.array_writers())
+DECODABLE = tuple(formats.array_readers())
 HANDLER_NAMES = ("model_fn", "input_fn", "predict_fn", "output_fn", "transform_fn")
 
 
@@ -54,66 +55,18 @@ def default_accept() -> str:
 # ---- the toolkit's default decoders and encoders ----------------------------------------------
 def decode(body, content_type: str | None):
     """The default input_fn: a request body to a numpy array (or scipy sparse matrix for npz)."""
-    import numpy as np
-    ct = base_type(content_type)
-    if ct == JSON:
-        text = body.decode("utf-8") if isinstance(body, (bytes, bytearray)) else body
-        try:
-            return np.array(json.loads(text))
-        except json.JSONDecodeError as exc:
-            raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
-    if ct == CSV:
-        text = body.decode("utf-8") if isinstance(body, (bytes, bytearray)) else body
-        try:
-            return np.genfromtxt(io.StringIO(text), delimiter=",")
-        except ValueError as exc:
-            raise InvalidRequest(f"the request body is not valid CSV: {' '.join(str(exc).split())}") from None
-    if ct == NPY:
-        raw = body.encode("latin-1") if isinstance(body, str) else bytes(body)
-        try:
-            return np.load(io.BytesIO(raw), allow_pickle=False)
-        except ValueError as exc:
-            raise InvalidRequest(f"the request body is not a readable .npy array: {exc}") from None
-    if ct == NPZ:
-        import scipy.sparse
-        raw = body.encode("latin-1") if isinstance(body, str) else bytes(body)
-        try:
-            return scipy.sparse.load_npz(io.BytesIO(raw))
-        except (ValueError, OSError, KeyError) as exc:
-            raise InvalidRequest(f"the request body is not a readable .npz sparse matrix: {exc}") from None
-    what = f"Content-Type {content_type!r} is" if content_type else "a request without Content-Type is"
-    raise UnsupportedContentType(
-        f"{what} not supported by the default input_fn; it decodes "
-        f"{', '.join(DECODABLE)} (define input_fn in your inference script for other types)")
-
-
-def _jsonable(obj):
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if hasattr(obj, "item"):
-        return obj.item()
-    if isinstance(obj, (set, tuple)):
-        return list(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+    try:
+        return formats.read_array(body, content_type)
+    except UnsupportedContentType:
+        what = f"Content-Type {content_type!r} is" if content_type else "a request without Content-Type is"
+        raise UnsupportedContentType(
+            f"{what} not supported by the default input_fn; it decodes "
+            f"{', '.join(DECODABLE)} (define input_fn in your inference script for other types)") from None
 
 
 def encode(prediction, content_type: str) -> bytes:
     """The default encoder for one content type (json, csv or npy)."""
-    import numpy as np
-    ct = base_type(content_type)
-    if ct == JSON:
-        return json.dumps(prediction, default=_jsonable).encode("utf-8")
-    if ct == CSV:
-        out = io.StringIO()
-        array = np.asarray(prediction)
-        np.savetxt(out, array if array.ndim else array.reshape(1), delimiter=",", fmt="%s")
-        return out.getvalue().encode("utf-8")
-    if ct == NPY:
-        out = io.BytesIO()
-        np.save(out, np.asarray(prediction))
-        return out.getvalue()
-    raise UnsupportedAccept(f"Accept {content_type!r} cannot be produced by the default output_fn; "
-                            f"it encodes {', '.join(ENCODABLE)}")
+    return formats.write_array(prediction, content_type)
 
 
 def default_output_fn(prediction, accept: str | None):
