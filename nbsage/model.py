@@ -78,6 +78,19 @@ class Model:
         self.predictor_cls = predictor_cls
         self.endpoint_name: str | None = None
         self.repacked_model_data: str | None = None
+        self._check_local_archive()
+
+    def _check_local_archive(self) -> None:
+        """A local model_data file is looked at now: a CSV, an empty file or another algorithm's
+        archive is refused with what it is, not when a server fails to load it."""
+        from nbsage.runtime.model_archive import check_archive
+        from nbsage.store.artifacts import is_local, local_path
+        if not is_local(self.model_data):
+            return
+        path = Path(local_path(self.model_data)).expanduser()
+        if path.is_file():
+            user_code = self.entry_point or self.env.get("SAGEMAKER_PROGRAM")
+            check_archive(path, self.model_data, None if user_code else self.algorithm)
 
     def _session(self):
         if self.sagemaker_session is None:

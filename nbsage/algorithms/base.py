@@ -77,6 +77,9 @@ class Algorithm:
     # what a Predictor of this algorithm's endpoint sends and asks for unless told otherwise
     request_content_type: str = "text/csv"
     response_accept: str = "application/json"
+    # the files of its model directory `load` reads, as glob patterns: a model.tar.gz holding none
+    # of them is another algorithm's or no model at all (checked before a server starts)
+    model_files: tuple[str, ...] = ()
     _by_name: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):

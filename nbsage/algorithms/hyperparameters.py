@@ -176,8 +176,8 @@ class Integer(Kind):
             number = float(value)
         except (TypeError, ValueError):
             raise hp.invalid(raw) from None
-        if math.isnan(number):
-            raise hp.invalid(raw)
+        if math.isnan(number) or math.isinf(number):  # inf would pass an open range, and xgboost fails on it
+            raise hp.invalid(raw, "not a finite number")
         if self.whole:
             if number != int(number):
                 raise hp.invalid(raw, "not a whole number")
@@ -199,7 +199,7 @@ class Integer(Kind):
         return (widgets.IntText if self.whole else widgets.FloatText)(value=hp.default, **common)
 
     def invalid_values(self, hp) -> list:
-        values: list = ["not-a-number", True]
+        values: list = ["not-a-number", True, "nan", "inf", "-inf"]
         if self.whole:
             values.append(1.5)
         if hp.range is not None:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from nbsage.backends.lifecycle import JobLifecycle
 from nbsage.errors import NBSageError, PlaceError
+from nbsage.runtime.layout import PRIVATE_UMASK, private_dir, private_file
 from nbsage.store.metadata import pid_alive
 
 SUPERVISOR_LOG = "supervisor.log"  # the supervisor's own output, in the job's folder
@@ -89,15 +90,15 @@ class SupervisedBackend(Backend):
 
     def start(self, job_name: str) -> None:
         job_dir = self.session.jobs_dir / job_name
-        job_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(job_dir)
         self.prepare_launch(job_dir)
         # the supervisor finds the same stores again with nbsage.store.Stores.from_environment
         env = dict(os.environ, PYTHONUNBUFFERED="1", **self.session.stores.launch_environment())
-        with open(job_dir / SUPERVISOR_LOG, "ab") as log:
+        with open(private_file(job_dir / SUPERVISOR_LOG), "ab") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", self.supervisor_module, job_name, *self.supervisor_args()],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                start_new_session=True, close_fds=True)
+                start_new_session=True, close_fds=True, umask=PRIVATE_UMASK)
         self.session.store.update_job(job_name, supervisor_pid=proc.pid)
         # reap the child when it ends, so it never lingers as a zombie of this process
         threading.Thread(target=proc.wait, daemon=True).start()

@@ -54,7 +54,7 @@ from typing import Any, BinaryIO, Callable
 from nbsage.errors import ChannelError
 from nbsage.paths import landing_path
 from nbsage.runtime.job_config import write_job_configs
-from nbsage.runtime.layout import JobRoot
+from nbsage.runtime.layout import JobRoot, private_tree
 from nbsage.store.artifacts import ArtifactStore, is_local, join, local_path
 
 INPUT_MODES = ("File", "Pipe", "FastFile")
@@ -138,6 +138,9 @@ def _list_remote(uri: str, channel: str) -> list[ChannelObject]:
         raise
     except (OSError, PermissionError) as e:
         raise ChannelError(f"channel {channel!r}: cannot list {uri}: {e}") from None
+    except Exception as e:  # botocore's EndpointConnectionError, an aiohttp error, ...: the store is unreachable
+        raise ChannelError(f"channel {channel!r}: cannot reach {uri}: {type(e).__name__}: "
+                           f"{' '.join(str(e).split())}") from None
 
 
 def _answers_any_url(fs) -> bool:
@@ -461,6 +464,7 @@ def prepare_root(root: JobRoot, request: dict, code_source: str | None = None, *
                                 ignore=shutil.ignore_patterns(".git", "__pycache__", ".ipynb_checkpoints"))
             else:
                 shutil.copyfile(src, root.code_dir / src.name)
+            private_tree(root.code_dir)  # copies keep the source's 0755/0644
     except BaseException:
         release_fastfile(root)  # a job that does not start keeps no mount
         raise

@@ -34,9 +34,12 @@ PIECE_BYTES = 16 << 20  # read_table parses a large plain file in pieces of abou
 def locate_error(path: Path, expected_columns: int | None, label_columns: int = 1,
                  reason: str | None = None) -> DataError:
     """Scan a CSV file and describe its first bad line (or say why it could not be read)."""
+    reader = None
     try:
         with compression.open_text(path, errors="replace") as f:
-            for lineno, row in enumerate(csv.reader(f), start=1):
+            reader = csv.reader(f)
+            for row in reader:
+                lineno = reader.line_num
                 if not row or (len(row) == 1 and not row[0].strip()):
                     continue
                 if expected_columns is None:
@@ -53,12 +56,38 @@ def locate_error(path: Path, expected_columns: int | None, label_columns: int = 
                     try:
                         float(cell)
                     except ValueError:
-                        return DataError(f"{path} line {lineno}, {what}: {cell!r} is not a number ({RULE})")
+                        hint = next((f"; the cell holds {words}: text/csv is comma-separated, with '.' "
+                                     "for decimals" for sep, words in SEPARATORS.items() if sep in cell), "")
+                        return DataError(f"{path} line {lineno}, {what}: {cell!r} is not a number ({RULE}){hint}")
     except compression.GZIP_ERRORS as e:
         return compression.corrupt(path, e)
     except csv.Error as e:
-        return DataError(f"{path}: not valid CSV ({e}); {RULE}")
+        return _csv_error(path, reader.line_num if reader else 1, e)
     return DataError(f"{path}: could not be read as text/csv ({reason or 'unknown reason'}); {RULE}")
+
+
+def _csv_error(path: Path, lineno: int, error: csv.Error) -> DataError:
+    """Python's csv error as one line naming the file and line (its field limit: a cell over 128 KiB)."""
+    if "field limit" in str(error):
+        return DataError(f"{path} line {lineno}: a cell is longer than {csv.field_size_limit() // 1024} KiB "
+                         f"({RULE}; is a quote left open or a newline missing?)")
+    return DataError(f"{path} line {lineno}: not valid CSV ({error}); {RULE}")
+
+
+SEPARATORS = {";": "';'", "\t": "a tab", "|": "'|'"}
+
+
+def _separator_hint(path: Path) -> str:
+    """', and its first line is separated by ';'' when another separator is found, else ''."""
+    try:
+        with compression.open_text(path, errors="replace") as f:
+            line = next((line for line in f if line.strip()), "")
+    except (OSError, *compression.GZIP_ERRORS):
+        return ""
+    for sep, words in SEPARATORS.items():
+        if line.count(sep) >= 1 and "," not in line:
+            return f"; its first line is separated by {words}: text/csv is comma-separated"
+    return ""
 
 
 def _layout(columns: int, label_columns: int) -> str:
@@ -72,9 +101,12 @@ def _first_row_width(path: Path) -> int | None:
     """Columns of the first non-empty line, or None for a file with no rows."""
     try:
         with compression.open_text(path, errors="replace") as f:
-            for line in f:
+            for lineno, line in enumerate(f, start=1):
                 if line.strip():
-                    return len(next(csv.reader([line])))
+                    try:
+                        return len(next(csv.reader([line])))
+                    except csv.Error as e:
+                        raise _csv_error(path, lineno, e) from None
     except compression.GZIP_ERRORS as e:
         raise compression.corrupt(path, e) from None
     return None
@@ -158,7 +190,8 @@ class CSVFormat(ArrowFormat):
         width = _first_row_width(path)
         if width is not None and width <= leading:
             raise DataError(f"{path}: found {width} column(s); text/csv needs the label"
-                            f"{' and the weight' if leading == 2 else ''} first, then at least one feature")
+                            f"{' and the weight' if leading == 2 else ''} first, then at least one feature"
+                            + _separator_hint(path))
         return width
 
     def _parse(self, piece: Piece, leading: int, threads: bool):

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+
+from nbsage.runtime.layout import PRIVATE_UMASK
 
 
 def main(argv=None) -> int:
@@ -21,6 +24,7 @@ def main(argv=None) -> int:
     s.add_argument("--port", type=int, default=8080)
     s.add_argument("--ready-file", default=None, help="write the bound port here once serving")
     args = parser.parse_args(argv)
+    os.umask(PRIVATE_UMASK)  # what the job, its script and the model server write is the user's alone
     if args.command == "train":
         from nbsage.runtime.train import run
         return run(args.root)

@@ -9,23 +9,12 @@ entrypoint is `AppSpecification.ContainerEntrypoint + ContainerArguments`, with 
 How a script that hard-codes /opt/ml/processing/... runs unchanged
 ----------------------------------------------------------------------
 On Linux the runtime gives itself, and so the script it starts, a private mount namespace in
-which /opt/ml *is* this job's root; nothing changes for any other process, so two jobs running at
-once each see only their own files:
-
-- `unshare(CLONE_NEWNS)` when running as root, else `unshare(CLONE_NEWUSER | CLONE_NEWNS)` with the
-  user mapped to root inside (what `unshare --mount --map-root-user` does; it works unprivileged
-  wherever unprivileged user namespaces are enabled). Mount propagation is made private first, so
-  no mount leaks back to the host;
-- if the machine has a directory /opt/ml, the job root is bind-mounted on it; otherwise a tmpfs is
-  mounted on /opt, every entry /opt held is bound back in place (symlinks recreated), and the job
-  root is bind-mounted on the new /opt/ml. The host's /opt is never written to.
-
-No external tool is needed (no bubblewrap, no `unshare` binary): the system calls are made through
-ctypes, first in a forked probe, so a namespace that cannot be finished (a user namespace in which
-mounting is then refused, as AppArmor's `kernel.apparmor_restrict_unprivileged_userns` does) leaves
-the runtime as it was and the fallback takes over. Inside the namespace the script runs as root (as
-in a SageMaker container); with a user namespace that root is the invoking user outside, so every
-file it writes belongs to that user. The script's working directory is /opt/ml.
+which /opt/ml *is* this job's root and NBSAGE_HOME shows nothing but that root (see
+nbsage.runtime.private_view); nothing changes for any other process, so two jobs running at once
+each see only their own files. Inside the namespace the script runs as root (as in a SageMaker
+container); with a user namespace that root is the invoking user outside, so every file it writes
+belongs to that user. Where nbsage runs as root, `NBSAGE_JOB_USER` (e.g. nobody) makes the script
+run as that user instead (see nbsage.runtime.job_user). The script's working directory is /opt/ml.
 
 Fallback, where no namespace can be made (not Linux, user namespaces disabled, a seccomp profile
 that forbids unshare or mount such as Docker's default one, no /opt): the job still runs, with its
@@ -44,22 +33,23 @@ from __future__ import annotations
 
 import collections
 import ctypes
-import errno
 import json
 import os
 import posixpath
 import re
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
 from nbsage.errors import ValidationError
+from nbsage.runtime.job_user import JOB_USER_ENV, JobUser, hand_over, job_user
+from nbsage.runtime.job_user import environment as user_environment
+from nbsage.runtime.layout import private_dir, write_private_text
+from nbsage.runtime.private_view import OPT_ML, IsolationUnavailable, private_opt_ml, probe_private_opt_ml
 
-OPT_ML = "/opt/ml"
 PROCESSING_PREFIX = "/opt/ml/processing/"
 PROCESSING_JOB_CONFIG = "processingjobconfig.json"
 RESOURCE_CONFIG = "resourceconfig.json"
@@ -109,9 +99,9 @@ class ProcessingRoot:
         return json.loads(path.read_text()) if path.exists() else {}
 
     def write_config(self, name: str, content: dict) -> None:
-        self.config_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.config_dir)
         tmp = self.config_dir / f".{name}.tmp"
-        tmp.write_text(json.dumps(content, indent=2, default=str))
+        write_private_text(tmp, json.dumps(content, indent=2, default=str))
         os.replace(tmp, self.config_dir / name)
 
     def write_failure(self, message: str) -> None:
@@ -185,8 +175,8 @@ def resource_config(request: dict, host_index: int = 0) -> dict:
 def prepare(root_path: str | os.PathLike, request: dict) -> ProcessingRoot:
     """Lay out a processing root: the two config files and an empty folder per LocalPath."""
     root = ProcessingRoot(root_path)
-    for d in (root.config_dir, root.processing_dir, root.output_dir):
-        d.mkdir(parents=True, exist_ok=True)
+    for d in (root.path, root.config_dir, root.processing_dir, root.output_dir):
+        private_dir(d)
     for item in request.get("ProcessingInputs") or []:
         local = (item.get("S3Input") or item.get("DatasetDefinition") or {}).get("LocalPath")
         if local:
@@ -200,152 +190,6 @@ def prepare(root_path: str | os.PathLike, request: dict) -> ProcessingRoot:
     root.write_config(PROCESSING_JOB_CONFIG, processing_job_config(request))
     root.write_config(RESOURCE_CONFIG, resource_config(request))
     return root
-
-
-# ---- a private /opt/ml ---------------------------------------------------------------------------
-class IsolationUnavailable(Exception):
-    """No private mount namespace can be made here; the message says why."""
-
-
-_CLONE_NEWNS = 0x00020000
-_CLONE_NEWUSER = 0x10000000
-_MS_NOSUID, _MS_NODEV, _MS_BIND, _MS_REC, _MS_PRIVATE = 2, 4, 4096, 16384, 1 << 18
-_MNT_DETACH = 2
-
-
-def _libc():
-    try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError as e:  # pragma: no cover - every Linux libc loads
-        raise IsolationUnavailable(f"libc cannot be loaded ({e})") from None
-
-
-def _check(result: int, what: str) -> None:
-    if result != 0:
-        code = ctypes.get_errno()
-        raise IsolationUnavailable(f"{what} failed: {os.strerror(code)} ({errno.errorcode.get(code, code)})")
-
-
-def _mount(libc, source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None):
-    _check(libc.mount(source.encode() if source else None, target.encode(), fstype.encode() if fstype else None,
-                      ctypes.c_ulong(flags), data.encode() if data else None), f"mount {target}")
-
-
-def _enter_namespace(libc) -> str:
-    """unshare a mount namespace (and a user namespace when not root); returns how."""
-    uid, gid = os.geteuid(), os.getegid()
-    if uid == 0 and libc.unshare(_CLONE_NEWNS) == 0:
-        return "mount namespace"
-    reason = os.strerror(ctypes.get_errno()) if uid == 0 else None
-    if libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNS) != 0:
-        code = ctypes.get_errno()
-        why = os.strerror(code)
-        hint = ""
-        if code in (errno.EPERM, errno.ENOSPC, errno.EINVAL):
-            hint = ("; unprivileged user namespaces may be disabled (sysctl user.max_user_namespaces, "
-                    "kernel.unprivileged_userns_clone, kernel.apparmor_restrict_unprivileged_userns, "
-                    "or a seccomp profile such as a container's)")
-        raise IsolationUnavailable(f"unshare(CLONE_NEWUSER|CLONE_NEWNS) failed: {why}"
-                                   + (f" (and CLONE_NEWNS alone: {reason})" if reason else "") + hint)
-    with open("/proc/self/setgroups", "w") as f:
-        f.write("deny")
-    with open("/proc/self/uid_map", "w") as f:
-        f.write(f"0 {uid} 1")
-    with open("/proc/self/gid_map", "w") as f:
-        f.write(f"0 {gid} 1")
-    return "user and mount namespace"
-
-
-def _rebuild_opt_with_ml(libc, job_root: str) -> None:
-    """tmpfs on /opt, every entry of the old /opt bound back, and the job root on /opt/ml."""
-    old = os.open("/opt", os.O_PATH | os.O_DIRECTORY)
-    try:
-        through = f"/proc/self/fd/{old}"  # the old /opt, still reachable once covered
-        entries = sorted(os.listdir(through))
-        st_opt = os.stat(through)
-        _mount(libc, "tmpfs", "/opt", "tmpfs", _MS_NOSUID | _MS_NODEV, f"mode={stat.S_IMODE(st_opt.st_mode):o}")
-        try:
-            for name in entries:
-                if name == "ml":
-                    continue
-                src, dst = f"{through}/{name}", f"/opt/{name}"
-                st = os.lstat(src)
-                if stat.S_ISLNK(st.st_mode):
-                    os.symlink(os.readlink(src), dst)
-                    continue
-                if stat.S_ISDIR(st.st_mode):
-                    os.mkdir(dst)
-                else:
-                    with open(dst, "w"):
-                        pass
-                _mount(libc, src, dst, None, _MS_BIND | _MS_REC)
-            os.mkdir("/opt/ml")
-            _mount(libc, job_root, "/opt/ml", None, _MS_BIND | _MS_REC)
-        except BaseException:
-            libc.umount2(b"/opt", _MNT_DETACH)  # back to the host's view before giving up
-            raise
-    finally:
-        os.close(old)
-
-
-def probe_private_opt_ml(job_root: str | os.PathLike) -> str | None:
-    """Try private_opt_ml in a forked child; None when it works, else why not.
-
-    A failure half-way (say, a user namespace made but no mount allowed in it, as AppArmor's
-    restriction of unprivileged user namespaces does) then leaves this process untouched.
-    """
-    if not hasattr(os, "fork"):
-        return f"mount namespaces are a Linux feature; this is {sys.platform}"
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: report and leave at once, never returning into the caller's code
-        code = 1
-        try:
-            os.close(read_end)
-            private_opt_ml(job_root)
-            code = 0
-        except BaseException as e:
-            os.write(write_end, str(e).encode("utf-8", "replace")[:2000])
-        finally:
-            os._exit(code)
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as f:
-        message = f.read().decode("utf-8", "replace")
-    _, status = os.waitpid(pid, 0)
-    if os.waitstatus_to_exitcode(status) == 0:
-        return None
-    return message or f"the probe ended with status {os.waitstatus_to_exitcode(status)}"
-
-
-def private_opt_ml(job_root: str | os.PathLike) -> str:
-    """Make /opt/ml this job's root for this process and its children; returns how it was done.
-
-    Call it while the process has a single thread (unshare of a user namespace requires that).
-    Raises IsolationUnavailable, leaving the view of the file system as it was.
-    """
-    if not sys.platform.startswith("linux"):
-        raise IsolationUnavailable(f"mount namespaces are a Linux feature; this is {sys.platform}")
-    if threading.active_count() > 1:
-        raise IsolationUnavailable("the runtime already runs several threads; unshare needs one")
-    job_root = Path(job_root).resolve()
-    has_ml = os.path.isdir(OPT_ML) and not os.path.islink(OPT_ML)
-    if not has_ml and not os.path.isdir("/opt"):
-        raise IsolationUnavailable("this machine has no /opt directory to hold /opt/ml")
-    libc = _libc()
-    how = _enter_namespace(libc)
-    _mount(libc, None, "/", None, _MS_REC | _MS_PRIVATE)  # nothing we mount reaches the host
-    # opened inside the new namespace (a bind source must be in it) and before anything covers it,
-    # so a root that lies under /opt or /opt/ml is still found
-    root_fd = os.open(job_root, os.O_PATH | os.O_DIRECTORY)
-    try:
-        source = f"/proc/self/fd/{root_fd}"
-        if has_ml:
-            _mount(libc, source, OPT_ML, None, _MS_BIND | _MS_REC)
-        else:
-            _rebuild_opt_with_ml(libc, source)
-    finally:
-        os.close(root_fd)
-    return f"private {how}"
 
 
 # ---- running the entrypoint -------------------------------------------------------------------------
@@ -413,6 +257,33 @@ def _failure(head: str, tail: list[str]) -> str:
     return text[:FAILURE_CHARS]
 
 
+class _Refused(Exception):
+    """The job cannot start as configured; the message is its FailureReason."""
+
+
+def _own_view(root: ProcessingRoot, user: JobUser | None) -> tuple[str | None, str]:
+    """Make /opt/ml this job's root (see nbsage.runtime.private_view) as NBSAGE_PROCESSING_ISOLATION
+    says: (why there is none, or None; how it was made). Raises _Refused when the job needs one
+    (`namespace`, or a job user, whose root lies where only nbsage's user may enter) and none can be made."""
+    mode = (os.environ.get(ISOLATION_ENV) or "auto").strip().lower()
+    if mode not in ("auto", "namespace", "none"):
+        raise _Refused(f"ClientError: {ISOLATION_ENV}={mode!r} is not one of auto, namespace, none")
+    problem, how = (f"{ISOLATION_ENV}=none" if mode == "none" else None), ""
+    if mode != "none":
+        try:
+            problem = probe_private_opt_ml(root.path)
+            if problem is None:
+                how = private_opt_ml(root.path)
+        except (IsolationUnavailable, OSError) as e:
+            problem = str(e)
+    if problem is not None and mode == "namespace":
+        raise _Refused(f"ClientError: {ISOLATION_ENV}=namespace, and no private /opt/ml can be made here: {problem}")
+    if problem is not None and user is not None:
+        raise _Refused(f"ClientError: {JOB_USER_ENV}={user.name} needs a private /opt/ml for the job, and none "
+                       f"can be made here: {problem}")
+    return problem, how
+
+
 def run(root_path: str) -> int:
     """Run the processing job laid out in `root_path`; the exit code follows the contract."""
     root = ProcessingRoot(root_path)
@@ -431,26 +302,17 @@ def run(root_path: str) -> int:
                            "images, so it needs the command to run (Processor(entrypoint=[...]) or ScriptProcessor)")
         return EXIT_FAILURE
 
-    mode = (os.environ.get(ISOLATION_ENV) or "auto").strip().lower()
-    problem, how = None, ""
-    if mode == "none":
-        problem = f"{ISOLATION_ENV}=none"
-    elif mode in ("auto", "namespace"):
-        try:
-            problem = probe_private_opt_ml(root.path)
-            if problem is None:
-                how = private_opt_ml(root.path)
-        except (IsolationUnavailable, OSError) as e:
-            problem = str(e)
-        if problem is not None:
-            if mode == "namespace":
-                root.write_failure(f"ClientError: {ISOLATION_ENV}=namespace, and no private /opt/ml can be made "
-                                   f"here: {problem}")
-                return EXIT_FAILURE
-    else:
-        root.write_failure(f"ClientError: {ISOLATION_ENV}={mode!r} is not one of auto, namespace, none")
+    try:
+        user = job_user()
+        if user is not None:
+            hand_over(root.path, user)  # the job writes its outputs as that user
+        problem, how = _own_view(root, user)
+    except ValidationError as e:
+        root.write_failure(f"ClientError: {e}")
         return EXIT_FAILURE
-
+    except _Refused as e:
+        root.write_failure(str(e))
+        return EXIT_FAILURE
     if problem is None:
         opt_ml = OPT_ML
         print(f"nbsage: /opt/ml is this job's own root ({how})", flush=True)
@@ -466,6 +328,10 @@ def run(root_path: str) -> int:
 
     env = dict(os.environ)
     env.pop(ISOLATION_ENV, None)
+    env.pop(JOB_USER_ENV, None)
+    if user is not None:
+        env.update(user_environment(user))
+        print(f"nbsage: the job runs as {user.name} (uid {user.uid}, {JOB_USER_ENV})", flush=True)
     # the "image's" interpreter is the one nbsage runs on, so `python3` finds this environment's packages
     env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", os.defpath)])
     env.update({str(k): str(v) for k, v in (config.get("Environment") or {}).items()})
@@ -478,10 +344,13 @@ def run(root_path: str) -> int:
     argv = [program, *[str(a) for a in entrypoint[1:]], *arguments]
     tail: collections.deque = collections.deque(maxlen=STDERR_TAIL_LINES)
     try:
+        as_user = {} if user is None else {"user": user.uid, "group": user.gid, "extra_groups": []}
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=opt_ml,
-                                preexec_fn=_die_with_runtime)
+                                preexec_fn=_die_with_runtime, **as_user)
     except OSError as e:
-        root.write_failure(f"ClientError: cannot start the entrypoint {argv[0]!r}: {e.strerror or e}")
+        as_whom = "" if user is None else (f" as {user.name} ({JOB_USER_ENV}), who must be able to reach and "
+                                           "run it")
+        root.write_failure(f"ClientError: cannot start the entrypoint {argv[0]!r}{as_whom}: {e.strerror or e}")
         return EXIT_FAILURE
     relay = threading.Thread(target=_relay_stderr, args=(proc.stderr, tail), daemon=True)
     relay.start()

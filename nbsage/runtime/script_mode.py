@@ -1,4 +1,12 @@
-"""Script mode as sagemaker-training-toolkit runs it: SM_* environment and `--name value` args."""
+"""Script mode as sagemaker-training-toolkit runs it: SM_* environment and `--name value` args.
+
+Two differences from the toolkit, both to keep the user's code in its own place: a source_dir's
+requirements.txt is installed into an environment of its own (nbsage.runtime.model_env), first on
+the script's path, not into nbsage's; and the script runs in a view of the file system where
+NBSAGE_HOME shows only its own job root (nbsage.runtime.private_view), as NBSAGE_JOB_USER where
+nbsage runs as root (nbsage.runtime.job_user; its paths are then under /opt/ml, which that user can
+reach, as in a SageMaker container).
+"""
 from __future__ import annotations
 
 import json
@@ -9,7 +17,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from nbsage.errors import ValidationError
+from nbsage.runtime import model_env
 from nbsage.runtime.environment import TrainingEnvironment
+from nbsage.runtime.job_user import JOB_USER_ENV, JobUser, become, hand_over, job_user
+from nbsage.runtime.job_user import environment as user_environment
+from nbsage.runtime.processing import ISOLATION_ENV
+from nbsage.runtime.private_view import OPT_ML, private_view, probe_private_view
 
 # sagemaker_* keys the toolkit removes from the user's hyperparameters
 RESERVED = {"sagemaker_program", "sagemaker_submit_directory", "sagemaker_enable_cloudwatch_metrics",
@@ -119,6 +133,53 @@ class UserScriptError(Exception):
     pass
 
 
+class Confinement:
+    """How the script runs: in a view of its own (NBSAGE_HOME hidden but for its root, see
+    nbsage.runtime.private_view) when one can be made, as NBSAGE_JOB_USER when set."""
+
+    def __init__(self, problem: str | None, user: JobUser | None):
+        self.problem, self.user = problem, user
+
+    def preexec(self, root: Path, cwd: Path):
+        """What the child does between fork and exec: its view, then its user, then PDEATHSIG
+        (a change of uid clears PDEATHSIG, so it comes last)."""
+        problem, user = self.problem, self.user
+
+        def child():
+            if problem is None:
+                private_view(root, opt_ml=user is not None, map_root=False, threads_checked=True)
+                os.chdir(cwd)  # the same folder, now seen through the view
+            if user is not None:
+                become(user)
+            _die_with_runtime()
+        return child
+
+
+def confinement(env: TrainingEnvironment) -> Confinement:
+    """Probe the view (in a forked child) and read NBSAGE_JOB_USER; raise UserScriptError when the
+    job asks for what cannot be given here (NBSAGE_PROCESSING_ISOLATION=namespace, a job user with
+    no view to put its root in)."""
+    try:
+        user = job_user()
+    except ValidationError as e:
+        raise UserScriptError(f"ClientError: {e}") from None
+    mode = (os.environ.get(ISOLATION_ENV) or "auto").strip().lower()
+    if mode not in ("auto", "namespace", "none"):
+        raise UserScriptError(f"ClientError: {ISOLATION_ENV}={mode!r} is not one of auto, namespace, none")
+    problem = f"{ISOLATION_ENV}=none" if mode == "none" else \
+        probe_private_view(env.root.path, opt_ml=user is not None, map_root=False)
+    if problem is not None and (mode == "namespace" or user is not None):
+        wants = f"{JOB_USER_ENV}={user.name}" if user is not None else f"{ISOLATION_ENV}=namespace"
+        raise UserScriptError(f"ClientError: {wants} needs a private mount namespace, and none can be made "
+                              f"here: {problem}")
+    if problem is not None:
+        print(f"nbsage: the script runs without a view of its own ({problem})", flush=True)
+    if user is not None:
+        hand_over(env.root.path, user)  # a CheckpointConfig.LocalPath outside the root stays the user's own
+        print(f"nbsage: the script runs as {user.name} (uid {user.uid}, {JOB_USER_ENV})", flush=True)
+    return Confinement(problem, user)
+
+
 def _die_with_runtime():
     """Linux: the script gets SIGKILL when the runtime dies, as a container's processes die with it."""
     try:
@@ -146,27 +207,44 @@ def run_script(env: TrainingEnvironment) -> int:
     if not entry_point or not (code_dir / entry_point).exists():
         raise UserScriptError(f"entry point {entry_point!r} was not found in the job's code directory {code_dir}")
     requirements = code_dir / "requirements.txt"
-    if requirements.exists() and any(
-            line.strip() and not line.strip().startswith("#") for line in requirements.read_text().splitlines()):
+    first: list[str] = []  # the job's own environment (see nbsage.runtime.model_env), before nbsage's
+    if model_env.has_requirements(requirements):
         print(f"Installing requirements from {requirements}", flush=True)
-        rc = subprocess.call([sys.executable, "-m", "pip", "install", "-q", "-r", str(requirements)], cwd=code_dir)
-        if rc:
-            raise UserScriptError(f"InstallRequirementsError: pip install -r requirements.txt exited {rc}")
+        try:
+            packages = model_env.ensure_environment(requirements, log=lambda m: print(m, flush=True))
+        except model_env.RequirementsError as exc:
+            raise UserScriptError(f"InstallRequirementsError: {exc}") from None
+        first = [str(model_env.site_packages(packages))]
     sm, args = build_environment(env, entry_point, code_dir)
+    if entry_point.endswith(".sh"):
+        (code_dir / entry_point).chmod(0o700)
+    view = confinement(env)
+    seen_code_dir = code_dir  # where the script finds its code: /opt/ml/code for a job user
+    if view.user is not None:  # the script sees its root at /opt/ml, which its user can reach
+        sm = {k: v.replace(str(env.root.path), OPT_ML) for k, v in sm.items()}
+        seen_code_dir = Path(OPT_ML) / "code"
     child_env = dict(os.environ)
+    child_env.pop(JOB_USER_ENV, None)
     child_env.update(sm)
-    child_env["PYTHONPATH"] = os.pathsep.join([str(code_dir)] + [p for p in sys.path if p])
+    child_env["PYTHONPATH"] = os.pathsep.join([str(seen_code_dir)] + first + [p for p in sys.path if p])
     child_env.setdefault("PYTHONUNBUFFERED", "1")
+    if view.user is not None:
+        child_env.update(user_environment(view.user))
     if entry_point.endswith(".sh"):
         cmd = ["/bin/sh", "-c", " ".join([f"./{entry_point}"] + [shlex.quote(a) for a in args])]
-        (code_dir / entry_point).chmod(0o777)
     elif (code_dir / "setup.py").exists():
         cmd = [sys.executable, "-m", Path(entry_point).stem] + args
     else:
         cmd = [sys.executable, entry_point] + args
     print("Invoking script with the following command:\n" + " ".join(shlex.quote(c) for c in cmd), flush=True)
-    proc = subprocess.Popen(cmd, cwd=code_dir, env=child_env, stdout=sys.stdout, stderr=subprocess.PIPE,
-                            preexec_fn=_die_with_runtime)
+    try:
+        proc = subprocess.Popen(cmd, cwd=code_dir, env=child_env, stdout=sys.stdout,
+                                stderr=subprocess.PIPE, preexec_fn=view.preexec(env.root.path, seen_code_dir))
+    except PermissionError as e:
+        if view.user is None:
+            raise
+        raise UserScriptError(f"ClientError: {view.user.name} ({JOB_USER_ENV}) cannot run {cmd[0]}: {e.strerror} "
+                              f"(the interpreter and every folder above it must be readable by that user)") from None
     tail: list[str] = []
     try:
         _relay_stderr(proc, tail)

@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 
+from nbsage.errors import NBSageError
 from nbsage.runtime.http1 import Connection, LimitedServer, busy_answer, error_answer
 
 DEFAULT_MAX_PAYLOAD_MB = 6
@@ -116,6 +117,8 @@ def load_handler(model_dir: str | os.PathLike, algorithm: str | None = None, ent
             f"nothing to serve in {model_dir}: give a built-in algorithm (e.g. --algorithm xgboost) or "
             "inference code (model.tar.gz with code/inference.py, or --entry-point)")
     from nbsage import algorithms
+    from nbsage.runtime.model_archive import check_model_dir
+    check_model_dir(model_dir, algorithm, str(model_dir))
     return algorithms.get(algorithm).load(str(model_dir))
 
 
@@ -330,7 +333,8 @@ def serve(model_dir: str, algorithm: str | None = None, entry_point: str | None 
     except Exception as exc:  # noqa: BLE001 - the reason becomes the endpoint's FailureReason
         reason = one_line(exc)
         server.load_error = f"the model failed to load: {reason}"
-        traceback.print_exc(file=sys.stderr)
+        if not isinstance(exc, NBSageError):  # an error nbsage names needs no traceback
+            traceback.print_exc(file=sys.stderr)
         print(f"nbsage model server: the model failed to load: {reason}", file=sys.stderr, flush=True)
         if ready_file:
             _write_atomically(Path(f"{ready_file}.failure"), reason + "\n")

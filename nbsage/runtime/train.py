@@ -17,6 +17,7 @@ from nbsage.runtime import layout
 from nbsage.runtime.environment import TrainingEnvironment, count_gpus, is_gpu_instance_type
 from nbsage.runtime.layout import JobRoot
 from nbsage.runtime.packaging import pack_dir
+from nbsage.runtime.user_paths import to_user_paths
 
 EXIT_FAILURE = 1
 EXIT_STOPPED = 143  # 128 + SIGTERM
@@ -74,8 +75,9 @@ def run(root_path: str) -> int:
         print("Training stopped (SIGTERM).", file=sys.stderr, flush=True)
         return EXIT_STOPPED
     except NBSageError as e:
-        root.write_failure(f"ClientError: {e}")
-        print(f"ClientError: {e}", file=sys.stderr, flush=True)
+        message = to_user_paths(root, str(e))  # the user's file, not the staged copy under the root
+        root.write_failure(f"ClientError: {message}")
+        print(f"ClientError: {message}", file=sys.stderr, flush=True)
         return EXIT_FAILURE
     except Exception as e:  # the job must end with a reason, whatever went wrong
         traceback.print_exc()

@@ -1,7 +1,8 @@
 """User inference code, called as the SageMaker inference toolkit calls it.
 
 `<model_dir>/code/<entry point>` (default `inference.py`) is imported with `model_dir/code` on
-sys.path, after `pip install -r code/requirements.txt` when that file exists. `model_fn(model_dir)`
+sys.path, after `pip install -r code/requirements.txt` when that file exists (into the model's own
+environment, first on the path: see nbsage.runtime.model_env). `model_fn(model_dir)`
 runs once, at load; each request then runs `input_fn(body, content_type) -> predict_fn(data, model)
 -> output_fn(prediction, accept)`, or the one `transform_fn(model, body, content_type, accept)`.
 Every function may take a trailing `context` argument (chosen by arity, as the toolkit does).
@@ -19,13 +20,12 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
-import io
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
+from nbsage import formats
 from nbsage.errors import InvalidRequest, NBSageError, UnsupportedAccept, UnsupportedContentType
 from nbsage.inference_contract import InferenceHandler
 
@@ -34,8 +34,9 @@ CSV = "text/csv"
 NPY = "application/x-npy"
 NPZ = "application/x-npz"
 UTF8_TYPES = (JSON, CSV)
-ENCODABLE = (JSON, CSV, NPY)
-DECODABLE = (JSON, CSV, NPY, NPZ)
+# what the toolkit's default input_fn/output_fn handle: the formats that implement read_array/write_array
+ENCODABLE = tuple(formats.array_writers())
+DECODABLE = tuple(formats.array_readers())
 HANDLER_NAMES = ("model_fn", "input_fn", "predict_fn", "output_fn", "transform_fn")
 
 
@@ -54,66 +55,18 @@ def default_accept() -> str:
 # ---- the toolkit's default decoders and encoders ----------------------------------------------
 def decode(body, content_type: str | None):
     """The default input_fn: a request body to a numpy array (or scipy sparse matrix for npz)."""
-    import numpy as np
-    ct = base_type(content_type)
-    if ct == JSON:
-        text = body.decode("utf-8") if isinstance(body, (bytes, bytearray)) else body
-        try:
-            return np.array(json.loads(text))
-        except json.JSONDecodeError as exc:
-            raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
-    if ct == CSV:
-        text = body.decode("utf-8") if isinstance(body, (bytes, bytearray)) else body
-        try:
-            return np.genfromtxt(io.StringIO(text), delimiter=",")
-        except ValueError as exc:
-            raise InvalidRequest(f"the request body is not valid CSV: {' '.join(str(exc).split())}") from None
-    if ct == NPY:
-        raw = body.encode("latin-1") if isinstance(body, str) else bytes(body)
-        try:
-            return np.load(io.BytesIO(raw), allow_pickle=False)
-        except ValueError as exc:
-            raise InvalidRequest(f"the request body is not a readable .npy array: {exc}") from None
-    if ct == NPZ:
-        import scipy.sparse
-        raw = body.encode("latin-1") if isinstance(body, str) else bytes(body)
-        try:
-            return scipy.sparse.load_npz(io.BytesIO(raw))
-        except (ValueError, OSError, KeyError) as exc:
-            raise InvalidRequest(f"the request body is not a readable .npz sparse matrix: {exc}") from None
-    what = f"Content-Type {content_type!r} is" if content_type else "a request without Content-Type is"
-    raise UnsupportedContentType(
-        f"{what} not supported by the default input_fn; it decodes "
-        f"{', '.join(DECODABLE)} (define input_fn in your inference script for other types)")
-
-
-def _jsonable(obj):
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if hasattr(obj, "item"):
-        return obj.item()
-    if isinstance(obj, (set, tuple)):
-        return list(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+    try:
+        return formats.read_array(body, content_type)
+    except UnsupportedContentType:
+        what = f"Content-Type {content_type!r} is" if content_type else "a request without Content-Type is"
+        raise UnsupportedContentType(
+            f"{what} not supported by the default input_fn; it decodes "
+            f"{', '.join(DECODABLE)} (define input_fn in your inference script for other types)") from None
 
 
 def encode(prediction, content_type: str) -> bytes:
     """The default encoder for one content type (json, csv or npy)."""
-    import numpy as np
-    ct = base_type(content_type)
-    if ct == JSON:
-        return json.dumps(prediction, default=_jsonable).encode("utf-8")
-    if ct == CSV:
-        out = io.StringIO()
-        array = np.asarray(prediction)
-        np.savetxt(out, array if array.ndim else array.reshape(1), delimiter=",", fmt="%s")
-        return out.getvalue().encode("utf-8")
-    if ct == NPY:
-        out = io.BytesIO()
-        np.save(out, np.asarray(prediction))
-        return out.getvalue()
-    raise UnsupportedAccept(f"Accept {content_type!r} cannot be produced by the default output_fn; "
-                            f"it encodes {', '.join(ENCODABLE)}")
+    return formats.write_array(prediction, content_type)
 
 
 def default_output_fn(prediction, accept: str | None):
@@ -198,15 +151,19 @@ def _caller(fn, name: str, n: int, script: str):
 
 
 def install_requirements(code_dir: Path) -> None:
+    """Install code/requirements.txt into the model's own environment and put it first on the path
+    (see nbsage.runtime.model_env: nbsage's environment and other models' stay as they are)."""
+    from nbsage.runtime import model_env
     requirements = code_dir / "requirements.txt"
-    if not requirements.exists():
+    if not model_env.has_requirements(requirements):
         return
-    print(f"nbsage model server: installing {requirements}", file=sys.stderr, flush=True)
-    proc = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", str(requirements)],
-                          cwd=code_dir, capture_output=True, text=True)
-    if proc.returncode:
-        tail = " ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
-        raise InferenceCodeError(f"pip install -r code/requirements.txt exited {proc.returncode}: {tail}")
+    print(f"nbsage model server: installing {requirements} into the model's own environment",
+          file=sys.stderr, flush=True)
+    try:
+        env = model_env.ensure_environment(requirements)
+    except model_env.RequirementsError as exc:
+        raise InferenceCodeError(f"code/requirements.txt: {exc}") from None
+    model_env.activate(env)
 
 
 def import_script(path: Path):

@@ -25,7 +25,8 @@ import threading
 import time
 from pathlib import Path
 
-from nbsage.errors import EndpointError, ModelError, NBSageError
+from nbsage.errors import EndpointError, ModelError, NBSageError, ValidationError
+from nbsage.runtime.layout import PRIVATE_UMASK, private_dir, private_file, private_tree
 from nbsage.store.artifacts import is_local, local_path
 from nbsage.store.metadata import iso, pid_alive
 
@@ -171,6 +172,7 @@ def list_endpoints(session) -> list[dict]:
 # ---- deploy --------------------------------------------------------------------------------------
 def _stage_model(session, model_data: str, folder: Path) -> Path:
     """Download and unpack model.tar.gz (or copy a model directory) into folder/model."""
+    from nbsage.runtime.model_archive import check_archive
     from nbsage.runtime.packaging import unpack
     model_dir = folder / "model"
     if is_local(model_data) and Path(local_path(model_data)).expanduser().is_dir():
@@ -186,7 +188,10 @@ def _stage_model(session, model_data: str, folder: Path) -> Path:
     except (OSError, ImportError, ValueError) as exc:
         raise EndpointError(f"could not download model_data {model_data!r}: {exc}") from None
     try:
+        check_archive(archive, model_data)
         unpack(archive, model_dir)
+    except ValidationError:
+        raise
     except Exception as exc:  # tarfile.ReadError, filter errors, ...
         raise EndpointError(f"model_data {model_data!r} is not a readable model.tar.gz: {exc}") from None
     finally:
@@ -251,8 +256,13 @@ def deploy(session, endpoint_name: str, model_data: str, algorithm: str | None =
     try:
         if folder.exists():
             shutil.rmtree(folder)  # left over from an endpoint of the same name that was not deleted cleanly
-        folder.mkdir(parents=True)
+        private_dir(folder)
         model_dir = _stage_model(session, str(model_data), folder)
+        private_tree(model_dir)  # copies and archives keep the modes they were made with
+        if algorithm and not entry_point and not (environment or {}).get("SAGEMAKER_PROGRAM"):
+            # the algorithm's own model file, named before a server fails on it
+            from nbsage.runtime.model_archive import check_model_dir
+            check_model_dir(model_dir, algorithm, model_data)
         cmd = [sys.executable, "-m", "nbsage.runtime", "serve", "--model-dir", str(model_dir),
                "--host", HOST, "--port", "0", "--ready-file", str(folder / READY_NAME)]
         if algorithm:
@@ -262,10 +272,10 @@ def deploy(session, endpoint_name: str, model_data: str, algorithm: str | None =
         # the supervisor runs the server as its child and replaces it when it dies (serving/supervisor.py)
         cmd = [sys.executable, "-m", "nbsage.serving.supervisor", "--db", str(store.path),
                "--name", endpoint_name, "--folder", str(folder), "--", *cmd]
-        with open(folder / LOG_NAME, "ab") as log:
+        with open(private_file(folder / LOG_NAME), "ab") as log:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                     cwd=folder, env=_server_env(environment, entry_point),
-                                    start_new_session=True, close_fds=True)
+                                    start_new_session=True, close_fds=True, umask=PRIVATE_UMASK)
         store.update_endpoint(endpoint_name, pid=proc.pid, host=HOST)
         # reap the server when it ends while this process lives, so it never lingers as a zombie
         threading.Thread(target=proc.wait, daemon=True, name=f"reap-{endpoint_name}").start()

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from nbsage.runtime.layout import private_dir
 from nbsage.store.artifacts import ArtifactStore
 from nbsage.store.metadata import MetadataStore
 
@@ -36,7 +37,7 @@ class Stores:
         (default $NBSAGE_ARTIFACT_ROOT, else HOME/artifacts)."""
         home = Path(home).expanduser().resolve() if home else default_home()
         try:
-            home.mkdir(parents=True, exist_ok=True)
+            private_dir(home)  # 0700: the store and job roots hold requests, secrets and data
         except OSError as e:  # a full parent: StoreError naming NBSAGE_HOME, not a traceback
             from nbsage.store.metadata import store_error
             error = store_error(e, home / "nbsage.db")

@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from nbsage.errors import EndpointError, JobError, StoreError
+from nbsage.runtime.layout import private_dir, private_file, tighten
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -129,7 +130,7 @@ class MetadataStore:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(self.path.parent)
         except OSError as e:
             error = store_error(e, self.path)
             if error.cause != "read-only":  # where it cannot be made, it is read-only (and empty)
@@ -186,6 +187,12 @@ class MetadataStore:
         return conn
 
     def _open(self) -> sqlite3.Connection:
+        try:
+            private_file(self.path)  # 0600; SQLite gives its -wal and -shm files the database's mode
+            for side in ("-wal", "-shm"):  # made by an older nbsage with the umask's mode
+                tighten(f"{self.path}{side}", 0o600)
+        except OSError as e:
+            raise store_error(e, self.path) from e
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")

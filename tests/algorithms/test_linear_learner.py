@@ -220,7 +220,7 @@ def test_handler_rejects_bad_requests_with_clear_errors(binary_job, cancer):
     with pytest.raises(InvalidRequest, match="not valid JSON"):
         handler.invoke(b'{"instances": [', "application/json", None)
     with pytest.raises(InvalidRequest, match="line 2.*'abc' is not a number"):
-        handler.invoke(b"1,2\n1,abc\n", "text/csv", None)
+        handler.invoke(("1," * 29 + "2\n" + "1," * 29 + "abc\n").encode(), "text/csv", None)
 
 
 def test_handler_reads_sparse_and_jsonlines_requests(binary_job, cancer):

@@ -396,7 +396,7 @@ def test_an_unprivileged_user_gets_a_private_opt_ml_too(tmp_path):
 
 
 def test_a_namespace_that_cannot_be_finished_is_probed_in_a_child_and_leaves_the_runtime_as_it_was(tmp_path, monkeypatch):
-    from nbsage.runtime import processing as runtime
+    from nbsage.runtime import private_view as runtime  # where the namespace code lives
 
     def refuse(*args, **kwargs):
         raise runtime.IsolationUnavailable("mount /opt failed: simulated (as AppArmor's userns restriction does)")

@@ -10,7 +10,7 @@ import pytest
 from nbsage.errors import EndpointError
 from nbsage.serving import endpoints
 from nbsage.store.metadata import pid_alive
-from tests.serving.test_endpoints import make_tarball, session  # noqa: F401 - the fixture
+from support import make_tarball
 
 FAST_CHECKS = {"NBSAGE_HEALTH_CHECK_INTERVAL_SECONDS": "0.2", "NBSAGE_HEALTH_CHECK_TIMEOUT_SECONDS": "1",
                "NBSAGE_HEALTH_CHECK_FAILURES": "2"}

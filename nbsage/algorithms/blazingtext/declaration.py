@@ -124,4 +124,5 @@ ALGORITHM = Algorithm(
     check=check,
     request_content_type="application/json",
     response_accept="application/json",
+    model_files=("model.bin", "vectors.bin", "vectors.txt"),
 )

@@ -141,4 +141,5 @@ ALGORITHM = Algorithm(
     check=check,
     aliases=("deepar-forecasting", "forecasting-deepar"),
     request_content_type="application/json",
+    model_files=("model_algo-1.pt",),
 )

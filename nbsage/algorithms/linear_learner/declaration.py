@@ -276,4 +276,5 @@ ALGORITHM = Algorithm(
     load=imported_on_call("nbsage.algorithms.linear_learner.inference", "load"),
     check=check,
     aliases=("linear_learner", "linearlearner", "ll"),
+    model_files=("linear-learner-model.npz",),
 )

@@ -12,7 +12,7 @@ import numpy as np
 from nbsage import formats
 from nbsage.algorithms.xgboost.declaration import ALGORITHM, CHANNELS, CSV_WEIGHTS_CONTENT_TYPES
 from nbsage.errors import ChannelError, DataError
-from nbsage.formats import Table
+from nbsage.formats import Table, values
 
 
 def channel_content_types(env) -> dict[str, str]:
@@ -34,8 +34,23 @@ def channel_content_types(env) -> dict[str, str]:
     return out
 
 
-def read_channel(env, name: str, content_type: str, csv_weights: bool, num_features: int | None = None) -> Table:
-    """All of a channel's rows; validation (num_features given) must be as wide as train."""
+def label_range(hps: dict) -> tuple[float, float, str] | None:
+    """(low, high, rule) the objective's labels must lie in, None when any finite label will do."""
+    objective = str(hps.get("objective") or "")
+    if objective.startswith("binary:") or objective == "reg:logistic":
+        return 0.0, 1.0, f"objective {objective}"
+    if objective.startswith("multi:") and hps.get("num_class"):
+        return 0.0, float(hps["num_class"]) - 1, f"objective {objective} with num_class={hps['num_class']}"
+    return None
+
+
+def read_channel(env, name: str, content_type: str, csv_weights: bool, num_features: int | None = None,
+                 hps: dict | None = None) -> Table:
+    """All of a channel's rows; validation (num_features given) must be as wide as train.
+
+    The values are checked before xgboost sees them (finite labels and features; labels in the
+    objective's range), so an error names the file and line instead of xgboost's stack trace.
+    """
     files = env.channel_files(name)
     if not files:
         raise DataError(f"channel {name!r} has no data files in {env.channels[name].path} "
@@ -43,20 +58,28 @@ def read_channel(env, name: str, content_type: str, csv_weights: bool, num_featu
     try:
         table = formats.read_table(files, content_type, num_features=num_features,
                                    weights=csv_weights and content_type in CSV_WEIGHTS_CONTENT_TYPES)
+        values.check_finite(table, files, content_type)
     except DataError as e:
         raise DataError(f"channel {name!r}: {e}") from None
+    bounds = label_range(hps or {})
+    if bounds is not None:
+        try:
+            values.check_label_range(table, files, content_type, *bounds)
+        except DataError as e:
+            raise DataError(f"XGBoost rejected the labels of channel {name!r}: {e}") from None
     if num_features is not None and table.num_features != num_features:
         raise DataError(f"channel {name!r} has {table.num_features} features and the train channel "
                         f"{num_features}; both channels need the same columns")
     return table
 
 
-def host_share(env, name: str, content_type: str, csv_weights: bool, num_features: int | None, cluster):
+def host_share(env, name: str, content_type: str, csv_weights: bool, num_features: int | None, cluster,
+               hps: dict | None = None):
     """This host's rows of a channel (see training.train_on_hosts), or None when it has no files."""
     if not env.channel_files(name):
         env.log(f"channel {name!r} has no files on {cluster.current_host}: it trains on the other hosts' rows")
         return None
-    table = read_channel(env, name, content_type, csv_weights, num_features=num_features)
+    table = read_channel(env, name, content_type, csv_weights, num_features=num_features, hps=hps)
     if env.channels[name].distribution == "ShardedByS3Key":
         return table
     rows = slice(cluster.rank, None, cluster.size)

@@ -318,4 +318,5 @@ ALGORITHM = Algorithm(
     check=check,
     aliases=("xgb",),
     response_accept="text/csv",
+    model_files=("xgboost-model", "xgboost-model-*"),
 )

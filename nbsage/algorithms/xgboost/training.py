@@ -36,11 +36,11 @@ def train(env) -> None:
         return
     csv_weights = bool(hps.get("csv_weights"))
     started = time.perf_counter()
-    train_table = data.read_channel(env, "train", content_types["train"], csv_weights)
+    train_table = data.read_channel(env, "train", content_types["train"], csv_weights, hps=hps)
     val_table = None
     if "validation" in env.channels:
         val_table = data.read_channel(env, "validation", content_types["validation"], csv_weights,
-                                      num_features=train_table.num_features)
+                                      num_features=train_table.num_features, hps=hps)
     env.log(f"Train matrix has {train_table.num_rows} rows and {train_table.num_features} columns"
             + (f"; validation matrix has {val_table.num_rows} rows" if val_table is not None else "")
             + f" (read in {time.perf_counter() - started:.2f} s)")
@@ -140,7 +140,7 @@ def train_on_hosts(env, hps: dict, explicit: set[str], content_types: dict[str, 
     env.log(f"Distributed training on {cluster.size} hosts {list(cluster.hosts)}; this is {cluster.current_host}")
     with distributed.xgboost_collective(cluster):
         started = time.perf_counter()
-        train_table = data.host_share(env, "train", content_types["train"], csv_weights, None, cluster)
+        train_table = data.host_share(env, "train", content_types["train"], csv_weights, None, cluster, hps)
         width = int(distributed.allreduce([train_table.num_features if train_table else 0], "max")[0])
         if not width:
             raise DataError("channel 'train' has no data files on any host")
@@ -148,7 +148,7 @@ def train_on_hosts(env, hps: dict, explicit: set[str], content_types: dict[str, 
         val_table = None
         if "validation" in env.channels:
             val_table = data.widen(data.host_share(env, "validation", content_types["validation"], csv_weights,
-                                                   width, cluster), width)
+                                                   width, cluster, hps), width)
         env.log(f"Train matrix has {train_table.num_rows} rows and {width} columns on {cluster.current_host}"
                 + (f"; validation matrix has {val_table.num_rows} rows" if val_table is not None else "")
                 + f" (read in {time.perf_counter() - started:.2f} s)")
