@@ -25,18 +25,24 @@ class Reconciler(threading.Thread):
     def __init__(self, session):
         super().__init__(name=f"nbsage-reconciler {session.home}", daemon=True)
         self.session = session
-        self.finished = threading.Event()
+        self.finished = threading.Event()  # set to end the thread early
+        self.wanted = False  # a submit or listing came since the last round: keep going
 
     def run(self) -> None:
         idle = 0
-        while idle < IDLE_ROUNDS and not self.finished.wait(INTERVAL):
+        while not self.finished.wait(INTERVAL):
             try:
                 idle = 0 if reconcile(self.session) else idle + 1
             except Exception:  # a busy or full store: the next round tries again
                 idle = 0
-        with _lock:
-            if _running.get(str(self.session.home)) is self:
-                del _running[str(self.session.home)]
+            if idle < IDLE_ROUNDS:
+                continue
+            with _lock:  # decided under the lock: a submit now either sees this thread gone or keeps it
+                if self.wanted:
+                    self.wanted, idle = False, 0
+                    continue
+                _running.pop(str(self.session.home), None)
+                return
 
 
 def reconcile(session) -> int:
@@ -60,6 +66,7 @@ def ensure_reconciler(session) -> None:
     with _lock:
         current = _running.get(key)
         if current is not None and current.is_alive() and not current.finished.is_set():
+            current.wanted = True
             return
         _running[key] = Reconciler(session)
         _running[key].start()
