@@ -79,6 +79,36 @@ class _Log:
 def train(env) -> None:
     started = time.time()
     log = _Log(env)
+    hps = _configuration(env, log)
+    settings = resolve(hps)
+    train_raw, splits_raw = _read_channels(env, hps, settings, log)
+    d = train_raw.num_features
+    rng = np.random.default_rng(SEED)
+    grid = _draw_models(settings, train_raw.labels.astype(np.float64), log)
+    scaler, train_split, splits = _normalise_channels(train_raw, splits_raw, settings, hps, rng, log)
+    del train_raw, splits_raw
+
+    trainer = _Trainer(env, log, settings, hps, grid, scaler, d)
+    model = _fit_and_select(trainer, train_split, splits, rng, log)
+    if "validation" in splits:
+        trainer.report("validation", splits["validation"], model)
+    trainer.report_train_final(sample(train_split, SELECTION_SAMPLE, rng), model)
+    if "test" in splits:
+        trainer.report("test", splits["test"], model)
+    else:
+        log.info("Test data is not provided.")
+    model.save(Path(env.model_dir))
+    log.info(f"Saved the model to {env.model_dir}")
+    ended = time.time()
+    total_ms = (ended - started) * 1000.0
+    env.log("#metrics " + json.dumps({
+        "StartTime": started, "EndTime": ended,
+        "Dimensions": {"Algorithm": "Linear Learner", "Host": log.host, "Operation": "training"},
+        "Metrics": {"totaltime": {"sum": total_ms, "count": 1, "min": total_ms, "max": total_ms}}}))
+
+
+def _configuration(env, log: _Log) -> dict:
+    """The validated hyperparameters, logged as SageMaker does: defaults, the job's, merged."""
     defaults = {hp.name: hp.to_string(hp.default) for hp in ALGORITHM.hyperparameters
                 if hp.default is not None}
     log.info(f"Reading default configuration: {json.dumps(defaults, sort_keys=True)}")
@@ -88,8 +118,12 @@ def train(env) -> None:
     final = {**defaults, **{k: str(v) for k, v in env.hyperparameters.items()}}
     log.info(f"Final configuration: {json.dumps(final, sort_keys=True)}")
     ALGORITHM.check_channels({name: ch.content_type for name, ch in env.channels.items()})
-    settings = resolve(hps)
+    return hps
 
+
+def _read_channels(env, hps: dict, settings: Settings, log: _Log):
+    """(train, {validation, test}) as read, labels checked; feature_dim and num_models resolved
+    from the train channel, and every resolved `auto` logged."""
     train_raw = read_channel(env, "train", None)
     d = train_raw.num_features
     if hps.get("feature_dim", AUTO) != AUTO and hps["feature_dim"] != d:
@@ -112,9 +146,11 @@ def train(env) -> None:
                  + (f" ({why})" if why else ""))
     if note:
         log.info(note)
+    return train_raw, splits_raw
 
-    rng = np.random.default_rng(SEED)
-    y_train = train_raw.labels.astype(np.float64)
+
+def _draw_models(settings: Settings, y_train: np.ndarray, log: _Log):
+    """The parallel models' settings; binary classifiers search around the class balance."""
     positive_ratio = 1.0
     if settings.predictor_type == "binary_classifier":
         positives = float(y_train.sum())
@@ -123,15 +159,23 @@ def train(env) -> None:
         if pw in ("balanced", AUTO):
             log.info(f"positive_example_weight_mult={pw}: negatives/positives = {positive_ratio:.6g}"
                      + (" (the parallel models search around it)" if pw == AUTO else ""))
-    grid = draw_models(settings, positive_ratio, np.random.default_rng(SEED + 4))
+    return draw_models(settings, positive_ratio, np.random.default_rng(SEED + 4))
 
+
+def _normalise_channels(train_raw, splits_raw: dict, settings: Settings, hps: dict, rng, log: _Log):
+    """(scaler, train split, {validation, test} splits): statistics of a train sample scale
+    every channel's features (and labels, for regression)."""
+    y_train = train_raw.labels.astype(np.float64)
     scaler = fit_scaler(train_raw.features, y_train, settings, hps, rng, log)
     train_split = normalise("train", train_raw.features, y_train, scaler, settings)
     splits = {name: normalise(name, t.features, t.labels.astype(np.float64), scaler, settings)
               for name, t in splits_raw.items()}
-    del train_raw, splits_raw
+    return scaler, train_split, splits
 
-    trainer = _Trainer(env, log, settings, hps, grid, scaler, d)
+
+def _fit_and_select(trainer: "_Trainer", train_split: Split, splits: dict, rng, log: _Log) -> LinearModel:
+    """Train every parallel model, stopping early on validation (or a training sample), and
+    choose the best on validation (or a training sample)."""
     has_validation = "validation" in splits
     if has_validation:
         es_split = sample(splits["validation"], SELECTION_SAMPLE, rng)
@@ -143,23 +187,7 @@ def train(env) -> None:
     # models with too high a learning rate may overflow; they are excluded, not reported on stderr
     with np.errstate(over="ignore", invalid="ignore"):
         trainer.fit(train_split, es_split, has_validation)
-        model = trainer.select(selection, rng)
-
-    if has_validation:
-        trainer.report("validation", splits["validation"], model)
-    trainer.report_train_final(sample(train_split, SELECTION_SAMPLE, rng), model)
-    if "test" in splits:
-        trainer.report("test", splits["test"], model)
-    else:
-        log.info("Test data is not provided.")
-    model.save(Path(env.model_dir))
-    log.info(f"Saved the model to {env.model_dir}")
-    ended = time.time()
-    total_ms = (ended - started) * 1000.0
-    env.log("#metrics " + json.dumps({
-        "StartTime": started, "EndTime": ended,
-        "Dimensions": {"Algorithm": "Linear Learner", "Host": log.host, "Operation": "training"},
-        "Metrics": {"totaltime": {"sum": total_ms, "count": 1, "min": total_ms, "max": total_ms}}}))
+        return trainer.select(selection, rng)
 
 
 # -- training -----------------------------------------------------------------------------------
