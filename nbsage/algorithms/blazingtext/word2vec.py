@@ -214,7 +214,8 @@ def _resume(env, engine, resumed: tuple[dict, dict], cluster, epochs: int, log) 
     """The checkpoint's weights into the engine (and, on one host, its random state)."""
     state, arrays = resumed
     engine.set_weights(arrays["w_in"], arrays["w_out"])
-    if not cluster.distributed and arrays["seeds"].shape == engine.stats.seeds.shape:  # same engine and threads
+    same_engine_and_threads = arrays["seeds"].shape == engine.stats.seeds.shape
+    if not cluster.distributed and same_engine_and_threads:
         engine.stats.seeds[:] = arrays["seeds"]
     where = f"the checkpoint in {env.checkpoints_dir}" if cluster.is_master else "the first host's checkpoint"
     log(f"Resuming from {where}: {int(state['epochs_done'])} of {epochs} epochs done")
