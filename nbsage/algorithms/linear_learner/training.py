@@ -16,6 +16,7 @@ import json
 import math
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,21 @@ def _blas_limiter(work_per_batch: int):
     return lambda: controller.limit(limits=1, user_api="blas")
 
 
+@dataclass(frozen=True)
+class _Run:
+    """How long training runs: epochs, mini-batch size and the early-stopping rule."""
+    epochs: int
+    batch: int
+    patience: int
+    tolerance: float
+
+    @classmethod
+    def from_hps(cls, hps: dict) -> "_Run":
+        return cls(int(hps.get("epochs", 15)), int(hps.get("mini_batch_size", 1000)),
+                   int(hps.get("early_stopping_patience", 3)),
+                   float(hps.get("early_stopping_tolerance", 0.001)))
+
+
 class TrainingDiverged(NBSageError):
     """Every parallel model's loss overflowed."""
 
@@ -79,6 +95,36 @@ class _Log:
 def train(env) -> None:
     started = time.time()
     log = _Log(env)
+    hps = _configuration(env, log)
+    settings = resolve(hps)
+    train_raw, splits_raw = _read_channels(env, hps, settings, log)
+    d = train_raw.num_features
+    rng = np.random.default_rng(SEED)
+    grid = _draw_models(settings, train_raw.labels.astype(np.float64), log)
+    scaler, train_split, splits = _normalise_channels(train_raw, splits_raw, settings, hps, rng, log)
+    del train_raw, splits_raw
+
+    trainer = _Trainer(env, log, settings, hps, grid, scaler, d)
+    model = _fit_and_select(trainer, train_split, splits, rng, log)
+    if "validation" in splits:
+        trainer.report("validation", splits["validation"], model)
+    trainer.report_train_final(sample(train_split, SELECTION_SAMPLE, rng), model)
+    if "test" in splits:
+        trainer.report("test", splits["test"], model)
+    else:
+        log.info("Test data is not provided.")
+    model.save(Path(env.model_dir))
+    log.info(f"Saved the model to {env.model_dir}")
+    ended = time.time()
+    total_ms = (ended - started) * 1000.0
+    env.log("#metrics " + json.dumps({
+        "StartTime": started, "EndTime": ended,
+        "Dimensions": {"Algorithm": "Linear Learner", "Host": log.host, "Operation": "training"},
+        "Metrics": {"totaltime": {"sum": total_ms, "count": 1, "min": total_ms, "max": total_ms}}}))
+
+
+def _configuration(env, log: _Log) -> dict:
+    """The validated hyperparameters, logged as SageMaker does: defaults, the job's, merged."""
     defaults = {hp.name: hp.to_string(hp.default) for hp in ALGORITHM.hyperparameters
                 if hp.default is not None}
     log.info(f"Reading default configuration: {json.dumps(defaults, sort_keys=True)}")
@@ -88,8 +134,12 @@ def train(env) -> None:
     final = {**defaults, **{k: str(v) for k, v in env.hyperparameters.items()}}
     log.info(f"Final configuration: {json.dumps(final, sort_keys=True)}")
     ALGORITHM.check_channels({name: ch.content_type for name, ch in env.channels.items()})
-    settings = resolve(hps)
+    return hps
 
+
+def _read_channels(env, hps: dict, settings: Settings, log: _Log):
+    """(train, {validation, test}) as read, labels checked; feature_dim and num_models resolved
+    from the train channel, and every resolved `auto` logged."""
     train_raw = read_channel(env, "train", None)
     d = train_raw.num_features
     if hps.get("feature_dim", AUTO) != AUTO and hps["feature_dim"] != d:
@@ -112,9 +162,11 @@ def train(env) -> None:
                  + (f" ({why})" if why else ""))
     if note:
         log.info(note)
+    return train_raw, splits_raw
 
-    rng = np.random.default_rng(SEED)
-    y_train = train_raw.labels.astype(np.float64)
+
+def _draw_models(settings: Settings, y_train: np.ndarray, log: _Log):
+    """The parallel models' settings; binary classifiers search around the class balance."""
     positive_ratio = 1.0
     if settings.predictor_type == "binary_classifier":
         positives = float(y_train.sum())
@@ -123,15 +175,23 @@ def train(env) -> None:
         if pw in ("balanced", AUTO):
             log.info(f"positive_example_weight_mult={pw}: negatives/positives = {positive_ratio:.6g}"
                      + (" (the parallel models search around it)" if pw == AUTO else ""))
-    grid = draw_models(settings, positive_ratio, np.random.default_rng(SEED + 4))
+    return draw_models(settings, positive_ratio, np.random.default_rng(SEED + 4))
 
+
+def _normalise_channels(train_raw, splits_raw: dict, settings: Settings, hps: dict, rng, log: _Log):
+    """(scaler, train split, {validation, test} splits): statistics of a train sample scale
+    every channel's features (and labels, for regression)."""
+    y_train = train_raw.labels.astype(np.float64)
     scaler = fit_scaler(train_raw.features, y_train, settings, hps, rng, log)
     train_split = normalise("train", train_raw.features, y_train, scaler, settings)
     splits = {name: normalise(name, t.features, t.labels.astype(np.float64), scaler, settings)
               for name, t in splits_raw.items()}
-    del train_raw, splits_raw
+    return scaler, train_split, splits
 
-    trainer = _Trainer(env, log, settings, hps, grid, scaler, d)
+
+def _fit_and_select(trainer: "_Trainer", train_split: Split, splits: dict, rng, log: _Log) -> LinearModel:
+    """Train every parallel model, stopping early on validation (or a training sample), and
+    choose the best on validation (or a training sample)."""
     has_validation = "validation" in splits
     if has_validation:
         es_split = sample(splits["validation"], SELECTION_SAMPLE, rng)
@@ -143,23 +203,7 @@ def train(env) -> None:
     # models with too high a learning rate may overflow; they are excluded, not reported on stderr
     with np.errstate(over="ignore", invalid="ignore"):
         trainer.fit(train_split, es_split, has_validation)
-        model = trainer.select(selection, rng)
-
-    if has_validation:
-        trainer.report("validation", splits["validation"], model)
-    trainer.report_train_final(sample(train_split, SELECTION_SAMPLE, rng), model)
-    if "test" in splits:
-        trainer.report("test", splits["test"], model)
-    else:
-        log.info("Test data is not provided.")
-    model.save(Path(env.model_dir))
-    log.info(f"Saved the model to {env.model_dir}")
-    ended = time.time()
-    total_ms = (ended - started) * 1000.0
-    env.log("#metrics " + json.dumps({
-        "StartTime": started, "EndTime": ended,
-        "Dimensions": {"Algorithm": "Linear Learner", "Host": log.host, "Operation": "training"},
-        "Metrics": {"totaltime": {"sum": total_ms, "count": 1, "min": total_ms, "max": total_ms}}}))
+        return trainer.select(selection, rng)
 
 
 # -- training -----------------------------------------------------------------------------------
@@ -258,18 +302,11 @@ class _Trainer:
         return np.where(np.isfinite(loss_per_model), value, -np.inf), name
 
     def fit(self, train: Split, es: Split, has_validation: bool) -> None:
-        s, log, env = self.settings, self.log, self.env
+        """Train every model for up to `epochs`, resuming from a checkpoint of the same run."""
+        s, log = self.settings, self.log
         n = len(train.y)
-        if self.multiclass and bool(self.hps.get("balance_multiclass_weights", False)):
-            counts = np.bincount(train.y.astype(np.int64), minlength=self.k).astype(np.float64)
-            self.class_weight = np.where(counts > 0, n / (self.k * np.maximum(counts, 1.0)), 0.0)
-            log.info("balance_multiclass_weights=true: class weights "
-                     + ", ".join(f"{c}: {w:.4g}" for c, w in enumerate(self.class_weight[:20]))
-                     + (" ..." if self.k > 20 else ""))
-        epochs = int(self.hps.get("epochs", 15))
-        batch = int(self.hps.get("mini_batch_size", 1000))
-        patience = int(self.hps.get("early_stopping_patience", 3))
-        tolerance = float(self.hps.get("early_stopping_tolerance", 0.001))
+        self._balance_classes(train.y)
+        run = _Run.from_hps(self.hps)
         opt = ParallelOptimizer(s, self.grid, self.w.shape)
         order_rng = np.random.default_rng(SEED + 3)
         # a checkpoint resumes a run with the same settings and data; epochs may grow in between
@@ -278,59 +315,77 @@ class _Trainer:
                                   "records": n, "features": self.d})
         first_epoch, stale = self._resume(fingerprint, opt, order_rng)
         log.info(f"Training {self.m} model(s) on {n} records of {self.d} features for up to "
-                 f"{epochs} epochs (mini_batch_size={batch}, optimizer={s.optimizer}, loss={s.loss})")
-        if first_epoch >= epochs or (stale >= patience and first_epoch > 0):
+                 f"{run.epochs} epochs (mini_batch_size={run.batch}, optimizer={s.optimizer}, loss={s.loss})")
+        if first_epoch >= run.epochs or (stale >= run.patience and first_epoch > 0):
             log.info("The checkpoint holds a finished training run: nothing left to train")
             return
-        blas = _blas_limiter(min(batch, n) * self.d * self.m * self.k)
-        for epoch in range(first_epoch, epochs):
+        self._epochs(train, es, has_validation, run, opt, order_rng, fingerprint, first_epoch, stale)
+
+    def _balance_classes(self, y) -> None:
+        """balance_multiclass_weights: each class weighs n / (classes * its count)."""
+        if not (self.multiclass and bool(self.hps.get("balance_multiclass_weights", False))):
+            return
+        counts = np.bincount(y.astype(np.int64), minlength=self.k).astype(np.float64)
+        self.class_weight = np.where(counts > 0, len(y) / (self.k * np.maximum(counts, 1.0)), 0.0)
+        self.log.info("balance_multiclass_weights=true: class weights "
+                      + ", ".join(f"{c}: {w:.4g}" for c, w in enumerate(self.class_weight[:20]))
+                      + (" ..." if self.k > 20 else ""))
+
+    def _epochs(self, train: Split, es: Split, has_validation: bool, run: "_Run", opt, order_rng,
+                fingerprint: str, first_epoch: int, stale: int) -> None:
+        """The epochs from `first_epoch`: train, score, keep the best, checkpoint, stop early."""
+        log, env, n = self.log, self.env, len(train.y)
+        blas = _blas_limiter(min(run.batch, n) * self.d * self.m * self.k)
+        for epoch in range(first_epoch, run.epochs):
             tick = time.time()
             order = order_rng.permutation(n)
             epoch_loss = np.zeros(self.m)
             with blas():
-                self._epoch(train, order, batch, opt, epoch_loss)
+                self._epoch(train, order, run.batch, opt, epoch_loss)
             elapsed = max(time.time() - tick, 1e-9)
             train_loss = epoch_loss / n * self.report_factor
             log.quality("train", self.token, "loss", train_loss[0], epoch)
             env.metric("train:objective_loss", float(train_loss[0]), step=epoch)
-
-            es_loss, z_es = self.evaluate(es)
-            if has_validation:
-                log.quality("validation", self.token, "loss", es_loss[0] * self.report_factor, epoch)
-                env.metric("validation:objective_loss", float(es_loss[0] * self.report_factor), step=epoch)
-            value, criteria_name = self._criterion(es, z_es, es_loss, has_validation)
-            # each model keeps its best epoch; training goes on while any model still improves
-            # by more than the relative tolerance
-            significant = (value - self.best_value) > tolerance * np.abs(self.best_value)
-            significant |= self.best_value == -np.inf
-            significant &= np.isfinite(value)
-            improved = value > self.best_value
-            if improved.any():
-                self.best_value[improved] = value[improved]
-                self.best_w[:, improved, :] = self.w[:, improved, :]
-                self.best_b[improved] = self.b[improved]
-                self.best_epoch[improved] = epoch
-            current = float(value.max())
-            shown = -current if criteria_name.endswith("_objective") else current
-            log.info(f"#early_stopping_criteria_metric: host={log.host}, epoch={epoch}, "
-                     f"criteria={criteria_name}, value={shown!r}")
-            if significant.any():
-                stale = 0
-                log.info(f"Epoch {epoch}: Loss improved. Updating best model"
-                         + (f" ({int(significant.sum())} of {self.m} models improved)" if self.m > 1 else ""))
-            else:
-                stale += 1
-                log.info(f"Epoch {epoch}: Loss has not improved for {stale} epoch(s)")
-            pct = int(round(100.0 * (epoch + 1) / epochs))
+            stale = self._keep_best(es, has_validation, epoch, stale, run.tolerance)
+            pct = int(round(100.0 * (epoch + 1) / run.epochs))
             log.info(f"#progress_metric: host={log.host}, completed {pct} % of epochs")
-            env.progress(epoch + 1, epochs)
+            env.progress(epoch + 1, run.epochs)
             log.info(f"#throughput_metric: host={log.host}, train throughput={n / elapsed!r} records/second")
             self._save_checkpoint(fingerprint, epoch, stale, opt, order_rng)
-            if stale >= patience and epoch + 1 < epochs:
-                log.info(f"Early stopping: no relative improvement above {tolerance:g} for {patience} "
-                         f"epoch(s); stopping after epoch {epoch}")
-                env.progress(epochs, epochs)
+            if stale >= run.patience and epoch + 1 < run.epochs:
+                log.info(f"Early stopping: no relative improvement above {run.tolerance:g} for "
+                         f"{run.patience} epoch(s); stopping after epoch {epoch}")
+                env.progress(run.epochs, run.epochs)
                 break
+
+    def _keep_best(self, es: Split, has_validation: bool, epoch: int, stale: int, tolerance: float) -> int:
+        """Score the epoch on the early-stopping records; each model keeps its best epoch.
+        Returns the epochs since any model last improved by more than the relative tolerance."""
+        log = self.log
+        es_loss, z_es = self.evaluate(es)
+        if has_validation:
+            log.quality("validation", self.token, "loss", es_loss[0] * self.report_factor, epoch)
+            self.env.metric("validation:objective_loss", float(es_loss[0] * self.report_factor), step=epoch)
+        value, criteria_name = self._criterion(es, z_es, es_loss, has_validation)
+        significant = (value - self.best_value) > tolerance * np.abs(self.best_value)
+        significant |= self.best_value == -np.inf
+        significant &= np.isfinite(value)
+        improved = value > self.best_value
+        if improved.any():
+            self.best_value[improved] = value[improved]
+            self.best_w[:, improved, :] = self.w[:, improved, :]
+            self.best_b[improved] = self.b[improved]
+            self.best_epoch[improved] = epoch
+        current = float(value.max())
+        shown = -current if criteria_name.endswith("_objective") else current
+        log.info(f"#early_stopping_criteria_metric: host={log.host}, epoch={epoch}, "
+                 f"criteria={criteria_name}, value={shown!r}")
+        if significant.any():
+            log.info(f"Epoch {epoch}: Loss improved. Updating best model"
+                     + (f" ({int(significant.sum())} of {self.m} models improved)" if self.m > 1 else ""))
+            return 0
+        log.info(f"Epoch {epoch}: Loss has not improved for {stale + 1} epoch(s)")
+        return stale + 1
 
     def _epoch(self, train: Split, order, batch: int, opt, epoch_loss) -> None:
         """One pass over the training records in mini-batches, all models at once."""
