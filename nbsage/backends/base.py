@@ -138,11 +138,23 @@ class SupervisedBackend(Backend):
 def kill_runtime_group(job: dict) -> None:
     """SIGKILL the process group of a job's runtime when it outlived its supervisor."""
     runtime = job.get("runtime_pid")
-    if runtime and pid_alive(runtime):
+    if runtime and pid_alive(runtime) and _runs_nbsage_runtime(runtime):
         try:
             os.killpg(runtime, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def _runs_nbsage_runtime(pid: int) -> bool:
+    """Whether `pid` still is an nbsage runtime: pids are recycled (32768 of them on many Linux
+    machines), and a process group killed on a stale pid could be an endpoint or another job."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"nbsage.runtime" in f.read()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True  # no /proc (macOS): the pid check alone
 
 
 def supervisor_main(supervise, job_name: str, *args) -> int:

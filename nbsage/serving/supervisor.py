@@ -94,10 +94,17 @@ class Supervisor:
 
     # ---- the store: only while the endpoint is still wanted -------------------------------------
     def _status(self) -> str | None:
+        """The endpoint's status; None once its record is gone (deleted: nothing left to keep alive).
+        A store that cannot be read for a moment (busy, full) is not a deletion: the server stays."""
+        from nbsage.errors import EndpointError
         try:
             return self.store.get_endpoint(self.name)["status"]
-        except Exception:  # noqa: BLE001 - deleted (or unreadable): nothing left to keep alive
+        except EndpointError:
             return None
+        except Exception as e:  # noqa: BLE001 - logged; the next look decides
+            print(f"nbsage endpoint supervisor: cannot read the endpoint's record ({type(e).__name__}: {e}); "
+                  "keeping the model server", file=sys.stderr, flush=True)
+            return "Unknown"
 
     def _set(self, **fields) -> None:
         if self._status() in ("Creating", "InService", "Updating"):
@@ -162,7 +169,11 @@ class Supervisor:
         while not self.stopping.is_set():
             self.proc = proc = self._start()
             outcome, reason = self._watch(proc)
-            if outcome == "stopped" or self.stopping.is_set() or self._status() is None:
+            if outcome == "stopped" or self.stopping.is_set():
+                break
+            if self._status() is None:
+                print("nbsage endpoint supervisor: the endpoint's record is gone; not restarting its server",
+                      file=sys.stderr, flush=True)
                 break
             if outcome == "load_failed":
                 self._set(status="Failed", failure_reason=f"the model failed to load: {reason}")
