@@ -229,7 +229,7 @@ def deploy(session, endpoint_name: str, model_data: str, algorithm: str | None =
     code in the model's code/ folder (user code wins when both are given; with neither, the
     archive's code/inference.py is used). `environment` is the container environment. With
     wait=False it returns while Creating; describe_endpoint/wait_for_endpoint follow it."""
-    from nbsage.session import check_name
+    from nbsage.store.names import check_name
     check_name(endpoint_name, "endpoint")
     model_data = str(model_data)
     if is_local(model_data):  # record where it really is, whatever the caller's working directory
