@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import threading
 import time
 from dataclasses import dataclass
 
@@ -34,6 +33,7 @@ import numpy as np
 import torch
 
 from nbsage.algorithms import distributed
+from nbsage.algorithms.log_lines import SageMakerLog
 from nbsage.algorithms.deepar import likelihoods
 from nbsage.algorithms.deepar.building import Model, build_model
 from nbsage.algorithms.deepar.checkpoints import Checkpoints, Progress, resume
@@ -50,22 +50,6 @@ from nbsage.errors import DataError
 SEED = 0
 MIN_BATCHES_PER_EPOCH = 10       # SageMaker logs 1280 windows (10 mini-batches) per epoch on small data
 MAX_THREADS = 4                  # a small RNN stops gaining from more threads around here
-
-
-class _Log:
-    """SageMaker-style log lines: `[date INFO thread] message`."""
-
-    def __init__(self, env):
-        self.env = env
-        self.host = env.current_host
-
-    def info(self, message: str) -> None:
-        stamp = time.strftime("%m/%d/%Y %H:%M:%S")
-        self.env.log(f"[{stamp} INFO {threading.get_ident()}] {message}")
-
-    def quality(self, what: str, kind: str, value: float, epoch: int | None = None) -> None:
-        where = f"epoch={epoch}, " if epoch is not None else ""
-        self.info(f"#quality_metric: host={self.host}, {where}{what} <{kind}>={float(value)!r}")
 
 
 def set_threads() -> int:
@@ -109,7 +93,7 @@ def train(env) -> None:
 def _train(env, cluster) -> None:
     """A job from start to end: configure, load, build, resume, fit, then (master) save and score."""
     started = time.time()
-    log = _Log(env)
+    log = SageMakerLog(env)
     hps = _configuration(env, log)
     device = _device(env, log)
     freq = Frequency.parse(hps["time_freq"])
@@ -158,7 +142,7 @@ def _train(env, cluster) -> None:
 
 
 # ---- the steps of _train -----------------------------------------------------------------------------
-def _configuration(env, log: _Log) -> dict:
+def _configuration(env, log: SageMakerLog) -> dict:
     """The validated hyperparameters, logged as SageMaker logs them; the channels checked."""
     defaults = {hp.name: hp.to_string(hp.default) for hp in ALGORITHM.hyperparameters if hp.default is not None}
     log.info(f"Reading default configuration: {json.dumps(defaults, sort_keys=True)}")
@@ -170,14 +154,14 @@ def _configuration(env, log: _Log) -> dict:
     return hps
 
 
-def _device(env, log: _Log) -> torch.device:
+def _device(env, log: SageMakerLog) -> torch.device:
     threads = set_threads()
     device = torch.device(env.device)
     log.info(f"Training on {device.type}" + (f" with {threads} CPU thread(s)" if device.type == "cpu" else ""))
     return device
 
 
-def _distribute(env, cluster, model: Model, data: TrainingData, device, log: _Log):
+def _distribute(env, cluster, model: Model, data: TrainingData, device, log: SageMakerLog):
     """(the network wrapped for DDP or None, the series this host draws its windows from)."""
     if not cluster.distributed:
         return None, data.train
@@ -205,7 +189,7 @@ def _windows_per_epoch(num_series: int, batch_size: int) -> int:
     return max(num_series, MIN_BATCHES_PER_EPOCH * batch_size)
 
 
-def _plan(num_series: int, n_local: int, batch_size: int, cluster, log: _Log) -> _Plan:
+def _plan(num_series: int, n_local: int, batch_size: int, cluster, log: SageMakerLog) -> _Plan:
     n_windows = _windows_per_epoch(num_series, batch_size)
     n_batches = math.ceil(n_windows / batch_size)
     if cluster.distributed:
@@ -222,7 +206,7 @@ def _plan(num_series: int, n_local: int, batch_size: int, cluster, log: _Log) ->
 
 # ---- the loop ------------------------------------------------------------------------------------------
 def _fit(env, cluster, module: TrainingModule, table: SeriesTable, plan: _Plan, rng: np.random.Generator,
-         progress: Progress, checkpoints: Checkpoints, hps: dict, log: _Log) -> None:
+         progress: Progress, checkpoints: Checkpoints, hps: dict, log: SageMakerLog) -> None:
     """Train epochs progress.first_epoch .. epochs-1, or until early stopping; `progress` is updated."""
     epochs, patience = hps["epochs"], hps.get("early_stopping_patience")
     lengths = table.lengths.to(torch.float32)
@@ -292,7 +276,7 @@ def _epoch(module: TrainingModule, table: SeriesTable, lengths: torch.Tensor, pl
 
 
 # ---- after training --------------------------------------------------------------------------------------
-def _score(env, predictor: DeepARPredictor, test: list[Series], num_samples: int, seed: int, log: _Log) -> None:
+def _score(env, predictor: DeepARPredictor, test: list[Series], num_samples: int, seed: int, log: SageMakerLog) -> None:
     """Forecast the last prediction_length points of each test series from the rest, and score them."""
     P, quantiles = predictor.settings.prediction_length, predictor.settings.test_quantiles
     log.info(f"Evaluating model accuracy on testset using {num_samples} samples")

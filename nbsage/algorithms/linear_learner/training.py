@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from nbsage.algorithms.linear_learner.inference import LinearModel
 from nbsage.algorithms.linear_learner.losses import make_loss, sigmoid
 from nbsage.algorithms.linear_learner.optim import ParallelOptimizer
 from nbsage.algorithms.linear_learner.settings import Settings, draw_models, fit_num_models, resolve
+from nbsage.algorithms.log_lines import SageMakerLog
 from nbsage.checkpoint_files import write_checkpoint
 from nbsage.errors import HyperparameterError, NBSageError
 
@@ -76,25 +76,9 @@ class TrainingDiverged(NBSageError):
     """Every parallel model's loss overflowed."""
 
 
-class _Log:
-    """SageMaker-style log lines: `[date INFO thread] message`."""
-
-    def __init__(self, env):
-        self.env = env
-        self.host = env.current_host
-
-    def info(self, message: str) -> None:
-        stamp = time.strftime("%m/%d/%Y %H:%M:%S")
-        self.env.log(f"[{stamp} INFO {threading.get_ident()}] {message}")
-
-    def quality(self, split: str, token: str, kind: str, value: float, epoch: int | None = None) -> None:
-        where = f"epoch={epoch}, " if epoch is not None else ""
-        self.info(f"#quality_metric: host={self.host}, {where}{split} {token} <{kind}>={float(value)!r}")
-
-
 def train(env) -> None:
     started = time.time()
-    log = _Log(env)
+    log = SageMakerLog(env)
     hps = _configuration(env, log)
     settings = resolve(hps)
     train_raw, splits_raw = _read_channels(env, hps, settings, log)
@@ -123,7 +107,7 @@ def train(env) -> None:
         "Metrics": {"totaltime": {"sum": total_ms, "count": 1, "min": total_ms, "max": total_ms}}}))
 
 
-def _configuration(env, log: _Log) -> dict:
+def _configuration(env, log: SageMakerLog) -> dict:
     """The validated hyperparameters, logged as SageMaker does: defaults, the job's, merged."""
     defaults = {hp.name: hp.to_string(hp.default) for hp in ALGORITHM.hyperparameters
                 if hp.default is not None}
@@ -137,7 +121,7 @@ def _configuration(env, log: _Log) -> dict:
     return hps
 
 
-def _read_channels(env, hps: dict, settings: Settings, log: _Log):
+def _read_channels(env, hps: dict, settings: Settings, log: SageMakerLog):
     """(train, {validation, test}) as read, labels checked; feature_dim and num_models resolved
     from the train channel, and every resolved `auto` logged."""
     train_raw = read_channel(env, "train", None)
@@ -165,7 +149,7 @@ def _read_channels(env, hps: dict, settings: Settings, log: _Log):
     return train_raw, splits_raw
 
 
-def _draw_models(settings: Settings, y_train: np.ndarray, log: _Log):
+def _draw_models(settings: Settings, y_train: np.ndarray, log: SageMakerLog):
     """The parallel models' settings; binary classifiers search around the class balance."""
     positive_ratio = 1.0
     if settings.predictor_type == "binary_classifier":
@@ -178,7 +162,7 @@ def _draw_models(settings: Settings, y_train: np.ndarray, log: _Log):
     return draw_models(settings, positive_ratio, np.random.default_rng(SEED + 4))
 
 
-def _normalise_channels(train_raw, splits_raw: dict, settings: Settings, hps: dict, rng, log: _Log):
+def _normalise_channels(train_raw, splits_raw: dict, settings: Settings, hps: dict, rng, log: SageMakerLog):
     """(scaler, train split, {validation, test} splits): statistics of a train sample scale
     every channel's features (and labels, for regression)."""
     y_train = train_raw.labels.astype(np.float64)
@@ -189,7 +173,7 @@ def _normalise_channels(train_raw, splits_raw: dict, settings: Settings, hps: di
     return scaler, train_split, splits
 
 
-def _fit_and_select(trainer: "_Trainer", train_split: Split, splits: dict, rng, log: _Log) -> LinearModel:
+def _fit_and_select(trainer: "_Trainer", train_split: Split, splits: dict, rng, log: SageMakerLog) -> LinearModel:
     """Train every parallel model, stopping early on validation (or a training sample), and
     choose the best on validation (or a training sample)."""
     has_validation = "validation" in splits
@@ -209,7 +193,7 @@ def _fit_and_select(trainer: "_Trainer", train_split: Split, splits: dict, rng, 
 # -- training -----------------------------------------------------------------------------------
 
 class _Trainer:
-    def __init__(self, env, log: _Log, settings: Settings, hps: dict, grid, scaler: Scaler, d: int):
+    def __init__(self, env, log: SageMakerLog, settings: Settings, hps: dict, grid, scaler: Scaler, d: int):
         self.env, self.log, self.settings, self.hps, self.grid, self.scaler = env, log, settings, hps, grid, scaler
         self.d = d
         self.m = settings.num_models
@@ -344,7 +328,7 @@ class _Trainer:
                 self._epoch(train, order, run.batch, opt, epoch_loss)
             elapsed = max(time.time() - tick, 1e-9)
             train_loss = epoch_loss / n * self.report_factor
-            log.quality("train", self.token, "loss", train_loss[0], epoch)
+            log.quality(f"train {self.token}", "loss", train_loss[0], epoch)
             env.metric("train:objective_loss", float(train_loss[0]), step=epoch)
             stale = self._keep_best(es, has_validation, epoch, stale, run.tolerance)
             pct = int(round(100.0 * (epoch + 1) / run.epochs))
@@ -364,7 +348,7 @@ class _Trainer:
         log = self.log
         es_loss, z_es = self.evaluate(es)
         if has_validation:
-            log.quality("validation", self.token, "loss", es_loss[0] * self.report_factor, epoch)
+            log.quality(f"validation {self.token}", "loss", es_loss[0] * self.report_factor, epoch)
             self.env.metric("validation:objective_loss", float(es_loss[0] * self.report_factor), step=epoch)
         value, criteria_name = self._criterion(es, z_es, es_loss, has_validation)
         significant = (value - self.best_value) > tolerance * np.abs(self.best_value)
@@ -546,7 +530,7 @@ class _Trainer:
         for token, kind, name, value in values:
             if math.isnan(value):
                 continue
-            log.quality(split_name, token, kind, value)
+            log.quality(f"{split_name} {token}", kind, value)
             self.env.metric(f"{split_name}:{name}", value)
             if name == "objective_loss" and split_name == "validation":
                 self.env.metric("validation:objective_loss:final", value)
@@ -555,5 +539,5 @@ class _Trainer:
         z = self._raw_scores(split)[:, None, :]
         y = split.y_raw
         value = float(self.raw_loss.value(z, y, self._eval_weight(y))[0])
-        self.log.quality("train", self.token, "loss", value)
+        self.log.quality(f"train {self.token}", "loss", value)
         self.env.metric("train:objective_loss:final", value)
