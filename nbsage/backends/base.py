@@ -111,7 +111,7 @@ class SupervisedBackend(Backend):
         store.update_job(job_name, stop_requested=1)
         JobLifecycle(store, job_name, job["kind"]).stopping()
         pid = job.get("supervisor_pid")
-        if pid and pid_alive(pid):
+        if pid and supervises(pid, job_name):
             try:
                 os.kill(pid, signal.SIGTERM)  # the supervisor stops the runtime
             except ProcessLookupError:
@@ -121,7 +121,7 @@ class SupervisedBackend(Backend):
         if job["status"] not in ("InProgress", "Stopping"):
             return
         pid = job.get("supervisor_pid")
-        if pid is None or pid_alive(pid):
+        if pid is None or supervises(pid, job["name"]):
             return  # not launched yet, or still looking after the job
         job = self.session.store.get_job(job["name"])  # the supervisor may have ended the job as it exited
         if job["status"] not in ("InProgress", "Stopping"):
@@ -135,26 +135,48 @@ class SupervisedBackend(Backend):
         life.supervisor_gone(pid, what, self.session.jobs_dir / job["name"] / SUPERVISOR_LOG)
 
 
+def supervises(pid: int, job_name: str) -> bool:
+    """Whether `pid` is alive and still this job's supervisor (`python -m nbsage.backends.<place>_supervisor
+    JOB ...`), not a process that got its pid later: a stop must not SIGTERM someone else's process."""
+    if not pid_alive(pid):
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True  # no /proc (macOS): the pid check alone
+    return any(a.startswith(b"nbsage.backends.") for a in argv) and job_name.encode() in argv
+
+
 def kill_runtime_group(job: dict) -> None:
     """SIGKILL the process group of a job's runtime when it outlived its supervisor."""
     runtime = job.get("runtime_pid")
-    if runtime and pid_alive(runtime) and _runs_nbsage_runtime(runtime):
+    if runtime and pid_alive(runtime) and _runs_runtime_of(runtime, job):
         try:
             os.killpg(runtime, signal.SIGKILL)
         except ProcessLookupError:
             pass
 
 
-def _runs_nbsage_runtime(pid: int) -> bool:
-    """Whether `pid` still is an nbsage runtime: pids are recycled (32768 of them on many Linux
-    machines), and a process group killed on a stale pid could be an endpoint or another job."""
+def _runs_runtime_of(pid: int, job: dict) -> bool:
+    """Whether `pid` still is a runtime of this job (`nbsage.runtime ... --root <under the job's root>`).
+    Pids are recycled (32768 of them on many Linux machines): a process group killed on a stale pid
+    could be an endpoint's or another job's."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"nbsage.runtime" in f.read()
+            argv = f.read().split(b"\0")
     except FileNotFoundError:
         return False
     except OSError:
         return True  # no /proc (macOS): the pid check alone
+    root = str(job.get("root") or "").encode()
+    if b"nbsage.runtime" not in argv or b"--root" not in argv:
+        return False
+    given = argv[argv.index(b"--root") + 1] if argv.index(b"--root") + 1 < len(argv) else b""
+    # algo-2 ... algo-N of a multi-host job run in siblings `<root>-algo-i`
+    return not root or given == root or given.startswith((root.rstrip(b"/") + b"/", root.rstrip(b"/") + b"-"))
 
 
 def supervisor_main(supervise, job_name: str, *args) -> int:

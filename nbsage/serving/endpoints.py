@@ -134,6 +134,22 @@ def _mark_failed(session, name: str, reason: str) -> None:
     session.store.update_endpoint(name, status="Failed", failure_reason=reason)
 
 
+# the supervisors this process started, by pid: their exit status says how an endpoint was lost
+_launched: dict[int, subprocess.Popen] = {}
+
+
+def _how_it_ended(pid: int) -> str:
+    proc = _launched.get(pid)
+    if proc is None:
+        return ""
+    try:
+        code = proc.wait(1)
+    except subprocess.TimeoutExpired:
+        return ""
+    from nbsage.serving.supervisor import exit_text
+    return f" ({exit_text(code)})"
+
+
 def _refresh(session, record: dict) -> dict:
     """Bring a Creating/InService record up to date with its process; returns the record."""
     name, status = record["name"], record["status"]
@@ -150,7 +166,7 @@ def _refresh(session, record: dict) -> dict:
             reason = f"the model failed to load: {reason}"
         else:
             tail = _log_tail(folder, lines=5)
-            reason = (f"the model server process (pid {pid}) is no longer running"
+            reason = (f"the model server process (pid {pid}) is no longer running{_how_it_ended(pid)}"
                       + (f"; its log ends with: {tail}" if tail else ""))
         _mark_failed(session, name, reason)
         return session.store.get_endpoint(name)
@@ -277,6 +293,7 @@ def deploy(session, endpoint_name: str, model_data: str, algorithm: str | None =
                                     cwd=folder, env=_server_env(environment, entry_point),
                                     start_new_session=True, close_fds=True, umask=PRIVATE_UMASK)
         store.update_endpoint(endpoint_name, pid=proc.pid, host=HOST)
+        _launched[proc.pid] = proc  # how it ended, for the failure reason, when this process started it
         # reap the server when it ends while this process lives, so it never lingers as a zombie
         threading.Thread(target=proc.wait, daemon=True, name=f"reap-{endpoint_name}").start()
     except NBSageError as exc:
