@@ -147,6 +147,8 @@ def supervises(pid: int, job_name: str) -> bool:
         return False
     except OSError:
         return True  # no /proc (macOS): the pid check alone
+    if argv == [b""]:
+        return True  # alive with no command line yet: it is still in execve, just started
     return any(a.startswith(b"nbsage.backends.") for a in argv) and job_name.encode() in argv
 
 

@@ -82,6 +82,8 @@ def _is_server_process(pid: int | None, folder: Path) -> bool:
                                      text=True, timeout=5).stdout
         except (OSError, subprocess.SubprocessError):
             return True
+    if not cmdline.strip():
+        return True  # alive with no command line yet: it is still in execve, just started by deploy
     return "nbsage.runtime" in cmdline and marker in cmdline
 
 
