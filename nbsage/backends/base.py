@@ -135,17 +135,24 @@ class SupervisedBackend(Backend):
         life.supervisor_gone(pid, what, self.session.jobs_dir / job["name"] / SUPERVISOR_LOG)
 
 
+def _command_line(pid: int) -> list[bytes] | None:
+    """A process's argv from /proc ([b""] for one that has gone or is still in execve); None without /proc."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().split(b"\0")
+    except FileNotFoundError:
+        return [b""]
+    except OSError:
+        return None
+
+
 def supervises(pid: int, job_name: str) -> bool:
     """Whether `pid` is alive and still this job's supervisor (`python -m nbsage.backends.<place>_supervisor
     JOB ...`), not a process that got its pid later: a stop must not SIGTERM someone else's process."""
     if not pid_alive(pid):
         return False
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            argv = f.read().split(b"\0")
-    except FileNotFoundError:
-        return False
-    except OSError:
+    argv = _command_line(pid)
+    if argv is None:
         return True  # no /proc (macOS): the pid check alone
     if argv == [b""]:
         return True  # alive with no command line yet: it is still in execve, just started
@@ -166,12 +173,8 @@ def _runs_runtime_of(pid: int, job: dict) -> bool:
     """Whether `pid` still is a runtime of this job (`nbsage.runtime ... --root <under the job's root>`).
     Pids are recycled (32768 of them on many Linux machines): a process group killed on a stale pid
     could be an endpoint's or another job's."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            argv = f.read().split(b"\0")
-    except FileNotFoundError:
-        return False
-    except OSError:
+    argv = _command_line(pid)
+    if argv is None:
         return True  # no /proc (macOS): the pid check alone
     root = str(job.get("root") or "").encode()
     if b"nbsage.runtime" not in argv or b"--root" not in argv:
