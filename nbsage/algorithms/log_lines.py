@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -24,3 +25,12 @@ class SageMakerLog:
         """`#quality_metric: host=..., [epoch=N, ]<what> <kind>=<value>`."""
         where = f"epoch={epoch}, " if epoch is not None else ""
         self.info(f"#quality_metric: host={self.host}, {where}{what} <{kind}>={float(value)!r}")
+
+    def total_time(self, algorithm: str, started: float) -> str:
+        """The `#metrics {...}` line of the job's total time, as SageMaker's algorithms print it at the end."""
+        ended = time.time()
+        ms = (ended - started) * 1000.0
+        return "#metrics " + json.dumps({
+            "StartTime": started, "EndTime": ended,
+            "Dimensions": {"Algorithm": algorithm, "Host": self.host, "Operation": "training"},
+            "Metrics": {"totaltime": {"sum": ms, "count": 1, "min": ms, "max": ms}}})

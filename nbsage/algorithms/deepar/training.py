@@ -133,12 +133,7 @@ def _train(env, cluster) -> None:
     predictor.save(env.model_dir)
     if data.test:
         _score(env, predictor, data.test, hps["num_eval_samples"], seed, log)
-    ended = time.time()
-    ms = (ended - started) * 1000
-    log.info("#metrics " + json.dumps({
-        "StartTime": started, "EndTime": ended,
-        "Dimensions": {"Algorithm": "AWS/DeepAR", "Host": log.host, "Operation": "training"},
-        "Metrics": {"totaltime": {"sum": ms, "count": 1, "min": ms, "max": ms}}}))
+    log.info(log.total_time("AWS/DeepAR", started))
 
 
 # ---- the steps of _train -----------------------------------------------------------------------------

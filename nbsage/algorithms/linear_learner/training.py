@@ -99,12 +99,7 @@ def train(env) -> None:
         log.info("Test data is not provided.")
     model.save(Path(env.model_dir))
     log.info(f"Saved the model to {env.model_dir}")
-    ended = time.time()
-    total_ms = (ended - started) * 1000.0
-    env.log("#metrics " + json.dumps({
-        "StartTime": started, "EndTime": ended,
-        "Dimensions": {"Algorithm": "Linear Learner", "Host": log.host, "Operation": "training"},
-        "Metrics": {"totaltime": {"sum": total_ms, "count": 1, "min": total_ms, "max": total_ms}}}))
+    env.log(log.total_time("Linear Learner", started))
 
 
 def _configuration(env, log: SageMakerLog) -> dict:
