@@ -66,3 +66,16 @@ def test_a_failed_jobs_reason_is_printed_once(session, tmp_path, capsys):
         est.fit({"train": str(tmp_path / "bad.csv")})
     printed = capsys.readouterr().out
     assert failed.value.reason and printed.count(failed.value.reason) == 1, printed
+
+
+def test_the_readmes_cli_example_trains_xgboost_on_a_csv_file_as_written(tmp_path, monkeypatch, capsys, session):
+    from nbsage.cli import main
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(40, 3))
+    np.savetxt(tmp_path / "train.csv", np.column_stack([x[:, 0] * 2, x]), delimiter=",", fmt="%.4f")
+    monkeypatch.chdir(tmp_path)
+    code = main(["train", "xgboost", "--train", "train.csv", "--hp", "num_round=50"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert out.count("reading it as text/csv") == 1
+    assert "Completed; model artifacts:" in out
