@@ -34,6 +34,7 @@ class Session:
         self.store, self.artifacts = self.stores.store, self.stores.artifacts
         self._default_bucket_name = default_bucket
         self._default_bucket_prefix = default_bucket_prefix
+        self._buckets_made: set[str] = set()
         self.boto_session = boto_session
 
     @classmethod
@@ -68,9 +69,15 @@ class Session:
         return buckets.LOCAL_ACCOUNT
 
     def default_bucket(self) -> str:
-        """The default bucket's name: the artifact root's bucket when it is on S3, else a local name
-        whose `s3://` URIs resolve into the artifact root (nbsage.store.buckets)."""
-        return self._default_bucket_name or buckets.default_bucket(self.artifact_root)
+        """The default bucket's name: the artifact root's bucket when it is on S3, a bucket (created
+        when missing) on the S3-compatible endpoint the AWS settings name, else a local name whose
+        `s3://` URIs resolve into the artifact root (nbsage.store.buckets)."""
+        name = self._default_bucket_name or buckets.default_bucket(self.artifact_root)
+        if buckets.backed_by_s3(self.artifact_root) and not buckets.is_s3(self.artifact_root) \
+                and name not in self._buckets_made:
+            buckets.ensure_bucket(name)
+            self._buckets_made.add(name)
+        return name
 
     @property
     def default_bucket_prefix(self) -> str | None:
