@@ -14,6 +14,8 @@ def test_the_role_is_a_local_arn_and_the_default_bucket_is_named_like_the_sdks(s
     assert session.default_bucket() == "sagemaker-local-000000000000"
     assert session.default_bucket_prefix is None
     assert sagemaker.Session(default_bucket="my-bucket").default_bucket() == "my-bucket"
+    from types import SimpleNamespace  # the SDK's Session(boto_session) shape
+    assert sagemaker.Session(SimpleNamespace(region_name="eu-west-1")).boto_region_name == "eu-west-1"
 
 
 def test_upload_data_returns_the_sdks_uri_and_what_it_wrote_is_readable_there(session, tmp_path):
