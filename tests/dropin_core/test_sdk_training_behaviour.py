@@ -79,3 +79,13 @@ def test_the_readmes_cli_example_trains_xgboost_on_a_csv_file_as_written(tmp_pat
     assert code == 0, out
     assert out.count("reading it as text/csv") == 1
     assert "Completed; model artifacts:" in out
+
+
+def test_the_notebook_monitor_shows_a_failure_once_not_again_among_the_log_lines():
+    from nbsage.notebook.display import training_bundle
+    reason = "ClientError: channel 'train': bad.csv line 2: expected 3 columns (label + 2 features), found 4"
+    desc = {"TrainingJobName": "j", "TrainingJobStatus": "Failed", "SecondaryStatus": "Failed",
+            "TrainingTimeInSeconds": 1, "nbsage:Progress": (None, None), "FinalMetricDataList": [],
+            "ModelArtifacts": {}, "FailureReason": reason}
+    bundle = training_bundle(desc, ["reading train", reason], None)
+    assert bundle["text/plain"].count(reason) == 1 and "reading train" in bundle["text/plain"]
