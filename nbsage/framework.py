@@ -124,10 +124,12 @@ class Framework(Estimator):
         job = self._completed_job()
         if entry_point is None:
             entry_point, source_dir = self.entry_point, source_dir or self.source_dir
-        return self.model_class(job.model_data, role=role or self.role, entry_point=entry_point,
-                                source_dir=source_dir, framework_version=self.framework_version,
-                                py_version=self.py_version, dependencies=dependencies,
-                                sagemaker_session=self.session, **kwargs)
+        with warnings.catch_warnings():  # the Estimator said it already, when it was built
+            warnings.simplefilter("ignore", UserWarning)
+            return self.model_class(job.model_data, role=role or self.role, entry_point=entry_point,
+                                    source_dir=source_dir, framework_version=self.framework_version,
+                                    py_version=self.py_version, dependencies=dependencies,
+                                    sagemaker_session=self.session, **kwargs)
 
     @classmethod
     def attach(cls, training_job_name: str, sagemaker_session=None):

@@ -192,12 +192,30 @@ def import_script(path: Path):
     return module
 
 
+def framework_decode(model, body, content_type: str | None):
+    """The default input_fn, and the XGBoost container's for a Booster: text/libsvm rows (labels,
+    if any, ignored) as a DMatrix, read by xgboost's own libsvm parser as in training."""
+    if base_type(content_type) in ("text/libsvm", "text/x-libsvm", "libsvm") and _is_booster(model):
+        import tempfile
+        import xgboost as xgb
+        text = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+        with tempfile.NamedTemporaryFile(suffix=".libsvm") as f:
+            f.write(text if text.endswith(b"\n") else text + b"\n")
+            f.flush()
+            return xgb.DMatrix(f"{f.name}?format=libsvm")
+    return decode(body, content_type)
+
+
+def _is_booster(model) -> bool:
+    return type(model).__module__.split(".")[0] == "xgboost" and type(model).__name__ == "Booster"
+
+
 def framework_predict(model):
     """The XGBoost and PyTorch containers' default predict_fn, for a model of theirs: an xgboost
     Booster predicts on the request as a DMatrix; a torch module is called on it as a float tensor
     under no_grad, and answers a numpy array. None for any other model."""
     kind = type(model).__module__.split(".")[0]
-    if kind == "xgboost" and type(model).__name__ == "Booster":
+    if _is_booster(model):
         def predict(args, context):
             import numpy as np
             import xgboost as xgb
@@ -258,7 +276,7 @@ class UserCodeHandler(InferenceHandler):
         else:
             self._transform = None
             self._input = _caller(fns["input_fn"], "input_fn", 2, self.script) if fns["input_fn"] \
-                else (lambda args, context: decode(*args))
+                else (lambda args, context: framework_decode(self.model, *args))
             self._output = _caller(fns["output_fn"], "output_fn", 2, self.script) if fns["output_fn"] \
                 else (lambda args, context: default_output_fn(*args))
             if fns["predict_fn"] is not None:
