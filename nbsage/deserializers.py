@@ -159,6 +159,18 @@ class PandasDeserializer(SimpleBaseDeserializer):
                             "and application/json") from None
 
 
+class RecordDeserializer(SimpleBaseDeserializer):
+    """A RecordIO-protobuf response as a list of Record objects, as the SDK's
+    sagemaker.amazon.common.RecordDeserializer."""
+
+    def __init__(self, accept: str | tuple[str, ...] = "application/x-recordio-protobuf"):
+        super().__init__(accept)
+
+    def deserialize(self, stream, content_type: str) -> list:
+        from nbsage.formats import recordio_protobuf
+        return recordio_protobuf.read_records(_read(stream))
+
+
 __all__ = ["BaseDeserializer", "SimpleBaseDeserializer", "BytesDeserializer", "StringDeserializer",
            "StreamDeserializer", "CSVDeserializer", "JSONDeserializer", "JSONLinesDeserializer",
-           "NumpyDeserializer", "PandasDeserializer"]
+           "NumpyDeserializer", "PandasDeserializer", "RecordDeserializer"]

@@ -245,6 +245,23 @@ class SparseMatrixSerializer(SimpleBaseSerializer):
         return buffer.getvalue()
 
 
+class RecordSerializer(SimpleBaseSerializer):
+    """A NumPy array (one row for a vector) as RecordIO-protobuf records, as the SDK's
+    sagemaker.amazon.common.RecordSerializer sends to the first-party algorithms."""
+
+    def __init__(self, content_type: str = "application/x-recordio-protobuf"):
+        super().__init__(content_type)
+
+    def serialize(self, data) -> bytes:
+        from nbsage.formats import recordio_protobuf
+        array = np.asarray(data)
+        if array.ndim == 1:
+            array = array.reshape(1, -1)
+        if array.ndim != 2:
+            raise ValidationError(f"RecordSerializer needs a vector or a matrix, got an array of shape {array.shape}")
+        return recordio_protobuf.encode_dense(array)
+
+
 __all__ = ["BaseSerializer", "SimpleBaseSerializer", "CSVSerializer", "JSONSerializer", "NumpySerializer",
            "IdentitySerializer", "StringSerializer", "JSONLinesSerializer", "LibSVMSerializer",
-           "SparseMatrixSerializer"]
+           "SparseMatrixSerializer", "RecordSerializer"]

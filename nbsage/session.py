@@ -2,14 +2,18 @@
 
 NBSAGE_HOME (default ~/.nbsage) holds the SQLite store (`nbsage.db`) and, unless
 NBSAGE_ARTIFACT_ROOT or `artifact_root=` names another fsspec URL, the artifact root
-(`artifacts/`). Nothing here needs an AWS account.
+(`artifacts/`). Nothing here needs an AWS account: `get_execution_role()` is a local role ARN and
+`default_bucket()` names the artifact root (nbsage.store.buckets), so a notebook's
+`upload_data` -> `fit("s3://<bucket>/...")` runs offline.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from nbsage.store import Stores, default_home
+import warnings
+
+from nbsage.store import Stores, buckets, default_home
 from nbsage.store.names import JOB_NAME, check_name, unique_name  # noqa: F401 - the API's names
 
 
@@ -18,10 +22,19 @@ class Session:
 
     _default: "Session | None" = None
 
-    def __init__(self, home: str | os.PathLike | None = None, artifact_root: str | None = None):
+    def __init__(self, home: str | os.PathLike | None = None, artifact_root: str | None = None, *,
+                 default_bucket: str | None = None, default_bucket_prefix: str | None = None,
+                 boto_session=None, sagemaker_client=None, sagemaker_runtime_client=None,
+                 sagemaker_featurestore_runtime_client=None, sagemaker_metrics_client=None,
+                 sagemaker_config=None):
+        # the boto clients and config the SDK's Session takes are accepted so that notebooks
+        # building one run unchanged; nothing here calls AWS, so they are not used
         self.stores = Stores.open(home, artifact_root)
         self.home, self.artifact_root = self.stores.home, self.stores.artifact_root
         self.store, self.artifacts = self.stores.store, self.stores.artifacts
+        self._default_bucket_name = default_bucket
+        self._default_bucket_prefix = default_bucket_prefix
+        self.boto_session = boto_session
 
     @classmethod
     def default(cls) -> "Session":
@@ -44,6 +57,117 @@ class Session:
 
     def default_data_prefix(self) -> str:
         return self.artifacts.url("data")
+
+    # ---- identity and the default bucket (the SDK's Session calls) ------------------------------------
+    @property
+    def boto_region_name(self) -> str:
+        """The region (AWS_REGION / AWS_DEFAULT_REGION, else "local")."""
+        return buckets.region()
+
+    def account_id(self) -> str:
+        return buckets.LOCAL_ACCOUNT
+
+    def default_bucket(self) -> str:
+        """The default bucket's name: the artifact root's bucket when it is on S3, else a local name
+        whose `s3://` URIs resolve into the artifact root (nbsage.store.buckets)."""
+        return self._default_bucket_name or buckets.default_bucket(self.artifact_root)
+
+    @property
+    def default_bucket_prefix(self) -> str | None:
+        """The key prefix under the default bucket (None unless configured or the root has one)."""
+        if self._default_bucket_prefix is not None:
+            return self._default_bucket_prefix.strip("/") or None
+        return buckets.default_bucket_prefix(self.artifact_root)
+
+    def resolve_uri(self, uri):
+        """Where a URI really is: `s3://<default bucket>/key` -> the artifact store's URL for key
+        (unless the default bucket is a real one); anything else unchanged."""
+        if isinstance(uri, os.PathLike):
+            return uri
+        return buckets.resolve(uri, self.artifact_root, self._default_bucket_name)
+
+    def expand_role(self, role: str) -> str:
+        """A role name as an ARN (an ARN unchanged), as the SDK's."""
+        return role if "/" in role else f"arn:aws:iam::{buckets.LOCAL_ACCOUNT}:role/{role}"
+
+    def _bucket_and_prefix(self, bucket: str | None, key_prefix: str | None) -> tuple[str, str]:
+        """The SDK's determine_bucket_and_prefix: the default bucket's prefix applies only to it."""
+        key_prefix = (key_prefix or "").strip("/")
+        if bucket:
+            return bucket, key_prefix
+        prefix = self.default_bucket_prefix
+        return self.default_bucket(), "/".join(p for p in (prefix, key_prefix) if p)
+
+    def upload_data(self, path, bucket: str | None = None, key_prefix: str = "data", callback=None,
+                    extra_args: dict | None = None) -> str:
+        """Upload a local file or folder to `s3://<bucket>/<key_prefix>/...` (the default bucket when
+        none is given); returns the file's URI, or the prefix's for a folder, as the SDK's does."""
+        from nbsage.data import upload_data
+        bucket, key_prefix = self._bucket_and_prefix(bucket, key_prefix)
+        uri = f"s3://{bucket}/{key_prefix}".rstrip("/")
+        local = os.path.expanduser(os.fspath(path))
+        upload_data(local, prefix=self.resolve_uri(uri), extra_args=extra_args, session=self)
+        return f"{uri}/{os.path.basename(local.rstrip('/'))}" if os.path.isfile(local) else uri
+
+    def upload_string_as_file_body(self, body: str, bucket: str, key: str, kms_key=None) -> str:
+        uri = f"s3://{bucket}/{key.lstrip('/')}"
+        from nbsage import s3
+        s3.write_bytes(body.encode(), uri, self)
+        return uri
+
+    def read_s3_file(self, bucket: str, key_prefix: str) -> str:
+        from nbsage import s3
+        return s3.read_bytes(f"s3://{bucket}/{key_prefix.lstrip('/')}", self).decode()
+
+    def list_s3_files(self, bucket: str, key_prefix: str) -> list[str]:
+        """The keys under a prefix (as the SDK's: keys, not URIs)."""
+        from nbsage import s3
+        return [s3.split_s3(u)[1] for u in s3.S3Downloader.list(f"s3://{bucket}/{key_prefix.lstrip('/')}", self)]
+
+    def download_data(self, path, bucket: str, key_prefix: str = "", extra_args=None) -> list[str]:
+        """Download the objects under s3://bucket/key_prefix into the folder `path`; their paths."""
+        from nbsage import s3
+        return s3.S3Downloader.download(f"s3://{bucket}/{key_prefix.lstrip('/')}", path, sagemaker_session=self)
+
+    # ---- jobs and endpoints by name (the SDK's Session calls) -------------------------------------
+    def describe_training_job(self, job_name: str) -> dict:
+        from nbsage.training_job import TrainingJob
+        return TrainingJob(job_name, self).describe()
+
+    def wait_for_job(self, job: str, poll: int = 5) -> dict:
+        """Block until the training job ends; its description (JobFailed when it did not complete)."""
+        from nbsage.training_job import TrainingJob
+        return TrainingJob(job, self).wait(logs=False)
+
+    def logs_for_job(self, job_name: str, wait: bool = False, poll: int = 10, log_type: str = "All", timeout=None):
+        from nbsage.training_job import TrainingJob
+        job = TrainingJob(job_name, self)
+        if wait:
+            job.wait(logs=True)
+        else:
+            print("\n".join(job.logs()))
+
+    def endpoint_from_job(self, job_name: str, initial_instance_count: int = 1, instance_type: str = "local",
+                          image_uri: str | None = None, name: str | None = None, role: str | None = None,
+                          wait: bool = True, model_environment_vars: dict | None = None,
+                          vpc_config_override=None, accelerator_type=None, data_capture_config=None) -> str:
+        """Deploy a completed training job's model to an endpoint named `name` (default: the job's
+        name); returns the endpoint's name, as the SDK's."""
+        from nbsage.estimator import Estimator
+        from nbsage.model import Model
+        estimator = Estimator.attach(job_name, sagemaker_session=self)
+        model = estimator.create_model()
+        if isinstance(model, Model) and model_environment_vars:
+            model.env.update({str(k): str(v) for k, v in model_environment_vars.items()})
+        model.deploy(initial_instance_count=initial_instance_count, instance_type=instance_type,
+                     endpoint_name=name or job_name, wait=wait)
+        return name or job_name
+
+    def delete_endpoint_config(self, endpoint_config_name: str) -> None:
+        """Nothing to do: an endpoint's configuration goes with the endpoint."""
+
+    def delete_model(self, model_name: str) -> None:
+        """Nothing to do: nbsage keeps no model resource apart from the artifact."""
 
     def __repr__(self) -> str:
         return f"Session(home={str(self.home)!r}, artifact_root={self.artifact_root!r})"
@@ -79,3 +203,31 @@ class Session:
     def delete_endpoint(self, name: str) -> None:
         from nbsage.serving import endpoints
         endpoints.delete_endpoint(self, name)
+
+
+def get_execution_role(sagemaker_session: Session | None = None, use_default: bool = False) -> str:
+    """The role ARN a notebook passes to jobs: a local one (nbsage needs no IAM role; it is recorded
+    as the job's RoleArn). NBSAGE_ROLE_ARN overrides it."""
+    return os.environ.get("NBSAGE_ROLE_ARN") or f"arn:aws:iam::{buckets.LOCAL_ACCOUNT}:role/nbsage-local-execution-role"
+
+
+def _s3_input_class():
+    from nbsage.inputs import TrainingInput
+
+    class s3_input(TrainingInput):  # noqa: N801 - the SDK v1 name
+        """The SDK v1 name of TrainingInput (sagemaker.session.s3_input), with the SDK's warning."""
+
+        def __init__(self, *args, **kwargs):
+            warnings.warn("s3_input has been renamed in sagemaker>=2: use sagemaker.inputs.TrainingInput",
+                          DeprecationWarning, stacklevel=2)
+            super().__init__(*args, **kwargs)
+
+    s3_input.__qualname__ = "s3_input"
+    return s3_input
+
+
+def __getattr__(name: str):
+    if name == "s3_input":  # built on first use: nbsage.inputs is not imported with the session
+        value = globals()["s3_input"] = _s3_input_class()
+        return value
+    raise AttributeError(f"module 'nbsage.session' has no attribute {name!r}")
