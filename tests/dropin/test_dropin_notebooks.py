@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import portdiff
+from dropin import portdiff
 
 HERE = Path(__file__).resolve().parent
 NOTEBOOKS = HERE / "notebooks"
