@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from nbsage import algorithms
+from nbsage import algorithms, image_uris, sdk_arguments
 from nbsage.errors import ValidationError
 from nbsage.inputs import channel_request, normalize_inputs, staging_dir_for
 from nbsage.job import submit
@@ -23,21 +23,43 @@ from nbsage.training_job import TrainingJob
 class Estimator:
     """A training job's configuration; `fit` records and starts a job on a place.
 
-    Keywords the Estimator does not take go to the place (`backend=`): each place declares the ones
-    it accepts (`nbsage.places.options("kernel")`: gateway, kernel, connection_file, ...), and `fit`
-    refuses any other before anything is recorded, naming it and the accepted ones.
+    Takes the SDK v2's arguments in its order — `Estimator(image_uri, role, instance_count,
+    instance_type, ...)` — where `image_uri` is a built-in algorithm's name (`"xgboost"`) or an
+    image URI naming one (`image_uris.retrieve("xgboost", region, "1.7-1")`); nbsage's own shape
+    `Estimator("xgboost", {"num_round": 50})` (hyperparameters second) works as well. SDK v1
+    keywords (`train_instance_count`, ...) are mapped with the SDK's deprecation warning (see
+    nbsage.sdk_arguments). Keywords for the place (`backend=`) are those it declares
+    (`nbsage.places.options("kernel")`: gateway, kernel, connection_file, ...); any other keyword
+    is an error naming it.
     """
 
-    def __init__(self, algorithm_or_image: str | None = None, hyperparameters: dict | None = None, *,
-                 instance_type: str = "local", instance_count: int = 1, output_path: str | None = None,
-                 entry_point: str | None = None, source_dir: str | None = None,
+    # the framework a subclass runs (sagemaker.sklearn.SKLearn sets "sklearn"): framework_version is
+    # checked against that package's installed version
+    _framework: str | None = None
+
+    def __init__(self, algorithm_or_image: str | None = None, role=None, instance_count: int = 1,
+                 instance_type: str = "local", *, hyperparameters: dict | None = None,
+                 output_path: str | None = None, entry_point: str | None = None, source_dir: str | None = None,
                  metric_definitions: list[dict] | None = None, image_uri: str | None = None,
-                 role: str | None = None, max_run: int = 86400, input_mode: str = "File",
+                 max_run: int = 86400, input_mode: str = "File",
                  base_job_name: str | None = None, sagemaker_session: Session | None = None,
                  environment: dict | None = None, checkpoint_s3_uri: str | None = None,
                  checkpoint_local_path: str | None = None, use_spot_instances: bool = False,
                  max_wait: int | None = None, tags: list | None = None, backend: str = "local",
-                 volume_size: int = 30, container_log_level: int = 20, **backend_options):
+                 volume_size: int = 30, container_log_level: int = 20, framework_version: str | None = None,
+                 py_version: str | None = None, **kwargs):
+        if isinstance(role, dict):  # nbsage's Estimator("xgboost", {...}): hyperparameters second
+            if hyperparameters is not None:
+                raise ValidationError("Estimator got hyperparameters twice (second argument and hyperparameters=)")
+            role, hyperparameters = None, role
+        v2 = sdk_arguments.renamed(kwargs)
+        self.sdk_options = sdk_arguments.recorded(kwargs, sdk_arguments.ESTIMATOR_RECORDED)
+        self.backend = backend
+        self.backend_options = sdk_arguments.place_options(backend, kwargs)
+        accepted = sdk_arguments.accepted_keywords(type(self), sdk_arguments.ESTIMATOR_RECORDED,
+                                                   sdk_arguments.ESTIMATOR_RENAMED)
+        sdk_arguments.refuse_unknown(f"{type(self).__name__}()", kwargs, accepted, backend)
+        image_uri = v2.pop("image_uri", image_uri)
         self.image = algorithm_or_image or image_uri
         self.entry_point = entry_point
         self.source_dir = source_dir
@@ -50,26 +72,41 @@ class Estimator:
         self.session = sagemaker_session or Session.default()
         self._hyperparameters: dict[str, Any] = {}
         self.set_hyperparameters(**(hyperparameters or {}))
-        self.instance_type = instance_type
-        self.instance_count = int(instance_count)
+        self.instance_type = v2.pop("instance_type", instance_type) or "local"
+        self.instance_count = int(v2.pop("instance_count", instance_count) or 1)
         self.output_path = output_path
         self.metric_definitions = metric_definitions
         self.role = role
-        self.max_run = max_run
+        self.max_run = v2.pop("max_run", max_run)
         self.input_mode = input_mode
         self.base_job_name = base_job_name
         self.environment = environment or {}
         self.checkpoint_s3_uri = checkpoint_s3_uri
         self.checkpoint_local_path = checkpoint_local_path
-        self.use_spot_instances = use_spot_instances
-        self.max_wait = max_wait
+        self.use_spot_instances = v2.pop("use_spot_instances", use_spot_instances)
+        self.max_wait = v2.pop("max_wait", max_wait)
         self.tags = tags or []
-        self.backend = backend
-        self.backend_options = backend_options
-        self.volume_size = volume_size
+        self.volume_size = v2.pop("volume_size", volume_size)
+        self.sdk_options.update(v2)  # volume_kms_key under its v1 name
         self.container_log_level = container_log_level
+        self.framework_version = framework_version
+        self.py_version = py_version
         self.latest_training_job: TrainingJob | None = None
         self._check_static()
+        self._check_versions()
+
+    @property
+    def sdk_image(self) -> str | None:
+        """The image URI as a notebook gave it (`.../sagemaker-xgboost:1.7-1`), None for nbsage's short names."""
+        return self.image if self.image and ("/" in self.image or ":" in self.image) else None
+
+    def _check_versions(self) -> None:
+        """Warn where the version asked for (in the image URI or framework_version) is not the one
+        that will run here."""
+        framework, version = image_uris.image_version(self.sdk_image or "")
+        framework = self._framework or framework
+        version = self.framework_version or version
+        image_uris.check_version(framework, version, f"{type(self).__name__}({self.sdk_image or framework})")
 
     def _check_static(self) -> None:
         if self.instance_count < 1:
@@ -79,6 +116,10 @@ class Estimator:
         self._check_spot()
         if self.input_mode not in ("File", "Pipe", "FastFile"):
             raise ValidationError(f"input_mode {self.input_mode!r} is not valid; use File, Pipe or FastFile")
+
+    def _check_entry_point(self) -> None:
+        """The script must exist when the job starts (the SDK checks at fit: a notebook may write it
+        with %%writefile after building the Estimator)."""
         if self.entry_point:
             src = Path(self.source_dir) if self.source_dir else None
             script = (src / self.entry_point) if src else Path(self.entry_point)
@@ -116,8 +157,10 @@ class Estimator:
     # ---- the request ------------------------------------------------------------------------------
     def _request(self, job_name: str, inputs: dict) -> dict:
         self._check_spot()  # settings may have changed since __init__
+        self._check_entry_point()
         staging = staging_dir_for(self.session, job_name)
-        channels = [channel_request(name, value, staging) for name, value in inputs.items()]
+        resolve = self.session.resolve_uri
+        channels = [channel_request(name, value, staging, resolve) for name, value in inputs.items()]
         hps = self.hyperparameters()
         spec: dict = {"TrainingInputMode": self.input_mode}
         if self.algorithm is not None:
@@ -139,7 +182,9 @@ class Estimator:
             "AlgorithmSpecification": spec,
             "HyperParameters": hps,
             "InputDataConfig": channels,
-            "OutputDataConfig": {"S3OutputPath": self.output_path or self.session.default_output_path()},
+            # the SDK's default output path is the bucket with a trailing '/': so is ours
+            "OutputDataConfig": {"S3OutputPath": resolve(self.output_path) if self.output_path
+                                 else self.session.default_output_path() + "/"},
             "ResourceConfig": {"InstanceType": self.instance_type, "InstanceCount": self.instance_count,
                                "VolumeSizeInGB": self.volume_size},
             "StoppingCondition": {"MaxRuntimeInSeconds": self.max_run},
@@ -151,11 +196,16 @@ class Estimator:
         if self.max_wait:
             request["StoppingCondition"]["MaxWaitTimeInSeconds"] = self.max_wait
         if self.checkpoint_s3_uri:
-            request["CheckpointConfig"] = {"S3Uri": self.checkpoint_s3_uri,
+            request["CheckpointConfig"] = {"S3Uri": resolve(self.checkpoint_s3_uri),
                                            "LocalPath": self.checkpoint_local_path or "/opt/ml/checkpoints/"}
         if self.entry_point:
             source = self.source_dir or self.entry_point
             request["nbsage:SourceDir"] = str(Path(source).resolve())
+        # what the notebook asked for, kept with the job (nbsage runs its own algorithm or the
+        # installed framework; see _check_versions)
+        versions = {"nbsage:ImageUri": self.sdk_image, "nbsage:FrameworkVersion": self.framework_version,
+                    "nbsage:PyVersion": self.py_version}
+        request.update({k: v for k, v in versions.items() if v})
         return request
 
     # ---- actions ----------------------------------------------------------------------------------
@@ -193,7 +243,7 @@ class Estimator:
                       entry_point=program if source_dir else (source or program), source_dir=source_dir,
                       sagemaker_session=session)
         else:
-            est = cls(job.algorithm, hps, sagemaker_session=session)
+            est = cls(request.data.get("nbsage:ImageUri") or job.algorithm, hps, sagemaker_session=session)
         est.instance_type = request.instance_type
         est.instance_count = request.instance_count
         est.output_path = request.output_path or None
@@ -210,7 +260,9 @@ class Estimator:
         from nbsage.model import Model
         job = self._completed_job()
         if self.algorithm is not None and entry_point is None:
-            return Model(job.model_data, algorithm=self.algorithm.name, sagemaker_session=self.session, **kwargs)
+            # an SDK image URI goes with the model: its Predictor gets the SDK's default codecs
+            return Model(job.model_data, algorithm=self.algorithm.name, sagemaker_session=self.session,
+                         image_uri=self.sdk_image, **kwargs)
         return Model(job.model_data, entry_point=entry_point or self.entry_point,
                      source_dir=source_dir or self.source_dir, sagemaker_session=self.session, **kwargs)
 

@@ -109,6 +109,11 @@ def _major(version: str) -> str:
     return re.split(r"[.\-+]", str(version).strip())[0]
 
 
+def _stacklevel() -> int:
+    from nbsage.sdk_arguments import user_stacklevel
+    return user_stacklevel() - 1  # counted from this helper, one frame below check_version
+
+
 def check_version(framework: str | None, version: str | None, what: str) -> None:
     """Warn when the installed package's major version differs from the one asked for, naming
     what runs instead (nbsage runs the installed library; no image is pulled)."""
@@ -118,7 +123,7 @@ def check_version(framework: str | None, version: str | None, what: str) -> None
     dist = DISTRIBUTIONS.get(framework.lower(), framework)
     if installed is None:
         warnings.warn(f"{what} asks for {framework} {version}, which is not installed here "
-                      f"(pip install {dist}); the job will fail where it imports it", UserWarning, stacklevel=3)
+                      f"(pip install {dist}); the job will fail where it imports it", UserWarning, stacklevel=_stacklevel())
     elif _major(installed) != _major(version):
         warnings.warn(f"{what} asks for {framework} {version}; nbsage runs the installed {dist} {installed} "
-                      "instead (no container image is pulled)", UserWarning, stacklevel=3)
+                      "instead (no container image is pulled)", UserWarning, stacklevel=_stacklevel())

@@ -189,10 +189,16 @@ def write_in_memory(obj, directory: Path, channel: str, content_type: str | None
     return str(path), ct
 
 
-def channel_request(name: str, value: Any, staging_dir: Path) -> dict:
-    """One InputDataConfig entry for whatever the user passed as a channel."""
+def channel_request(name: str, value: Any, staging_dir: Path, resolve=None) -> dict:
+    """One InputDataConfig entry for whatever the user passed as a channel.
+
+    `resolve` maps a URI to where it really is (Session.resolve_uri: the default bucket's
+    `s3://` URIs into the artifact store).
+    """
     ti = value if isinstance(value, TrainingInput) else TrainingInput(value)
     data = ti.s3_data
+    if resolve is not None and isinstance(data, str):
+        data = resolve(data)
     content_type = ti.content_type
     if _is_in_memory(data):
         path, ct = write_in_memory(data, staging_dir / name, name, ti.content_type, ti.compression)

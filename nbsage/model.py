@@ -20,10 +20,18 @@ from nbsage.predictor import Predictor
 _SKIP = {"__pycache__", ".ipynb_checkpoints", ".git", ".DS_Store"}
 
 
-def _default_codecs(algorithm: str | None):
-    """(serializer, deserializer) a Predictor of this model gets when none is given."""
+def _default_codecs(algorithm: str | None, sdk_image: bool = False):
+    """(serializer, deserializer) a Predictor of this model gets when none is given.
+
+    A model given as an SDK image URI (`image_uris.retrieve(...)`) gets what the SDK's Predictor
+    has — IdentitySerializer and BytesDeserializer — since SageMaker notebooks are written for
+    that (`json.loads(predictor.predict(json.dumps(payload)))`, `.decode("utf-8")`); nbsage's
+    short names (`algorithm="xgboost"`) get the algorithm's own formats.
+    """
     from nbsage import deserializers as d
     from nbsage import serializers as s
+    if sdk_image:
+        return s.IdentitySerializer(), d.BytesDeserializer()
     if not algorithm:
         return s.JSONSerializer(), d.JSONDeserializer()
     from nbsage import algorithms
@@ -41,12 +49,25 @@ class Model:
     def __init__(self, model_data: str | os.PathLike, algorithm: str | None = None, entry_point: str | None = None,
                  source_dir: str | os.PathLike | None = None, env: dict | None = None, name: str | None = None,
                  sagemaker_session=None, image_uri: str | None = None, predictor_cls=Predictor,
-                 role: str | None = None):
-        from nbsage import algorithms
+                 role: str | None = None, framework_version: str | None = None, py_version: str | None = None,
+                 **kwargs):
+        from nbsage import algorithms, image_uris, sdk_arguments
+        self.sdk_options = sdk_arguments.recorded(kwargs, sdk_arguments.MODEL_RECORDED)
+        accepted = sdk_arguments.accepted_keywords(type(self), sdk_arguments.MODEL_RECORDED)
+        sdk_arguments.refuse_unknown(f"{type(self).__name__}()", kwargs, accepted)
         if model_data is None or str(model_data) == "":
             raise ValidationError("model_data is required: the model.tar.gz of a training job "
                                   "(estimator.model_data), a local path or any fsspec URL")
+        self.sagemaker_session = sagemaker_session
+        self.data_capture_config = None
+        if isinstance(model_data, str) and model_data.startswith("s3://"):
+            model_data = self._session().resolve_uri(model_data)  # the default bucket's URIs
         self.model_data = str(model_data)
+        self.framework_version = framework_version
+        self.py_version = py_version
+        framework, version = image_uris.image_version(image_uri or "")
+        image_uris.check_version(getattr(self, "_framework", None) or framework, framework_version or version,
+                                 f"{type(self).__name__}({image_uri or ''})")
         self.image_uri = image_uri
         if image_uri and algorithms.is_builtin(image_uri):
             from_image = algorithms.canonical_name(image_uri)
@@ -74,7 +95,6 @@ class Model:
             check_name(name, "model")
         self.name = name
         self.role = role  # accepted for SDK compatibility; nothing here needs an IAM role
-        self.sagemaker_session = sagemaker_session
         self.predictor_cls = predictor_cls
         self.endpoint_name: str | None = None
         self.repacked_model_data: str | None = None
@@ -179,6 +199,12 @@ class Model:
     def deploy(self, initial_instance_count: int = 1, instance_type: str = "local", endpoint_name: str | None = None,
                serializer=None, deserializer=None, wait: bool = True, **kwargs):
         """Start an endpoint serving this model; returns a Predictor (predictor_cls) for it."""
+        self.data_capture_config = kwargs.pop("data_capture_config", None)  # recorded (nbsage.model_monitor)
+        if self.data_capture_config is not None and getattr(self.data_capture_config, "enable_capture", False):
+            import warnings
+            from nbsage.model_monitor import LATER_FEATURE
+            warnings.warn(f"data_capture_config is recorded but nothing is captured: {LATER_FEATURE}",
+                          UserWarning, stacklevel=2)
         unsupported = sorted(k for k, v in kwargs.items() if v is not None and k not in ("accelerator_type", "tags",
                                                                                           "kms_key", "volume_size"))
         if unsupported:
@@ -200,11 +226,13 @@ class Model:
             return None
         predictor = self.predictor_cls(endpoint_name, session)
         # a Predictor subclass keeps its own defaults, as in the SDK; the plain one gets the model's
-        default_ser, default_de = _default_codecs(None if self.entry_point else self.algorithm)
+        default_ser, default_de = _default_codecs(None if self.entry_point else self.algorithm,
+                                                  sdk_image=_is_sdk_image(self.image_uri))
         if serializer is not None or self.predictor_cls is Predictor:
             predictor.serializer = serializer or default_ser
         if deserializer is not None or self.predictor_cls is Predictor:
             predictor.deserializer = deserializer or default_de
+        predictor.data_capture_config = self.data_capture_config
         return predictor
 
     def delete_model(self) -> None:
@@ -214,3 +242,8 @@ class Model:
         how = f"algorithm={self.algorithm!r}" if self.algorithm and not self.entry_point else \
             f"entry_point={self.entry_point!r}" if self.entry_point else "code/inference.py"
         return f"Model(model_data={self.model_data!r}, {how}, endpoint_name={self.endpoint_name!r})"
+
+
+def _is_sdk_image(image_uri: str | None) -> bool:
+    """An image URI as the SDK's image_uris give (a repository path or a tag), not a short name."""
+    return bool(image_uri) and ("/" in image_uri or ":" in image_uri)

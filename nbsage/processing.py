@@ -151,7 +151,18 @@ class Processor:
                  volume_kms_key=None, output_kms_key=None, max_runtime_in_seconds: int | None = None,
                  base_job_name: str | None = None, sagemaker_session: Session | None = None,
                  env: dict | None = None, tags: list | None = None, network_config=None,
-                 command: list[str] | None = None, backend: str = "local"):
+                 command: list[str] | None = None, backend: str = "local", framework_version: str | None = None,
+                 py_version: str | None = None, **kwargs):
+        from nbsage import image_uris, sdk_arguments
+        self.sdk_options = sdk_arguments.recorded(kwargs, sdk_arguments.PROCESSOR_RECORDED)
+        self.sdk_options.update({k: v for k, v in (("volume_kms_key", volume_kms_key),
+                                                   ("output_kms_key", output_kms_key)) if v is not None})
+        accepted = sdk_arguments.accepted_keywords(type(self), sdk_arguments.PROCESSOR_RECORDED)
+        sdk_arguments.refuse_unknown(f"{type(self).__name__}()", kwargs, accepted)
+        self.framework_version, self.py_version = framework_version, py_version
+        framework, version = image_uris.image_version(image_uri or "")
+        image_uris.check_version(getattr(self, "_framework", None) or framework, framework_version or version,
+                                 f"{type(self).__name__}({image_uri or ''})")
         self.role = role
         self.image_uri = image_uri
         self.instance_count = int(instance_count)
@@ -190,6 +201,7 @@ class Processor:
             if item.input_name is None:
                 item.input_name = f"input-{i}"
             entry = item._to_request_dict()
+            entry["S3Input"]["S3Uri"] = self.sagemaker_session.resolve_uri(entry["S3Input"]["S3Uri"])
             if entry["InputName"] in names:
                 raise ValidationError(f"two processing inputs are named {entry['InputName']!r}; names must be unique")
             names.add(entry["InputName"])
@@ -211,7 +223,9 @@ class Processor:
             if item.destination is None:
                 item.destination = self.sagemaker_session.artifacts.url("processing", job_name, "output",
                                                                         item.output_name)
-            entries.append(item._to_request_dict())
+            entry = item._to_request_dict()
+            entry["S3Output"]["S3Uri"] = self.sagemaker_session.resolve_uri(entry["S3Output"]["S3Uri"])
+            entries.append(entry)
         _check_distinct_paths([e["S3Output"]["LocalPath"] for e in entries], "outputs")
         return entries
 

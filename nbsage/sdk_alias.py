@@ -14,8 +14,6 @@ process's `sagemaker` is nbsage, as that notebook asked.
 from __future__ import annotations
 
 import importlib
-import importlib.abc
-import importlib.util
 import sys
 
 _PREFIX = "sagemaker"
@@ -33,7 +31,9 @@ def _importer_chose_nbsage() -> bool:
     return frame.f_globals.get(_PREFIX) is nbsage or frame.f_locals.get(_PREFIX) is nbsage
 
 
-class _Alias(importlib.abc.Loader):
+# the finder and loader follow the import protocols without importlib.abc's base classes: that
+# module pulls in importlib.resources, pathlib and tempfile, tripling `import nbsage`'s time
+class _Alias:
     """Loads `sagemaker.X` as the already importable `nbsage.X` (the same module object)."""
 
     def __init__(self, target: str):
@@ -50,7 +50,7 @@ class _Alias(importlib.abc.Loader):
             module.__spec__ = self._spec
 
 
-class SDKAliasFinder(importlib.abc.MetaPathFinder):
+class SDKAliasFinder:
     """Resolves `sagemaker[.X]` to `nbsage[.X]` for importers that chose nbsage as `sagemaker`."""
 
     def find_spec(self, fullname: str, path=None, target=None):
@@ -59,6 +59,7 @@ class SDKAliasFinder(importlib.abc.MetaPathFinder):
         aliased = sys.modules.get(_PREFIX) is sys.modules.get("nbsage")
         if not aliased and not _importer_chose_nbsage():
             return None
+        import importlib.util
         real = "nbsage" + fullname[len(_PREFIX):]
         if importlib.util.find_spec(real) is None:
             raise ModuleNotFoundError(f"No module named {fullname!r}: nbsage (imported as sagemaker) has no "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import deque
 
 POLL_SECONDS = 0.2
 _factories: list = []
@@ -42,12 +43,14 @@ class TextWatcher:
 
     def run(self) -> dict:
         seq, last_status, last_decile = 0, None, -1
+        recent: deque[str] = deque(maxlen=200)  # the last log lines shown: a failure they hold is not repeated
         while True:
             desc = self.job.describe()
             if self.logs:
                 for seq, _, line in self.job._store.get_logs(self.job.name, seq):
                     if not line.startswith("#metric ") and not line.startswith("#progress "):
                         print(line, file=self.stream)
+                        recent.append(line.strip())
                 self.stream.flush()
             else:
                 step, total = desc.get("nbsage:Progress", (None, None))
@@ -59,7 +62,8 @@ class TextWatcher:
                 print(f"{time.strftime('%H:%M:%S')} {self.job.name}: {status}", file=self.stream, flush=True)
                 last_status = status
             if desc["TrainingJobStatus"] in ("Completed", "Failed", "Stopped"):
-                if desc.get("FailureReason"):
-                    print(f"{self.job.name}: {desc['FailureReason']}", file=self.stream, flush=True)
+                reason = desc.get("FailureReason")
+                if reason and reason.strip() not in recent:
+                    print(f"{self.job.name}: {reason}", file=self.stream, flush=True)
                 return desc
             time.sleep(POLL_SECONDS)

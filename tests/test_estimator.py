@@ -196,9 +196,12 @@ def test_a_per_process_artifact_root_is_refused_for_the_local_place(tmp_path, da
         est.fit(data, logs=False)
 
 
-def test_a_missing_entry_point_is_an_error_before_fit(tmp_path, session):
+def test_a_missing_entry_point_is_an_error_at_fit_before_a_job_is_recorded(tmp_path, session, data):
+    # as the SDK: a notebook may write the script (%%writefile) after building the Estimator
+    est = Estimator(entry_point="nope.py", source_dir=str(tmp_path), sagemaker_session=session)
     with pytest.raises(ValidationError, match="entry_point .*does not exist"):
-        Estimator(entry_point="nope.py", source_dir=str(tmp_path), sagemaker_session=session)
+        est.fit(data, logs=False)
+    assert session.list_training_jobs() == []
 
 
 def test_an_estimator_needs_an_algorithm_or_a_script(session):

@@ -140,6 +140,8 @@ def training_bundle(desc: dict, log_lines: list[str], png: bytes | None) -> dict
     artifact = (desc.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
     reason = desc.get("FailureReason")
     show_logs = log_lines if (not done or status != "Completed") else []
+    if reason:  # the reason is shown once, on its own line, not again among the log lines
+        show_logs = [line for line in show_logs if line.strip() != reason.strip()]
 
     headline = f"Training job {name}: {status}" + (f" ({secondary})" if secondary and secondary != status else "")
     headline += f" in {elapsed}" if done else f", {elapsed} elapsed"

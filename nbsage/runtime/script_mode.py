@@ -134,20 +134,21 @@ class UserScriptError(Exception):
 
 
 class Confinement:
-    """How the script runs: in a view of its own (NBSAGE_HOME hidden but for its root, see
-    nbsage.runtime.private_view) when one can be made, as NBSAGE_JOB_USER when set."""
+    """How the script runs: in a view of its own (NBSAGE_HOME hidden but for its root, and /opt/ml
+    its job root as in a SageMaker container, see nbsage.runtime.private_view) when one can be
+    made, as NBSAGE_JOB_USER when set."""
 
-    def __init__(self, problem: str | None, user: JobUser | None):
-        self.problem, self.user = problem, user
+    def __init__(self, problem: str | None, user: JobUser | None, opt_ml: bool = True):
+        self.problem, self.user, self.opt_ml = problem, user, opt_ml
 
     def preexec(self, root: Path, cwd: Path):
         """What the child does between fork and exec: its view, then its user, then PDEATHSIG
         (a change of uid clears PDEATHSIG, so it comes last)."""
-        problem, user = self.problem, self.user
+        problem, user, opt_ml = self.problem, self.user, self.opt_ml
 
         def child():
             if problem is None:
-                private_view(root, opt_ml=user is not None, map_root=False, threads_checked=True)
+                private_view(root, opt_ml=opt_ml, map_root=False, threads_checked=True)
                 os.chdir(cwd)  # the same folder, now seen through the view
             if user is not None:
                 become(user)
@@ -166,8 +167,17 @@ def confinement(env: TrainingEnvironment) -> Confinement:
     mode = (os.environ.get(ISOLATION_ENV) or "auto").strip().lower()
     if mode not in ("auto", "namespace", "none"):
         raise UserScriptError(f"ClientError: {ISOLATION_ENV}={mode!r} is not one of auto, namespace, none")
+    # scripts that hard-code /opt/ml/input/data/<channel> run as in SageMaker: /opt/ml is the job
+    # root in the view; where only the home can be hidden, the script runs without /opt/ml
+    opt_ml = True
     problem = f"{ISOLATION_ENV}=none" if mode == "none" else \
-        probe_private_view(env.root.path, opt_ml=user is not None, map_root=False)
+        probe_private_view(env.root.path, opt_ml=True, map_root=False)
+    if problem is not None and mode != "none" and user is None:
+        without = probe_private_view(env.root.path, opt_ml=False, map_root=False)
+        if without is None:
+            print(f"nbsage: the script's view has no /opt/ml ({problem}); use the SM_CHANNEL_* and "
+                  "SM_MODEL_DIR paths", flush=True)
+            problem, opt_ml = None, False
     if problem is not None and (mode == "namespace" or user is not None):
         wants = f"{JOB_USER_ENV}={user.name}" if user is not None else f"{ISOLATION_ENV}=namespace"
         raise UserScriptError(f"ClientError: {wants} needs a private mount namespace, and none can be made "
@@ -177,7 +187,7 @@ def confinement(env: TrainingEnvironment) -> Confinement:
     if user is not None:
         hand_over(env.root.path, user)  # a CheckpointConfig.LocalPath outside the root stays the user's own
         print(f"nbsage: the script runs as {user.name} (uid {user.uid}, {JOB_USER_ENV})", flush=True)
-    return Confinement(problem, user)
+    return Confinement(problem, user, opt_ml)
 
 
 def _die_with_runtime():

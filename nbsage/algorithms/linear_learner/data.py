@@ -10,11 +10,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nbsage.algorithms.content_types import default_for
 from nbsage.algorithms.linear_learner.settings import Settings
 from nbsage.errors import DataError
 from nbsage.formats import read_table
 
-DEFAULT_CONTENT_TYPE = "text/csv"
+# SageMaker's Linear Learner reads a channel without ContentType as RecordIO-protobuf (the MNIST
+# example relies on it); files named *.csv are read as CSV (nbsage.algorithms.content_types)
+DEFAULT_CONTENT_TYPE = "application/x-recordio-protobuf"
 
 
 @dataclass
@@ -27,12 +30,27 @@ class Split:
     y_raw: np.ndarray
 
 
+_inferred: dict[tuple[int, str], str] = {}
+
+
+def content_type(env, channel: str) -> str:
+    """The channel's content type: as given, else RecordIO-protobuf (text/csv for *.csv files),
+    worked out (and logged) once per channel."""
+    given = env.channels[channel].content_type
+    if given:
+        return given
+    key = (id(env), channel)
+    if key not in _inferred:
+        _inferred[key] = default_for(env, channel, DEFAULT_CONTENT_TYPE, "Linear Learner")
+    return _inferred[key]
+
+
 def read_channel(env, channel: str, num_features: int | None):
     ch = env.channels[channel]
     files = env.channel_files(channel)
     if not files:
         raise DataError(f"channel {channel!r} has no files in {ch.path}")
-    table = read_table(files, ch.content_type or DEFAULT_CONTENT_TYPE, num_features=num_features)
+    table = read_table(files, content_type(env, channel), num_features=num_features)
     if hasattr(table.features, "toarray"):  # sparse RecordIO-protobuf records: trained on dense features
         table.features = table.features.toarray()
     return table
@@ -43,7 +61,7 @@ def where(env, channel: str, row: int) -> str:
     ch = env.channels[channel]
     for path in env.channel_files(channel):
         try:
-            count = read_table([path], ch.content_type or DEFAULT_CONTENT_TYPE).num_rows
+            count = read_table([path], content_type(env, channel)).num_rows
         except DataError:
             count = 0
         if row < count:

@@ -1,7 +1,8 @@
 """Reading XGBoost's channels into DMatrix: content types, weights, widths, and each host's share.
 
 Every content type is read through `nbsage.formats`; this module only applies SageMaker's XGBoost
-rules on top: text/libsvm when no content type is given, validation read like train, one label
+rules on top: text/libsvm when no content type is given (text/csv when the files are named *.csv,
+nbsage.algorithms.content_types), validation read like train, one label
 column, instance weights from the second CSV column with csv_weights=1, validation as wide as
 train, and on several hosts each host's rows.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from nbsage import formats
+from nbsage.algorithms.content_types import default_for
 from nbsage.algorithms.xgboost.declaration import ALGORITHM, CHANNELS, CSV_WEIGHTS_CONTENT_TYPES
 from nbsage.errors import ChannelError, DataError
 from nbsage.formats import Table, values
@@ -19,7 +21,8 @@ def channel_content_types(env) -> dict[str, str]:
     """Each channel's content type, SageMaker's defaults applied (text/libsvm; validation as train)."""
     declared = {name: ch.content_type for name, ch in env.channels.items()}
     ALGORITHM.check_channels(declared)
-    train_ct = formats.normalize_content_type(declared.get("train")) or CHANNELS[0].default_content_type
+    train_ct = (formats.normalize_content_type(declared.get("train"))
+                or default_for(env, "train", CHANNELS[0].default_content_type, "XGBoost"))
     out = {}
     for name, raw in declared.items():
         ct = formats.normalize_content_type(raw) or train_ct
