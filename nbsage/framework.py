@@ -4,14 +4,14 @@ framework version it was written for.
 
 SageMaker picks a container image from `framework_version`; nbsage runs the script with this
 environment's library, so a version whose major differs from the installed one is a warning that
-names both (the script may still run, as most do across versions). `dependencies` (folders the
+names both (Estimator and Model check it, from `_framework`; the script may still run, as most do
+across versions). `dependencies` (folders the
 script imports) are copied beside the source_dir's files, into one code folder that the job gets
 as its code directory and the model gets as its `code/`, as the SDK packs them into sourcedir.tar.gz.
 """
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import shutil
 import warnings
 from pathlib import Path
@@ -21,27 +21,6 @@ from nbsage.estimator import Estimator
 from nbsage.model import Model
 
 _SKIP = ("__pycache__", ".ipynb_checkpoints", ".git")
-
-
-def check_framework_version(framework: str, library: str, framework_version: str | None,
-                            image_uri: str | None) -> None:
-    """framework_version is required unless image_uri is given (the SDK's rule); a major version
-    other than the installed library's is a warning naming both."""
-    if framework_version is None:
-        if image_uri is None:
-            raise ValidationError(f"{framework} needs framework_version (e.g. the version your script was "
-                                  f"written for) or image_uri")
-        return
-    try:
-        installed = importlib.metadata.version(library)
-    except importlib.metadata.PackageNotFoundError:
-        warnings.warn(f"{framework} framework_version {framework_version}: {library} is not installed in "
-                      f"this environment; the job's script will fail to import it", stacklevel=3)
-        return
-    asked = str(framework_version).split("-")[0].split(".")[0]
-    if asked != installed.split(".")[0]:
-        warnings.warn(f"{framework} framework_version {framework_version} was asked for; nbsage runs the script "
-                      f"with the installed {library} {installed}", stacklevel=3)
 
 
 def code_folder(session, entry_point: str, source_dir: str | None, dependencies: list | None) -> str | None:
@@ -83,8 +62,9 @@ def code_folder(session, entry_point: str, source_dir: str | None, dependencies:
 class Framework(Estimator):
     """A script-mode Estimator for one framework; subclasses name it and their Model class."""
 
-    framework = "framework"       # the SDK's name for it, in messages
-    library = ""             # the installed package whose version framework_version is checked against
+    framework = "framework"        # the SDK's class name, in messages
+    _framework: str | None = None  # image_uris' name for it: framework_version is checked against its package
+    image_repository = ""          # SageMaker's image repository, recorded as the job's image
     model_class: type = Model
 
     def __init__(self, entry_point: str, framework_version: str | None = None, py_version: str | None = None,
@@ -97,18 +77,15 @@ class Framework(Estimator):
         if git_config is not None:
             raise ValidationError("git_config: nbsage does not clone repositories; clone it and give "
                                   "source_dir the local folder")
-        check_framework_version(self.framework, self.library, framework_version, image_uri)
-        self.framework_version = framework_version
-        self.py_version = py_version
+        if framework_version is None and image_uri is None:
+            raise ValidationError(f"{self.framework} needs framework_version (the version your script was "
+                                  "written for) or image_uri")
         self.dependencies = list(dependencies or [])
         self.code_location = code_location
         self._original_source_dir = source_dir
-        super().__init__(image_uri=image_uri or self._image_name(framework_version), entry_point=entry_point,
-                         source_dir=source_dir, hyperparameters=hyperparameters, **kwargs)
-
-    def _image_name(self, framework_version: str | None) -> str:
-        """The image recorded as TrainingImage: the framework and version, as SageMaker's image names read."""
-        return f"sagemaker-{self.framework.lower()}:{framework_version or 'latest'}"
+        super().__init__(image_uri=image_uri or f"{self.image_repository}:{framework_version}",
+                         entry_point=entry_point, source_dir=source_dir, hyperparameters=hyperparameters,
+                         framework_version=framework_version, py_version=py_version, **kwargs)
 
     def _request(self, job_name: str, inputs: dict) -> dict:
         # dependencies travel in the job's code directory, beside the source_dir's files
@@ -145,7 +122,7 @@ class FrameworkModel(Model):
     """A Model served by its entry point, as the framework's serving container runs it."""
 
     framework = "framework"
-    library = ""
+    _framework: str | None = None
     predictor_class: type | None = None
 
     def __init__(self, model_data, role: str | None = None, entry_point: str | None = None,
@@ -159,9 +136,6 @@ class FrameworkModel(Model):
                                   "source_dir the local folder")
         if not entry_point:
             raise ValidationError(f"{type(self).__name__} needs entry_point: the script that defines model_fn")
-        check_framework_version(self.framework, self.library, framework_version, image_uri)
-        self.framework_version = framework_version
-        self.py_version = py_version
         self.model_server_workers = model_server_workers
         session = sagemaker_session
         if dependencies:
@@ -171,4 +145,5 @@ class FrameworkModel(Model):
             entry_point = entry_point if source_dir and Path(source_dir, entry_point).is_file() else Path(entry_point).name
         super().__init__(model_data, entry_point=entry_point, source_dir=source_dir, env=env, name=name,
                          sagemaker_session=session, image_uri=image_uri, role=role,
-                         predictor_cls=predictor_cls or self.predictor_class, **kwargs)
+                         predictor_cls=predictor_cls or self.predictor_class, framework_version=framework_version,
+                         py_version=py_version, **kwargs)

@@ -455,14 +455,13 @@ class SKLearnProcessor(ScriptProcessor):
     `python3 <code> <arguments>` with this environment's scikit-learn (framework_version is
     recorded, and a major version other than the installed one is a warning)."""
 
+    _framework = "sklearn"
+
     def __init__(self, framework_version: str, role: str | None = None, instance_type: str = "local",
                  instance_count: int = 1, command: list[str] | None = None, **kwargs):
-        from nbsage.framework import check_framework_version
-        check_framework_version("SKLearnProcessor", "scikit-learn", framework_version, None)
-        self.framework_version = framework_version
         kwargs.setdefault("image_uri", f"sagemaker-scikit-learn:{framework_version}")
         super().__init__(role=role, command=command or ["python3"], instance_count=instance_count or 1,
-                         instance_type=instance_type or "local", **kwargs)
+                         instance_type=instance_type or "local", framework_version=framework_version, **kwargs)
 
 
 class FrameworkProcessor(ScriptProcessor):
@@ -478,19 +477,17 @@ class FrameworkProcessor(ScriptProcessor):
                  instance_count: int = 1, instance_type: str = "local", py_version: str = "py3",
                  image_uri: str | None = None, command: list[str] | None = None, code_location: str | None = None,
                  **kwargs):
-        from nbsage.framework import check_framework_version
-        framework = getattr(estimator_cls, "framework", None)
+        framework = getattr(estimator_cls, "_framework", None)
         if framework is None:
             raise ValidationError(f"estimator_cls {estimator_cls!r} is not a framework estimator; give "
                                   "sagemaker.sklearn.SKLearn, sagemaker.pytorch.PyTorch or sagemaker.xgboost.XGBoost")
-        check_framework_version(framework, estimator_cls.library, framework_version, image_uri)
+        self._framework = framework  # the version check (Processor) reads it
         self.estimator_cls = estimator_cls
-        self.framework_version = framework_version
-        self.py_version = py_version
         self.code_location = code_location
-        super().__init__(role=role, image_uri=image_uri or f"sagemaker-{framework.lower()}:{framework_version}",
+        super().__init__(role=role, image_uri=image_uri or f"{estimator_cls.image_repository}:{framework_version}",
                          command=command or ["python3"], instance_count=instance_count or 1,
-                         instance_type=instance_type or "local", **kwargs)
+                         instance_type=instance_type or "local", framework_version=framework_version,
+                         py_version=py_version, **kwargs)
 
     def run(self, code: str | None = None, source_dir: str | None = None, dependencies: list | None = None,
             git_config=None, inputs=None, outputs=None, arguments=None, wait: bool = True, logs: bool = True,

@@ -13,7 +13,8 @@ class PyTorch(Framework):
     (torch_distributed, smdistributed, mpi) are not started here."""
 
     framework = "PyTorch"
-    library = "torch"
+    _framework = "pytorch"
+    image_repository = "pytorch-training"
     model_class = PyTorchModel
 
     def __init__(self, entry_point: str, framework_version: str | None = None, py_version: str | None = None,

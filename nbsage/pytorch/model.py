@@ -21,7 +21,7 @@ class PyTorchModel(FrameworkModel):
     module is called on the request as a float tensor, under torch.no_grad (the container's default)."""
 
     framework = "PyTorch"
-    library = "torch"
+    _framework = "pytorch"
     predictor_class = PyTorchPredictor
 
     def __init__(self, model_data, role: str | None = None, entry_point: str | None = None,

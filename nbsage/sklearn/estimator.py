@@ -12,7 +12,8 @@ class SKLearn(Framework):
     scikit-learn trains on one instance (the SDK refuses instance_count > 1 too)."""
 
     framework = "SKLearn"
-    library = "scikit-learn"
+    _framework = "sklearn"
+    image_repository = "sagemaker-scikit-learn"
     model_class = SKLearnModel
 
     def __init__(self, entry_point: str, framework_version: str | None = None, py_version: str = "py3",

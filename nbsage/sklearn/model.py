@@ -21,7 +21,7 @@ class SKLearnModel(FrameworkModel):
     input_fn/predict_fn/output_fn); without predict_fn the model's .predict answers."""
 
     framework = "SKLearn"
-    library = "scikit-learn"
+    _framework = "sklearn"
     predictor_class = SKLearnPredictor
 
     def __init__(self, model_data, role: str | None = None, entry_point: str | None = None,

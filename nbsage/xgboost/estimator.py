@@ -14,7 +14,8 @@ class XGBoost(Framework):
     """Runs an XGBoost script with the SM_* environment; deploy() serves it with XGBoostPredictor."""
 
     framework = "XGBoost"
-    library = "xgboost"
+    _framework = "xgboost"
+    image_repository = "sagemaker-xgboost"
     model_class = XGBoostModel
 
     def __init__(self, entry_point: str, framework_version: str | None = None, source_dir: str | None = None,

@@ -21,7 +21,7 @@ class XGBoostModel(FrameworkModel):
     Booster predicts on the request as a DMatrix (CSV, libsvm, JSON or NumPy), the container's default."""
 
     framework = "XGBoost"
-    library = "xgboost"
+    _framework = "xgboost"
     predictor_class = XGBoostPredictor
 
     def __init__(self, model_data, role: str | None = None, entry_point: str | None = None,

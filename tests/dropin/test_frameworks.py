@@ -40,7 +40,7 @@ def test_importing_the_framework_packages_loads_no_framework(tmp_path):
 
 def test_framework_version_of_another_major_is_a_warning_naming_both(tmp_path):
     (tmp_path / "train.py").write_text("print('hi')\n")
-    with pytest.warns(UserWarning, match=r"framework_version 0.20.0 .* scikit-learn 1\."):
+    with pytest.warns(UserWarning, match=r"asks for sklearn 0.20.0; nbsage runs the installed scikit-learn 1\."):
         est = sagemaker.sklearn.SKLearn(str(tmp_path / "train.py"), framework_version="0.20.0")
     assert est.framework_version == "0.20.0" and "0.20.0" in est.image
     with warnings.catch_warnings():
