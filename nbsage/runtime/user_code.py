@@ -222,7 +222,7 @@ def framework_predict(model):
             data = args[0]
             if not isinstance(data, xgb.DMatrix):
                 data = xgb.DMatrix(np.atleast_2d(data) if isinstance(data, (list, np.ndarray)) else data)
-            return model.predict(data)
+            return model.predict(data, validate_features=False)  # the container's call: a CSV row has no names
         return predict
     if kind == "torch" and hasattr(model, "forward"):
         def predict(args, context):

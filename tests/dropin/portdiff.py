@@ -4,8 +4,10 @@
 `<name>.ipynb` is the port, one code cell per upstream cell (`metadata.upstream_cell`). A cell may
 differ only by the import swap (`import sagemaker` -> `import nbsage as sagemaker`), or when it is
 tagged with why: `data-location` (a download or an S3 transfer through boto3 replaced by local data
-or nbsage's S3 calls), `hyperparameters` (a value shrunk to keep the test fast), or `removed` (a
-cell that needs the network or something nbsage does not provide, replaced by a comment saying so).
+or nbsage's S3 calls), `hyperparameters` (a value shrunk to keep the test fast), `library-version`
+(a call the installed library no longer has, such as scikit-learn 0.20's `sklearn.externals.joblib`:
+nbsage runs the installed library, not the framework_version's), or `removed` (a cell that needs
+the network or something nbsage does not provide, replaced by a comment saying so).
 `<name>.diff` is the unified diff, kept current by the tests.
 """
 from __future__ import annotations
@@ -15,7 +17,7 @@ import json
 from pathlib import Path
 
 IMPORT_SWAPS = {"import sagemaker": "import nbsage as sagemaker"}
-TAGS = ("data-location", "hyperparameters", "removed")
+TAGS = ("data-location", "hyperparameters", "library-version", "removed")
 
 
 def load(folder: Path, name: str) -> tuple[dict, list[dict]]:

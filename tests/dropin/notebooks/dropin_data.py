@@ -72,3 +72,33 @@ def text8(path: str, n_words: int = 60000, seed: int = 0) -> None:
             words.append(topic[rng.integers(len(topic))] if rng.random() < 0.75 else FILLER[rng.integers(len(FILLER))])
     with open(path, "w") as f:
         f.write(" " + " ".join(words[:n_words]))
+
+
+EDUCATION = [" High school graduate", " Bachelors degree(BA AB BS)", " Masters degree(MA MS MEng MEd MSW MBA)",
+             " Some college but no degree", " 10th grade", " Doctorate degree(PhD EdD)"]
+INDUSTRY = [" Not in universe or children", " Retail trade", " Manufacturing-durable goods", " Education",
+            " Finance insurance and real estate", " Construction"]
+WORKER = [" Not in universe", " Private", " Self-employed-not incorporated", " Local government",
+          " Federal government"]
+
+
+def census_income(path: str, n: int = 1200, seed: int = 0) -> str:
+    """A census-income.csv with the columns the processing example reads (and its income labels
+    ' - 50000.' / ' 50000+.'), income depending on education, age and capital gains; returns path."""
+    import pandas as pd
+    rng = np.random.default_rng(seed)
+    education = rng.integers(len(EDUCATION), size=n)
+    age = rng.integers(18, 80, size=n)
+    gains = np.where(rng.random(n) < 0.15, rng.exponential(8000, n), 0).round()
+    score = 0.9 * np.isin(education, [1, 2, 5]) + 0.03 * (age - 40) + gains / 8000 + rng.normal(0, 0.6, n)
+    frame = pd.DataFrame({
+        "age": age, "class of worker": [WORKER[i] for i in rng.integers(len(WORKER), size=n)],
+        "education": [EDUCATION[i] for i in education],
+        "major industry code": [INDUSTRY[i] for i in rng.integers(len(INDUSTRY), size=n)],
+        "num persons worked for employer": rng.integers(0, 7, size=n), "capital gains": gains,
+        "capital losses": np.where(rng.random(n) < 0.05, rng.exponential(1500, n), 0).round(),
+        "dividends from stocks": np.where(rng.random(n) < 0.1, rng.exponential(2000, n), 0).round(),
+        "income": np.where(score > 1.0, " 50000+.", " - 50000."),
+    })
+    frame.to_csv(path, index=False)
+    return path
