@@ -62,7 +62,7 @@ TOPICS = [
 FILLER = "the of and a in to is was for".split()
 
 
-def text8(path: str, n_words: int = 60000, seed: int = 0) -> None:
+def text8(path: str, n_words: int = 15000, seed: int = 0) -> None:
     """One line of words: sentences of one topic each, with filler words between."""
     rng = np.random.default_rng(seed)
     words = []
