@@ -243,7 +243,8 @@ class Estimator:
                       entry_point=program if source_dir else (source or program), source_dir=source_dir,
                       sagemaker_session=session)
         else:
-            est = cls(request.data.get("nbsage:ImageUri") or job.algorithm, hps, sagemaker_session=session)
+            with image_uris.already_checked():  # the job's versions were warned about when it was made
+                est = cls(request.data.get("nbsage:ImageUri") or job.algorithm, hps, sagemaker_session=session)
         est.instance_type = request.instance_type
         est.instance_count = request.instance_count
         est.output_path = request.output_path or None
@@ -259,12 +260,13 @@ class Estimator:
     def create_model(self, entry_point: str | None = None, source_dir: str | None = None, **kwargs):
         from nbsage.model import Model
         job = self._completed_job()
-        if self.algorithm is not None and entry_point is None:
-            # an SDK image URI goes with the model: its Predictor gets the SDK's default codecs
-            return Model(job.model_data, algorithm=self.algorithm.name, sagemaker_session=self.session,
-                         image_uri=self.sdk_image, **kwargs)
-        return Model(job.model_data, entry_point=entry_point or self.entry_point,
-                     source_dir=source_dir or self.source_dir, sagemaker_session=self.session, **kwargs)
+        with image_uris.already_checked():  # this Estimator warned about its versions
+            if self.algorithm is not None and entry_point is None:
+                # an SDK image URI goes with the model: its Predictor gets the SDK's default codecs
+                return Model(job.model_data, algorithm=self.algorithm.name, sagemaker_session=self.session,
+                             image_uri=self.sdk_image, **kwargs)
+            return Model(job.model_data, entry_point=entry_point or self.entry_point,
+                         source_dir=source_dir or self.source_dir, sagemaker_session=self.session, **kwargs)
 
     def _completed_job(self) -> TrainingJob:
         job = self.latest_training_job

@@ -9,6 +9,8 @@ installed library cannot honour it, naming what runs instead.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import importlib.metadata
 import re
 import warnings
@@ -109,6 +111,20 @@ def _major(version: str) -> str:
     return re.split(r"[.\-+]", str(version).strip())[0]
 
 
+_already_warned = contextvars.ContextVar("nbsage_versions_already_warned", default=False)
+
+
+@contextlib.contextmanager
+def already_checked():
+    """No version warning inside: for objects built from one that already warned (an Estimator's
+    Model, an attached Estimator)."""
+    token = _already_warned.set(True)
+    try:
+        yield
+    finally:
+        _already_warned.reset(token)
+
+
 def _stacklevel() -> int:
     from nbsage.sdk_arguments import user_stacklevel
     return user_stacklevel() - 1  # counted from this helper, one frame below check_version
@@ -117,7 +133,7 @@ def _stacklevel() -> int:
 def check_version(framework: str | None, version: str | None, what: str) -> None:
     """Warn when the installed package's major version differs from the one asked for, naming
     what runs instead (nbsage runs the installed library; no image is pulled)."""
-    if not framework or not version:
+    if not framework or not version or _already_warned.get():
         return
     installed = installed_version(framework)
     dist = DISTRIBUTIONS.get(framework.lower(), framework)

@@ -84,10 +84,8 @@ def refuse_unknown(what: str, given: dict, accepted, place: str | None = None) -
     hint = did_you_mean(name, list(accepted))
     if place is not None:
         from nbsage import backends
-        owners = [p for p in backends.names() if name in [o.name for o in backends.declared_options(p)]]
-        if owners:
-            raise ValidationError(f"{what}: {name!r} is an option of the {' and '.join(owners)} place, not of the "
-                                  f"{place} place; pass backend={owners[0]!r} with it")
+        if any(name in [o.name for o in backends.declared_options(p)] for p in backends.names()):
+            backends.check_options(place, {name: given[name]})  # names the place that takes it
     takes = f"; see help({what.rstrip('()')}) for the keywords it takes"
     raise ValidationError(f"{what} got an unexpected keyword argument {name!r}{hint or takes}")
 

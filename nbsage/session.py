@@ -29,12 +29,15 @@ class Session:
                  sagemaker_config=None):
         # the boto clients and config the SDK's Session takes are accepted so that notebooks
         # building one run unchanged; nothing here calls AWS, so they are not used
+        if home is not None and not isinstance(home, (str, os.PathLike)):  # the SDK's Session(boto_session)
+            home, boto_session = None, home
         self.stores = Stores.open(home, artifact_root)
         self.home, self.artifact_root = self.stores.home, self.stores.artifact_root
         self.store, self.artifacts = self.stores.store, self.stores.artifacts
         self._default_bucket_name = default_bucket
         self._default_bucket_prefix = default_bucket_prefix
-        self.boto_session = boto_session
+        self._buckets_made: set[str] = set()
+        self._boto_session = boto_session
 
     @classmethod
     def default(cls) -> "Session":
@@ -61,16 +64,35 @@ class Session:
     # ---- identity and the default bucket (the SDK's Session calls) ------------------------------------
     @property
     def boto_region_name(self) -> str:
-        """The region (AWS_REGION / AWS_DEFAULT_REGION, else "local")."""
-        return buckets.region()
+        """The region: the given boto session's, else AWS_REGION / AWS_DEFAULT_REGION, else "local"."""
+        return getattr(self._boto_session, "region_name", None) or buckets.region()
+
+    @property
+    def boto_session(self):
+        """The boto3 session given, else one for this region (boto3 when installed; otherwise an
+        object with `region_name`, which is what notebooks read from it)."""
+        if self._boto_session is None:
+            try:
+                import boto3
+                self._boto_session = boto3.Session(region_name=self.boto_region_name)
+            except ImportError:
+                from types import SimpleNamespace
+                self._boto_session = SimpleNamespace(region_name=self.boto_region_name)
+        return self._boto_session
 
     def account_id(self) -> str:
         return buckets.LOCAL_ACCOUNT
 
     def default_bucket(self) -> str:
-        """The default bucket's name: the artifact root's bucket when it is on S3, else a local name
-        whose `s3://` URIs resolve into the artifact root (nbsage.store.buckets)."""
-        return self._default_bucket_name or buckets.default_bucket(self.artifact_root)
+        """The default bucket's name: the artifact root's bucket when it is on S3, a bucket (created
+        when missing) on the S3-compatible endpoint the AWS settings name, else a local name whose
+        `s3://` URIs resolve into the artifact root (nbsage.store.buckets)."""
+        name = self._default_bucket_name or buckets.default_bucket(self.artifact_root)
+        if buckets.backed_by_s3(self.artifact_root) and not buckets.is_s3(self.artifact_root) \
+                and name not in self._buckets_made:
+            buckets.ensure_bucket(name)
+            self._buckets_made.add(name)
+        return name
 
     @property
     def default_bucket_prefix(self) -> str | None:

@@ -6,6 +6,9 @@ nbsage has no AWS account, so the default bucket is a name for the artifact root
 
 - artifact root on a real S3-compatible store (NBSAGE_ARTIFACT_ROOT=s3://bucket/prefix): the default
   bucket is that bucket and its prefix is `default_bucket_prefix`; `s3://` URIs are used as they are.
+- an S3-compatible store named by the AWS settings (AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, as
+  boto3 reads them; MinIO, LocalStack...): the default bucket is a real bucket there, named as below
+  and created on first use as the SDK's is; `s3://` URIs are used as they are.
 - any other artifact root (a local folder by default): the default bucket is the name
   `sagemaker-<region>-000000000000` (or NBSAGE_DEFAULT_BUCKET), and `s3://<that name>/<key>` means
   `<artifact root>/<key>` — `resolve` turns one into the other, so one call's upload is the next
@@ -42,14 +45,20 @@ def is_s3(url) -> bool:
     return isinstance(url, str) and url.startswith(S3_SCHEMES)
 
 
+def s3_endpoint() -> str | None:
+    """The S3-compatible endpoint the AWS settings name (AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL)."""
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
 def backed_by_s3(artifact_root: str) -> bool:
-    """Whether the artifact root is itself in an S3-compatible store (then buckets are real)."""
-    return is_s3(artifact_root)
+    """Whether the default bucket is a real one: the artifact root is on S3, or the AWS settings
+    name an S3-compatible endpoint."""
+    return is_s3(artifact_root) or s3_endpoint() is not None
 
 
 def default_bucket(artifact_root: str) -> str:
     """The default bucket's name for this artifact root."""
-    if backed_by_s3(artifact_root):
+    if is_s3(artifact_root):
         return split_s3(artifact_root)[0]
     return os.environ.get("NBSAGE_DEFAULT_BUCKET") or f"sagemaker-{region()}-{LOCAL_ACCOUNT}"
 
@@ -57,9 +66,18 @@ def default_bucket(artifact_root: str) -> str:
 def default_bucket_prefix(artifact_root: str) -> str | None:
     """The key prefix under the default bucket: the artifact root's own prefix on S3, else None
     (as the SDK's when no prefix is configured)."""
-    if backed_by_s3(artifact_root):
+    if is_s3(artifact_root):
         return split_s3(artifact_root)[1].strip("/") or None
     return None
+
+
+def ensure_bucket(name: str) -> None:
+    """Create the bucket on the S3-compatible endpoint when it does not exist (the SDK's
+    default_bucket() creates its bucket the same way)."""
+    import fsspec
+    fs = fsspec.filesystem("s3")
+    if not fs.exists(name):
+        fs.mkdir(name)
 
 
 def resolve(url, artifact_root: str, bucket: str | None = None):

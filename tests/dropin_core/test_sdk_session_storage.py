@@ -14,6 +14,8 @@ def test_the_role_is_a_local_arn_and_the_default_bucket_is_named_like_the_sdks(s
     assert session.default_bucket() == "sagemaker-local-000000000000"
     assert session.default_bucket_prefix is None
     assert sagemaker.Session(default_bucket="my-bucket").default_bucket() == "my-bucket"
+    from types import SimpleNamespace  # the SDK's Session(boto_session) shape
+    assert sagemaker.Session(SimpleNamespace(region_name="eu-west-1")).boto_region_name == "eu-west-1"
 
 
 def test_upload_data_returns_the_sdks_uri_and_what_it_wrote_is_readable_there(session, tmp_path):
@@ -87,3 +89,14 @@ def test_model_monitor_takes_a_data_capture_config_and_its_monitors_name_the_lat
     assert config._to_request_dict()["InitialSamplingPercentage"] == 50
     with pytest.raises(ModelMonitoringNotAvailable, match="model monitoring .* later nbsage feature"):
         DefaultModelMonitor(role="r", instance_count=1, instance_type="ml.m5.xlarge")
+
+
+def test_an_s3_endpoint_in_the_aws_settings_makes_the_default_bucket_real_and_creates_it(s3_bucket, tmp_path):
+    _, client = s3_bucket  # AWS_ENDPOINT_URL names moto's server; the artifact root stays local
+    session = sagemaker.Session()
+    bucket = session.default_bucket()
+    assert bucket == "sagemaker-us-east-1-000000000000"
+    (tmp_path / "train.csv").write_text("1,2\n")
+    uri = session.upload_data(str(tmp_path / "train.csv"), key_prefix="demo")
+    assert uri == f"s3://{bucket}/demo/train.csv" and session.resolve_uri(uri) == uri
+    assert client.get_object(Bucket=bucket, Key="demo/train.csv")["Body"].read() == b"1,2\n"
