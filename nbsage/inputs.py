@@ -208,7 +208,7 @@ def channel_request(name: str, value: Any, staging_dir: Path, resolve=None) -> d
         uri = str(data)
         if "://" not in uri or uri.startswith("file://"):
             local = Path(uri.removeprefix("file://")).expanduser()
-            if not local.exists():
+            if not local.exists() and not _is_key_prefix(local):
                 raise ChannelError(f"channel {name!r}: {uri} does not exist")
             uri = str(local.resolve())
     else:
@@ -220,6 +220,11 @@ def channel_request(name: str, value: Any, staging_dir: Path, resolve=None) -> d
         cfg["ContentType"] = content_type
     cfg["ChannelName"] = name
     return cfg
+
+
+def _is_key_prefix(path: Path) -> bool:
+    """Whether a path that does not exist is the start of names in its folder (an S3 key prefix)."""
+    return path.parent.is_dir() and any(p.name.startswith(path.name) for p in path.parent.iterdir())
 
 
 def normalize_inputs(inputs) -> dict:

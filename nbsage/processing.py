@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import os
+import shlex
 import time
 from pathlib import Path
 
@@ -446,3 +447,78 @@ class _WatchedJob:
 
     def metrics(self):
         return self._job.metrics()
+
+
+# ---- framework processors: the SDK's SKLearnProcessor and FrameworkProcessor ---------------------
+class SKLearnProcessor(ScriptProcessor):
+    """A ScriptProcessor for scikit-learn scripts, like sagemaker.sklearn.processing.SKLearnProcessor:
+    `python3 <code> <arguments>` with this environment's scikit-learn (framework_version is
+    recorded, and a major version other than the installed one is a warning)."""
+
+    _framework = "sklearn"
+
+    def __init__(self, framework_version: str, role: str | None = None, instance_type: str = "local",
+                 instance_count: int = 1, command: list[str] | None = None, **kwargs):
+        kwargs.setdefault("image_uri", f"sagemaker-scikit-learn:{framework_version}")
+        super().__init__(role=role, command=command or ["python3"], instance_count=instance_count or 1,
+                         instance_type=instance_type or "local", framework_version=framework_version, **kwargs)
+
+
+class FrameworkProcessor(ScriptProcessor):
+    """Runs a script from a source_dir as a processing job, like sagemaker.processing.FrameworkProcessor.
+
+    The source_dir (with `dependencies` beside its files) is the input `code` at
+    /opt/ml/processing/input/code/, and the job runs `cd` there, then `command + [code] + arguments`,
+    as the SDK's runproc.sh does. One difference: a requirements.txt in source_dir is not installed
+    (the job runs with this environment's packages; a line in the log says so).
+    """
+
+    def __init__(self, estimator_cls, framework_version: str, role: str | None = None,
+                 instance_count: int = 1, instance_type: str = "local", py_version: str = "py3",
+                 image_uri: str | None = None, command: list[str] | None = None, code_location: str | None = None,
+                 **kwargs):
+        framework = getattr(estimator_cls, "_framework", None)
+        if framework is None:
+            raise ValidationError(f"estimator_cls {estimator_cls!r} is not a framework estimator; give "
+                                  "sagemaker.sklearn.SKLearn, sagemaker.pytorch.PyTorch or sagemaker.xgboost.XGBoost")
+        self._framework = framework  # the version check (Processor) reads it
+        self.estimator_cls = estimator_cls
+        self.code_location = code_location
+        super().__init__(role=role, image_uri=image_uri or f"{estimator_cls.image_repository}:{framework_version}",
+                         command=command or ["python3"], instance_count=instance_count or 1,
+                         instance_type=instance_type or "local", framework_version=framework_version,
+                         py_version=py_version, **kwargs)
+
+    def run(self, code: str | None = None, source_dir: str | None = None, dependencies: list | None = None,
+            git_config=None, inputs=None, outputs=None, arguments=None, wait: bool = True, logs: bool = True,
+            job_name: str | None = None, experiment_config=None, kms_key=None) -> "ProcessingJob":
+        """Record and start `code` (a file in source_dir, or a local script) as a processing job."""
+        from nbsage.framework import code_folder
+        if not code:
+            raise ValidationError("FrameworkProcessor.run needs code=: the script to run (a file in source_dir)")
+        if git_config is not None:
+            raise ValidationError("git_config: nbsage does not clone repositories; clone it and give "
+                                  "source_dir the local folder")
+        code = os.fspath(code)
+        if source_dir is not None:
+            folder = Path(source_dir).expanduser()
+            if not (folder / code).is_file():
+                raise ValidationError(f"code {code!r} was not found in source_dir {source_dir!r}")
+        elif not Path(code).expanduser().is_file():
+            raise ValidationError(f"code: {code} is not a file; give the path of the script to run "
+                                  "(or its name inside source_dir)")
+        folder = code_folder(self.sagemaker_session, code, os.fspath(source_dir) if source_dir else None,
+                             dependencies)
+        script = code if folder and source_dir else Path(code).name
+        inputs = list(inputs or [])
+        if any(i.input_name == "code" for i in inputs if isinstance(i, ProcessingInput)):
+            raise ValidationError("an input is named 'code'; FrameworkProcessor uses that name for source_dir")
+        source = folder if folder else str(Path(code).expanduser().resolve())
+        inputs.append(ProcessingInput(source=source, destination=CODE_DIR, input_name="code"))
+        name = self._job_name(job_name, Path(script).stem)
+        notice = ("echo 'nbsage: requirements.txt in source_dir is not installed; the job runs with the "
+                  "packages of this environment'; " if folder and (Path(folder) / "requirements.txt").is_file() else "")
+        runproc = f'{notice}cd {CODE_DIR} && exec {" ".join(shlex.quote(c) for c in self.command)} ' \
+                  f'{shlex.quote(script)} "$@"'
+        request = self._request(name, inputs, outputs, arguments, ["/bin/sh", "-c", runproc, "runproc"])
+        return self._start(request, wait, logs)

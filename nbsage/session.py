@@ -191,6 +191,18 @@ class Session:
     def delete_model(self, model_name: str) -> None:
         """Nothing to do: nbsage keeps no model resource apart from the artifact."""
 
+    @property
+    def sagemaker_client(self):
+        """boto3's `sagemaker` client as notebooks use it (list/describe/delete endpoints, describe jobs)."""
+        from nbsage.boto_clients import SageMakerClient
+        return SageMakerClient(self)
+
+    @property
+    def sagemaker_runtime_client(self):
+        """boto3's `sagemaker-runtime` client as notebooks use it (invoke_endpoint)."""
+        from nbsage.boto_clients import SageMakerRuntimeClient
+        return SageMakerRuntimeClient(self)
+
     def __repr__(self) -> str:
         return f"Session(home={str(self.home)!r}, artifact_root={self.artifact_root!r})"
 

@@ -220,9 +220,11 @@ def list_channel_objects(uri: str, channel: str, s3_data_type: str = "S3Prefix")
         objects = _list_manifest(uri, channel)
     elif is_local(uri):
         src = Path(local_path(uri)).expanduser()
-        if not src.exists():
-            raise ChannelError(f"channel {channel!r}: {uri} does not exist")
-        objects = _list_local(src.resolve())
+        if src.exists():
+            objects = _list_local(src.resolve())
+        else:  # a key prefix, as an S3Uri is (the default bucket's URIs land here)
+            import fsspec
+            objects = _list_key_prefix(fsspec.filesystem("file"), str(src.absolute()), uri, channel)
     else:
         objects = _list_remote(uri, channel)
     if not objects:

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from nbsage.errors import ValidationError
-from nbsage.runtime import model_env
+from nbsage.runtime import framework_modules, model_env
 from nbsage.runtime.environment import TrainingEnvironment
 from nbsage.runtime.job_user import JOB_USER_ENV, JobUser, become, hand_over, job_user
 from nbsage.runtime.job_user import environment as user_environment
@@ -236,7 +236,9 @@ def run_script(env: TrainingEnvironment) -> int:
     child_env = dict(os.environ)
     child_env.pop(JOB_USER_ENV, None)
     child_env.update(sm)
-    child_env["PYTHONPATH"] = os.pathsep.join([str(seen_code_dir)] + first + [p for p in sys.path if p])
+    # the framework containers' helper modules (sagemaker_containers, ...) come last: an installed copy wins
+    child_env["PYTHONPATH"] = os.pathsep.join([str(seen_code_dir)] + first + [p for p in sys.path if p]
+                                              + [framework_modules.PATH])
     child_env.setdefault("PYTHONUNBUFFERED", "1")
     if view.user is not None:
         child_env.update(user_environment(view.user))

@@ -171,6 +171,9 @@ def import_script(path: Path):
     code_dir = str(path.parent)
     if code_dir not in sys.path:
         sys.path.insert(0, code_dir)
+    from nbsage.runtime import framework_modules
+    if framework_modules.PATH not in sys.path:  # the containers' helper modules, after everything installed
+        sys.path.append(framework_modules.PATH)
     name = path.stem
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
@@ -187,6 +190,49 @@ def import_script(path: Path):
             sys.modules.pop(name, None)
         raise
     return module
+
+
+def framework_decode(model, body, content_type: str | None):
+    """The default input_fn, and the XGBoost container's for a Booster: text/libsvm rows (labels,
+    if any, ignored) as a DMatrix, read by xgboost's own libsvm parser as in training."""
+    if base_type(content_type) in ("text/libsvm", "text/x-libsvm", "libsvm") and _is_booster(model):
+        import tempfile
+        import xgboost as xgb
+        text = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+        with tempfile.NamedTemporaryFile(suffix=".libsvm") as f:
+            f.write(text if text.endswith(b"\n") else text + b"\n")
+            f.flush()
+            return xgb.DMatrix(f"{f.name}?format=libsvm")
+    return decode(body, content_type)
+
+
+def _is_booster(model) -> bool:
+    return type(model).__module__.split(".")[0] == "xgboost" and type(model).__name__ == "Booster"
+
+
+def framework_predict(model):
+    """The XGBoost and PyTorch containers' default predict_fn, for a model of theirs: an xgboost
+    Booster predicts on the request as a DMatrix; a torch module is called on it as a float tensor
+    under no_grad, and answers a numpy array. None for any other model."""
+    kind = type(model).__module__.split(".")[0]
+    if _is_booster(model):
+        def predict(args, context):
+            import numpy as np
+            import xgboost as xgb
+            data = args[0]
+            if not isinstance(data, xgb.DMatrix):
+                data = xgb.DMatrix(np.atleast_2d(data) if isinstance(data, (list, np.ndarray)) else data)
+            return model.predict(data, validate_features=False)  # the container's call: a CSV row has no names
+        return predict
+    if kind == "torch" and hasattr(model, "forward"):
+        def predict(args, context):
+            import torch
+            data = args[0] if isinstance(args[0], torch.Tensor) else torch.as_tensor(args[0])
+            with torch.no_grad():
+                out = model(data.float() if data.is_floating_point() else data)
+            return out.detach().cpu().numpy() if isinstance(out, torch.Tensor) else out
+        return predict
+    return None
 
 
 class UserCodeHandler(InferenceHandler):
@@ -230,11 +276,13 @@ class UserCodeHandler(InferenceHandler):
         else:
             self._transform = None
             self._input = _caller(fns["input_fn"], "input_fn", 2, self.script) if fns["input_fn"] \
-                else (lambda args, context: decode(*args))
+                else (lambda args, context: framework_decode(self.model, *args))
             self._output = _caller(fns["output_fn"], "output_fn", 2, self.script) if fns["output_fn"] \
                 else (lambda args, context: default_output_fn(*args))
             if fns["predict_fn"] is not None:
                 self._predict = _caller(fns["predict_fn"], "predict_fn", 2, self.script)
+            elif framework_predict(self.model) is not None:
+                self._predict = framework_predict(self.model)
             elif hasattr(self.model, "predict") and callable(self.model.predict):
                 self._predict = lambda args, context: args[1].predict(args[0])
             elif callable(self.model):

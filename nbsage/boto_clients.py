@@ -1,0 +1,86 @@
+"""`Session.sagemaker_client` and `Session.sagemaker_runtime_client`: the few boto3 calls SageMaker
+notebooks make on the SDK session's clients, answered by nbsage in boto3's shapes.
+
+Notebooks reach past the SDK for a handful of calls — `sess.sagemaker_client.list_endpoints(...)`
+before deploying, `session.sagemaker_runtime_client.invoke_endpoint(...)` to send a raw body.
+These objects answer those with nbsage's own endpoints; any other operation fails naming the
+ones there are, rather than reaching AWS.
+"""
+from __future__ import annotations
+
+import io
+
+from nbsage.errors import ValidationError
+
+
+class _Client:
+    """Operations by boto3 name; anything else is an error that lists them."""
+
+    service = ""
+    operations: tuple[str, ...] = ()
+
+    def __init__(self, session):
+        self._session = session
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        raise ValidationError(f"{self.service}.{name} is not answered by nbsage's {self.service} client; it "
+                              f"answers {', '.join(self.operations)}")
+
+
+class SageMakerClient(_Client):
+    """The `sagemaker` client's endpoint and training-job reads, and endpoint deletion."""
+
+    service = "sagemaker"
+    operations = ("list_endpoints", "describe_endpoint", "delete_endpoint", "describe_training_job",
+                  "list_training_jobs")
+
+    def list_endpoints(self, NameContains: str | None = None, MaxResults: int = 10, StatusEquals=None,
+                       SortBy=None, SortOrder=None, NextToken=None, **_) -> dict:  # noqa: N803 - boto3's names
+        found = []
+        for desc in self._session.list_endpoints():
+            if NameContains and NameContains not in desc["EndpointName"]:
+                continue
+            if StatusEquals and desc["EndpointStatus"] != StatusEquals:
+                continue
+            found.append({k: desc[k] for k in ("EndpointName", "EndpointArn", "CreationTime", "LastModifiedTime",
+                                                "EndpointStatus") if k in desc})
+        return {"Endpoints": found[:int(MaxResults)]}
+
+    def describe_endpoint(self, EndpointName: str) -> dict:  # noqa: N803
+        return self._session.describe_endpoint(EndpointName)
+
+    def delete_endpoint(self, EndpointName: str) -> dict:  # noqa: N803
+        self._session.delete_endpoint(EndpointName)
+        return {}
+
+    def describe_training_job(self, TrainingJobName: str) -> dict:  # noqa: N803
+        from nbsage.training_job import TrainingJob
+        return TrainingJob(TrainingJobName, self._session).describe()
+
+    def list_training_jobs(self, NameContains: str | None = None, MaxResults: int = 10, **_) -> dict:  # noqa: N803
+        jobs = [j.describe() for j in self._session.list_training_jobs(limit=200)]
+        jobs = [d for d in jobs if not NameContains or NameContains in d["TrainingJobName"]]
+        keys = ("TrainingJobName", "TrainingJobArn", "CreationTime", "TrainingEndTime", "TrainingJobStatus")
+        return {"TrainingJobSummaries": [{k: d[k] for k in keys if k in d} for d in jobs[:int(MaxResults)]]}
+
+
+class SageMakerRuntimeClient(_Client):
+    """The `sagemaker-runtime` client's invoke_endpoint, with boto3's response shape."""
+
+    service = "sagemaker-runtime"
+    operations = ("invoke_endpoint",)
+
+    def invoke_endpoint(self, EndpointName: str, Body, ContentType: str | None = None, Accept: str | None = None,
+                        CustomAttributes: str | None = None, TargetVariant: str | None = None,
+                        InferenceId: str | None = None, **_) -> dict:  # noqa: N803
+        from nbsage.serving.endpoints import invoke_endpoint
+        body, content_type, headers = invoke_endpoint(self._session, EndpointName, Body, ContentType, Accept,
+                                                      custom_attributes=CustomAttributes,
+                                                      target_variant=TargetVariant, inference_id=InferenceId)
+        response = {"Body": io.BytesIO(body), "ContentType": content_type,
+                    "InvokedProductionVariant": headers.get("X-Amzn-Invoked-Production-Variant", "AllTraffic")}
+        if headers.get("X-Amzn-SageMaker-Custom-Attributes"):
+            response["CustomAttributes"] = headers["X-Amzn-SageMaker-Custom-Attributes"]
+        return response
