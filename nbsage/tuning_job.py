@@ -77,3 +77,26 @@ class TuningJob(Job):
     def _repr_html_(self) -> str:
         from nbsage.tuning.watch import tuning_bundle
         return tuning_bundle(self.describe(), self.trials(), plot=False)["text/html"]
+
+
+def list_tuning_jobs(session, limit: int = 50) -> list[TuningJob]:
+    """TuningJob handles, newest first (ListHyperParameterTuningJobs)."""
+    session.watch_jobs()
+    return [TuningJob(row["name"], session) for row in session.store.list_jobs(limit=limit, kind="tuning")]
+
+
+TUNING_LIST_HEADER = ["Name", "Status", "Strategy", "Objective", "Trials", "Best training job", "Best value", "Created"]
+
+
+def tuning_row(desc: dict) -> list[str]:
+    """One row of a tuning job list (the CLI's and %sm_jobs --tuning's)."""
+    cfg = desc["HyperParameterTuningJobConfig"]
+    objective = cfg["HyperParameterTuningJobObjective"]
+    counters = desc["TrainingJobStatusCounters"]
+    best = desc.get("BestTrainingJob") or {}
+    value = (best.get("FinalHyperParameterTuningJobObjectiveMetric") or {}).get("Value")
+    done = sum(counters.values()) - counters["InProgress"]
+    return [desc["HyperParameterTuningJobName"], desc["HyperParameterTuningJobStatus"], cfg["Strategy"],
+            f"{objective['Type']} {objective['MetricName']}",
+            f"{done}/{cfg['ResourceLimits']['MaxNumberOfTrainingJobs']}", best.get("TrainingJobName", ""),
+            "" if value is None else f"{value:.6g}", (desc.get("CreationTime") or "")[:19].replace("T", " ")]
