@@ -269,8 +269,8 @@ class HyperparameterTuner:
         self.validate()
         session = self.estimator.session
         name = config.check_name(job_name) if job_name else self._tuning_job_name()
-        request = self._request(name, inputs)
         request_warm = self._check_warm_start(session)
+        request = self._request(name, inputs)
         if request_warm:
             request["WarmStartConfig"] = request_warm
         from nbsage.store.requests import TrainingRequest

@@ -184,8 +184,8 @@ def check_objective(objective_metric_name: str, algorithm, metric_definitions: l
     raise ValidationError(
         "A metric is required for this hyperparameter tuning job objective. Provide a metric in the metric "
         f"definitions: {objective_metric_name!r} has no MetricDefinition (give metric_definitions=[{{'Name': "
-        f"{objective_metric_name!r}, 'Regex': '...'}}] on the tuner or the estimator, or print "
-        f"'#metric {objective_metric_name}=VALUE' from the script)"
+        f"{objective_metric_name!r}, 'Regex': '...'}}] on the tuner or the estimator; the regex's first group "
+        "is the value)"
         + (f"; defined are {', '.join(defined)}" if defined else ""))
 
 

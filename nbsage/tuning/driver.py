@@ -8,7 +8,7 @@ stopped, and ends Stopped as on SageMaker); tells the study the result of each t
 MaxParallelTrainingJobs run, and submits each as an ordinary training job on the estimator's place,
 with the tuning job recorded as its parent.
 
-Everything it needs is in the store and the study (`study.db`), so a driver that crashed is simply
+Everything it needs is in the store and the study (`study.journal`), so a driver that crashed is simply
 started again (`ensure_driver`, called whenever the job is looked at): it picks up the trials still
 running, and the ones it had asked for but not started are told failed and not counted.
 
@@ -40,7 +40,7 @@ def job_dir(session, name: str) -> Path:
 
 
 def study_path(session, name: str) -> Path:
-    return job_dir(session, name) / "study.db"
+    return job_dir(session, name) / "study.journal"
 
 
 # ---- launching and resuming ---------------------------------------------------------------------
