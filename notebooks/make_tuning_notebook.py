@@ -32,12 +32,13 @@ print(f"{len(train)} training rows, {len(valid)} validation rows, {X.shape[1]} f
     ("md", """## 2. Tune
 
 The ranges are checked against XGBoost's declared hyperparameters before any trial starts (try
-`ContinuousParameter(0, 2)` for `eta`), and `validation:auc` must be a metric XGBoost emits. The
+`ContinuousParameter(0, 2)` for `eta`, or a range for `booster`, which SageMaker does not tune), and
+`validation:auc` must be one of XGBoost's objective metrics. The
 table below updates as trials end; the plot at the end shows each trial's objective and the best so
 far. `strategy="Bayesian"` is Optuna's TPE sampler; `early_stopping_type="Auto"` would stop trials
 that fall below the median of the earlier ones at the same round."""),
     ("code", """import nbsage
-from nbsage.tuner import CategoricalParameter, ContinuousParameter, HyperparameterTuner, IntegerParameter
+from nbsage.tuner import ContinuousParameter, HyperparameterTuner, IntegerParameter
 
 estimator = nbsage.Estimator("xgboost", hyperparameters={"objective": "binary:logistic", "num_round": num_round})
 tuner = HyperparameterTuner(
@@ -48,7 +49,7 @@ tuner = HyperparameterTuner(
         "max_depth": IntegerParameter(2, 8),
         "min_child_weight": ContinuousParameter(0.5, 8),
         "subsample": ContinuousParameter(0.5, 1.0),
-        "booster": CategoricalParameter(["gbtree", "dart"]),
+        "colsample_bytree": ContinuousParameter(0.5, 1.0),
     },
     strategy="Bayesian",
     max_jobs=max_jobs,
@@ -66,21 +67,21 @@ best = desc["BestTrainingJob"]
 print("best:", best["TrainingJobName"], best["FinalHyperParameterTuningJobObjectiveMetric"]["Value"])
 print("with:", best["TunedHyperParameters"])
 frame = tuner.analytics().dataframe().sort_values("FinalObjectiveValue", ascending=False)
-frame[["eta", "max_depth", "min_child_weight", "subsample", "booster", "FinalObjectiveValue",
+frame[["eta", "max_depth", "min_child_weight", "subsample", "colsample_bytree", "FinalObjectiveValue",
        "TrainingJobStatus", "TrainingElapsedTimeSeconds"]]"""),
     ("md", """How the objective depends on each tuned hyperparameter (a slice plot):"""),
     ("code", """%matplotlib inline
 import matplotlib.pyplot as plt
 
-numeric = ["eta", "max_depth", "min_child_weight", "subsample"]
+numeric = ["eta", "max_depth", "min_child_weight", "subsample", "colsample_bytree"]
 fig, axes = plt.subplots(1, len(numeric), figsize=(14, 3), sharey=True)
 for ax, name in zip(axes, numeric):
-    ax.scatter(frame[name], frame["FinalObjectiveValue"], c=frame["booster"].eq("dart"), cmap="coolwarm", s=20)
+    ax.scatter(frame[name], frame["FinalObjectiveValue"], s=20)
     ax.set_xlabel(name)
     if name == "eta":
         ax.set_xscale("log")
 axes[0].set_ylabel("validation:auc")
-fig.suptitle("objective by hyperparameter (red: dart, blue: gbtree)")
+fig.suptitle("validation:auc of each trial by hyperparameter")
 plt.show()"""),
     ("md", """Tuning jobs are listed like training jobs: `%sm_jobs --tuning` (or `nbsage tuning-jobs` in a
 terminal); `HyperparameterTuner.attach(name)` picks one up again, also from another notebook."""),

@@ -88,6 +88,12 @@ def check_ranges(ranges: dict, algorithm, static: dict) -> None:
         _check_range_shape(name, rng)
         if algorithm is not None:
             hp = algorithm.hyperparameter(name)  # unknown names fail here, with did-you-mean
+            tunable = algorithm.tunable_hyperparameters
+            if tunable and hp.name not in tunable:
+                raise HyperparameterError(
+                    f"hyperparameter {name!r} of {algorithm.title} is not tunable: the tuning job has untunable "
+                    f"hyperparameters [{name}]; {algorithm.title} tunes {', '.join(tunable)} (give {name!r} a fixed "
+                    "value on the estimator instead)", name=name)
             if hp.name in static or name in static:
                 raise HyperparameterError(
                     f"hyperparameter {name!r} is given both as a fixed value ({static.get(hp.name, static.get(name))!r}) "
@@ -174,9 +180,14 @@ def check_objective(objective_metric_name: str, algorithm, metric_definitions: l
     if objective_metric_name in defined:
         return
     if algorithm is not None:
-        declared = [m.name for m in algorithm.metrics]
+        declared = list(algorithm.objective_metrics) or [m.name for m in algorithm.metrics]
         if objective_metric_name in declared:
             return
+        if objective_metric_name in [m.name for m in algorithm.metrics]:
+            raise ValidationError(
+                f"objective metric {objective_metric_name!r} is emitted by {algorithm.title} but is not one a tuning "
+                f"job can optimise; its objective metrics are {', '.join(declared[:12])}"
+                + (", ..." if len(declared) > 12 else "") + did_you_mean(objective_metric_name, declared))
         raise ValidationError(
             f"objective metric {objective_metric_name!r} is not a metric {algorithm.title} emits"
             f"{did_you_mean(objective_metric_name, declared)}; its metrics are {', '.join(declared[:12])}"

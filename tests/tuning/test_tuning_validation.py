@@ -58,8 +58,8 @@ def test_max_parallel_jobs_greater_than_max_jobs_is_refused(xgb):
 
 
 def test_a_categorical_parameter_with_no_values_names_the_parameter(xgb):
-    with pytest.raises(HyperparameterError, match="'booster': CategoricalParameter has no values"):
-        tuner(xgb, {"booster": CategoricalParameter([])})
+    with pytest.raises(HyperparameterError, match="'max_depth': CategoricalParameter has no values"):
+        tuner(xgb, {"max_depth": CategoricalParameter([])})
 
 
 def test_a_static_hyperparameter_also_given_as_a_range_is_refused(xgb):
@@ -68,9 +68,19 @@ def test_a_static_hyperparameter_also_given_as_a_range_is_refused(xgb):
         tuner(xgb, {"eta": ContinuousParameter(0.1, 0.3)})
 
 
-def test_categorical_values_are_checked_against_the_declared_choices(xgb):
-    with pytest.raises(HyperparameterError, match="'booster': categorical value 'gbtre'"):
-        tuner(xgb, {"booster": CategoricalParameter(["gbtree", "gbtre"])})
+def test_categorical_values_are_checked_against_the_declared_kind(xgb):
+    with pytest.raises(HyperparameterError, match="'max_depth': categorical value 'deep'"):
+        tuner(xgb, {"max_depth": CategoricalParameter(["3", "deep"])})
+
+
+def test_a_hyperparameter_the_algorithm_does_not_declare_tunable_is_refused_naming_the_tunable_ones(xgb):
+    with pytest.raises(HyperparameterError, match="'booster' of XGBoost is not tunable.*tunes alpha, colsample_bylevel"):
+        tuner(xgb, {"booster": CategoricalParameter(["gbtree", "dart"])})
+
+
+def test_an_emitted_metric_that_is_not_a_tuning_objective_is_refused(xgb):
+    with pytest.raises(ValidationError, match="'train:auc' is emitted by XGBoost but is not one a tuning job can optimise"):
+        tuner(xgb, {"eta": ContinuousParameter(0.1, 0.3)}, objective="train:auc")
 
 
 def test_an_unknown_hyperparameter_gets_did_you_mean(xgb):
@@ -82,8 +92,8 @@ def test_sagemaker_rules_for_strategies_scaling_and_limits(xgb):
     with pytest.raises(HyperparameterError, match="Grid strategy takes categorical"):
         tuner(xgb, {"eta": ContinuousParameter(0.1, 0.3)}, strategy="Grid", max_jobs=None)
     with pytest.raises(ValidationError, match=r"max_jobs \(5\) must be left out or equal.*\(2\)"):
-        tuner(xgb, {"booster": CategoricalParameter(["gbtree", "dart"])}, strategy="Grid", max_jobs=5)
-    grid = tuner(xgb, {"booster": CategoricalParameter(["gbtree", "dart"]), "max_depth": IntegerParameter(2, 4)},
+        tuner(xgb, {"max_depth": CategoricalParameter(["2", "4"])}, strategy="Grid", max_jobs=5)
+    grid = tuner(xgb, {"eta": CategoricalParameter(["0.1", "0.2"]), "max_depth": IntegerParameter(2, 4)},
                  strategy="Grid", max_jobs=None)
     assert grid._resolved_max_jobs() == 6
     with pytest.raises(HyperparameterError, match="Logarithmic scaling needs a range of values greater than 0"):
