@@ -61,8 +61,20 @@ def sampler(strategy: str, ranges: dict, seed: int | None):
                 space[name] = list(rng.values)
             else:
                 space[name] = list(range(int(rng.min_value), int(rng.max_value) + 1))
-        return optuna.samplers.GridSampler(space, seed=seed)
+        return _grid_sampler()(space, seed=seed)
     return optuna.samplers.TPESampler(seed=seed)
+
+
+def _grid_sampler():
+    """GridSampler without its `study.stop()` once the grid is done: that call is only allowed inside
+    `optimize`, and raises in ask/tell use; the driver stops at MaxNumberOfTrainingJobs (the grid's size)."""
+    import optuna
+
+    class AskTellGridSampler(optuna.samplers.GridSampler):
+        def after_trial(self, study, trial, state, values) -> None:
+            pass
+
+    return AskTellGridSampler
 
 
 def pruner(strategy: str, early_stopping_type: str, hyperband: tuple[int, int] | None = None):
