@@ -145,12 +145,14 @@ class Driver:
         from nbsage.backends.lifecycle import JobLifecycle
         self.resume()
         started = self.store.get_job(self.name)["creation_time"]
+        self.launched_count = self.launched()
+        self.check_completion(started)
         while True:
             record = self.store.get_job(self.name)
             if record["status"] in TERMINAL:
                 return 0
             stopping = bool(record["stop_requested"])
-            self.follow_trials()
+            ended = self.follow_trials()
             if stopping:
                 for job_name in self.running:
                     self._stop_trial(job_name)
@@ -158,24 +160,31 @@ class Driver:
                     JobLifecycle(self.store, self.name, "tuning").stopped("Tuning job stopped")
                     return 0
             else:
-                self.check_completion(started)
+                if ended:  # the rules read the trials' results: only worth reading again when one ended
+                    self.check_completion(started)
+                elif self.max_runtime and time.time() - started > float(self.max_runtime):
+                    self.stop_launching = "MaxRuntimeInSeconds reached"
                 if not self.stop_launching:
                     self.launch_trials()
-                if not self.running and (self.stop_launching or self.launched() >= self.max_jobs):
+                if not self.running and (self.stop_launching or self.launched_count >= self.max_jobs):
                     return self.finish()
             time.sleep(POLL_SECONDS)
 
     def launched(self) -> int:
         return len(self.store.children(self.name))
 
-    def follow_trials(self) -> None:
+    def follow_trials(self) -> int:
+        """Report the running trials' new values; tell the ended ones. Returns how many ended."""
         from nbsage import backends
+        ended = 0
         for job_name, trial in list(self.running.items()):
             job = backends.refreshed_record(self.session, job_name)
             self._report(job_name, trial)
             if job["status"] in TERMINAL:
                 self._tell(job_name, trial, job)
                 del self.running[job_name]
+                ended += 1
+        return ended
 
     def _report(self, job_name: str, trial) -> None:
         """New per-round values of the objective -> the study; stop the trial when the pruner says so."""
@@ -246,10 +255,9 @@ class Driver:
                 self.stop_launching = f"the best objective did not improve over {patience} training jobs"
 
     def launch_trials(self) -> None:
-        launched = self.launched()
-        while len(self.running) < self.max_parallel and launched < self.max_jobs:
-            self.launch_one(launched + 1)
-            launched += 1
+        while len(self.running) < self.max_parallel and self.launched_count < self.max_jobs:
+            self.launched_count += 1
+            self.launch_one(self.launched_count)
 
     def launch_one(self, index: int) -> None:
         from nbsage.errors import NBSageError
