@@ -31,6 +31,11 @@ _EXPORTS = {
     "serializers": "nbsage.serializers",
     "deserializers": "nbsage.deserializers",
     "algorithms": "nbsage.algorithms",
+    "HyperparameterTuner": "nbsage.tuner",
+    "ContinuousParameter": "nbsage.tuner",
+    "IntegerParameter": "nbsage.tuner",
+    "CategoricalParameter": "nbsage.tuner",
+    "TuningJob": "nbsage.tuning_job",
 }
 
 __all__ = sorted(_EXPORTS) + ["load_ipython_extension", "unload_ipython_extension"]

@@ -69,8 +69,8 @@ def objective_plot_png(trials: list[dict], maximize: bool, metric: str) -> bytes
     return buf.getvalue()
 
 
-def tuning_bundle(desc: dict, trials: list[dict], plot: bool) -> dict:
-    """A display bundle of a tuning job: text/plain and text/html (and the plot when asked)."""
+def tuning_bundle(desc: dict, trials: list[dict], plot: bool, png: bytes | None = None) -> dict:
+    """A display bundle of a tuning job: text/plain and text/html (and the plot when asked, or `png`)."""
     name, status = desc["HyperParameterTuningJobName"], desc["HyperParameterTuningJobStatus"]
     metric = desc["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]["MetricName"]
     kind = desc["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]["Type"]
@@ -91,8 +91,8 @@ def tuning_bundle(desc: dict, trials: list[dict], plot: bool) -> dict:
              + f"</tr>{cells}</table>")
     page = f"<div><b>{html.escape(head)}</b>{table}"
     bundle = {"text/plain": text}
-    if plot:
-        png = objective_plot_png(trials, kind == "Maximize", metric)
+    if plot or png:
+        png = png or objective_plot_png(trials, kind == "Maximize", metric)
         if png:
             bundle["image/png"] = base64.b64encode(png).decode()
             page += f"<img src='data:image/png;base64,{bundle['image/png']}'/>"
@@ -111,14 +111,20 @@ class TuningWatcher:
         from nbsage.store.metadata import TERMINAL
         from nbsage.watch import in_notebook_kernel
         kernel = self.live and in_notebook_kernel()
-        handle, seen = None, {}
+        handle, seen, png, plotted = None, {}, None, None
         while True:
             desc = self.job.describe()
             trials = self.job.trials()
             done = desc["HyperParameterTuningJobStatus"] in TERMINAL
             if kernel:
                 from IPython.display import display
-                bundle = tuning_bundle(desc, trials, plot=done)
+                values = [_value(t) for t in trials if t["TrainingJobStatus"] in TERMINAL]
+                if values != plotted:  # the objective over trials, drawn again only when a trial ended
+                    cfg = desc["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]
+                    png = objective_plot_png([t for t in trials if t["TrainingJobStatus"] in TERMINAL],
+                                             cfg["Type"] == "Maximize", cfg["MetricName"])
+                    plotted = values
+                bundle = tuning_bundle(desc, trials, plot=done, png=png)
                 if handle is None:
                     handle = display(bundle, raw=True, display_id=True)
                 else:
