@@ -74,7 +74,7 @@ class TuningMagics(Magics, Configurable):
         args = parse(self.sm_tune, line)
         options, inputs, tuner_options = tuning_arguments.tuning_call(
             args, body=cell, namespace=self.shell.user_ns, instance_type=self.instance_type,
-            backend=self.default_backend)
+            backend=self.default_backend, place_defaults=self._place_defaults())
         estimator = Estimator(sagemaker_session=Session.default(), **options)
         tuner = HyperparameterTuner(estimator, **tuner_options)
         tuner.fit(inputs, job_name=args.name, wait=False)
@@ -86,6 +86,13 @@ class TuningMagics(Magics, Configurable):
                 print(f"Stopped following {tuner.latest_tuning_job.name}; it is still running "
                       "(_sm_tuner.stop_tuning_job() stops it).")
         return tuner
+
+    def _place_defaults(self) -> dict:
+        """The kernel place's gateway and kernel from %config SageMakerMagics, as %%sm_train uses them."""
+        for configurable in self.shell.configurables:
+            if type(configurable).__name__ == "SageMakerMagics":
+                return configurable._place_defaults()
+        return {}
 
     @line_magic
     @takes([arg("--limit", type=int, default=50, help="show at most this many tuning jobs (newest first)")])

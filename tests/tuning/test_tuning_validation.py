@@ -145,3 +145,24 @@ def test_the_range_syntax_of_the_faces():
         parse_range("booster", "choice()")
     with pytest.raises(HyperparameterError, match="'max_depth': the ends of 'int\\(3, x\\)' are not whole numbers"):
         parse_range("max_depth", "int(3, x)")
+
+
+def test_each_strategy_maps_to_its_optuna_sampler_and_pruner():
+    import optuna
+
+    from nbsage.tuning import search
+    ranges = {"eta": ContinuousParameter(0.01, 0.3), "max_depth": IntegerParameter(2, 4),
+              "booster": CategoricalParameter(["gbtree", "dart"])}
+    assert isinstance(search.sampler("Bayesian", ranges, 1), optuna.samplers.TPESampler)
+    assert isinstance(search.sampler("Random", ranges, 1), optuna.samplers.RandomSampler)
+    grid = search.sampler("Grid", {"max_depth": IntegerParameter(2, 4), "booster": CategoricalParameter(["a", "b"])}, 1)
+    assert isinstance(grid, optuna.samplers.GridSampler)
+    assert isinstance(search.pruner("Hyperband", "Off", (1, 20)), optuna.pruners.HyperbandPruner)
+    assert isinstance(search.pruner("Bayesian", "Auto"), optuna.pruners.MedianPruner)
+    assert isinstance(search.pruner("Random", "Off"), optuna.pruners.NopPruner)
+    assert search.is_log(ContinuousParameter(0.001, 1.0)) and not search.is_log(ContinuousParameter(0.1, 0.3))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    trial = study.ask()
+    values = search.suggest(trial, {"subsample": ContinuousParameter(0.5, 0.99, "ReverseLogarithmic"), **ranges})
+    assert 0.5 <= float(values["subsample"]) <= 0.99 and "1-subsample" in trial.params
+    assert values["booster"] in ("gbtree", "dart") and values["max_depth"] in ("2", "3", "4")
