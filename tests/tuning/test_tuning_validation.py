@@ -166,3 +166,19 @@ def test_each_strategy_maps_to_its_optuna_sampler_and_pruner():
     values = search.suggest(trial, {"subsample": ContinuousParameter(0.5, 0.99, "ReverseLogarithmic"), **ranges})
     assert 0.5 <= float(values["subsample"]) <= 0.99 and "1-subsample" in trial.params
     assert values["booster"] in ("gbtree", "dart") and values["max_depth"] in ("2", "3", "4")
+
+
+def test_nbsage_tune_refuses_bad_input_in_one_line_before_any_trial(tmp_path, capsys):
+    from nbsage.cli import main
+    (tmp_path / "train.csv").write_text("1,2\n0,3\n")
+    code = main(["tune", "xgboost", "--objective", "validation:acu", "--train", str(tmp_path / "train.csv"),
+                 "--hp", "num_round=3", "--hp", "eta=float(0.1, 0.3, log)"])
+    err = capsys.readouterr().err
+    assert code == 2 and "did you mean 'validation:auc'" in err and len(err.strip().splitlines()) == 1
+    code = main(["tune", "xgboost", "--objective", "validation:auc", "--train", str(tmp_path / "train.csv"),
+                 "--hp", "num_round=3", "--max-jobs", "2", "--max-parallel", "3", "--hp", "max_depth=int(2, 4)"])
+    assert code == 2 and "max_parallel_jobs (3) cannot be greater than max_jobs (2)" in capsys.readouterr().err
+    code = main(["tune", "xgboost", "--objective", "validation:auc", "--train", str(tmp_path / "train.csv"),
+                 "--hp", "num_round=3"])
+    assert code == 2 and "no hyperparameter to tune" in capsys.readouterr().err
+    assert no_job_recorded()
