@@ -227,7 +227,7 @@ class HyperparameterTuner:
         hps = definition.pop("HyperParameters")
         for tuned in self._hyperparameter_ranges:
             hps.pop(algorithm.hyperparameter(tuned).name if algorithm else tuned, None)
-        if algorithm is not None and "_tuning_objective_metric" in algorithm._by_name:
+        if algorithm is not None and any(hp.name == "_tuning_objective_metric" for hp in algorithm.hyperparameters):
             hps["_tuning_objective_metric"] = self.objective_metric_name  # XGBoost computes it (SDK behaviour)
         definition["StaticHyperParameters"] = hps
         definition["AlgorithmSpecification"]["MetricDefinitions"] = self._metric_definitions()

@@ -108,6 +108,7 @@ class Driver:
                                        cfg.get("TrainingJobEarlyStoppingType", "Off"), hyperband)
         self.running: dict[str, object] = {}  # trial job name -> optuna Trial
         self.metric_ids: dict[str, int] = {}  # trial job name -> last metric row read
+        self.steps: dict[str, set] = {}  # trial job name -> the steps reported to the study
         self.pruned: set[str] = set()
         self.stop_launching = ""  # why no more trials start ("" while they may)
 
@@ -129,6 +130,7 @@ class Driver:
                 self.study.tell(t.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
                 continue
             self.running[job_name] = optuna.trial.Trial(self.study, t._trial_id)
+            self.steps[job_name] = set(t.intermediate_values)
             self.pruned.update([job_name] if t.user_attrs.get("nbsage:Pruned") else [])
 
     def _warm_start(self) -> None:
@@ -193,7 +195,7 @@ class Driver:
             return
         self.metric_ids[job_name] = rows[-1]["id"]
         reported = False
-        seen = set(self.study._storage.get_trial(trial._trial_id).intermediate_values)
+        seen = self.steps.setdefault(job_name, set())
         for row in rows:
             if row["name"] == self.objective and row["step"] is not None and row["step"] not in seen:
                 trial.report(row["value"], row["step"])
@@ -217,7 +219,7 @@ class Driver:
         value = finals.get(self.objective)
         if job["status"] == "Completed" and value is not None:
             self.study.tell(trial, value, skip_if_finished=True)
-        elif job["status"] == "Stopped" and self.study._storage.get_trial(trial._trial_id).intermediate_values:
+        elif job["status"] == "Stopped" and self.steps.get(job_name):
             self.study.tell(trial, state=State.PRUNED, skip_if_finished=True)
         else:
             if job["status"] == "Completed":
@@ -306,11 +308,19 @@ def main(argv: list[str] | None = None) -> int:
     session = Session(stores.home, stores.artifact_root)
     folder = job_dir(session, name)
     folder.mkdir(parents=True, exist_ok=True)
-    lock = open(folder / "driver.lock", "w")
+    lock = open(folder / "driver.lock", "a+")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return 0  # another driver runs this job
+    except BlockingIOError:  # another driver runs this job: the record names it, not this process
+        lock.seek(0)
+        holder = lock.read().strip()
+        if holder.isdigit():
+            session.store.update_job(name, runtime_pid=int(holder))
+        return 0
+    lock.seek(0)
+    lock.truncate()
+    lock.write(str(os.getpid()))
+    lock.flush()
     session.store.update_job(name, runtime_pid=os.getpid())
     try:
         return Driver(session, name).run()
