@@ -153,3 +153,23 @@ def test_sm_tune_runs_a_tuning_job_from_a_cell_and_sm_jobs_lists_it(session, mon
     listed = ip.run_line_magic("sm_jobs", "--tuning")
     assert tuner.latest_tuning_job.name in repr(listed)
     assert isinstance(TuningJob(tuner.latest_tuning_job.name, session).describe(), dict)
+
+
+def test_a_warm_started_tuning_job_learns_from_its_parent_and_reports_the_overall_best(tuner, session):
+    child = tuner.identical_dataset_and_algorithm_tuner()
+    child.max_jobs, child.max_parallel_jobs = 1, 1
+    train, validation = _tiny_data()
+    child.fit({"train": train, "validation": validation}, wait=False)
+    desc = child.latest_tuning_job.wait(logs=False)
+    parent = tuner.latest_tuning_job.name
+    assert desc["WarmStartConfig"] == {"WarmStartType": "IdenticalDataAndAlgorithm",
+                                       "ParentHyperParameterTuningJobs": [{"HyperParameterTuningJobName": parent}]}
+    assert desc["TrainingJobStatusCounters"]["Completed"] == 1
+    values = [t["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
+              for name in (parent, desc["HyperParameterTuningJobName"]) for t in TuningJob(name, session).trials()]
+    assert desc["OverallBestTrainingJob"]["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] == max(values)
+    from nbsage.tuning import search
+    from nbsage.tuning.driver import study_path
+    name = desc["HyperParameterTuningJobName"]
+    study = search.load_study(study_path(session, name), name)
+    assert len(study.trials) == 4  # the parent's 3 finished trials joined the study before its own
