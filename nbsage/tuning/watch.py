@@ -41,8 +41,12 @@ def _short(text: str) -> str:
     return f"{number:.4g}"
 
 
-def objective_plot_png(trials: list[dict], maximize: bool, metric: str) -> bytes | None:
-    """Each trial's objective and the best so far (matplotlib, Agg); None without values."""
+SLICES = 4  # at most this many hyperparameters get a slice plot in the final figure
+
+
+def objective_plot_png(trials: list[dict], maximize: bool, metric: str, slices: bool = False) -> bytes | None:
+    """Each trial's objective and the best so far (matplotlib, Agg); with `slices`, also the objective
+    against each tuned hyperparameter (a slice plot). None without values."""
     points = [(i, _value(t)) for i, t in enumerate(trials, 1) if _value(t) is not None]
     if not points:
         return None
@@ -51,8 +55,21 @@ def objective_plot_png(trials: list[dict], maximize: bool, metric: str) -> bytes
     import matplotlib
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
-    fig = Figure(figsize=(6, 3))
-    ax = fig.subplots()
+    names = []
+    for t in trials:
+        names += [n for n in t["TunedHyperParameters"] if n not in names]
+    names = names[:SLICES] if slices else []
+    fig = Figure(figsize=(6 + 3 * len(names), 3))
+    axes = fig.subplots(1, 1 + len(names), squeeze=False)[0]
+    ax = axes[0]
+    for slice_ax, name in zip(axes[1:], names):
+        xs = [t["TunedHyperParameters"].get(name) for t in trials if _value(t) is not None]
+        try:
+            xs = [float(x) for x in xs]
+        except (TypeError, ValueError):
+            pass  # categorical: matplotlib places the values as categories
+        slice_ax.scatter(xs, [_value(t) for t in trials if _value(t) is not None], s=14)
+        slice_ax.set_xlabel(name)
     xs, ys = zip(*points)
     best, so_far = None, []
     for y in ys:
@@ -124,6 +141,9 @@ class TuningWatcher:
                     png = objective_plot_png([t for t in trials if t["TrainingJobStatus"] in TERMINAL],
                                              cfg["Type"] == "Maximize", cfg["MetricName"])
                     plotted = values
+                if done:  # the final figure adds the objective against each hyperparameter
+                    cfg = desc["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]
+                    png = objective_plot_png(trials, cfg["Type"] == "Maximize", cfg["MetricName"], slices=True)
                 bundle = tuning_bundle(desc, trials, plot=done, png=png)
                 if handle is None:
                     handle = display(bundle, raw=True, display_id=True)
