@@ -169,6 +169,13 @@ class HyperparameterTuner:
             return size
         return 1 if self.max_jobs is None else self.max_jobs
 
+    def _objective_hyperparameter(self) -> dict:
+        """`_tuning_objective_metric`, for an algorithm that declares it (XGBoost computes that metric), as the SDK sets it."""
+        algorithm = getattr(self.estimator, "algorithm", None)
+        if algorithm is not None and any(hp.name == "_tuning_objective_metric" for hp in algorithm.hyperparameters):
+            return {"_tuning_objective_metric": self.objective_metric_name}
+        return {}
+
     def validate(self) -> None:
         """Every rule SageMaker applies to CreateHyperParameterTuningJob, naming the parameter at fault."""
         algorithm = getattr(self.estimator, "algorithm", None)
@@ -182,7 +189,8 @@ class HyperparameterTuner:
         if self.random_seed is not None and (not isinstance(self.random_seed, int) or isinstance(self.random_seed, bool)):
             raise ValidationError(f"random_seed must be an integer, got {self.random_seed!r}")
         if algorithm is not None:  # the algorithm's own rules over a trial's hyperparameters (num_class, ...)
-            algorithm.validate({**static, **config.sample_values(self._hyperparameter_ranges)})
+            algorithm.validate({**static, **config.sample_values(self._hyperparameter_ranges),
+                                **self._objective_hyperparameter()})
 
     def _check_warm_start(self, session) -> dict | None:
         if self.warm_start_config is None:
@@ -227,8 +235,7 @@ class HyperparameterTuner:
         hps = definition.pop("HyperParameters")
         for tuned in self._hyperparameter_ranges:
             hps.pop(algorithm.hyperparameter(tuned).name if algorithm else tuned, None)
-        if algorithm is not None and any(hp.name == "_tuning_objective_metric" for hp in algorithm.hyperparameters):
-            hps["_tuning_objective_metric"] = self.objective_metric_name  # XGBoost computes it (SDK behaviour)
+        hps.update(self._objective_hyperparameter())
         definition["StaticHyperParameters"] = hps
         definition["AlgorithmSpecification"]["MetricDefinitions"] = self._metric_definitions()
         options = dict(est.backend_options)

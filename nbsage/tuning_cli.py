@@ -17,7 +17,6 @@ from nbsage import arguments, tuning_arguments
 
 
 def cmd_tune(args, session) -> int:
-    from nbsage.errors import JobFailed
     from nbsage.estimator import Estimator
     from nbsage.tuner import HyperparameterTuner
     options, inputs, tuner_options = tuning_arguments.tuning_call(args)
@@ -34,7 +33,7 @@ def cmd_tune(args, session) -> int:
               f"{job.name})", file=sys.stderr)
         return 130
     if desc["HyperParameterTuningJobStatus"] == "Failed":
-        raise JobFailed(job.name, "Failed", desc.get("FailureReason"))
+        raise job.failure(desc)
     best = desc.get("BestTrainingJob")
     if best:
         metric = best["FinalHyperParameterTuningJobObjectiveMetric"]

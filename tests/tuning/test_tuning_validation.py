@@ -182,3 +182,9 @@ def test_nbsage_tune_refuses_bad_input_in_one_line_before_any_trial(tmp_path, ca
                  "--hp", "num_round=3"])
     assert code == 2 and "no hyperparameter to tune" in capsys.readouterr().err
     assert no_job_recorded()
+
+
+def test_the_objective_metric_is_checked_with_the_algorithms_rules_before_any_trial():
+    est = Estimator("xgboost", {"num_round": 5})  # reg:squarederror: XGBoost computes no auc for it
+    with pytest.raises(HyperparameterError, match="eval_metric 'auc' applies only to binary: and rank: objectives"):
+        tuner(est, {"eta": ContinuousParameter(0.1, 0.3)})
