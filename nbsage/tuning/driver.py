@@ -177,10 +177,19 @@ class Driver:
 
     def follow_trials(self) -> int:
         """Report the running trials' new values; tell the ended ones. Returns how many ended."""
+        import optuna
+
         from nbsage import backends
+        from nbsage.errors import JobError
         ended = 0
         for job_name, trial in list(self.running.items()):
-            job = backends.refreshed_record(self.session, job_name)
+            try:
+                job = backends.refreshed_record(self.session, job_name)
+            except JobError:  # its place refused it before it was recorded: a failed attempt
+                self.study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+                del self.running[job_name]
+                ended += 1
+                continue
             self._report(job_name, trial)
             if job["status"] in TERMINAL:
                 self._tell(job_name, trial, job)
