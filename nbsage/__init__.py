@@ -40,6 +40,11 @@ _EXPORTS = {
     "get_execution_role": "nbsage.session",
     "s3_input": "nbsage.session",
     "RealTimePredictor": "nbsage.predictor",
+    "HyperparameterTuner": "nbsage.tuner",
+    "ContinuousParameter": "nbsage.tuner",
+    "IntegerParameter": "nbsage.tuner",
+    "CategoricalParameter": "nbsage.tuner",
+    "TuningJob": "nbsage.tuning_job",
 }
 
 __all__ = sorted(_EXPORTS) + ["load_ipython_extension", "unload_ipython_extension"]

@@ -324,6 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("algorithms", help="the built-in algorithms and their hyperparameters")
     a.add_argument("name", nargs="?", metavar="NAME")
     a.set_defaults(run=cmd_algorithms)
+
+    from nbsage import tuning_cli  # tune, tuning-jobs, describe-tuning-job, stop-tuning-job
+    tuning_cli.add_commands(sub, _session)
     return parser
 
 

@@ -20,17 +20,19 @@ from nbsage.store.metadata import TERMINAL
 from nbsage.store.requests import JobRequest, request_of
 
 
-def submit(session, request: JobRequest, backend: str | None, options: dict | None = None) -> None:
+def submit(session, request: JobRequest, backend: str | None, options: dict | None = None,
+           parent: str | None = None) -> None:
     """CreateTrainingJob / CreateProcessingJob: check the request on its place, record it, launch it.
 
     A job whose place refuses to launch it after it was recorded ends Failed, never InProgress.
+    `parent` names the job that started it (a tuning job, for its trials).
     """
     from nbsage import backends
     from nbsage.backends.lifecycle import JobLifecycle
     place = backends.get(backend, session, **(options or {}))
     place.check(request)
     root = session.jobs_dir / request.name / "opt_ml"
-    session.store.create_job(request.name, request.to_dict(), place.name, str(root), kind=request.kind)
+    session.store.create_job(request.name, request.to_dict(), place.name, str(root), kind=request.kind, parent=parent)
     session.watch_jobs()
     try:
         place.start(request.name)

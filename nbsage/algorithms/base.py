@@ -80,6 +80,10 @@ class Algorithm:
     # the files of its model directory `load` reads, as glob patterns: a model.tar.gz holding none
     # of them is another algorithm's or no model at all (checked before a server starts)
     model_files: tuple[str, ...] = ()
+    # hyperparameter tuning (nbsage.tuning.config): the hyperparameters SageMaker lets a tuning job
+    # vary and the metrics it may optimise; empty means no restriction
+    tunable_hyperparameters: tuple[str, ...] = ()
+    objective_metrics: tuple[str, ...] = ()
     _by_name: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):

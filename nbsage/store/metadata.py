@@ -165,7 +165,7 @@ class MetadataStore:
             raise store_error(e, self.path) from e
 
     # columns added after the first release: stores made before them get them here
-    ADDED_COLUMNS = {"jobs": (("billable_seconds", "REAL"),)}
+    ADDED_COLUMNS = {"jobs": (("billable_seconds", "REAL"), ("parent", "TEXT"))}  # parent: a trial's tuning job
 
     def _add_columns(self) -> None:
         for table, columns in self.ADDED_COLUMNS.items():
@@ -246,13 +246,14 @@ class MetadataStore:
         return self._sql(lambda conn: conn.execute(sql, args).fetchall())
 
     # ---- jobs -------------------------------------------------------------------------------
-    def create_job(self, name: str, request: dict, backend: str, root: str | None, kind: str = "training") -> None:
+    def create_job(self, name: str, request: dict, backend: str, root: str | None, kind: str = "training",
+                   parent: str | None = None) -> None:
         now = time.time()
         try:
             with self._tx() as db:
                 db.execute("INSERT INTO jobs (name, kind, status, secondary_status, request, backend, root,"
-                           " creation_time, last_modified) VALUES (?, ?, 'InProgress', 'Starting', ?, ?, ?, ?, ?)",
-                           (name, kind, json.dumps(request), backend, root, now, now))
+                           " creation_time, last_modified, parent) VALUES (?, ?, 'InProgress', 'Starting', ?, ?, ?, ?, ?, ?)",
+                           (name, kind, json.dumps(request), backend, root, now, now, parent))
                 db.execute("INSERT INTO transitions (job, status, start_time, message) VALUES (?, 'Starting', ?, ?)",
                            (name, now, "Preparing the instances for training"))
         except sqlite3.IntegrityError:
@@ -273,6 +274,11 @@ class MetadataStore:
     def list_jobs(self, limit: int = 50, kind: str | None = None) -> list[dict]:
         sql = "SELECT * FROM jobs" + (" WHERE kind = ?" if kind else "") + " ORDER BY creation_time DESC LIMIT ?"
         return [dict(r) for r in self._query(sql, ((kind,) if kind else ()) + (limit,))]
+
+    def children(self, parent: str) -> list[dict]:
+        """The jobs started on behalf of `parent` (a tuning job's trials), oldest first."""
+        return [dict(r) for r in self._query("SELECT * FROM jobs WHERE parent = ? ORDER BY creation_time, rowid",
+                                             (parent,))]
 
     def jobs_in_progress(self) -> list[dict]:
         """Every job not yet ended (InProgress or Stopping), for nbsage.backends.reconciler."""

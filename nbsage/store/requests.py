@@ -157,7 +157,36 @@ class ProcessingRequest(JobRequest):
                 + [(o.get("S3Output") or {}).get("S3Uri", "") for o in self.outputs])
 
 
-KINDS: dict[str, type[JobRequest]] = {"training": TrainingRequest, "processing": ProcessingRequest}
+@dataclass(frozen=True)
+class TuningRequest(JobRequest):
+    """CreateHyperParameterTuningJob: the search (HyperParameterTuningJobConfig), the trials' training
+    request (TrainingJobDefinition, a CreateTrainingJob request less its name) and the place the trials
+    run on (`nbsage:Place`, `nbsage:PlaceOptions`)."""
+
+    kind: ClassVar[str] = "tuning"
+    DESCRIBED: ClassVar[dict] = {"HyperParameterTuningJobConfig": {}, "TrainingJobDefinition": {},
+                                 "WarmStartConfig": None}
+    config: dict = field(default_factory=dict)
+    definition: dict = field(default_factory=dict)
+    place: str = "local"
+    place_options: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TuningRequest":
+        definition = data.get("TrainingJobDefinition") or {}
+        resources = definition.get("ResourceConfig") or {}
+        return cls(data=data, name=data.get("HyperParameterTuningJobName", ""),
+                   instance_count=int(resources.get("InstanceCount", 1) or 1),
+                   instance_type=resources.get("InstanceType") or "local",
+                   config=data.get("HyperParameterTuningJobConfig") or {}, definition=definition,
+                   place=data.get("nbsage:Place") or "local", place_options=data.get("nbsage:PlaceOptions") or {})
+
+    def artifact_uris(self) -> list[str]:
+        return [(self.definition.get("OutputDataConfig") or {}).get("S3OutputPath", "")]
+
+
+KINDS: dict[str, type[JobRequest]] = {"training": TrainingRequest, "processing": ProcessingRequest,
+                                      "tuning": TuningRequest}
 
 
 def request_for(kind: str, data: dict | str) -> JobRequest:

@@ -95,6 +95,10 @@ METRICS = (
     Metric("train:accuracy", "Maximize", r"#train_accuracy: (\S+)",
            "supervised: the same on the training lines"),
 )
+# what a tuning job may vary and optimise (SageMaker's "Tune a BlazingText model" page)
+TUNABLE = ("batch_size", "buckets", "epochs", "learning_rate", "min_count", "negative_samples", "sampling_threshold",
+           "vector_dim", "window_size", "word_ngrams")
+OBJECTIVE_METRICS = ("train:mean_rho", "validation:accuracy")
 
 
 def check(hps: dict) -> None:
@@ -125,4 +129,6 @@ ALGORITHM = Algorithm(
     request_content_type="application/json",
     response_accept="application/json",
     model_files=("model.bin", "vectors.bin", "vectors.txt"),
+    tunable_hyperparameters=TUNABLE,
+    objective_metrics=OBJECTIVE_METRICS,
 )

@@ -89,6 +89,10 @@ METRICS = (
     *(Metric(f"test:wQuantileLoss[{q}]", "Minimize", _test_score(f"wQuantileLoss[{q}]"),
              f"weighted quantile loss of the {q} quantile") for q in DEFAULT_QUANTILES),
 )
+# what a tuning job may vary and optimise (SageMaker's "Tune a DeepAR model" page)
+TUNABLE = ("context_length", "dropout_rate", "embedding_dimension", "epochs", "learning_rate", "mini_batch_size",
+           "num_cells", "num_layers")
+OBJECTIVE_METRICS = ("test:RMSE", "test:mean_wQuantileLoss", "train:final_loss")
 
 
 def canonical_likelihood(name: str) -> str:
@@ -142,4 +146,6 @@ ALGORITHM = Algorithm(
     aliases=("deepar-forecasting", "forecasting-deepar"),
     request_content_type="application/json",
     model_files=("model_algo-1.pt",),
+    tunable_hyperparameters=TUNABLE,
+    objective_metrics=OBJECTIVE_METRICS,
 )

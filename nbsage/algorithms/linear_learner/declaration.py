@@ -237,6 +237,10 @@ def _metrics() -> tuple[Metric, ...]:
 
 
 METRICS = _metrics()
+# what a tuning job may vary and optimise (SageMaker's "Tune a linear learner model" page)
+TUNABLE = ("wd", "l1", "learning_rate", "mini_batch_size", "use_bias", "positive_example_weight_mult")
+OBJECTIVE_METRICS = tuple(m.name for m in METRICS if m.name.split(":")[0] in ("validation", "test")
+                          and not m.name.endswith(":final"))
 _NUM_CLASSES = next(hp for hp in HYPERPARAMETERS if hp.name == "num_classes")
 
 
@@ -277,4 +281,6 @@ ALGORITHM = Algorithm(
     check=check,
     aliases=("linear_learner", "linearlearner", "ll"),
     model_files=("linear-learner-model.npz",),
+    tunable_hyperparameters=TUNABLE,
+    objective_metrics=OBJECTIVE_METRICS,
 )

@@ -289,6 +289,10 @@ METRICS = tuple(
     Metric(f"{split}:{m}", "Maximize" if m in MAXIMIZE_METRICS else "Minimize", _metric_regex(split, m),
            f"{m} on the {split} channel, each round")
     for split in ("validation", "train") for m in EVAL_METRICS)
+# what a tuning job may vary and optimise (SageMaker's "Tune an XGBoost Model" page)
+TUNABLE = ("alpha", "colsample_bylevel", "colsample_bynode", "colsample_bytree", "eta", "gamma", "lambda",
+           "max_delta_step", "max_depth", "min_child_weight", "num_round", "subsample")
+OBJECTIVE_METRICS = tuple(m.name for m in METRICS if m.name.startswith("validation:"))
 
 # the first is SageMaker's default; File or Pipe mode for each (Pipe channels are read whole
 # through env.channel_files)
@@ -319,4 +323,6 @@ ALGORITHM = Algorithm(
     aliases=("xgb",),
     response_accept="text/csv",
     model_files=("xgboost-model", "xgboost-model-*"),
+    tunable_hyperparameters=TUNABLE,
+    objective_metrics=OBJECTIVE_METRICS,
 )
