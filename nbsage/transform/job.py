@@ -189,7 +189,8 @@ def supervise(stores, job: dict, request) -> int:
         more = len(progress.failures) - 1
         kept = len(progress.written)
         text = (f"{reason}" + (f" (and {more} more object{'s' if more > 1 else ''} failed)" if more else "")
-                + (f"; the .out of the {kept} object{'s' if kept > 1 else ''} that succeeded are kept" if kept else ""))
+                + (f"; the .out {'file' if kept == 1 else 'files'} of the {kept} object{'s' if kept > 1 else ''} that "
+                   f"succeeded {'is' if kept == 1 else 'are'} kept" if kept else ""))
         return life.failed(client_error(text), f"{len(progress.failures)} input object(s) failed",
                            output_artifacts=record)
     return life.completed(output=record)
