@@ -31,6 +31,8 @@ _EXPORTS = {
     "serializers": "nbsage.serializers",
     "deserializers": "nbsage.deserializers",
     "algorithms": "nbsage.algorithms",
+    "Transformer": "nbsage.transformer",
+    "TransformJob": "nbsage.transformer",
 }
 
 __all__ = sorted(_EXPORTS) + ["load_ipython_extension", "unload_ipython_extension"]

@@ -159,12 +159,16 @@ class SageMakerMagics(Magics, Configurable):
 
     # ---- jobs --------------------------------------------------------------------------------------
     @line_magic
-    @takes([arg("--limit", type=int, default=50, help="show at most this many jobs (newest first)")])
+    @takes([arg("--limit", type=int, default=50, help="show at most this many jobs (newest first)"),
+            arg("--kind", choices=["training", "transform"], default="training", help="which jobs (default: training)")])
     @one_line()
     def sm_jobs(self, line):
         """List training jobs: name, status, algorithm, created, duration, final metric."""
         from nbsage.notebook.display import JobList
         args = parse(self.sm_jobs, line)
+        if args.kind == "transform":  # transform jobs: nbsage.notebook.transform_magics
+            from nbsage.notebook.transform_magics import job_list
+            return job_list(self._session, args.limit)
         return JobList(self._session.list_training_jobs(limit=args.limit))
 
     @line_magic
@@ -257,7 +261,8 @@ class SageMakerMagics(Magics, Configurable):
 
 def load_ipython_extension(ipython) -> None:
     """`%load_ext nbsage`: the SageMaker magics, the data magics (%sm_load, %%sm_sql) and %%sm_process."""
-    from nbsage.notebook import data_magics, processing_magics
+    from nbsage.notebook import data_magics, processing_magics, transform_magics
     ipython.register_magics(SageMakerMagics(ipython))
     data_magics.register(ipython)
     processing_magics.register(ipython)
+    transform_magics.register(ipython)
