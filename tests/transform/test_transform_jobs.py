@@ -148,3 +148,22 @@ def test_gzip_objects_on_s3_are_transformed_into_s3(session, trained, tmp_path, 
     body = client.get_object(Bucket=bucket, Key="out/part-1.csv.gz.out")["Body"].read().decode()
     np.testing.assert_allclose([float(v) for v in body.split()], _predict(booster, X[30:40]), rtol=1e-5)
     assert job.describe()["nbsage:ObjectsTransformed"] == 2
+
+
+def test_the_dask_place_spreads_the_objects_over_two_workers_each_running_a_model_server(
+        session, trained, tmp_path, cluster):
+    archive, booster, X = trained
+    (tmp_path / "in").mkdir()
+    for i in range(3):
+        (tmp_path / "in" / f"part-{i}.csv").write_text(_csv(X[i * 50:(i + 1) * 50]))
+    transformer = Model(archive, algorithm="xgboost", sagemaker_session=session).transformer(
+        instance_count=2, assemble_with="Line", output_path=str(tmp_path / "out"), strategy="MultiRecord",
+        backend="dask", scheduler=cluster.scheduler_address)
+    job = transformer.transform(str(tmp_path / "in"), content_type="text/csv", split_type="Line", logs=False)
+    for i in range(3):
+        np.testing.assert_allclose(_numbers(tmp_path / "out" / f"part-{i}.csv.out"),
+                                   _predict(booster, X[i * 50:(i + 1) * 50]), rtol=1e-5)
+    desc = job.describe()
+    assert desc["nbsage:Backend"] == "dask" and desc["nbsage:RecordsTransformed"] == 150
+    logs = "\n".join(job.logs())
+    assert "over 2 Dask workers" in logs and "[instance 1]" in logs and "[instance 2]" in logs
