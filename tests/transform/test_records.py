@@ -61,3 +61,13 @@ def test_framed_records_keep_framing_in_multirecord_and_drop_it_in_singlerecord(
 def test_a_file_that_is_not_recordio_is_named():
     with pytest.raises(DataError, match=r"r\.csv record 1: expected RecordIO's magic"):
         list(batches(io.BytesIO(b"1,2,3,4,5,6,7,8\n"), "r.csv", "RecordIO", "MultiRecord", 100))
+
+
+def test_a_large_csv_request_is_parsed_by_pyarrow_and_a_bad_line_is_still_named():
+    from nbsage.formats.text_csv import read_features
+    body = b"1,2,3\n" * 20000  # above the size where the model server parses with pyarrow
+    assert read_features(body, 3).shape == (20000, 3)
+    with pytest.raises(DataError, match=r"line 20001: '' is not a number"):
+        read_features(body + b"1,,3\n", 3)
+    with pytest.raises(DataError, match=r"line 20001: expected 3 values as in line 1, found 2"):
+        read_features(body + b"1,2\n", 3)
