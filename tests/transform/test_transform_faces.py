@@ -52,6 +52,10 @@ def test_the_cli_runs_a_transform_and_lists_it(session, archive, tmp_path, capsy
     assert code == 0
     assert "cli-batch: Completed; 2 records, 1/1 objects" in capsys.readouterr().out
     assert len((tmp_path / "out" / "x.csv.out").read_text().split()) == 2
+    from nbsage.notebook.display import training_bundle  # the live monitor's view of a transform job
+    job = TransformJob("cli-batch", session)
+    text = training_bundle(job.watched().describe(), job.logs(), None)["text/plain"]
+    assert "Completed" in text and "1/1" in text
     assert cli.main(["jobs", "--kind", "transform"]) == 0
     listing = capsys.readouterr().out
     assert "cli-batch" in listing and "Completed" in listing and "reg" in listing

@@ -167,3 +167,19 @@ def test_the_dask_place_spreads_the_objects_over_two_workers_each_running_a_mode
     assert desc["nbsage:Backend"] == "dask" and desc["nbsage:RecordsTransformed"] == 150
     logs = "\n".join(job.logs())
     assert "over 2 Dask workers" in logs and "[instance 1]" in logs and "[instance 2]" in logs
+
+
+def test_a_stopped_transform_keeps_the_outputs_already_written_and_leaves_no_partial_file(session, trained, tmp_path):
+    from support import wait_for
+    archive, _, X = trained
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a-small.csv").write_text(_csv(X[:5]))
+    (tmp_path / "in" / "b-big.csv").write_text(_csv(X[:1]) * 20000)  # 20,000 requests, one record each
+    transformer = Model(archive, algorithm="xgboost", sagemaker_session=session).transformer(
+        strategy="SingleRecord", assemble_with="Line", output_path=str(tmp_path / "out"), max_concurrent_transforms=1)
+    job = transformer.transform(str(tmp_path / "in"), content_type="text/csv", split_type="Line", wait=False)
+    wait_for(lambda: job.describe()["nbsage:RecordsTransformed"] > 5, what="the second object under way")
+    transformer.stop_transform_job()
+
+    assert job.describe()["TransformJobStatus"] == "Stopped"
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["a-small.csv.out"]
