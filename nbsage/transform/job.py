@@ -72,6 +72,8 @@ def stage_model(model: dict, folder: Path, artifacts) -> Path:
     from nbsage.runtime.packaging import unpack
     from nbsage.store.artifacts import is_local, local_path
     data = model.get("ModelDataUrl") or ""
+    if not data:  # a model of several containers stages its own (nbsage.transform.servers.SERVER_KINDS)
+        return folder
     if is_local(data) and Path(local_path(data)).expanduser().is_dir():
         return Path(local_path(data)).expanduser()
     model_dir = folder / "model"

@@ -43,7 +43,28 @@ def batch_environment(model: dict, request_env: dict, max_payload_mb: float, str
     return env
 
 
+# How a model record is served, by its "ServerKind": name -> "module:function", imported on use, each
+# function(model_dir, model, ready_file) -> the server's argv (bound to 127.0.0.1, port 0, writing its port
+# to ready_file as `python -m nbsage.runtime serve` does). A kind of model with several containers (an
+# inference pipeline) adds its entry here; a model record without one is one container.
+SERVER_KINDS = {"container": "nbsage.transform.servers:server_command"}
+
+
+def command_for(model_dir: Path, model: dict, ready_file: Path) -> list[str]:
+    """The argv of the server for a model record (see SERVER_KINDS)."""
+    import importlib
+
+    from nbsage.errors import ValidationError, did_you_mean
+    kind = model.get("ServerKind") or "container"
+    if kind not in SERVER_KINDS:
+        raise ValidationError(f"model {model.get('ModelName')!r} is served by {kind!r}, which nbsage does not know"
+                              f"{did_you_mean(kind, SERVER_KINDS)}; kinds are {', '.join(SERVER_KINDS)}")
+    module, function = SERVER_KINDS[kind].split(":")
+    return getattr(importlib.import_module(module), function)(model_dir, model, ready_file)
+
+
 def server_command(model_dir: Path, model: dict, ready_file: Path) -> list[str]:
+    """One container: nbsage's model server over the model directory."""
     cmd = [sys.executable, "-m", "nbsage.runtime", "serve", "--model-dir", str(model_dir), "--host", HOST,
            "--port", "0", "--ready-file", str(ready_file)]
     if model.get("Algorithm") and not model.get("EntryPoint"):
@@ -91,7 +112,7 @@ class ModelServers:
             ready.unlink(missing_ok=True)
             Path(f"{ready}.failure").unlink(missing_ok=True)
             with open(self.folder / f"server-{i + 1}.log", "ab") as log:
-                self.procs.append(subprocess.Popen(server_command(self.model_dir, self.model, ready), env=env,
+                self.procs.append(subprocess.Popen(command_for(self.model_dir, self.model, ready), env=env,
                                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                                    preexec_fn=die_with_parent, close_fds=True))
         self.ports = [self._wait_ready(i, proc) for i, proc in enumerate(self.procs)]
