@@ -206,6 +206,13 @@ class Transformer:
                                                            split_type, input_filter, output_filter, join_source,
                                                            model_client_config))
         check_request(request)
+        if is_local(request.input_uri):  # a local input with nothing to transform is refused now, not as a job
+            from nbsage.errors import DataError
+            from nbsage.transform.inputs import list_objects
+            try:
+                list_objects(request.input_uri, request.data_type)
+            except DataError as e:
+                raise ValidationError(str(e)) from None
         if is_local(request.output_path):
             try:
                 OutputPath(request.output_path, None, Path(".")).check()
@@ -338,7 +345,9 @@ class _WatchedJob:
         job = self._store.get_job(self.name)
         start, end = job["start_time"], job["end_time"]
         return dict(desc, TrainingJobName=self.name, TrainingJobStatus=desc["TransformJobStatus"],
-                    SecondaryStatus=desc["nbsage:SecondaryStatus"], FinalMetricDataList=[],
+                    SecondaryStatus=desc["nbsage:SecondaryStatus"],
+                    FinalMetricDataList=[{"MetricName": "records transformed", "Value": desc["nbsage:RecordsTransformed"]},
+                                         {"MetricName": "objects transformed", "Value": desc["nbsage:ObjectsTransformed"]}],
                     TrainingTimeInSeconds=int(round((end or time.time()) - start)) if start else 0)
 
     def logs(self, tail: int | None = None) -> list[str]:

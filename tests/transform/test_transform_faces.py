@@ -55,7 +55,7 @@ def test_the_cli_runs_a_transform_and_lists_it(session, archive, tmp_path, capsy
     from nbsage.notebook.display import training_bundle  # the live monitor's view of a transform job
     job = TransformJob("cli-batch", session)
     text = training_bundle(job.watched().describe(), job.logs(), None)["text/plain"]
-    assert "Completed" in text and "1/1" in text
+    assert "Completed" in text and "1/1" in text and "records transformed = 2" in text
     assert cli.main(["jobs", "--kind", "transform"]) == 0
     listing = capsys.readouterr().out
     assert "cli-batch" in listing and "Completed" in listing and "reg" in listing

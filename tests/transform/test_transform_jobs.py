@@ -129,6 +129,8 @@ def test_a_filter_that_does_not_parse_is_refused_naming_the_field(session, train
     with pytest.raises(ValidationError, match=r"InputFilter '\$\[1:' does not parse"):
         transformer.transform(str(tmp_path), content_type="text/csv", split_type="Line", input_filter="$[1:",
                               join_source="Input")
+    with pytest.raises(ValidationError, match=r"the transform input .*nothing-here holds no objects"):
+        transformer.transform(str(tmp_path / "nothing-here"), content_type="text/csv", split_type="Line")
     with pytest.raises(ValidationError, match="no model named 'chrun'; did you mean 'churn'"):
         Model(archive, algorithm="xgboost", name="churn", sagemaker_session=session).transformer()
         Transformer("chrun", sagemaker_session=session).transform(str(tmp_path))
