@@ -465,6 +465,9 @@ def _cell(v) -> str:
 def write_rows(rows) -> bytes:
     """Predictions as text/csv: one row per line."""
     arr = np.asarray(rows)
+    if arr.dtype.kind == "f" and arr.ndim in (1, 2):  # numpy's float32 shortest repr, vectorised: as _fmt writes it
+        cells = arr.astype(np.float32).astype(str).tolist()
+        return "\n".join(cells if arr.ndim == 1 else (",".join(row) for row in cells)).encode()
     out = io.StringIO()
     if arr.ndim == 1:
         out.write("\n".join(_fmt(v) for v in arr))

@@ -71,3 +71,12 @@ def test_a_large_csv_request_is_parsed_by_pyarrow_and_a_bad_line_is_still_named(
         read_features(body + b"1,,3\n", 3)
     with pytest.raises(DataError, match=r"line 20001: expected 3 values as in line 1, found 2"):
         read_features(body + b"1,2\n", 3)
+
+
+def test_predictions_are_written_as_csv_text_exactly_as_one_value_at_a_time():
+    import numpy as np
+
+    from nbsage.formats.text_csv import _fmt, write_rows
+    values = np.array([0.6369617, 1e-5, -1.1e8, 1e16, 0.0, np.nan, np.inf], dtype=np.float32)
+    assert write_rows(values) == "\n".join(_fmt(v) for v in values).encode()
+    assert write_rows(values.reshape(-1, 1)[:4].reshape(2, 2)) == b"0.6369617,1e-05\n-1.1e+08,1e+16"
