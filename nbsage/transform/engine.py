@@ -198,18 +198,39 @@ def _transform_batch(instance: Instance, obj: InputObject, batch: Batch) -> byte
 
 
 def _locate(instance: Instance, obj: InputObject, batch: Batch, status: int, message: str) -> TransformFailed:
-    """Send a rejected batch's records one by one: the first the model refuses names the line."""
-    for i, record in enumerate(batch.records()):
-        single = Batch(record + (b"\n" if batch.unit == "line" else b""), batch.first + i, 1, batch.unit,
-                       [record] if batch.frames is not None else None)
-        try:
-            body = _request_body(single, instance.settings)
-        except (DataError, ValueError):
-            continue
-        one_status, _, one_message = instance.invoke(body)
-        if one_status >= 300 or one_status == 0:
-            return _rejected(obj, single.where(), one_status, one_message)
-    return _rejected(obj, batch.where(), status, message)
+    """Halve a rejected batch until one record is left: the record the model refuses names the line.
+    (A bisection: about log2(records) requests, not one per record.)"""
+    records = batch.records()
+    lo, hi = 0, len(records)  # records lo..hi-1 hold one the model refuses
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if _refused(instance, _part(batch, records, lo, mid)):
+            hi = mid
+        else:
+            lo = mid
+    if records:
+        one = _part(batch, records, lo, lo + 1)
+        refused = _refused(instance, one)
+        if refused:  # its own answer, as the model gives it for that record alone
+            return _rejected(obj, one.where(), *refused)
+    return _rejected(obj, batch.where(), status, message)  # refused only together
+
+
+def _refused(instance: Instance, batch: Batch) -> tuple[int, str] | None:
+    """(status, message) when the model refuses the batch, else None."""
+    try:
+        body = _request_body(batch, instance.settings)
+    except (DataError, ValueError) as e:
+        return 400, f"InputFilter {instance.settings.processing.input_filter.text!r}: {e}"
+    status, _, message = instance.invoke(body)
+    return (status, message) if status >= 300 or status == 0 else None
+
+
+def _part(batch: Batch, records: list[bytes], lo: int, hi: int) -> Batch:
+    """Records lo..hi-1 of a batch as a batch of their own."""
+    if batch.frames is not None:
+        return Batch(b"".join(records[lo:hi]), batch.first + lo, hi - lo, batch.unit, records[lo:hi])
+    return Batch(b"\n".join(records[lo:hi]) + b"\n", batch.first + lo, hi - lo, batch.unit)
 
 
 # ---- one object ------------------------------------------------------------------------------------
@@ -243,7 +264,11 @@ def transform_object(instance: Instance, obj: InputObject, output, progress: Pro
 
 def _write_next(window: deque, out, progress: Progress) -> None:
     count, future = window.popleft()
-    out.write(future.result())
+    data = future.result()
+    try:
+        out.write(data)
+    except OSError as e:
+        raise DataError(f"the output {out.destination} cannot be written: {e.strerror or e}") from None
     progress.add_records(count)
 
 
