@@ -149,17 +149,22 @@ def _request_body(batch: Batch, settings: Settings) -> bytes:
     processing = settings.processing
     if not processing.active or processing.input_filter.is_root:
         return batch.body
-    content_type = settings.content_type or "text/csv"
+    content_type = _base(settings.content_type)
     filtered = [dp.write_record(processing.input_filter.select(dp.parse_record(r, content_type)), content_type)
                 for r in batch.records()]
     return b"\n".join(filtered) + (b"\n" if batch.unit != "object" else b"")
+
+
+def _base(content_type: str | None) -> str:
+    """'text/csv' from 'text/csv; charset=utf-8' (DataProcessing reads records by the media type)."""
+    return (content_type or "text/csv").split(";")[0].strip().lower()
 
 
 def _output(batch: Batch, answer: bytes, settings: Settings) -> bytes:
     processing = settings.processing
     line = settings.assemble_with == "Line"
     if processing.active:
-        content_type, accept = settings.content_type or "text/csv", settings.accept or settings.content_type
+        content_type, accept = _base(settings.content_type), _base(settings.accept or settings.content_type)
         records = batch.records()
         answers = dp.split_answer(answer, accept, len(records))
         out = []
