@@ -310,7 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     j = sub.add_parser("jobs", help="list training jobs, newest first")
     j.add_argument("--limit", type=int, default=50, metavar="N")
     j.add_argument("--json", action="store_true", help="DescribeTrainingJob of each job, as JSON")
-    j.add_argument("--kind", choices=["training", "transform"], default="training", help="which jobs (default: training)")
+    j.add_argument("--kind", choices=["training", "transform"], default="training",
+                   help="which jobs (default: training)")
     j.set_defaults(run=cmd_jobs)
 
     d = sub.add_parser("describe", help="DescribeTrainingJob of one job, as JSON")
@@ -353,7 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     # ---- batch transform (nbsage.transform_arguments) ----
     from nbsage.transform_arguments import TRANSFORM
-    tf = sub.add_parser("transform", help="run a batch transform job: a model over a data set, one .out per input file")
+    tf = sub.add_parser("transform",
+                        help="run a batch transform job: a model over a data set, one .out per input file")
     for flags, kwargs in TRANSFORM + arguments.place_arguments():
         tf.add_argument(*flags, **kwargs)
     tf.set_defaults(run=cmd_transform)

@@ -160,7 +160,8 @@ class SageMakerMagics(Magics, Configurable):
     # ---- jobs --------------------------------------------------------------------------------------
     @line_magic
     @takes([arg("--limit", type=int, default=50, help="show at most this many jobs (newest first)"),
-            arg("--kind", choices=["training", "transform"], default="training", help="which jobs (default: training)")])
+            arg("--kind", choices=["training", "transform"], default="training",
+                help="which jobs (default: training)")])
     @one_line()
     def sm_jobs(self, line):
         """List training jobs: name, status, algorithm, created, duration, final metric."""
