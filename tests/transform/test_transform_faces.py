@@ -69,9 +69,11 @@ def test_the_cell_magic_takes_settings_as_yaml_and_the_job_list_shows_it(session
     shell.user_ns["batch"] = str(tmp_path / "in.csv")
     job = shell.run_cell_magic("sm_transform", f"reg --data batch --output-path {tmp_path / 'out'} --quiet",
                                'content_type: text/csv\nsplit_type: Line\nassemble_with: Line\naccept: text/csv\n'
-                               'input_filter: "$[1:]"\njoin_source: Input\noutput_filter: "$[0,-1]"\n')
+                               'strategy: SingleRecord\ninput_filter: "$[1:]"\njoin_source: Input\n'
+                               'output_filter: "$[0,-1]"\n')
     assert isinstance(job, TransformJob) and shell.user_ns["_sm_transform_job"].name == job.name
-    assert [line.split(",")[0] for line in (tmp_path / "out" / "in.csv.out").read_text().splitlines()] == ["id1", "id2"]
+    rows = [line.split(",") for line in (tmp_path / "out" / "in.csv.out").read_text().splitlines()]
+    assert [r[0] for r in rows] == ["id1", "id2"] and all(len(r) == 2 and float(r[1]) == float(r[1]) for r in rows)
     listed = shell.run_line_magic("sm_jobs", "--kind transform")
     assert listed[0][0] == job.name and "no transform jobs" not in repr(listed)
     with pytest.raises(UsageError, match="'split' is not a transform setting; did you mean 'split_type'"):

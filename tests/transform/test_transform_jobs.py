@@ -69,23 +69,6 @@ def test_a_folder_of_csv_files_becomes_one_out_per_file_in_order_on_two_instance
     assert Transformer.attach(job.name, session).describe()["ModelName"] == transformer.model_name
 
 
-def test_join_source_input_with_filters_keeps_the_id_and_the_prediction(session, trained, tmp_path):
-    archive, booster, X = trained
-    (tmp_path / "in").mkdir()
-    ids = [f"row{i}" for i in range(50)]
-    (tmp_path / "in" / "scored.csv").write_text(_csv(X[:50], ids))
-    model = Model(archive, algorithm="xgboost", name="churn", sagemaker_session=session)
-    model.transformer(output_path=str(tmp_path / "unused"))  # records the model under its name
-    transformer = Transformer("churn", assemble_with="Line", accept="text/csv", strategy="SingleRecord",
-                              output_path=str(tmp_path / "out"), sagemaker_session=session)
-    transformer.transform(str(tmp_path / "in" / "scored.csv"), content_type="text/csv", split_type="Line",
-                          input_filter="$[1:]", join_source="Input", output_filter="$[0,-1]", logs=False)
-
-    rows = [line.split(",") for line in (tmp_path / "out" / "scored.csv.out").read_text().splitlines()]
-    assert [r[0] for r in rows] == ids and all(len(r) == 2 for r in rows)
-    np.testing.assert_allclose([float(r[1]) for r in rows], _predict(booster, X[:50]), rtol=1e-5)
-
-
 def test_a_record_the_model_rejects_fails_the_job_naming_file_and_line_and_keeps_the_good_outputs(
         session, trained, tmp_path):
     archive, booster, X = trained
