@@ -109,7 +109,7 @@ def _line_blocks(stream: BinaryIO, name: str, max_bytes: int) -> Iterator[Batch]
                 raise too_large(name, f"line {line}", size, max_bytes, "Line")
             body, pending = pending[:cut + 1], pending[cut + 1:]
         count = body.count(b"\n") + (0 if body.endswith(b"\n") else 1)
-        if body.strip():
+        if not body.isspace():  # (isspace stops at the first other byte; strip would copy the payload)
             yield Batch(body, line, count)
         line += count
 
