@@ -30,6 +30,7 @@ from nbsage.transform.records import Batch, batches
 
 HOST = "127.0.0.1"
 _RETRY_STATUSES = (500, 502, 503, 504)
+_WHOLE_REQUEST_STATUSES = (406, 413, 415)  # the request as a whole (size, content types): no record to find
 
 
 class TransformFailed(NBSageError):
@@ -193,7 +194,7 @@ def _transform_batch(instance: Instance, obj: InputObject, batch: Batch) -> byte
                               f"{settings.processing.input_filter.text!r}: {e}") from None
     status, answer, message = instance.invoke(body)
     if status >= 300 or status == 0:
-        if batch.count > 1 and 400 <= status < 500 and status != 413:
+        if batch.count > 1 and 400 <= status < 500 and status not in _WHOLE_REQUEST_STATUSES:
             raise _locate(instance, obj, batch, status, message)
         raise _rejected(obj, batch.where(), status, message)
     try:
