@@ -9,7 +9,8 @@
     join_source: Input
     output_filter: "$[0,-1]"
 
-The grammar is nbsage.transform_arguments' (the CLI's `nbsage transform` takes the same); this
+JOB_OR_MODEL may also be the name of an Estimator or Model in the notebook (its model is recorded
+first). The grammar is nbsage.transform_arguments' (the CLI's `nbsage transform` takes the same); this
 module parses, calls it and shows the job. Returns the TransformJob (also kept as
 `_sm_transform_job`), followed live by the notebook's job monitor. `%sm_transform_jobs` lists the
 transform jobs. Mistakes and failures are one-line UsageErrors; `%config TransformMagics.wait = False`
@@ -76,6 +77,9 @@ class TransformMagics(Magics, Configurable):
         """Run a batch transform job with a model (or a training job's model); returns the TransformJob."""
         from nbsage.transform_arguments import transform_call
         args = parse(self.sm_transform, line)
+        held = self.shell.user_ns.get(args.model) if args.model.isidentifier() else None
+        if held is not None and not isinstance(held, str) and hasattr(held, "transformer"):
+            args.model = held.transformer().model_name  # an Estimator or Model in the notebook: its model, recorded
         data = args.data
         if data and data.isidentifier() and isinstance(self.shell.user_ns.get(data), str):
             args.data = self.shell.user_ns[data]  # a variable holding the path or URL

@@ -64,10 +64,10 @@ def test_the_cli_runs_a_transform_and_lists_it(session, archive, tmp_path, capsy
 
 
 def test_the_cell_magic_takes_settings_as_yaml_and_the_job_list_shows_it(session, archive, tmp_path, shell):
-    Model(archive, algorithm="xgboost", name="reg", sagemaker_session=session).transformer()
+    shell.user_ns["reg_model"] = Model(archive, algorithm="xgboost", name="reg", sagemaker_session=session)
     (tmp_path / "in.csv").write_text("id1,1,2,3\nid2,4,5,6\n")
     shell.user_ns["batch"] = str(tmp_path / "in.csv")
-    job = shell.run_cell_magic("sm_transform", f"reg --data batch --output-path {tmp_path / 'out'} --quiet",
+    job = shell.run_cell_magic("sm_transform", f"reg_model --data batch --output-path {tmp_path / 'out'} --quiet",
                                'content_type: text/csv\nsplit_type: Line\nassemble_with: Line\naccept: text/csv\n'
                                'strategy: SingleRecord\ninput_filter: "$[1:]"\njoin_source: Input\n'
                                'output_filter: "$[0,-1]"\n')
