@@ -54,6 +54,7 @@ def transform_on_worker(job_name: str, request: dict, objects: list, model: byte
     from nbsage.transform.job import settings_of, stage_model
     from nbsage.transform.servers import ModelServers, batch_environment
     worker = get_worker()
+    key = worker.get_current_task()
     typed = TransformRequest.from_dict(request)
     folder = Path(worker.local_directory) / "nbsage-transform" / job_name / f"instance-{index + 1}"
     shutil.rmtree(folder, ignore_errors=True)
@@ -70,6 +71,9 @@ def transform_on_worker(job_name: str, request: dict, objects: list, model: byte
     def report() -> None:
         while not done.wait(_EVENT_SECONDS):
             worker.log_event(topic, {"instance": index, "records": progress.records, "done": progress.objects_done})
+            task = worker.state.tasks.get(key)
+            if task is None or task.state in ("cancelled", "released", "forgotten"):
+                stop.set()  # the supervisor let go of this job
             try:
                 if stop_event.is_set():
                     stop.set()
