@@ -59,6 +59,9 @@ def test_the_cli_runs_a_transform_and_lists_it(session, archive, tmp_path, capsy
     assert cli.main(["jobs", "--kind", "transform"]) == 0
     listing = capsys.readouterr().out
     assert "cli-batch" in listing and "Completed" in listing and "reg" in listing
+    assert cli.main(["transform", "reg", "--data", str(tmp_path / "in"), "--content-type", "image/png",
+                     "--split-type", "Line", "--quiet"]) == cli.EXIT_FAILED  # the endpoint's 415, with file and line
+    assert "ClientError: x.csv lines 1-2: the model answered 415" in capsys.readouterr().err
     assert cli.main(["transform", "reg", "--data", str(tmp_path / "in"), "--split-type", "Lines"]) == cli.EXIT_USAGE
     assert "split_type 'Lines' is not supported; use 'None' or 'Line'" in capsys.readouterr().err
 
