@@ -140,7 +140,7 @@ def memory(size_mb: int, folder: Path) -> dict:
     from nbsage.model import Model
     from nbsage.session import Session
     data = folder / "big"
-    data.mkdir()
+    data.mkdir(parents=True)
     rng = np.random.default_rng(2)
     block = np.round(rng.normal(size=(100000, FEATURES)), 4).astype(np.float32)
     _write_rows(folder / "block.csv", block)
@@ -149,7 +149,8 @@ def memory(size_mb: int, folder: Path) -> dict:
         while f.tell() < size_mb * 2**20:
             f.write(chunk)
     size = (data / "big.csv").stat().st_size
-    archive = folder / "model.tar.gz"
+    (folder / "block.csv").unlink()
+    archive = folder.parent / "model.tar.gz"
     session = Session.default()
     transformer = Model(archive, algorithm="xgboost", sagemaker_session=session).transformer(
         instance_count=1, strategy="MultiRecord", assemble_with="Line", output_path=str(folder / "big-out"))
@@ -174,6 +175,7 @@ def memory(size_mb: int, folder: Path) -> dict:
     done.set()
     t.join()
     assert desc["TransformJobStatus"] == "Completed", desc.get("FailureReason")
+    (data / "big.csv").unlink()
     return {"file_mb": size / 2**20, "supervisor_mb": peaks["supervisor"] / 2**20,
             "server_mb": peaks["server"] / 2**20, "seconds": seconds, "records": desc["nbsage:RecordsTransformed"]}
 
@@ -185,12 +187,13 @@ def _children(pid: int) -> list[int]:
         return []
 
 
-def main(rows: int = 1_000_000, memory_mb: int = 0, write: bool = True, note: str = "") -> dict:
+def main(rows: int = 1_000_000, memory_mb: int | str = 0, write: bool = True, note: str = "") -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["NBSAGE_HOME"] = str(Path(tmp) / "home")
         folder = Path(tmp)
         result = throughput(rows, folder)
-        mem = memory(memory_mb, folder) if memory_mb else None
+        sizes = [int(m) for m in str(memory_mb).split(",") if int(m)]
+        mems = [memory(size, folder / f"memory-{size}") for size in sizes]
     ratio = result["phase_rows_s"] / result["floor_rows_s"]
     whole_ratio = result["whole_rows_s"] / result["floor_rows_s"]
     body = f"""{note}
@@ -209,22 +212,27 @@ CPU seconds: all threads of the floor's process; for the transform, the job's su
 model servers from start to end (server start-up and model loading included) — the measure that
 moves least with other work on a shared machine.
 """
-    if mem:
-        body += f"""
-Memory, one {mem['file_mb']:,.0f} MB CSV object streamed by one instance ({mem['records']:,} records in {mem['seconds']:.0f} s):
-peak resident set of the job's supervisor (reads, batches, writes) {mem['supervisor_mb']:.0f} MB, of its model
-server {mem['server_mb']:.0f} MB — bounded by payload × requests in flight, not by the file.
+    if mems:
+        body += """
+Memory: one CSV object streamed by one instance, MultiRecord at 6 MB; peak resident set (VmHWM) of the
+job's supervisor (reads, batches, writes the `.out`) and of its model server:
+
+| input object | records | seconds | supervisor peak | model server peak |
+|---|---|---|---|---|
 """
+        for mem in mems:
+            body += (f"| {mem['file_mb']:,.0f} MB | {mem['records']:,} | {mem['seconds']:.0f} | "
+                     f"{mem['supervisor_mb']:.0f} MB | {mem['server_mb']:.0f} MB |\n")
     if write:
         write_section("Batch transform", body)
     print(body)
-    return {**result, "memory": mem}
+    return {**result, "memory": mems}
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--memory-mb", type=int, default=0)
+    parser.add_argument("--memory-mb", default="0", help="sizes of the streamed file, e.g. 64,2048")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--note", default="")
     parser.add_argument("--max-concurrent-transforms", type=int, default=None)

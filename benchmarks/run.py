@@ -25,5 +25,5 @@ if __name__ == "__main__":
     print("Places:", bench_places.main())
     print("Place start-up overhead:", bench_place_startup.main())
     print("Reliability (load and fault):", bench_reliability.main())
-    print("Batch transform:", bench_transform.main(memory_mb=2048))
+    print("Batch transform:", bench_transform.main(memory_mb="64,2048"))
     print("Results written to", Path(__file__).with_name("RESULTS.md"))
