@@ -45,6 +45,8 @@ _EXPORTS = {
     "IntegerParameter": "nbsage.tuner",
     "CategoricalParameter": "nbsage.tuner",
     "TuningJob": "nbsage.tuning_job",
+    "Transformer": "nbsage.transformer",
+    "TransformJob": "nbsage.transformer",
 }
 
 __all__ = sorted(_EXPORTS) + ["load_ipython_extension", "unload_ipython_extension"]

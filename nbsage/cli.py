@@ -119,6 +119,8 @@ def cmd_train(args) -> int:
 
 # ---- jobs -------------------------------------------------------------------------------------
 def cmd_jobs(args) -> int:
+    if getattr(args, "kind", "training") == "transform":  # transform jobs: nbsage.transform_arguments
+        return cmd_transform_jobs(args)
     descriptions = [job.describe() for job in _session(args).list_training_jobs(limit=args.limit)]
     if args.json:
         print(json.dumps(descriptions, indent=2, default=str))
@@ -253,6 +255,33 @@ def cmd_algorithms(args) -> int:
     return 0
 
 
+# ---- batch transform ----------------------------------------------------------------------------
+def cmd_transform(args) -> int:
+    from nbsage.transform_arguments import transform_call
+    job = transform_call(args, _session(args))
+    desc = job.describe()
+    print(f"{job.name}: {desc['TransformJobStatus']}; {desc['nbsage:RecordsTransformed']:,} records, "
+          f"{desc['nbsage:ObjectsTransformed']}/{desc['nbsage:ObjectsTotal']} objects -> "
+          f"{desc['TransformOutput']['S3OutputPath']}")
+    return 0
+
+
+def cmd_transform_jobs(args) -> int:
+    from nbsage.transform_arguments import TRANSFORM_HEADER, transform_rows
+    session = _session(args)
+    if args.json:
+        from nbsage.transformer import TransformJob
+        print(json.dumps([TransformJob(r["name"], session).describe() for r in
+                          session.store.list_jobs(limit=args.limit, kind="transform")], indent=2, default=str))
+        return 0
+    rows = transform_rows(session, args.limit)
+    if not rows:
+        print("no transform jobs yet (start one with: nbsage transform MODEL --data SRC)")
+        return 0
+    _print_table(rows, TRANSFORM_HEADER)
+    return 0
+
+
 # ---- the parser -------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     from nbsage import __version__
@@ -281,6 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     j = sub.add_parser("jobs", help="list training jobs, newest first")
     j.add_argument("--limit", type=int, default=50, metavar="N")
     j.add_argument("--json", action="store_true", help="DescribeTrainingJob of each job, as JSON")
+    j.add_argument("--kind", choices=["training", "transform"], default="training",
+                   help="which jobs (default: training)")
     j.set_defaults(run=cmd_jobs)
 
     d = sub.add_parser("describe", help="DescribeTrainingJob of one job, as JSON")
@@ -320,6 +351,14 @@ def build_parser() -> argparse.ArgumentParser:
     de = sub.add_parser("delete", help="delete an endpoint (stops its server)")
     de.add_argument("endpoint", metavar="ENDPOINT")
     de.set_defaults(run=cmd_delete)
+
+    # ---- batch transform (nbsage.transform_arguments) ----
+    from nbsage.transform_arguments import TRANSFORM
+    tf = sub.add_parser("transform",
+                        help="run a batch transform job: a model over a data set, one .out per input file")
+    for flags, kwargs in TRANSFORM + arguments.place_arguments():
+        tf.add_argument(*flags, **kwargs)
+    tf.set_defaults(run=cmd_transform)
 
     a = sub.add_parser("algorithms", help="the built-in algorithms and their hyperparameters")
     a.add_argument("name", nargs="?", metavar="NAME")

@@ -290,6 +290,19 @@ class Estimator:
                             serializer=serializer, deserializer=deserializer, endpoint_name=endpoint_name,
                             wait=wait, **kwargs)
 
+    def transformer(self, instance_count: int = 1, instance_type: str = "local", strategy: str | None = None,
+                    assemble_with: str | None = None, output_path: str | None = None, output_kms_key=None,
+                    accept: str | None = None, env: dict | None = None, max_concurrent_transforms: int | None = None,
+                    max_payload: int | None = None, tags=None, role=None, volume_kms_key=None,
+                    model_name: str | None = None, entry_point: str | None = None, **kwargs):
+        """A Transformer (batch transform) for the latest job's model, recorded under the job's name
+        (or `model_name`), as the SDK does."""
+        model = self.create_model(entry_point=entry_point, name=model_name or self._completed_job().name)
+        return model.transformer(instance_count=instance_count, instance_type=instance_type, strategy=strategy,
+                                 assemble_with=assemble_with, output_path=output_path, output_kms_key=output_kms_key,
+                                 accept=accept, env=env, max_concurrent_transforms=max_concurrent_transforms,
+                                 max_payload=max_payload, tags=tags, volume_kms_key=volume_kms_key, **kwargs)
+
     def __repr__(self) -> str:
         what = self.algorithm.name if self.algorithm else f"entry_point={self.entry_point!r}"
         return f"Estimator({what}, hyperparameters={self._hyperparameters!r}, instance_type={self.instance_type!r})"

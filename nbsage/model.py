@@ -235,6 +235,19 @@ class Model:
         predictor.data_capture_config = self.data_capture_config
         return predictor
 
+    def transformer(self, instance_count: int = 1, instance_type: str = "local", strategy: str | None = None,
+                    assemble_with: str | None = None, output_path: str | None = None, output_kms_key=None,
+                    accept: str | None = None, env: dict | None = None, max_concurrent_transforms: int | None = None,
+                    max_payload: int | None = None, tags=None, volume_kms_key=None, **kwargs):
+        """A Transformer (batch transform) for this model; the model is recorded under its name first."""
+        from nbsage.transformer import Transformer, register_model
+        name = register_model(self)
+        return Transformer(name, instance_count=instance_count, instance_type=instance_type, strategy=strategy,
+                           assemble_with=assemble_with, output_path=output_path, output_kms_key=output_kms_key,
+                           accept=accept, env=env, max_concurrent_transforms=max_concurrent_transforms,
+                           max_payload=max_payload, tags=tags, volume_kms_key=volume_kms_key,
+                           sagemaker_session=self._session(), **kwargs)
+
     def delete_model(self) -> None:
         """Nothing to do: nbsage keeps no model resource apart from the artifact."""
 

@@ -83,9 +83,9 @@ class DaskBackend(SupervisedBackend):
     def check(self, request) -> None:
         from nbsage.runtime.environment import count_gpus, is_gpu_instance_type
         require_distributed()
-        if request.kind != "training":
-            raise PlaceError(f"the dask place runs training jobs; run {request.kind} jobs on the local place "
-                             "(backend='local')")
+        if request.kind not in ("training", "transform"):  # transform: nbsage.transform.dask_place
+            raise PlaceError(f"the dask place runs training and transform jobs; run {request.kind} jobs on the "
+                             "local place (backend='local')")
         self.check_artifact_root(request)
         count = request.instance_count
         if self.scheduler is None and self.n_workers and int(self.n_workers) < count:

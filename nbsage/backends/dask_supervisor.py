@@ -387,6 +387,14 @@ def supervise(job_name: str, scheduler: str | None = None, n_workers: int | None
         JobLifecycle(store, job_name, request.kind).failed_client(
             f"cannot reach the Dask scheduler at {where}: {e}", "The Dask cluster could not be reached")
         return 1
+    if request.kind == "transform":  # input objects over the workers (nbsage.transform.dask_place)
+        from nbsage.transform.dask_place import supervise as supervise_transform
+        try:
+            return supervise_transform(client, stores, job, request, where)
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
     try:
         hosts = _DaskHosts(client, stores, job, request)
         hosts_holder["hosts"] = hosts

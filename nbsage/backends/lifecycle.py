@@ -38,6 +38,8 @@ KIND_WORDS = {
     "training": KindWords("Training job", "training", "Uploading generated training model", "the training process"),
     "processing": KindWords("Processing job", "processing", "Uploading generated output data",
                             "the processing job's runtime", "the processing job"),
+    "transform": KindWords("Transform job", "transforming", "Writing the transformed data",
+                           "the transform job's model servers", "the transform job"),
 }
 
 
@@ -145,6 +147,10 @@ class JobLifecycle:
 
     def processing(self) -> None:
         self._set("InProgress", "Processing", f"{self.words.noun} in progress")
+
+    def transforming(self, message: str | None = None) -> None:
+        """A transform job sends its records to the model."""
+        self._set("InProgress", "Transforming", message or f"{self.words.noun} in progress")
 
     def uploading(self) -> None:
         self._set("InProgress", "Uploading", self.words.uploading)

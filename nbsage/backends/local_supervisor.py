@@ -30,6 +30,9 @@ def supervise(job_name: str) -> int:
     if request.kind == "processing":  # the same supervisor, a processing job's steps
         from nbsage.backends.processing_job import supervise as supervise_processing
         return supervise_processing(stores, job, request)
+    if request.kind == "transform":  # model servers on this machine (nbsage.transform.job)
+        from nbsage.transform.job import supervise as supervise_transform
+        return supervise_transform(stores, job, request)
     if request.is_multi_host:  # several instances: one runtime process per host
         from nbsage.backends.multi_host import supervise_local
         return supervise_local(stores, job, request)

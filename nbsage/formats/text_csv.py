@@ -374,6 +374,10 @@ def read_features(body: bytes | str, num_features: int | None = None) -> np.ndar
     row's width is checked before the rest is parsed, so a body of the wrong shape is refused at once."""
     if num_features is not None:
         _check_first_row(body, num_features)
+    if isinstance(body, bytes) and len(body) >= _ARROW_REQUEST_BYTES:
+        rows = _read_features_arrow(body)
+        if rows is not None:
+            return rows
     text = body.decode("utf-8") if isinstance(body, bytes) else body
     rows = []
     width = None
@@ -393,6 +397,29 @@ def read_features(body: bytes | str, num_features: int | None = None) -> np.ndar
     if not rows:
         raise DataError("text/csv request has no rows")
     return np.asarray(rows, dtype=np.float32)
+
+
+_ARROW_REQUEST_BYTES = 64 << 10  # from here pyarrow's C++ parser beats float() per cell (8x at 6 MB)
+
+
+def _read_features_arrow(body: bytes) -> np.ndarray | None:
+    """A large request (a batch transform's MultiRecord payload) parsed by pyarrow, in this thread;
+    None when pyarrow refuses it or a cell is empty, so the line-by-line reader names the exact line."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    width = body[:body.find(b"\n") if b"\n" in body else len(body)].count(b",") + 1
+    try:
+        table = pcsv.read_csv(pa.py_buffer(body), read_options=pcsv.ReadOptions(
+            autogenerate_column_names=True, use_threads=False), convert_options=pcsv.ConvertOptions(
+            column_types={f"f{i}": pa.float32() for i in range(width)}))
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    if table.num_rows == 0 or table.num_columns != width or any(c.null_count for c in table.columns):
+        return None
+    rows = np.empty((table.num_rows, width), dtype=np.float32)
+    for i, column in enumerate(table.columns):
+        rows[:, i] = column.to_numpy()
+    return rows
 
 
 def _check_first_row(body: bytes | str, num_features: int) -> None:
@@ -438,6 +465,9 @@ def _cell(v) -> str:
 def write_rows(rows) -> bytes:
     """Predictions as text/csv: one row per line."""
     arr = np.asarray(rows)
+    if arr.dtype.kind == "f" and arr.ndim in (1, 2):  # numpy's float32 shortest repr, vectorised: as _fmt writes it
+        cells = arr.astype(np.float32).astype(str).tolist()
+        return "\n".join(cells if arr.ndim == 1 else (",".join(row) for row in cells)).encode()
     out = io.StringIO()
     if arr.ndim == 1:
         out.write("\n".join(_fmt(v) for v in arr))

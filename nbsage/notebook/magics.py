@@ -160,15 +160,20 @@ class SageMakerMagics(Magics, Configurable):
     # ---- jobs --------------------------------------------------------------------------------------
     @line_magic
     @takes([arg("--limit", type=int, default=50, help="show at most this many jobs (newest first)"),
-            arg("--tuning", action="store_true", help="list hyperparameter tuning jobs instead")])
+            arg("--kind", choices=["training", "transform", "tuning"], default="training",
+                help="which jobs (default: training)"),
+            arg("--tuning", action="store_true", help="list hyperparameter tuning jobs (as --kind tuning)")])
     @one_line()
     def sm_jobs(self, line):
         """List training jobs: name, status, algorithm, created, duration, final metric (--tuning: tuning jobs)."""
         from nbsage.notebook.display import JobList
         args = parse(self.sm_jobs, line)
-        if args.tuning:
+        if args.tuning or args.kind == "tuning":
             from nbsage.notebook.tuning_magics import tuning_jobs
             return tuning_jobs(args.limit)
+        if args.kind == "transform":  # transform jobs: nbsage.notebook.transform_magics
+            from nbsage.notebook.transform_magics import job_list
+            return job_list(self._session, args.limit)
         return JobList(self._session.list_training_jobs(limit=args.limit))
 
     @line_magic
@@ -261,8 +266,9 @@ class SageMakerMagics(Magics, Configurable):
 
 def load_ipython_extension(ipython) -> None:
     """`%load_ext nbsage`: the SageMaker magics, the data magics (%sm_load, %%sm_sql) and %%sm_process."""
-    from nbsage.notebook import data_magics, processing_magics, tuning_magics
+    from nbsage.notebook import data_magics, processing_magics, transform_magics, tuning_magics
     ipython.register_magics(SageMakerMagics(ipython))
     data_magics.register(ipython)
     processing_magics.register(ipython)
     tuning_magics.register(ipython)
+    transform_magics.register(ipython)

@@ -48,6 +48,9 @@ CREATE TABLE IF NOT EXISTS endpoints (
     name TEXT PRIMARY KEY, status TEXT NOT NULL, config TEXT NOT NULL, host TEXT, port INTEGER,
     pid INTEGER, failure_reason TEXT, creation_time REAL NOT NULL, last_modified REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS models (
+    name TEXT PRIMARY KEY, config TEXT NOT NULL, creation_time REAL NOT NULL
+);
 """
 
 TERMINAL = ("Completed", "Failed", "Stopped")
@@ -388,3 +391,18 @@ class MetadataStore:
     def delete_endpoint(self, name: str) -> None:
         with self._tx() as db:
             db.execute("DELETE FROM endpoints WHERE name = ?", (name,))
+
+    # ---- models (CreateModel: what a transform job names with ModelName) ---------------------------
+    def put_model(self, name: str, config: dict) -> None:
+        """Record (or replace) the model called `name`: its container (ModelDataUrl, Environment, ...)."""
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO models (name, config, creation_time) VALUES (?, ?, ?)",
+                       (name, json.dumps(config), time.time()))
+
+    def find_model(self, name: str) -> dict | None:
+        """The recorded model's config, or None."""
+        rows = self._query("SELECT config FROM models WHERE name = ?", (name,))
+        return json.loads(rows[0]["config"]) if rows else None
+
+    def model_names(self) -> list[str]:
+        return [r["name"] for r in self._query("SELECT name FROM models ORDER BY creation_time DESC LIMIT 200")]

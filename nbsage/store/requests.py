@@ -185,8 +185,42 @@ class TuningRequest(JobRequest):
         return [(self.definition.get("OutputDataConfig") or {}).get("S3OutputPath", "")]
 
 
+
+
+@dataclass(frozen=True)
+class TransformRequest(JobRequest):
+    """CreateTransformJob (the model it runs, resolved when the job was created, under nbsage:Model)."""
+
+    kind: ClassVar[str] = "transform"
+    DESCRIBED: ClassVar[dict] = {
+        "ModelName": "", "MaxConcurrentTransforms": 0, "ModelClientConfig": {}, "MaxPayloadInMB": 6,
+        "BatchStrategy": None, "Environment": {}, "TransformInput": {}, "TransformOutput": {},
+        "TransformResources": {}, "DataProcessing": {"InputFilter": "$", "OutputFilter": "$", "JoinSource": "None"}}
+    model: dict = field(default_factory=dict)  # {"ModelDataUrl", "Algorithm", "EntryPoint", "Environment"}
+    input_uri: str = ""
+    data_type: str = "S3Prefix"
+    output_path: str = ""
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TransformRequest":
+        resources = data.get("TransformResources") or {}
+        source = ((data.get("TransformInput") or {}).get("DataSource") or {}).get("S3DataSource") or {}
+        return cls(
+            data=data, name=data.get("TransformJobName", ""),
+            instance_count=int(resources.get("InstanceCount", 1) or 1),
+            instance_type=resources.get("InstanceType") or "local",
+            environment=dict(data.get("Environment") or {}),
+            model=dict(data.get("nbsage:Model") or {}),
+            input_uri=source.get("S3Uri", ""), data_type=source.get("S3DataType") or "S3Prefix",
+            output_path=(data.get("TransformOutput") or {}).get("S3OutputPath", ""),
+        )
+
+    def artifact_uris(self) -> list[str]:
+        return [self.input_uri, self.output_path, self.model.get("ModelDataUrl", "")]
+
+
 KINDS: dict[str, type[JobRequest]] = {"training": TrainingRequest, "processing": ProcessingRequest,
-                                      "tuning": TuningRequest}
+                                      "tuning": TuningRequest, "transform": TransformRequest}
 
 
 def request_for(kind: str, data: dict | str) -> JobRequest:

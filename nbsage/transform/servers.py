@@ -1,0 +1,184 @@
+"""The model servers of a transform job: nbsage's own (`python -m nbsage.runtime serve`), one per instance.
+
+SageMaker runs the model's container on each instance of a transform job and calls it over HTTP;
+here each instance is a model-server process on loopback, started with the container environment
+SageMaker gives a batch container (`SAGEMAKER_BATCH`, `SAGEMAKER_MAX_PAYLOAD_IN_MB`, and
+`SAGEMAKER_BATCH_STRATEGY` / `SAGEMAKER_MAX_CONCURRENT_TRANSFORMS` when the job sets them) plus the
+model's and the job's Environment. A server that fails to load the model fails the job with the
+server's own one-line reason.
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from nbsage.errors import NBSageError
+
+HOST = "127.0.0.1"
+STARTUP_SECONDS = float(os.environ.get("NBSAGE_TRANSFORM_STARTUP_SECONDS", "600"))
+
+
+class ServerFailed(NBSageError):
+    """A model server could not be started or stopped answering."""
+
+
+def batch_environment(model: dict, request_env: dict, max_payload_mb: float, strategy: str | None,
+                      max_concurrent: int | None) -> dict:
+    """The environment of a batch container, as SageMaker sets it."""
+    env = {str(k): str(v) for k, v in (model.get("Environment") or {}).items()}
+    env.update({str(k): str(v) for k, v in (request_env or {}).items()})
+    env["SAGEMAKER_BATCH"] = "true"
+    env["SAGEMAKER_MAX_PAYLOAD_IN_MB"] = f"{max_payload_mb:g}"
+    if strategy:
+        env["SAGEMAKER_BATCH_STRATEGY"] = {"MultiRecord": "MULTI_RECORD", "SingleRecord": "SINGLE_RECORD"}[strategy]
+    if max_concurrent:
+        env["SAGEMAKER_MAX_CONCURRENT_TRANSFORMS"] = str(max_concurrent)
+    if model.get("EntryPoint"):
+        env["SAGEMAKER_PROGRAM"] = model["EntryPoint"]
+    return env
+
+
+# How a model record is served, by its "ServerKind": name -> "module:function", imported on use, each
+# function(model_dir, model, ready_file) -> the server's argv (bound to 127.0.0.1, port 0, writing its port
+# to ready_file as `python -m nbsage.runtime serve` does). A kind of model with several containers (an
+# inference pipeline) adds its entry here; a model record without one is one container.
+SERVER_KINDS = {"container": "nbsage.transform.servers:server_command"}
+
+
+def command_for(model_dir: Path, model: dict, ready_file: Path) -> list[str]:
+    """The argv of the server for a model record (see SERVER_KINDS)."""
+    import importlib
+
+    from nbsage.errors import ValidationError, did_you_mean
+    kind = model.get("ServerKind") or "container"
+    if kind not in SERVER_KINDS:
+        raise ValidationError(f"model {model.get('ModelName')!r} is served by {kind!r}, which nbsage does not know"
+                              f"{did_you_mean(kind, SERVER_KINDS)}; kinds are {', '.join(SERVER_KINDS)}")
+    module, function = SERVER_KINDS[kind].split(":")
+    return getattr(importlib.import_module(module), function)(model_dir, model, ready_file)
+
+
+def server_command(model_dir: Path, model: dict, ready_file: Path) -> list[str]:
+    """One container: nbsage's model server over the model directory."""
+    cmd = [sys.executable, "-m", "nbsage.runtime", "serve", "--model-dir", str(model_dir), "--host", HOST,
+           "--port", "0", "--ready-file", str(ready_file)]
+    if model.get("Algorithm") and not model.get("EntryPoint"):
+        cmd += ["--algorithm", model["Algorithm"]]
+    if model.get("EntryPoint"):
+        cmd += ["--entry-point", model["EntryPoint"]]
+    return cmd
+
+
+def _package_path(env: dict) -> dict:
+    """The server imports this nbsage, wherever it was imported from."""
+    root = str(Path(__file__).resolve().parents[2])
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if root not in paths:
+        env["PYTHONPATH"] = os.pathsep.join([root] + paths)
+    return env
+
+
+class ModelServers:
+    """`count` model servers for one model directory; a context manager that stops them all."""
+
+    def __init__(self, model_dir: Path, model: dict, env: dict, folder: Path, count: int, log=print):
+        self.model_dir, self.model, self.env, self.folder, self.count = Path(model_dir), model, env, Path(folder), count
+        self.log = log
+        self.procs: list[subprocess.Popen] = []
+        self.ports: list[int] = []
+
+    def __enter__(self) -> "ModelServers":
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> list[int]:
+        from nbsage.backends.runtime_process import die_with_parent
+        self.folder.mkdir(parents=True, exist_ok=True)
+        env = _package_path(dict(os.environ, PYTHONUNBUFFERED="1", **self.env))
+        for i in range(self.count):
+            ready = self.folder / f"server-{i + 1}.ready"
+            ready.unlink(missing_ok=True)
+            Path(f"{ready}.failure").unlink(missing_ok=True)
+            with open(self.folder / f"server-{i + 1}.log", "ab") as log:
+                self.procs.append(subprocess.Popen(command_for(self.model_dir, self.model, ready), env=env,
+                                                   stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                                   preexec_fn=die_with_parent, close_fds=True))
+        self.ports = [self._wait_ready(i, proc) for i, proc in enumerate(self.procs)]
+        self.log(f"{self.count} model server{'s' if self.count > 1 else ''} serving on "
+                 + ", ".join(f"{HOST}:{p}" for p in self.ports))
+        return self.ports
+
+    def _wait_ready(self, i: int, proc: subprocess.Popen) -> int:
+        ready = self.folder / f"server-{i + 1}.ready"
+        deadline, poll = time.monotonic() + STARTUP_SECONDS, 0.02
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                failure = Path(f"{ready}.failure")
+                reason = failure.read_text().strip() if failure.exists() else self.log_tail(i)
+                raise ServerFailed(f"the model server of instance {i + 1} could not start: {reason}")
+            try:
+                port = int(ready.read_text().strip())
+            except (OSError, ValueError):
+                port = None
+            if port and ping(port):
+                return port
+            time.sleep(poll)  # polling the server's readiness, with a deadline
+            poll = min(poll * 1.5, 0.25)
+        raise ServerFailed(f"the model server of instance {i + 1} did not answer /ping within {STARTUP_SECONDS:g} s")
+
+    def log_tail(self, i: int, lines: int = 5) -> str:
+        try:
+            text = (self.folder / f"server-{i + 1}.log").read_text(errors="replace")
+        except OSError:
+            return ""
+        return " | ".join(text.strip().splitlines()[-lines:])[-800:]
+
+    def execution_parameters(self) -> dict:
+        """GET /execution-parameters of the first server ({} when it has none)."""
+        conn = http.client.HTTPConnection(HOST, self.ports[0], timeout=5)
+        try:
+            conn.request("GET", "/execution-parameters")
+            response = conn.getresponse()
+            data = response.read()
+            return json.loads(data) if response.status == 200 else {}
+        except (OSError, http.client.HTTPException, ValueError):
+            return {}
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        grace = float(os.environ.get("NBSAGE_STOP_GRACE_SECONDS", "5") or 5)
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def ping(port: int, timeout: float = 2.0) -> bool:
+    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        conn.request("GET", "/ping")
+        response = conn.getresponse()
+        response.read()
+        return response.status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()
