@@ -194,7 +194,8 @@ class Model:
         model_data = self.prepare()
         deploy(session, endpoint_name, model_data, algorithm=self.algorithm,
                entry_point=self.server_entry_point, environment=self.env, instance_type=instance_type,
-               initial_instance_count=initial_instance_count, wait=wait, image_uri=self.image_uri)
+               initial_instance_count=initial_instance_count, wait=wait, image_uri=self.image_uri,
+               accelerator_type=kwargs.get("accelerator_type"))
         self.endpoint_name = endpoint_name
         if self.predictor_cls is None:
             return None
