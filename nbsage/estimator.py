@@ -227,6 +227,19 @@ class Estimator:
                                   + (f" ({desc['FailureReason']})" if desc.get("FailureReason") else ""))
         return job
 
+    def compile_model(self, target_instance_family: str, input_shape=None, output_path: str | None = None,
+                      framework: str | None = None, framework_version: str | None = None,
+                      compile_max_run: int = 15 * 60, tags=None, job_name: str | None = None, **kwargs):
+        """Compile the latest job's model to ONNX (nbsage.compilation); returns the compiled Model."""
+        model = self.create_model().compile(
+            target_instance_family, input_shape=input_shape, output_path=output_path, framework=framework,
+            framework_version=framework_version, compile_max_run=compile_max_run, tags=tags,
+            job_name=job_name, role=self.role, **kwargs)
+        if not hasattr(self, "_compiled_models"):
+            self._compiled_models = {}
+        self._compiled_models[target_instance_family] = model
+        return model
+
     def deploy(self, initial_instance_count: int = 1, instance_type: str = "local", serializer=None,
                deserializer=None, endpoint_name: str | None = None, wait: bool = True,
                entry_point: str | None = None, source_dir: str | None = None, **kwargs):

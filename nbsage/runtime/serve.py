@@ -124,6 +124,9 @@ def load_handler(model_dir: str | os.PathLike, algorithm: str | None = None, ent
     from nbsage import algorithms
     from nbsage.runtime.model_archive import check_model_dir
     check_model_dir(model_dir, algorithm, str(model_dir))
+    if (model_dir / "nbsage-compilation.json").is_file():  # compiled to ONNX (nbsage.compilation)
+        from nbsage.compilation.runtime import load as load_compiled
+        return load_compiled(model_dir, algorithms.get(algorithm).name)
     return algorithms.get(algorithm).load(str(model_dir))
 
 

@@ -157,7 +157,21 @@ class ProcessingRequest(JobRequest):
                 + [(o.get("S3Output") or {}).get("S3Uri", "") for o in self.outputs])
 
 
-KINDS: dict[str, type[JobRequest]] = {"training": TrainingRequest, "processing": ProcessingRequest}
+@dataclass(frozen=True)
+class CompilationRequest(JobRequest):
+    """CreateCompilationJob (nbsage.compilation.job)."""
+
+    kind: ClassVar[str] = "compilation"
+    DESCRIBED: ClassVar[dict] = {"InputConfig": {}, "OutputConfig": {}, "StoppingCondition": {}, "RoleArn": None}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "CompilationRequest":
+        return cls(data=data, name=data.get("CompilationJobName", ""),
+                   max_runtime=(data.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds"))
+
+
+KINDS: dict[str, type[JobRequest]] = {"training": TrainingRequest, "processing": ProcessingRequest,
+                                      "compilation": CompilationRequest}
 
 
 def request_for(kind: str, data: dict | str) -> JobRequest:
