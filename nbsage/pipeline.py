@@ -119,13 +119,12 @@ class PipelineModel:
                            sagemaker_session=self._session())
 
     def _model_name_for_transform(self) -> str:
-        """The name a Transformer finds this pipeline by: its containers recorded as a model."""
-        from nbsage.session import unique_name
+        """CreateModel with Containers: the pipeline recorded under its name, for the Transformer to find."""
+        from nbsage.session import check_name, unique_name
         self.name = self.name or unique_name("pipeline")
-        session = self._session()
-        register = getattr(session, "create_model", None)
-        if register is not None:
-            register(self.name, containers=self.pipeline_container_def())
+        check_name(self.name, "model")
+        self._session().store.put_model(self.name, {"ModelName": self.name,
+                                                    "Containers": self.pipeline_container_def()})
         return self.name
 
     def delete_model(self) -> None:

@@ -293,7 +293,8 @@ def deploy(session, endpoint_name: str, model_data: str, algorithm: str | None =
         private_dir(folder)
         if containers is not None:
             from nbsage.serving.pipelines import stage_pipeline
-            model_dir = stage_pipeline(session, containers, folder, _stage_model)
+            model_dir = stage_pipeline(containers, folder / "model",
+                                       lambda c, into: _stage_model(session, str(c["ModelDataUrl"]), into))
         else:
             model_dir = _stage_model(session, str(model_data), folder)
         private_tree(model_dir)  # copies and archives keep the modes they were made with

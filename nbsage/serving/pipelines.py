@@ -47,22 +47,23 @@ def _folder_name(index: int, name: str | None) -> str:
     return f"{index + 1:02d}-{safe}"
 
 
-def stage_pipeline(session, containers: list[dict], folder: Path, stage_model) -> Path:
-    """Stage every container's model under folder/model and write pipeline.json; returns folder/model.
+def stage_pipeline(containers: list[dict], model_dir: Path, stage_one) -> Path:
+    """Stage every container's model under model_dir and write model_dir/pipeline.json; returns model_dir.
 
-    `stage_model(session, model_data, into)` unpacks one model into `into/model` (the endpoint's own)."""
+    `stage_one(container, into)` unpacks one container's ModelDataUrl into the folder `into` and returns
+    the model directory it made (an endpoint's and a transform job's staging differ; the layout does not)."""
     from nbsage.runtime.model_archive import check_model_dir
-    model_dir = private_dir(Path(folder) / "model")
+    model_dir = private_dir(Path(model_dir))
     stages = []
     for index, c in enumerate(containers):
         sub = _folder_name(index, c.get("Name"))
-        staged = stage_model(session, str(c["ModelDataUrl"]), private_dir(model_dir / sub))
+        staged = Path(stage_one(c, private_dir(model_dir / sub)))
         private_tree(staged)
         env = c.get("Environment") or {}
         entry_point = c.get("EntryPoint") or env.get("SAGEMAKER_PROGRAM") or None
         if c.get("Algorithm") and not entry_point:
             check_model_dir(staged, c["Algorithm"], str(c["ModelDataUrl"]))
-        stages.append({"Name": c.get("Name") or sub, "Directory": f"{sub}/model", "Algorithm": c.get("Algorithm"),
-                       "EntryPoint": entry_point, "Environment": env})
+        stages.append({"Name": c.get("Name") or sub, "Directory": staged.relative_to(model_dir).as_posix(),
+                       "Algorithm": c.get("Algorithm"), "EntryPoint": entry_point, "Environment": env})
     (model_dir / PIPELINE_FILE).write_text(json.dumps(stages, indent=1))
     return model_dir
