@@ -120,7 +120,7 @@ def _blazingtext(model_dir, manifest):
         """BlazingText's classifier with the mean of rows, the output layer and softmax run by onnxruntime."""
 
         def probabilities(self, ptr, rows):
-            return blazingtext_probabilities(self.onnx_session, ptr, rows)
+            return blazingtext_probabilities(self.onnx_session, ptr, rows, len(self.w_in) - 1)
 
     native = load_model(model_dir)
     model = CompiledClassifier(**{f.name: getattr(native, f.name) for f in dataclasses.fields(native)})
@@ -128,16 +128,17 @@ def _blazingtext(model_dir, manifest):
     return BlazingTextHandler(model)
 
 
-def blazingtext_probabilities(onnx_session, ptr: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """The averaging matrix of each text's rows, then the graph: softmax(average @ w_in[rows] @ w_out.T)."""
-    n, t = len(ptr) - 1, len(rows)
-    average = np.zeros((n, max(t, 1)), dtype=np.float32)
-    for i in range(n):
-        a, b = int(ptr[i]), int(ptr[i + 1])
-        if b > a:
-            average[i, a:b] = 1.0 / (b - a)
-    ids = np.asarray(rows, dtype=np.int64) if t else np.zeros(1, dtype=np.int64)
-    return onnx_session.run(None, {"rows": ids, "average": average})[0]
+def blazingtext_probabilities(onnx_session, ptr: np.ndarray, rows: np.ndarray, zero_row: int) -> np.ndarray:
+    """Each text's rows padded with the zero row to the longest text, then the graph:
+    softmax(sum(w_in[rows]) / count @ w_out.T); an empty text averages to zeros, as natively."""
+    ptr = np.asarray(ptr, dtype=np.int64)
+    counts = np.diff(ptr)
+    n, width = len(counts), max(1, int(counts.max()) if len(counts) else 1)
+    padded = np.full((n, width), zero_row, dtype=np.int64)
+    text = np.repeat(np.arange(n), counts)
+    padded[text, np.arange(len(rows)) - ptr[text]] = rows
+    return onnx_session.run(None, {"rows": padded,
+                                   "counts": np.maximum(counts, 1).astype(np.float32).reshape(-1, 1)})[0]
 
 
 # ---- DeepAR ----------------------------------------------------------------------------------------
