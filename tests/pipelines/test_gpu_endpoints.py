@@ -43,3 +43,35 @@ def test_xgboost_on_a_gpu_endpoint_answers_as_on_cpu(session, pipeline_parts):
         assert predictor.describe()["ProductionVariants"][0]["InstanceType"] == "local_gpu"
     finally:
         predictor.delete_endpoint()
+
+
+def test_blazingtext_classifier_on_a_device_answers_as_the_numpy_one(tmp_path):
+    """The GPU endpoint's classifier (torch embedding_bag), on CUDA where there is one, else on the CPU."""
+    from compilation import models
+
+    from nbsage.algorithms.blazingtext.cuda_inference import on_device
+    from nbsage.algorithms.blazingtext.model import load_model
+    models.blazingtext_model(tmp_path)
+    native = load_model(tmp_path / "bt")
+    moved = on_device(native, "cuda" if HAS_GPU else "cpu")
+    texts = ["good movie", "", "unknown words only", "the plot was awful awful bad"]
+    ptr, rows = native.rows([t.split() for t in texts])
+    np.testing.assert_allclose(moved.probabilities(ptr, rows), native.probabilities(ptr, rows), atol=1e-6)
+    assert [labels for labels, _ in moved.predict(texts, 2)] == [labels for labels, _ in native.predict(texts, 2)]
+
+
+@pytest.mark.skipif(not HAS_GPU, reason="needs an NVIDIA GPU")
+def test_deepar_on_cuda_forecasts_as_on_cpu(tmp_path, monkeypatch):
+    from compilation import models
+
+    from nbsage import algorithms
+    archive, records = models.deepar_model(tmp_path)
+    model_dir = str(tmp_path / "root" / "model")
+    cpu = algorithms.get("deepar").load(model_dir)
+    monkeypatch.setenv("NBSAGE_INFERENCE_DEVICE", "cuda")
+    gpu = algorithms.get("deepar").load(model_dir)
+    assert gpu.predictor.device.type == "cuda"
+    series = [cpu.parse_instance(r, f"record {i}") for i, r in enumerate(records[:2])]
+    ours, theirs = gpu.predictor.forecast(series, 200, seed=1), cpu.predictor.forecast(series, 200, seed=1)
+    # different random streams on the two devices: the forecasts agree in distribution
+    np.testing.assert_allclose(ours.mean(axis=1), theirs.mean(axis=1), rtol=0.2, atol=0.2 * float(np.abs(theirs).mean()))
