@@ -71,3 +71,19 @@ def test_pipeline_model_takes_one_to_fifteen_models(pipeline_parts, module_sessi
         PipelineModel(models=models(folder, module_session) * 8)
     with pytest.raises(ValidationError, match="not an nbsage Model"):
         PipelineModel(models=["s3://bucket/model.tar.gz"])
+
+
+def test_a_stage_that_fails_to_load_fails_the_deploy_naming_it(session, pipeline_parts, tmp_path):
+    from nbsage.model import Model
+    from nbsage.pipeline import PipelineModel
+    from support import make_tarball
+    _, _, folder, _ = pipeline_parts
+    broken = make_tarball(tmp_path, "def model_fn(model_dir):\n    raise RuntimeError('weights.bin is missing')\n")
+    stages = [Model(str(folder / "xgboost.tar.gz"), algorithm="xgboost", name="xgb", sagemaker_session=session),
+              Model(str(broken), name="postprocess", sagemaker_session=session)]
+    with pytest.raises(EndpointError) as caught:
+        PipelineModel(stages, sagemaker_session=session).deploy(endpoint_name="broken-pipeline")
+    assert "pipeline stage 2 of 2 (model 'postprocess'" in str(caught.value)
+    assert "weights.bin is missing" in str(caught.value)
+    from nbsage.serving.endpoints import describe_endpoint
+    assert describe_endpoint(session, "broken-pipeline")["EndpointStatus"] == "Failed"
