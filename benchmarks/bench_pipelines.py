@@ -40,6 +40,10 @@ def transform_fn(model, body, content_type, accept):
 '''
 
 
+LOADED = (" — **taken on a loaded machine**: other work shares the cores, absolute figures are high and move "
+          "from run to run")
+
+
 def p50_ms(values) -> float:
     return 1000 * float(np.percentile(values, 50))
 
@@ -128,7 +132,7 @@ def main(requests: int = 2000) -> dict:
     body = f"""One-row CSV requests, {requests} per endpoint, interleaved, one client, keep-alive
 (`python benchmarks/bench_pipelines.py {requests}`). All stages of a pipeline run in one model server
 process (nbsage.runtime.serial_pipeline), so a stage adds its own parse/predict/format and nothing else.
-Load average at the end: {result['load']:.1f}{' — **taken on a loaded machine**: other work shares the cores, absolute figures are high and move from run to run' if loaded else ''}.
+Load average at the end: {result['load']:.1f}{LOADED if loaded else ''}.
 
 | endpoint | p50 (ms) | p99 (ms) | added per stage over `xgboost`, p50 (ms) |
 |---|---|---|---|

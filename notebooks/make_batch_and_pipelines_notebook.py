@@ -152,7 +152,8 @@ COMPILATION = [
 `compile_model` records a compilation job (`DescribeCompilationJob`'s shape), converts the booster to
 ONNX, checks it against the native model and writes a new model.tar.gz that an endpoint serves with
 onnxruntime."""),
-    ("code", """compiled = estimator.compile_model(target_instance_family="ml_c5", input_shape={"data": [1, features.shape[1]]},
+    ("code", """compiled = estimator.compile_model(target_instance_family="ml_c5",
+                                  input_shape={"data": [1, features.shape[1]]},
                                   output_path=str(work / "compiled"), framework="xgboost", framework_version="3")
 from nbsage.compilation.job import CompilationJob
 compilation = CompilationJob(compiled._compilation_job_name).describe()

@@ -2,8 +2,9 @@
 
 Tokenising, the word ids and the hashed word n-gram buckets stay in Python (they are string work a
 graph does badly); the graph takes each text's embedding rows, padded to the longest text with the
-model's zero row, and their count, and computes the class probabilities. Word2Vec models (word vectors, no classifier) do not compile: there is no network
-to run, a vector lookup is already as fast as it gets.
+model's zero row, and their count, and computes the class probabilities. Word2Vec models (word
+vectors, no classifier) do not compile: there is no network to run, a vector lookup is already as
+fast as it gets.
 """
 from __future__ import annotations
 

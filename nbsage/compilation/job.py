@@ -114,8 +114,8 @@ def parity(module, algorithm: str, model_dir: Path) -> dict:
     scale = max(1.0, float(np.max(np.abs(native)))) if native.size else 1.0
     tolerance = TOLERANCE[algorithm] * scale
     if not diff <= tolerance:
-        raise CompilationError(f"the ONNX model's outputs differ from the native {algorithm} model's by up to {diff:.3g} "
-                               f"(more than {tolerance:.3g}) on {len(native)} rows drawn from the model: this model "
+        raise CompilationError(f"the ONNX model's outputs differ from the native {algorithm} model's by up to "
+                               f"{diff:.3g} (more than {tolerance:.3g}) on {len(native)} rows drawn from the model: this model "
                                "is not supported by the compiler")
     return {"Rows": int(len(native)), "MaxAbsDiff": diff, "Tolerance": tolerance}
 

@@ -74,4 +74,5 @@ def test_deepar_on_cuda_forecasts_as_on_cpu(tmp_path, monkeypatch):
     series = [cpu.parse_instance(r, f"record {i}") for i, r in enumerate(records[:2])]
     ours, theirs = gpu.predictor.forecast(series, 200, seed=1), cpu.predictor.forecast(series, 200, seed=1)
     # different random streams on the two devices: the forecasts agree in distribution
-    np.testing.assert_allclose(ours.mean(axis=1), theirs.mean(axis=1), rtol=0.2, atol=0.2 * float(np.abs(theirs).mean()))
+    np.testing.assert_allclose(ours.mean(axis=1), theirs.mean(axis=1), rtol=0.2,
+                               atol=0.2 * float(np.abs(theirs).mean()))
