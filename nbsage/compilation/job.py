@@ -115,8 +115,8 @@ def parity(module, algorithm: str, model_dir: Path) -> dict:
     tolerance = TOLERANCE[algorithm] * scale
     if not diff <= tolerance:
         raise CompilationError(f"the ONNX model's outputs differ from the native {algorithm} model's by up to "
-                               f"{diff:.3g} (more than {tolerance:.3g}) on {len(native)} rows drawn from the model: this model "
-                               "is not supported by the compiler")
+                               f"{diff:.3g} (more than {tolerance:.3g}) on {len(native)} rows drawn from the model: "
+                               "this model is not supported by the compiler")
     return {"Rows": int(len(native)), "MaxAbsDiff": diff, "Tolerance": tolerance}
 
 
