@@ -47,3 +47,10 @@ def test_the_last_stage_answers_the_clients_accept(tmp_path, pipeline_parts):
     handler = write_pipeline(tmp_path, pipeline_parts, passthrough)
     body, content_type, _ = handler.invoke_request(b"1,0,0,1,0,0\n", "text/csv", "application/json", {})
     assert content_type == "application/json" and "score" in json.loads(body)["predictions"][0]
+
+
+def test_an_empty_answer_between_stages_names_the_stage_that_gave_it(tmp_path, pipeline_parts):
+    silent = TEXT_STAGE.replace("body.upper(), \"text/plain\"", "\"\", \"text/csv\"")
+    handler = write_pipeline(tmp_path, pipeline_parts, silent)
+    with pytest.raises(PipelineStageError, match=r"pipeline stage 1 of 2 \(model 'shout'.* answered an empty body"):
+        handler.invoke_request(b"1,0,0,1,0,0\n", "text/csv", "text/csv", {})
