@@ -195,8 +195,9 @@ latency = pd.DataFrame({
 }, index=["1 row", "1,000 rows"])
 print(f"max |margin difference| over {parity_rows} rows: {margin_diff:.2e}; probabilities: {prob_diff:.2e}")
 latency.round(4)"""),
-    ("md", """`compiled.deploy(...)` starts an endpoint that answers the same requests as the XGBoost endpoint,
-computed by onnxruntime (the compiled model.tar.gz keeps the original booster beside `model.onnx`)."""),
+    ("md", """`compiled.deploy(...)`, or `estimator.deploy(instance_type="ml.c5.xlarge", use_compiled_model=True)` as
+in the SDK, starts an endpoint that answers the same requests as the XGBoost endpoint, computed by
+onnxruntime (the compiled model.tar.gz keeps the original booster beside `model.onnx`)."""),
 ]
 
 SUMMARY = [

@@ -147,3 +147,11 @@ def test_what_does_not_compile_is_named(session, folder, xgb, tmp_path):
     script_model = Model(str(make_tarball(tmp_path / "script")), sagemaker_session=session)
     with pytest.raises(CompilationError, match="a model served by inference code cannot be compiled"):
         script_model.compile("ml_c5", output_path=str(tmp_path))
+
+
+def test_deploying_a_compiled_model_that_was_not_made_names_the_family(session):
+    from nbsage.errors import ValidationError
+    from nbsage.estimator import Estimator
+    estimator = Estimator("xgboost", {"num_round": 2}, sagemaker_session=session)
+    with pytest.raises(ValidationError, match=r"no model was compiled for 'ml_c5' \(instance type 'ml.c5.xlarge'\)"):
+        estimator.deploy(instance_type="ml.c5.xlarge", use_compiled_model=True)
