@@ -68,6 +68,16 @@ def _xgboost(model_dir, manifest):
             super().__init__([], **kwargs)
             self.session, self.output, self.column = onnx_session, output, column
             self.input = onnx_session.get_inputs()[0].name
+            self._parallel_session = None
+
+        def _session_for(self, rows: int):
+            """One thread for small requests (lowest latency), every core for large ones, as natively."""
+            from nbsage.algorithms.xgboost.inference import _PARALLEL_ROWS
+            if rows < _PARALLEL_ROWS or (os.cpu_count() or 1) == 1:
+                return self.session
+            if self._parallel_session is None:
+                self._parallel_session = session(model_dir, threads=os.cpu_count() or 1)
+            return self._parallel_session
 
         def predictions(self, rows):
             if hasattr(rows, "tocsr"):  # an absent sparse entry is missing to xgboost, not zero
@@ -76,7 +86,7 @@ def _xgboost(model_dir, manifest):
                 dense[csr.nonzero()] = csr.data
             else:
                 dense = np.ascontiguousarray(rows, dtype=np.float32)
-            out = self.session.run([self.output], {self.input: dense})[0]
+            out = self._session_for(len(dense)).run([self.output], {self.input: dense})[0]
             if self.column is not None:
                 out = out[:, self.column]
             elif out.ndim == 2 and out.shape[1] == 1:
