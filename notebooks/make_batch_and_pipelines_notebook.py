@@ -38,8 +38,8 @@ rng = np.random.default_rng(0)
 raw = pd.DataFrame({"age": rng.normal(40, 10, rows).round(1), "income": rng.normal(50000, 15000, rows).round(0),
                     "city": rng.choice(CITIES, rows)})
 label = ((raw.age > 40) != raw.city.isin(["paris", "nice"])).astype(int)
-work = Path("batch_and_pipelines")
-work.mkdir(exist_ok=True)
+work = Path("output") / "batch_and_pipelines"   # notebooks/output/ is not tracked
+work.mkdir(parents=True, exist_ok=True)
 raw.head()"""),
 ]
 
