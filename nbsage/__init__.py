@@ -32,6 +32,7 @@ _EXPORTS = {
     "ProcessingJob": "nbsage.processing",
     "Model": "nbsage.model",
     "Predictor": "nbsage.predictor",
+    "PipelineModel": "nbsage.pipeline",
     "NBSageError": "nbsage.errors",
     "serializers": "nbsage.serializers",
     "deserializers": "nbsage.deserializers",

@@ -281,11 +281,37 @@ class Estimator:
                                   + (f" ({desc['FailureReason']})" if desc.get("FailureReason") else ""))
         return job
 
+    def compile_model(self, target_instance_family: str, input_shape=None, output_path: str | None = None,
+                      framework: str | None = None, framework_version: str | None = None,
+                      compile_max_run: int = 15 * 60, tags=None, job_name: str | None = None, **kwargs):
+        """Compile the latest job's model to ONNX (nbsage.compilation); returns the compiled Model."""
+        model = self.create_model().compile(
+            target_instance_family, input_shape=input_shape, output_path=output_path, framework=framework,
+            framework_version=framework_version, compile_max_run=compile_max_run, tags=tags,
+            job_name=job_name, role=self.role, **kwargs)
+        if not hasattr(self, "_compiled_models"):
+            self._compiled_models = {}
+        self._compiled_models[target_instance_family] = model
+        return model
+
+    def _compiled_model_for(self, instance_type: str):
+        family = "_".join(instance_type.split(".")[:-1]) if instance_type.startswith("ml.") else instance_type
+        compiled = getattr(self, "_compiled_models", {})
+        if family not in compiled:
+            made = ", ".join(compiled) or "none yet"
+            raise ValidationError(f"no model was compiled for {family!r} (instance type {instance_type!r}); call "
+                                  f"compile_model(target_instance_family={family!r}, ...) first (compiled for: {made})")
+        return compiled[family]
+
     def deploy(self, initial_instance_count: int = 1, instance_type: str = "local", serializer=None,
                deserializer=None, endpoint_name: str | None = None, wait: bool = True,
                entry_point: str | None = None, source_dir: str | None = None, **kwargs):
-        """Start an endpoint for the latest job's model; returns a Predictor."""
-        model = self.create_model(entry_point=entry_point, source_dir=source_dir)
+        """Start an endpoint for the latest job's model; returns a Predictor. With use_compiled_model=True
+        (as the SDK), the model compile_model made for the instance type's family (ml.c5.xlarge -> ml_c5)."""
+        if kwargs.pop("use_compiled_model", False):
+            model = self._compiled_model_for(instance_type)
+        else:
+            model = self.create_model(entry_point=entry_point, source_dir=source_dir)
         return model.deploy(initial_instance_count=initial_instance_count, instance_type=instance_type,
                             serializer=serializer, deserializer=deserializer, endpoint_name=endpoint_name,
                             wait=wait, **kwargs)

@@ -220,7 +220,8 @@ class Model:
         model_data = self.prepare()
         deploy(session, endpoint_name, model_data, algorithm=self.algorithm,
                entry_point=self.server_entry_point, environment=self.env, instance_type=instance_type,
-               initial_instance_count=initial_instance_count, wait=wait, image_uri=self.image_uri)
+               initial_instance_count=initial_instance_count, wait=wait, image_uri=self.image_uri,
+               accelerator_type=kwargs.get("accelerator_type"))
         self.endpoint_name = endpoint_name
         if self.predictor_cls is None:
             return None
@@ -247,6 +248,29 @@ class Model:
                            accept=accept, env=env, max_concurrent_transforms=max_concurrent_transforms,
                            max_payload=max_payload, tags=tags, volume_kms_key=volume_kms_key,
                            sagemaker_session=self._session(), **kwargs)
+
+    def compile(self, target_instance_family: str, input_shape=None, output_path: str | None = None,
+                role: str | None = None, tags=None, job_name: str | None = None, compile_max_run: int = 15 * 60,
+                framework: str | None = None, framework_version: str | None = None, **kwargs) -> "Model":
+        """Compile this model to ONNX for onnxruntime (Neo's local counterpart, nbsage.compilation): a
+        compilation job is recorded, and this Model then serves the compiled model.tar.gz (as the SDK's
+        compile returns the Model it compiled). A model or target that does not compile raises a
+        CompilationError naming the part that is not supported."""
+        from nbsage.compilation import CompilationError
+        from nbsage.compilation.job import compile_model
+        unsupported = sorted(k for k, v in kwargs.items() if v is not None)
+        if unsupported:
+            raise CompilationError(f"Model.compile() does not take {', '.join(unsupported)}: nbsage compiles for "
+                                   "onnxruntime on this machine, named by target_instance_family (ml_c5, ...)")
+        hint = f" ({self.entry_point})" if self.entry_point else ""
+        job = compile_model(self._session(), self.model_data, None if self.entry_point else self.algorithm,
+                            target_instance_family, input_shape=input_shape, output_path=output_path,
+                            framework=framework, framework_version=framework_version, job_name=job_name, role=role,
+                            compile_max_run=compile_max_run, model_hint=hint)
+        self.model_data = job.model_data
+        self._compilation_job_name = job.name
+        self._is_compiled_model = True
+        return self
 
     def delete_model(self) -> None:
         """Nothing to do: nbsage keeps no model resource apart from the artifact."""

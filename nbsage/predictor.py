@@ -64,13 +64,14 @@ class Predictor:
                 inference_id=None, custom_attributes=None, component_name=None):
         """Serialize data, invoke the endpoint and return the deserialized answer."""
         from nbsage.serving.endpoints import invoke_endpoint
-        if target_model is not None:
-            raise EndpointError("target_model is for multi-model endpoints, which nbsage does not serve yet")
         args = self._request_args(data, initial_args, target_variant, custom_attributes, inference_id)
+        if target_model is not None:
+            args["TargetModel"] = target_model
         body, content_type, _ = invoke_endpoint(
             self.sagemaker_session, self.endpoint_name, args["Body"], args.get("ContentType"),
             args.get("Accept"), custom_attributes=args.get("CustomAttributes"),
-            target_variant=args.get("TargetVariant"), inference_id=args.get("InferenceId"))
+            target_variant=args.get("TargetVariant"), inference_id=args.get("InferenceId"),
+            target_model=args.get("TargetModel"))
         return self.deserializer.deserialize(io.BytesIO(body), content_type)
 
     def describe(self) -> dict:

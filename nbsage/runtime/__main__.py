@@ -23,6 +23,7 @@ def main(argv=None) -> int:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8080)
     s.add_argument("--ready-file", default=None, help="write the bound port here once serving")
+    s.add_argument("--pipeline", action="store_true", help="model_dir holds a serial inference pipeline")
     args = parser.parse_args(argv)
     os.umask(PRIVATE_UMASK)  # what the job, its script and the model server write is the user's alone
     if args.command == "train":
@@ -33,7 +34,7 @@ def main(argv=None) -> int:
         return run_processing(args.root)
     from nbsage.runtime.serve import serve
     return serve(model_dir=args.model_dir, algorithm=args.algorithm, entry_point=args.entry_point,
-                 host=args.host, port=args.port, ready_file=args.ready_file)
+                 host=args.host, port=args.port, ready_file=args.ready_file, pipeline=args.pipeline)
 
 
 if __name__ == "__main__":

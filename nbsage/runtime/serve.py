@@ -101,10 +101,15 @@ def one_line(exc: BaseException, limit: int = 1000) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def load_handler(model_dir: str | os.PathLike, algorithm: str | None = None, entry_point: str | None = None):
+def load_handler(model_dir: str | os.PathLike, algorithm: str | None = None, entry_point: str | None = None,
+                 pipeline: bool = False):
     """The InferenceHandler for a model directory: user code if there is an entry point (given,
-    SAGEMAKER_PROGRAM, or code/inference.py), else the built-in algorithm's loader."""
+    SAGEMAKER_PROGRAM, or code/inference.py), else the built-in algorithm's loader; with `pipeline`,
+    the serial inference pipeline laid out in it (nbsage.runtime.serial_pipeline)."""
     model_dir = Path(model_dir)
+    if pipeline:
+        from nbsage.runtime.serial_pipeline import load as load_pipeline
+        return load_pipeline(model_dir)
     entry_point = entry_point or os.environ.get("SAGEMAKER_PROGRAM") or None
     if not entry_point and not algorithm and (model_dir / "code" / "inference.py").exists():
         entry_point = "inference.py"
@@ -119,6 +124,9 @@ def load_handler(model_dir: str | os.PathLike, algorithm: str | None = None, ent
     from nbsage import algorithms
     from nbsage.runtime.model_archive import check_model_dir
     check_model_dir(model_dir, algorithm, str(model_dir))
+    if (model_dir / "nbsage-compilation.json").is_file():  # compiled to ONNX (nbsage.compilation)
+        from nbsage.compilation.runtime import load as load_compiled
+        return load_compiled(model_dir, algorithms.get(algorithm).name)
     return algorithms.get(algorithm).load(str(model_dir))
 
 
@@ -293,7 +301,7 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def serve(model_dir: str, algorithm: str | None = None, entry_point: str | None = None,
-          host: str = "127.0.0.1", port: int = 8080, ready_file: str | None = None) -> int:
+          host: str = "127.0.0.1", port: int = 8080, ready_file: str | None = None, pipeline: bool = False) -> int:
     """Run the model server until SIGTERM or SIGINT; returns the process exit code.
 
     The socket is bound first (port 0 picks a free one) and its port written to `ready_file`
@@ -323,7 +331,7 @@ def serve(model_dir: str, algorithm: str | None = None, entry_point: str | None 
     code = 0
     try:
         started = time.perf_counter()
-        handler = load_handler(model_dir, algorithm, entry_point)
+        handler = load_handler(model_dir, algorithm, entry_point, pipeline)
         server.set_handler(handler)
         print(f"nbsage model server: model loaded in {time.perf_counter() - started:.2f}s; "
               f"serving on http://{host}:{server.port}", file=sys.stderr, flush=True)

@@ -105,16 +105,20 @@ def _describe(session, record: dict) -> dict:
     status = record["status"]
     count = int(config.get("InitialInstanceCount") or 1)
     image = config.get("Algorithm") or config.get("ImageUri") or "nbsage-inference"
+    images = [c.get("Algorithm") or c.get("ImageUri") or "nbsage-inference" for c in config["Containers"]] \
+        if config.get("Containers") else [image]
     variant = {
         "VariantName": VARIANT,
-        "DeployedImages": [{"SpecifiedImage": image, "ResolvedImage": image,
-                            "ResolutionTime": iso(record["creation_time"])}],
+        "DeployedImages": [{"SpecifiedImage": i, "ResolvedImage": i,
+                            "ResolutionTime": iso(record["creation_time"])} for i in images],
         "CurrentWeight": 1.0,
         "DesiredWeight": 1.0,
         "CurrentInstanceCount": count if status == "InService" else 0,
         "DesiredInstanceCount": count,
         "InstanceType": config.get("InstanceType", "local"),
     }
+    if config.get("AcceleratorType"):
+        variant["AcceleratorType"] = config["AcceleratorType"]
     out = {
         "EndpointName": record["name"],
         "EndpointArn": _arn(record["name"]),
@@ -239,16 +243,24 @@ def _server_env(environment: dict | None, entry_point: str | None) -> dict:
 def deploy(session, endpoint_name: str, model_data: str, algorithm: str | None = None,
            entry_point: str | None = None, environment: dict | None = None, instance_type: str = "local",
            initial_instance_count: int = 1, wait: bool = True, image_uri: str | None = None,
-           startup_timeout: float = STARTUP_TIMEOUT) -> dict:
+           startup_timeout: float = STARTUP_TIMEOUT, containers: list[dict] | None = None,
+           accelerator_type: str | None = None) -> dict:
     """Create an endpoint serving `model_data` and return its DescribeEndpoint description.
 
     model_data is a model.tar.gz (local path or any fsspec URL) or a local model directory.
     `algorithm` names a built-in algorithm whose loader serves it; `entry_point` names inference
     code in the model's code/ folder (user code wins when both are given; with neither, the
     archive's code/inference.py is used). `environment` is the container environment. With
-    wait=False it returns while Creating; describe_endpoint/wait_for_endpoint follow it."""
+    wait=False it returns while Creating; describe_endpoint/wait_for_endpoint follow it.
+    `containers` (CreateModel's Containers) serves a serial inference pipeline instead of one model
+    (nbsage.serving.pipelines); a GPU instance_type or accelerator_type needs a GPU here (nbsage.serving.gpu)."""
+    from nbsage.serving.gpu import DEVICE_ENV, inference_device
     from nbsage.store.names import check_name
     check_name(endpoint_name, "endpoint")
+    device = inference_device(instance_type, accelerator_type)
+    if containers is not None:
+        from nbsage.serving.pipelines import check_containers
+        check_containers(containers)
     model_data = str(model_data)
     if is_local(model_data):  # record where it really is, whatever the caller's working directory
         model_data = str(Path(local_path(model_data)).expanduser().resolve())
@@ -268,6 +280,10 @@ def deploy(session, endpoint_name: str, model_data: str, algorithm: str | None =
         "InstanceType": instance_type,
         "InitialInstanceCount": int(initial_instance_count),
     }
+    if containers is not None:
+        config["Containers"] = [dict(c) for c in containers]
+    if accelerator_type:
+        config["AcceleratorType"] = accelerator_type
     store = session.store
     store.create_endpoint(endpoint_name, config)
     folder = endpoint_dir(session, endpoint_name)
@@ -275,9 +291,14 @@ def deploy(session, endpoint_name: str, model_data: str, algorithm: str | None =
         if folder.exists():
             shutil.rmtree(folder)  # left over from an endpoint of the same name that was not deleted cleanly
         private_dir(folder)
-        model_dir = _stage_model(session, str(model_data), folder)
+        if containers is not None:
+            from nbsage.serving.pipelines import stage_pipeline
+            model_dir = stage_pipeline(containers, folder / "model",
+                                       lambda c, into: _stage_model(session, str(c["ModelDataUrl"]), into))
+        else:
+            model_dir = _stage_model(session, str(model_data), folder)
         private_tree(model_dir)  # copies and archives keep the modes they were made with
-        if algorithm and not entry_point and not (environment or {}).get("SAGEMAKER_PROGRAM"):
+        if algorithm and containers is None and not entry_point and not (environment or {}).get("SAGEMAKER_PROGRAM"):
             # the algorithm's own model file, named before a server fails on it
             from nbsage.runtime.model_archive import check_model_dir
             check_model_dir(model_dir, algorithm, model_data)
@@ -287,12 +308,17 @@ def deploy(session, endpoint_name: str, model_data: str, algorithm: str | None =
             cmd += ["--algorithm", algorithm]
         if entry_point:
             cmd += ["--entry-point", entry_point]
+        if containers is not None:
+            cmd += ["--pipeline"]
+        server_env = _server_env(environment, entry_point)
+        if device != "cpu":
+            server_env[DEVICE_ENV] = device
         # the supervisor runs the server as its child and replaces it when it dies (serving/supervisor.py)
         cmd = [sys.executable, "-m", "nbsage.serving.supervisor", "--db", str(store.path),
                "--name", endpoint_name, "--folder", str(folder), "--", *cmd]
         with open(private_file(folder / LOG_NAME), "ab") as log:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                    cwd=folder, env=_server_env(environment, entry_point),
+                                    cwd=folder, env=server_env,
                                     start_new_session=True, close_fds=True, umask=PRIVATE_UMASK)
         store.update_endpoint(endpoint_name, pid=proc.pid, host=HOST)
         _launched[proc.pid] = proc  # how it ended, for the failure reason, when this process started it
@@ -404,8 +430,11 @@ def _dead_endpoint(session, name: str, exc: Exception) -> EndpointError:
 
 def invoke_endpoint(session, name: str, body, content_type: str | None = None, accept: str | None = None,
                     custom_attributes: str | None = None, target_variant: str | None = None,
-                    inference_id: str | None = None) -> tuple[bytes, str, dict]:
+                    inference_id: str | None = None, target_model: str | None = None) -> tuple[bytes, str, dict]:
     """InvokeEndpoint: POST the body to the endpoint's /invocations.
+
+    `target_model` (TargetModel) picks a model of a multi-model endpoint; an endpoint that serves one
+    model (or a pipeline) refuses it, naming what it serves.
 
     Returns (response body, response content type, response headers). A non-2xx answer raises
     ModelError(status, message); an endpoint that is not running raises EndpointError.
@@ -429,6 +458,8 @@ def invoke_endpoint(session, name: str, body, content_type: str | None = None, a
         headers["X-Amzn-SageMaker-Custom-Attributes"] = custom_attributes
     if inference_id is not None:
         headers["X-Amzn-SageMaker-Inference-Id"] = inference_id
+    if target_model is not None:
+        headers["X-Amzn-SageMaker-Target-Model"] = _check_target_model(session, name, target_model)
     key = (str(session.home), name)
     entry = _connections().get(key)
     reused = entry is not None
@@ -461,6 +492,19 @@ def invoke_endpoint(session, name: str, body, content_type: str | None = None, a
     if response.status >= 300:
         raise ModelError(response.status, _error_message(data))
     return data, response_type, out_headers
+
+
+def _check_target_model(session, name: str, target_model) -> str:
+    """TargetModel is for multi-model endpoints (Mode 'MultiModel'); any other endpoint refuses it."""
+    config = session.store.get_endpoint(name)["config"]
+    if config.get("Mode") == "MultiModel":
+        return str(target_model)
+    what = f"a serial inference pipeline of {len(config['Containers'])} models" if config.get("Containers") \
+        else "one model"
+    raise EndpointError(f"endpoint {name!r} serves {what}, not a multi-model endpoint: target_model "
+                        f"({target_model!r}, TargetModel) picks a model of a multi-model endpoint "
+                        "(Mode 'MultiModel'), which nbsage does not serve yet; invoke it without target_model "
+                        "(its model answers), or deploy each model to an endpoint of its own")
 
 
 def _error_message(data: bytes) -> str:

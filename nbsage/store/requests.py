@@ -185,8 +185,6 @@ class TuningRequest(JobRequest):
         return [(self.definition.get("OutputDataConfig") or {}).get("S3OutputPath", "")]
 
 
-
-
 @dataclass(frozen=True)
 class TransformRequest(JobRequest):
     """CreateTransformJob (the model it runs, resolved when the job was created, under nbsage:Model)."""
@@ -219,8 +217,22 @@ class TransformRequest(JobRequest):
         return [self.input_uri, self.output_path, self.model.get("ModelDataUrl", "")]
 
 
+@dataclass(frozen=True)
+class CompilationRequest(JobRequest):
+    """CreateCompilationJob (nbsage.compilation.job)."""
+
+    kind: ClassVar[str] = "compilation"
+    DESCRIBED: ClassVar[dict] = {"InputConfig": {}, "OutputConfig": {}, "StoppingCondition": {}, "RoleArn": None}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "CompilationRequest":
+        return cls(data=data, name=data.get("CompilationJobName", ""),
+                   max_runtime=(data.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds"))
+
+
 KINDS: dict[str, type[JobRequest]] = {"training": TrainingRequest, "processing": ProcessingRequest,
-                                      "tuning": TuningRequest, "transform": TransformRequest}
+                                      "tuning": TuningRequest, "transform": TransformRequest,
+                                      "compilation": CompilationRequest}
 
 
 def request_for(kind: str, data: dict | str) -> JobRequest:

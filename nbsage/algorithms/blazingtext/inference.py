@@ -93,4 +93,9 @@ class BlazingTextHandler(InferenceHandler):
 
 def load(model_dir) -> BlazingTextHandler:
     """The handler for a BlazingText model directory (model.bin, or word2vec vectors files)."""
-    return BlazingTextHandler(load_model(model_dir))
+    import os
+    model = load_model(model_dir)
+    if os.environ.get("NBSAGE_INFERENCE_DEVICE") == "cuda":  # a GPU endpoint (nbsage.serving.gpu)
+        from nbsage.algorithms.blazingtext.cuda_inference import on_device
+        model = on_device(model, "cuda")
+    return BlazingTextHandler(model)

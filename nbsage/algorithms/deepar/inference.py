@@ -147,4 +147,5 @@ def load(model_dir: str) -> DeepARHandler:
     """The handler for a model directory written by DeepAR training (CPU inference, as SageMaker's)."""
     from nbsage.algorithms.deepar.training import set_threads
     set_threads()
-    return DeepARHandler(DeepARPredictor.load(model_dir, device="cpu"))
+    device = os.environ.get("NBSAGE_INFERENCE_DEVICE") or "cpu"  # cuda on a GPU endpoint (nbsage.serving.gpu)
+    return DeepARHandler(DeepARPredictor.load(model_dir, device=device))

@@ -66,13 +66,17 @@ class LinearModel:
             return float(np.log(t) - np.log1p(-t))
         return t
 
+    def margins(self, x: np.ndarray) -> np.ndarray:
+        """The linear scores x @ weights + bias [n, outputs] (a compiled model computes these its own way)."""
+        return x.astype(np.float64) @ self.weights + self.bias
+
     def predict(self, x: np.ndarray) -> dict:
         """{"score": ..., "predicted_label": ...} arrays for feature rows x [n, features]."""
         if x.ndim != 2 or x.shape[1] != self.feature_dim:
             got = x.shape[1] if x.ndim == 2 else "?"
             raise InvalidRequest(f"records have {got} features; this model was trained on "
                                  f"{self.feature_dim} (feature_dim)")
-        z = x.astype(np.float64) @ self.weights + self.bias
+        z = self.margins(x)
         if self.predictor_type == "binary_classifier":
             score = _sigmoid(z[:, 0]) if self.loss == "logistic" else z[:, 0]
             return {"score": score, "predicted_label": (score > self.score_threshold()).astype(np.int64)}

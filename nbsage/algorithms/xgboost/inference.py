@@ -125,9 +125,10 @@ def load(model_dir) -> XGBoostHandler:
     """The inference handler for a model directory holding xgboost-model (or xgboost-model-0..k-1)."""
     models = model_files(model_dir)
     boosters = []
+    device = os.environ.get("NBSAGE_INFERENCE_DEVICE") or "cpu"  # cuda on a GPU endpoint (nbsage.serving.gpu)
     for path in models:
         booster = load_booster(path)
-        booster.set_param({"nthread": 1, "device": "cpu"})
+        booster.set_param({"nthread": 1, "device": device})
         boosters.append(booster)
     config = json.loads(boosters[0].save_config())["learner"]
     objective = config["objective"]["name"]
