@@ -369,11 +369,64 @@ def iter_batches(files: list[Path], batch_rows: int = DEFAULT_BATCH_ROWS, weight
     return CSVFormat().iter_batches(files, batch_rows, labelled=labelled, weights=weights)
 
 
+SMALL_REQUEST_BYTES = 2048  # below this a request is parsed cell by cell: pyarrow's set-up costs more
+
+
 def read_features(body: bytes | str, num_features: int | None = None) -> np.ndarray:
     """A text/csv inference request: rows of features only, no label. With `num_features` the first
-    row's width is checked before the rest is parsed, so a body of the wrong shape is refused at once."""
+    row's width is checked before the rest is parsed, so a body of the wrong shape is refused at once.
+
+    A body of more than a few rows is parsed whole by pyarrow's CSV reader (a 1,000-row request in a
+    tenth of the time of `float()` on every cell); when pyarrow rejects it, or reads it differently
+    from Python's `float()` could (a quoted or empty cell), the cell-by-cell parser reads it again to
+    answer the same as always: the rows, or an error naming the line and the cell.
+    """
     if num_features is not None:
         _check_first_row(body, num_features)
+    if len(body) >= SMALL_REQUEST_BYTES:
+        rows = _read_features_whole(body)
+        if rows is not None:
+            return rows
+    return _read_features_by_cell(body)
+
+
+def _read_features_whole(body: bytes | str) -> np.ndarray | None:
+    """The body's rows parsed at once by pyarrow (float64, then float32, as `float()` then numpy
+    would round them), or None where only the cell-by-cell parser can answer."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    data = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+    width = _first_width(data)
+    if width is None or b'"' in data:  # no rows, or a quote (pyarrow unquotes; float() does not)
+        return None
+    names = [f"c{i}" for i in range(width)]
+    try:
+        table = pacsv.read_csv(
+            pa.py_buffer(data),
+            read_options=pacsv.ReadOptions(column_names=names, use_threads=False),
+            parse_options=pacsv.ParseOptions(delimiter=",", quote_char=False),
+            convert_options=pacsv.ConvertOptions(column_types={c: pa.float64() for c in names},
+                                                 null_values=[""], strings_can_be_null=False))
+    except (pa.ArrowInvalid, UnicodeDecodeError):
+        return None
+    if table.num_rows == 0 or any(column.null_count for column in table.columns):
+        return None
+    rows = np.empty((table.num_rows, width), dtype=np.float32)
+    for j, column in enumerate(table.columns):
+        rows[:, j] = column.to_numpy()
+    return rows
+
+
+def _first_width(data: bytes) -> int | None:
+    """Cells in the first non-blank line (None: every line is blank)."""
+    for line in data.split(b"\n", 64):
+        if line.strip():
+            return line.count(b",") + 1
+    return None
+
+
+def _read_features_by_cell(body: bytes | str) -> np.ndarray:
+    """A request parsed line by line, `float()` on every cell: exact errors for a bad line or cell."""
     text = body.decode("utf-8") if isinstance(body, bytes) else body
     rows = []
     width = None
@@ -436,8 +489,16 @@ def _cell(v) -> str:
 
 
 def write_rows(rows) -> bytes:
-    """Predictions as text/csv: one row per line."""
+    """Predictions as text/csv: one row per line, each number as `str(numpy.float32(v))` writes it.
+
+    A numeric array is formatted by numpy in one call (the same shortest float32 text, cell by cell
+    identical); anything else (strings, mixed objects) value by value.
+    """
     arr = np.asarray(rows)
+    if arr.dtype.kind in "biuf" and arr.ndim in (1, 2):
+        cells = arr.astype(np.float32).astype(str).tolist()
+        lines = cells if arr.ndim == 1 else (",".join(row) for row in cells)
+        return "\n".join(lines).encode()
     out = io.StringIO()
     if arr.ndim == 1:
         out.write("\n".join(_fmt(v) for v in arr))
