@@ -130,26 +130,53 @@ class Piece:
         return pa.BufferReader(self.mapped.slice(self.start, self.stop - self.start))
 
 
-def pieces(path: Path, width: int) -> list[Piece]:
+def pieces(path: Path, width: int, share: tuple[int, int] | None = None) -> list[Piece]:
     """A file cut into runs of whole lines of about PIECE_BYTES, to parse side by side.
 
-    A gzip file is one piece: it can only be decompressed from its start.
+    A gzip file is one piece: it can only be decompressed from its start. With `share` =
+    (start, stop), only the lines that begin in those bytes of the (plain) file.
     """
     import pyarrow as pa
     size = path.stat().st_size
-    if size <= PIECE_BYTES or compression.is_gzip(path):
+    if share is None and (size <= PIECE_BYTES or compression.is_gzip(path)):
         return [Piece(path, width)]
     mapped = pa.memory_map(str(path)).read_buffer()  # pieces are zero-copy slices of the page cache
-    count = -(-size // PIECE_BYTES)
-    cuts = [0]
+    start, stop = (0, size) if share is None else (_line_start(mapped, share[0]), _line_start(mapped, share[1]))
+    count = max(1, -(-(stop - start) // PIECE_BYTES))
+    cuts = [start]
     for k in range(1, count):
-        cut = _line_end(mapped, max(cuts[-1], size * k // count))
-        if cut >= size:
+        cut = _line_end(mapped, max(cuts[-1], start + (stop - start) * k // count))
+        if cut >= stop:
             break
         if cut > cuts[-1]:
             cuts.append(cut)
-    cuts.append(size)
-    return [Piece(path, width, a, b, mapped) for a, b in zip(cuts, cuts[1:])]
+    cuts.append(stop)
+    return [Piece(path, width, a, b, mapped) for a, b in zip(cuts, cuts[1:]) if b > a]
+
+
+def _line_start(data, pos: int) -> int:
+    """The offset of the first line that begins at or after `pos` (the size when there is none)."""
+    return 0 if pos <= 0 else min(data.size, _line_end(data, pos - 1))
+
+
+def host_byte_shares(files: list[Path], rank: int, size: int) -> list[tuple[Path, int, int]] | None:
+    """Host `rank` of `size`'s share of a channel's plain CSV files: (file, start, stop) byte ranges,
+    an equal part of the files' bytes taken in order; a line belongs to the host its first byte falls
+    to. None when a file is gzip (it can only be read from its start)."""
+    sizes = []
+    for path in files:
+        if compression.is_gzip(path):
+            return None
+        sizes.append(path.stat().st_size)
+    total = sum(sizes)
+    low, high = total * rank // size, total * (rank + 1) // size
+    shares, offset = [], 0
+    for path, n in zip(files, sizes):
+        start, stop = max(low - offset, 0), min(high - offset, n)
+        if start < stop:
+            shares.append((path, start, stop))
+        offset += n
+    return shares
 
 
 def _line_end(data, pos: int) -> int:
@@ -239,14 +266,27 @@ class CSVFormat(ArrowFormat):
             raise locate_error(path, width, leading, " ".join(str(e).split())) from None
 
     def read_table(self, files, *, labelled: bool = True, weights: bool = False, num_features: int | None = None,
-                   **options) -> Table:
+                   host_share: tuple[int, int] | None = None, **options) -> Table:
         """Every row of the channel in one Table: every file parsed (in pieces, several at once),
         then the result allocated once and the columns copied into its rows.
 
         (A CSV file's row count is known only once it is parsed.)
+
+        `host_share` = (rank, size): only host `rank` of `size`'s part of the rows — the lines that
+        begin in its equal part of the files' bytes (`host_byte_shares`) — and nothing else is
+        parsed. Plain files only: with a gzip file each host reads every row and keeps rows
+        rank, rank+size, ...
         """
         files = [Path(f) for f in files]
         leading = int(labelled) + int(weights and labelled)
+        shares = None
+        if host_share is not None:
+            shares = {path: (start, stop) for path, start, stop in host_byte_shares(files, *host_share) or []}
+            if not shares and any(compression.is_gzip(f) for f in files):
+                table = self.read_table(files, labelled=labelled, weights=weights, num_features=num_features)
+                rows = slice(host_share[0], None, host_share[1])
+                return Table(table.features[rows], None if table.labels is None else table.labels[rows],
+                             None if table.weights is None else table.weights[rows])
         work, first = [], None
         for path in files:
             width = self._layout(path, leading)
@@ -260,9 +300,14 @@ class CSVFormat(ArrowFormat):
             elif width != first[1]:
                 raise DataError(f"{path}: {width - leading} features per record, and {first[0].name} has "
                                 f"{first[1] - leading}; every file of a channel needs the same columns")
-            work += pieces(path, width)
-        if not work:
+            if shares is None:
+                work += pieces(path, width)
+            elif path in shares:
+                work += pieces(path, width, shares[path])
+        if not work and (shares is None or first is None):
             raise DataError("no rows: " + describe_files(files))
+        if not work:  # this host's share is empty (fewer lines than hosts)
+            return empty_table(0, first[1] - leading, labelled, leading == 2)
         parts = self._parse_all(work, leading)
         table = empty_table(sum(data.num_rows for data in parts), first[1] - leading, labelled, leading == 2)
         start, pending = 0, []
