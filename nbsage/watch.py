@@ -13,7 +13,6 @@ change, so a place that only learns of a job's end when asked (a dead supervisor
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import select
 import sys
@@ -89,6 +88,7 @@ def _inotify(folder) -> int | None:
     """An inotify descriptor watching the folder's files, or None where there is none to be had."""
     if not sys.platform.startswith("linux"):
         return None
+    import ctypes  # only when a job is followed: `import nbsage` stays light
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         fd = libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC)
