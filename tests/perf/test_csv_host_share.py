@@ -57,3 +57,27 @@ def test_gzip_files_are_read_whole_and_split_by_rows(tmp_path):
     path.write_bytes(gzip.compress("".join(f"{i % 2},{i}\n" for i in range(11)).encode()))
     part = text_csv.CSVFormat().read_table([path], host_share=(1, 3))
     assert part.features[:, 0].tolist() == [1, 4, 7, 10]
+
+
+def test_two_hosts_train_on_a_fully_replicated_csv_channel_each_reading_its_part(tmp_path, session):
+    import re
+
+    from nbsage.estimator import Estimator
+    from nbsage.inputs import TrainingInput
+    folder = tmp_path / "train"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    X = rng.random((301, 3))
+    lines = [f"{int(x[0] > 0.5)},{x[0]:.4f},{x[1]:.4f},{x[2]:.4f}" for x in X]
+    (folder / "a.csv").write_text("\n".join(lines[:200]) + "\n")
+    (folder / "b.csv").write_text("\n".join(lines[200:]) + "\n")
+    hps = {"num_round": 2, "max_depth": 2, "objective": "binary:logistic"}
+    job = Estimator("xgboost", hps, instance_count=2, sagemaker_session=session).fit(
+        {"train": TrainingInput(str(folder), content_type="text/csv")}, logs=False)
+    rows = [int(m.group(1)) for line in job.logs() if (m := re.search(r"Train matrix has (\d+) rows", line))]
+    assert sorted(rows) != [301, 301] and sum(rows) == 301 and len(rows) == 2  # each host its part, once
+    (folder / "b.csv").write_text("\n".join(lines[200:260] + ["nan,1,2,3"] + lines[261:]) + "\n")
+    failed = Estimator("xgboost", hps, instance_count=2, sagemaker_session=session).fit(
+        {"train": TrainingInput(str(folder), content_type="text/csv")}, wait=False).wait_quietly(timeout=120)
+    assert failed["TrainingJobStatus"] == "Failed"
+    assert re.search(r"b\.csv line 61\b.*label is nan", failed["FailureReason"]), failed["FailureReason"]
