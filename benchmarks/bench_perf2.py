@@ -1,7 +1,7 @@
 """Performance II: batch CSV requests, short-job overhead, staging, Dask FullyReplicated (short settings).
 
-`python benchmarks/bench_perf2.py [part ...]` (parts: batch, overhead, xgb3s, staging, dask; default
-all) prints one Markdown block per part and writes them to RESULTS.md's "Performance II" section.
+`python benchmarks/bench_perf2.py [part ...]` (parts: batch, overhead, xgb3s, staging, dask, memory,
+imports; default all) prints one Markdown block per part and writes them to RESULTS.md's "Performance II" section.
 Each figure is taken next to its anchor in the same run, runs interleaved, median (min for Dask):
 
 - batch: a 1,000-row (and a 1-row) text/csv request to the breast-cancer XGBoost handler in process
@@ -227,7 +227,69 @@ def dask() -> str:
                               f"{bp.ROUNDS} rounds; runs: {results}")
 
 
-PARTS = {"batch": batch, "overhead": overhead, "xgb3s": xgb3s, "staging": staging, "dask": dask}
+def _child_peak(argv: list[str], **kwargs) -> tuple[float, float]:
+    """(seconds, peak RSS in MiB) of a child process, its own peak alone (wait4's rusage)."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kwargs)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.returncode == 0, argv
+    return time.perf_counter() - t, usage.ru_maxrss / 1024
+
+
+def memory() -> str:
+    """Peak memory of the 200k x 50, 100-round job's runtime against the same xgboost.train in a new process."""
+    import bench_xgboost_training as bx
+    import nbsage
+    from nbsage.backends.staging import prepare_root
+    from nbsage.runtime.layout import JobRoot
+    with tempfile.TemporaryDirectory() as tmp:
+        train, val = Path(tmp) / "train.csv", Path(tmp) / "validation.csv"
+        bx.make_data(train, 200_000, 0, 50)
+        bx.make_data(val, 50_000, 1, 50)
+        est = nbsage.Estimator("xgboost", hyperparameters={**bx.PARAMS, "num_round": 100})
+        job = est.fit({"train": nbsage.TrainingInput(str(train), content_type="text/csv"),
+                       "validation": nbsage.TrainingInput(str(val), content_type="text/csv")}, wait=False)
+        job.wait_quietly()
+        request = job.typed_request().to_dict()
+        code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_xgboost_training as b; "
+                f"from pathlib import Path; b.direct(Path({str(train)!r}), Path({str(val)!r}), 100)")
+        ours, theirs = [], []
+        for i in range(2):
+            root = prepare_root(JobRoot(Path(tmp) / f"root{i}"), request)
+            ours.append(_child_peak([sys.executable, "-m", "nbsage.runtime", "train", "--root", str(root.path)]))
+            theirs.append(_child_peak([sys.executable, "-c", code]))
+    o, d = min(m for _, m in ours), min(m for _, m in theirs)
+    return (f"| 200,000 x 50, 100 rounds, + 50,000-row validation | peak RSS (MiB) | seconds |\n|---|---:|---:|\n"
+            f"| nbsage runtime (`python -m nbsage.runtime train --root`) | **{o:.0f}** | "
+            f"{min(t for t, _ in ours):.2f} |\n"
+            f"| `xgboost.train` script in a new process (pyarrow CSV read) | {d:.0f} | {min(t for t, _ in theirs):.2f} |\n"
+            f"| ratio | **{o / d:.2f}** | |\n\nLowest of 2 runs each (wait4's ru_maxrss of the process alone).")
+
+
+def imports() -> str:
+    """`import nbsage` against `import sagemaker` (the SDK it stands in for), each in new interpreters:
+    the fastest wall time over a bare interpreter's fastest (bytecode cached)."""
+    env = dict(os.environ, SAGEMAKER_SUPPRESS_V2_WARNING="1")
+
+    def fastest(stmt: str, n: int) -> float:
+        times = []
+        for _ in range(n):
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-c", stmt], check=True, capture_output=True, env=env)
+            times.append(time.perf_counter() - t)
+        return min(times)
+    fastest("import sagemaker", 1)  # warm the page cache
+    n = 4 * REPEATS
+    bare, ours, sdk = fastest("pass", n), fastest("import nbsage", n), fastest("import sagemaker", 2)
+    return (f"| | import time (ms over a bare interpreter) |\n|---|---:|\n| `import nbsage` | **{(ours - bare) * 1e3:.0f}** |\n"
+            f"| `import sagemaker` (SDK v2, the anchor) | {(sdk - bare) * 1e3:.0f} |\n"
+            f"| ratio | **{(ours - bare) / (sdk - bare):.3f}** |\n\n"
+            f"Fastest of {n} new interpreters for nbsage and the bare one ({bare * 1e3:.0f} ms), of 2 for the SDK.")
+
+
+PARTS = {"batch": batch, "overhead": overhead, "xgb3s": xgb3s, "staging": staging, "dask": dask,
+         "memory": memory, "imports": imports}
 
 
 def main(parts=None) -> dict:
