@@ -14,6 +14,8 @@ How the selected objects reach the algorithm depends on the input mode:
   built-in algorithm's job, a hard link on the same file system — nbsage's own code only reads its
   input, and no mode is changed on the link (it is the source's inode). A job that runs the user's
   code (script mode) gets a reflink or a copy: a hard link would let its writes reach the source.
+  (A hard-linked file is read as it is when the algorithm reads it: rewriting the file in place
+  while the job starts changes what it reads, where a copy would have kept the staged version.)
   The staged input is removed when the job's runtime has ended (`release_input`); config, logs,
   model and outputs stay until the job folder is pruned (`nbsage prune`, nbsage.backends.retention).
 - FastFile: a read-only view, nothing copied up front. SageMaker mounts the S3 prefix read-only
