@@ -237,6 +237,22 @@ def cmd_delete(args) -> int:
     return 0
 
 
+def cmd_prune(args) -> int:
+    """Remove the folders of jobs that ended long enough ago (records and uploaded artifacts stay)."""
+    from nbsage.backends.retention import RETENTION_ENV, prune_job_folders, retention_days
+    days = args.older_than if args.older_than is not None else (retention_days() or 0.0)
+    if days < 0:
+        raise UsageError(f"--older-than {days:g}: expected a number of days >= 0")
+    pruned = prune_job_folders(_session(args), days, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for p in pruned:
+        print(f"{verb} {p.path} ({p.bytes / 2**20:.1f} MiB)")
+    total = sum(p.bytes for p in pruned) / 2**20
+    print(f"{verb} {len(pruned)} job folder(s) of jobs that ended over {days:g} day(s) ago, {total:.1f} MiB "
+          f"(job records, logs and uploaded artifacts are kept; {RETENTION_ENV} prunes after every job)")
+    return 0
+
+
 # ---- algorithms -------------------------------------------------------------------------------
 def cmd_algorithms(args) -> int:
     from nbsage import algorithms
@@ -359,6 +375,12 @@ def build_parser() -> argparse.ArgumentParser:
     for flags, kwargs in TRANSFORM + arguments.place_arguments():
         tf.add_argument(*flags, **kwargs)
     tf.set_defaults(run=cmd_transform)
+
+    pr = sub.add_parser("prune", help="remove the folders of jobs that ended (their records and artifacts stay)")
+    pr.add_argument("--older-than", type=float, default=None, metavar="DAYS",
+                    help="only jobs that ended more than DAYS days ago (default: $NBSAGE_JOB_RETENTION_DAYS, else 0)")
+    pr.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
+    pr.set_defaults(run=cmd_prune)
 
     a = sub.add_parser("algorithms", help="the built-in algorithms and their hyperparameters")
     a.add_argument("name", nargs="?", metavar="NAME")

@@ -114,11 +114,13 @@ class Job:
 
     def wait_quietly(self, timeout: float | None = None, poll: float = 0.1) -> dict:
         """Block until the job ends (or `timeout` seconds pass) without printing; returns the description."""
+        from nbsage.watch import store_changes
         deadline = time.monotonic() + timeout if timeout else None
-        while True:
-            desc = self.describe()
-            if desc[self.status_field] in TERMINAL:
-                return desc
-            if deadline and time.monotonic() > deadline:
-                return desc
-            time.sleep(poll)
+        with store_changes(self) as changes:  # woken by the store's writes; `poll` at the longest
+            while True:
+                desc = self.describe()
+                if desc[self.status_field] in TERMINAL:
+                    return desc
+                if deadline and time.monotonic() > deadline:
+                    return desc
+                changes.wait(poll)

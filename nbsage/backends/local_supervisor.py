@@ -13,7 +13,7 @@ from nbsage.backends.log_stream import LogSink
 from nbsage.backends.pipe_feeder import PipeFeeder
 from nbsage.backends.runtime_process import RuntimeRun
 from nbsage.backends.spot import Attempt, ManagedSpot, RestartFailed, killed_by
-from nbsage.backends.staging import collect, prepare_root, release_fastfile, stopped_model
+from nbsage.backends.staging import collect, prepare_root, release_fastfile, release_input, stopped_model
 from nbsage.errors import NBSageError
 from nbsage.runtime.layout import JobRoot
 from nbsage.store import Stores
@@ -81,7 +81,7 @@ class _LocalJob:
             self.spot.bill()
             life.failed_restoring_checkpoints(e)
             return 1
-        release_fastfile(self.root)  # the runtime has ended: its FastFile mounts go before the job ends
+        release_input(self.root)  # the runtime has ended: its FastFile mounts and staged input go before the job ends
         self.sink.close()
         return self.finish(last)
 
@@ -136,6 +136,16 @@ def main(argv=None) -> int:
         return supervisor_main(supervise, argv[0])  # never leaves the job InProgress
     finally:
         release_fastfile()  # whatever way the job ended, no mount outlives it
+        _prune_old_job_folders()
+
+
+def _prune_old_job_folders() -> None:
+    """NBSAGE_JOB_RETENTION_DAYS: old job folders go once this job has ended (never its failure)."""
+    from nbsage.backends.retention import prune_by_setting
+    try:
+        prune_by_setting(Stores.from_environment())
+    except Exception as e:  # pruning is housekeeping: the job's outcome is already recorded
+        print(f"Pruning old job folders failed: {type(e).__name__}: {e}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,18 @@ seeded shuffle, re-seeded per epoch in Pipe mode) and S3DataDistributionType (Sh
 host i of N gets objects i, i+N, ... of that list — object-level sharding, so a host may get none).
 How the selected objects reach the algorithm depends on the input mode:
 
-- File: copied into `input/data/<channel>/<key>` before the runtime starts. With CompressionType
+- File: put into `input/data/<channel>/<key>` before the runtime starts. With CompressionType
   Gzip each object is decompressed on the way (and a `.gz` suffix dropped). SageMaker uses
   CompressionType only in Pipe mode; nbsage also honours it in File mode rather than ignore it.
+  A local file is not copied where that is safe (`stage_local_file`): a reflink (a copy-on-write
+  clone: the job's writes never reach the source) where the file system makes one, else, for a
+  built-in algorithm's job, a hard link on the same file system — nbsage's own code only reads its
+  input, and no mode is changed on the link (it is the source's inode). A job that runs the user's
+  code (script mode) gets a reflink or a copy: a hard link would let its writes reach the source.
+  (A hard-linked file is read as it is when the algorithm reads it: rewriting the file in place
+  while the job starts changes what it reads, where a copy would have kept the staged version.)
+  The staged input is removed when the job's runtime has ended (`release_input`); config, logs,
+  model and outputs stay until the job folder is pruned (`nbsage prune`, nbsage.backends.retention).
 - FastFile: a read-only view, nothing copied up front. SageMaker mounts the S3 prefix read-only
   and streams objects on access; nbsage does the same:
   * remote sources (s3://, gs://, http(s)://, ...): `input/data/<channel>` is a read-only FUSE
@@ -304,8 +313,11 @@ def open_decompressed(obj: ChannelObject, channel: str) -> BinaryIO:
     return _Gunzip(raw, head)
 
 
-def _copy_object(obj: ChannelObject, target: Path, channel: str, gunzip: bool) -> None:
+def _copy_object(obj: ChannelObject, target: Path, channel: str, gunzip: bool, link: bool = False) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
+    if obj.local and not gunzip:
+        stage_local_file(Path(obj.url), target, link)
+        return
     if gunzip:
         src = open_decompressed(obj, channel)
         try:
@@ -313,10 +325,75 @@ def _copy_object(obj: ChannelObject, target: Path, channel: str, gunzip: bool) -
                 shutil.copyfileobj(src, out, _CHUNK)
         except (OSError, EOFError) as e:
             raise ChannelError(f"channel {channel!r}: {obj.url} is not valid gzip data ({e})") from None
-    elif obj.local:
-        shutil.copyfile(obj.url, target)
     else:
         obj.fs.get_file(obj.path, str(target))
+
+
+_FICLONE = 0x40049409  # ioctl: make `dst` a copy-on-write clone of `src` (btrfs, XFS, bcachefs, ...)
+
+
+def _reflink(source: Path, target: Path) -> bool:
+    """Clone source into a new file at target; False (and nothing left at target) where the file
+    system cannot."""
+    import fcntl
+    try:
+        with open(source, "rb") as src:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                fcntl.ioctl(fd, _FICLONE, src.fileno())
+            finally:
+                os.close(fd)
+    except OSError:
+        target.unlink(missing_ok=True)
+        return False
+    return True
+
+
+def stage_local_file(source: Path, target: Path, link: bool = False) -> str:
+    """Put a local file at target without copying it where that is safe; returns how: 'reflink',
+    'hardlink' or 'copy'.
+
+    A reflink is always safe (the job's writes go to its own blocks). A hard link is the source's
+    own inode, so it is made only when `link` says nothing in the job writes its input (a built-in
+    algorithm); its mode is left as it is (a chmod would change the source's). Else a copy.
+    """
+    if target.is_symlink() or target.exists():
+        target.unlink()
+    if _reflink(source, target):
+        return "reflink"
+    if link and source.is_file():
+        try:
+            os.link(source, target)
+            return "hardlink"
+        except OSError:  # another file system, no right to link (fs.protected_hardlinks), a limit
+            pass
+    shutil.copyfile(source, target)
+    return "copy"
+
+
+def runs_user_code(request: dict) -> bool:
+    """Whether the job runs the user's code (script mode: `sagemaker_program`), which may write its input."""
+    return "sagemaker_program" in (request.get("HyperParameters") or {})
+
+
+def release_input(root: JobRoot | str | os.PathLike) -> None:
+    """The job's runtime has ended: its FastFile mounts released and its staged input (input/data:
+    copies, links, FIFOs) removed. input/config, the logs, the model and the outputs stay.
+
+    Links are removed, never followed: a hard link or symlink to the user's file leaves the file.
+    """
+    root = root if isinstance(root, JobRoot) else JobRoot(root)
+    release_fastfile(root)
+    data = root.data_dir
+    if data.is_dir() and not data.is_symlink():
+        for entry in list(data.iterdir()):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)  # rmtree unlinks symlinks, never follows them
+            else:
+                try:
+                    entry.unlink()
+                except OSError:
+                    pass
 
 
 def default_cache_dir() -> Path:
@@ -375,7 +452,8 @@ def release_fastfile(root: JobRoot | str | os.PathLike | None = None) -> int:
 
 
 def releases_fastfile(run: Callable) -> Callable:
-    """Decorator: release the FastFile mounts of the call's `root` argument when the call ends."""
+    """Decorator: release the FastFile mounts of the call's `root` argument and remove its staged
+    input when the call ends (`release_input`)."""
     signature = inspect.signature(run)
 
     @functools.wraps(run)
@@ -385,7 +463,7 @@ def releases_fastfile(run: Callable) -> Callable:
         finally:
             root = signature.bind_partial(*args, **kwargs).arguments.get("root")
             if root is not None:  # never every mount of the process: other jobs' hosts may share it
-                release_fastfile(root)
+                release_input(root)
     return wrapper
 
 
@@ -393,8 +471,12 @@ def stage_channel(uri: str, dest_dir: Path, channel: str, *, input_mode: str = "
                   compression: str | None = None, distribution: str = "FullyReplicated", host_index: int = 0,
                   host_count: int = 1, shuffle_seed: int | None = None, s3_data_type: str = "S3Prefix",
                   cache_dir: Path | None = None, attribute_names: list | None = None,
-                  log: Callable[[str], None] | None = None, fastfile_mount: bool = True) -> int:
+                  log: Callable[[str], None] | None = None, fastfile_mount: bool = True,
+                  link: bool = False) -> int:
     """Put one host's share of a channel into dest_dir as its input mode wants; returns the object count.
+
+    `link`: File mode may hard-link local files (nothing in the job writes its input; see
+    stage_local_file).
 
     Pipe mode stages nothing (the pipe feeder streams the objects while the job runs). FastFile
     mounts remote objects lazily (release them with `release_fastfile`) unless `fastfile_mount` is
@@ -416,7 +498,7 @@ def stage_channel(uri: str, dest_dir: Path, channel: str, *, input_mode: str = "
     dest_dir.mkdir(parents=True, exist_ok=True)
     for obj, target in zip(objects, targets):
         if input_mode == "File":
-            _copy_object(obj, target, channel, gunzip)
+            _copy_object(obj, target, channel, gunzip, link)
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         source = Path(obj.url) if obj.local else _cached(obj, cache_dir or default_cache_dir(), target.name)
@@ -458,7 +540,8 @@ def prepare_root(root: JobRoot, request: dict, code_source: str | None = None, *
             name = ch["ChannelName"]
             stage_channel(ch["DataSource"]["S3DataSource"]["S3Uri"], root.channel_dir(name), name,
                           host_index=host_index, host_count=host_count(request), cache_dir=cache_dir,
-                          log=log, fastfile_mount=fastfile_mount, **channel_options(ch, request))
+                          log=log, fastfile_mount=fastfile_mount, link=not runs_user_code(request),
+                          **channel_options(ch, request))
         if code_source:
             src = Path(local_path(code_source))
             if src.is_dir():
@@ -468,7 +551,7 @@ def prepare_root(root: JobRoot, request: dict, code_source: str | None = None, *
                 shutil.copyfile(src, root.code_dir / src.name)
             private_tree(root.code_dir)  # copies keep the source's 0755/0644
     except BaseException:
-        release_fastfile(root)  # a job that does not start keeps no mount
+        release_input(root)  # a job that does not start keeps no mount and no staged input
         raise
     return root
 

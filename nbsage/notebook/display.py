@@ -106,11 +106,14 @@ class LiveMonitor:
 
     def run(self) -> dict:
         """Poll and redraw until the job ends; returns its final description."""
-        while True:
-            desc = self.step()
-            if desc["TrainingJobStatus"] in TERMINAL:
-                return desc
-            time.sleep(self.interval)
+        from nbsage.watch import store_changes
+        # the job's end is drawn when recorded, not a poll later; redrawn at most ~10 times a second
+        with store_changes(self.job, min_seconds=min(0.1, self.interval)) as changes:
+            while True:
+                desc = self.step()
+                if desc["TrainingJobStatus"] in TERMINAL:
+                    return desc
+                changes.wait(self.interval)
 
     def step(self) -> dict:
         """Read the job once; publish a new bundle when anything visible changed."""

@@ -76,8 +76,15 @@ def private_tree(path: str | os.PathLike) -> None:
     tighten(path, PRIVATE_DIR_MODE)
     for folder, dirs, files in os.walk(path):
         for name in dirs + files:
-            if not os.path.islink(os.path.join(folder, name)):
-                tighten(os.path.join(folder, name), PRIVATE_DIR_MODE)
+            entry = os.path.join(folder, name)
+            # a link is not ours to chmod, nor a file with more than one name: a staged input
+            # hard-linked to the user's file is that file (nbsage.backends.staging)
+            try:
+                own = not os.path.islink(entry) and (name in dirs or os.stat(entry).st_nlink == 1)
+            except FileNotFoundError:
+                continue
+            if own:
+                tighten(entry, PRIVATE_DIR_MODE)
 
 
 def write_private_text(path: str | os.PathLike, text: str) -> None:

@@ -59,7 +59,7 @@ def test_a_job_with_a_secret_leaves_nothing_readable_by_others(tmp_path, nbsage_
     assert {p.name: _mode(p) for p in store} == {p.name: 0o600 for p in store}
     config = next((home / "jobs").rglob("trainingjobconfig.json"))
     assert SECRET in config.read_text() and _mode(config) == 0o600
-    assert next((home / "jobs").rglob("train.csv"))  # the staged copy of the data is in the job root
+    assert not list((home / "jobs").rglob("train.csv"))  # the staged copy of the data went with the job
     assert _shared(home / "jobs") == []
 
 

@@ -48,27 +48,35 @@ def label_range(hps: dict) -> tuple[float, float, str] | None:
 
 
 def read_channel(env, name: str, content_type: str, csv_weights: bool, num_features: int | None = None,
-                 hps: dict | None = None) -> Table:
+                 hps: dict | None = None, host_share: tuple[int, int] | None = None) -> Table:
     """All of a channel's rows; validation (num_features given) must be as wide as train.
 
     The values are checked before xgboost sees them (finite labels and features; labels in the
     objective's range), so an error names the file and line instead of xgboost's stack trace.
+    `host_share` (text/csv only): only that host's part of the rows is read (see text_csv); a bad
+    value found in it is located by reading the whole channel, so the error names the same line.
     """
     files = env.channel_files(name)
     if not files:
         raise DataError(f"channel {name!r} has no data files in {env.channels[name].path} "
                         f"(expected {content_type} files)")
+    share = {"host_share": host_share} if host_share is not None else {}
     try:
         table = formats.read_table(files, content_type, num_features=num_features,
-                                   weights=csv_weights and content_type in CSV_WEIGHTS_CONTENT_TYPES)
+                                   weights=csv_weights and content_type in CSV_WEIGHTS_CONTENT_TYPES, **share)
         values.check_finite(table, files, content_type)
     except DataError as e:
+        if share:  # the line is named from the channel's first row: read it all to say which
+            return _every_nth_row(read_channel(env, name, content_type, csv_weights, num_features, hps), *host_share)
         raise DataError(f"channel {name!r}: {e}") from None
     bounds = label_range(hps or {})
     if bounds is not None:
         try:
             values.check_label_range(table, files, content_type, *bounds)
         except DataError as e:
+            if share:
+                return _every_nth_row(read_channel(env, name, content_type, csv_weights, num_features, hps),
+                                      *host_share)
             raise DataError(f"XGBoost rejected the labels of channel {name!r}: {e}") from None
     if num_features is not None and table.num_features != num_features:
         raise DataError(f"channel {name!r} has {table.num_features} features and the train channel "
@@ -82,10 +90,18 @@ def host_share(env, name: str, content_type: str, csv_weights: bool, num_feature
     if not env.channel_files(name):
         env.log(f"channel {name!r} has no files on {cluster.current_host}: it trains on the other hosts' rows")
         return None
-    table = read_channel(env, name, content_type, csv_weights, num_features=num_features, hps=hps)
     if env.channels[name].distribution == "ShardedByS3Key":
-        return table
-    rows = slice(cluster.rank, None, cluster.size)
+        return read_channel(env, name, content_type, csv_weights, num_features=num_features, hps=hps)
+    if content_type == "text/csv":  # FullyReplicated: this host parses only its part of the bytes
+        return read_channel(env, name, content_type, csv_weights, num_features=num_features, hps=hps,
+                            host_share=(cluster.rank, cluster.size))
+    table = read_channel(env, name, content_type, csv_weights, num_features=num_features, hps=hps)
+    return _every_nth_row(table, cluster.rank, cluster.size)
+
+
+def _every_nth_row(table: Table, rank: int, size: int) -> Table:
+    """Rows rank, rank+size, ... of a table every host read whole."""
+    rows = slice(rank, None, size)
     return Table(table.features[rows], table.labels[rows], None if table.weights is None else table.weights[rows])
 
 

@@ -122,8 +122,10 @@ def train_on_hosts(env, hps: dict, explicit: set[str], content_types: dict[str, 
     does on Dask workers: one process per host, each building a DMatrix from its own rows, the
     histograms allreduced every round, so all hosts grow the same trees. A ShardedByS3Key channel
     is already this host's share; a FullyReplicated one (every host holds all of it) is split by
-    rows, host i taking rows i, i+N, ... (SageMaker trains each host on all of it, which counts
-    every row N times; the split gives the model one instance would train, N times faster). A host
+    rows (SageMaker trains each host on all of it, which counts every row N times; the split gives
+    the model one instance would train, N times faster): plain CSV by bytes, host i parsing only the
+    lines that begin in its i-th equal part of the files, other content types host i taking rows
+    i, i+N, ... of the whole channel. A host
     with no rows joins with an empty matrix. Evaluation metrics are xgboost's global values; the
     container-computed ones (accuracy, f1, ...) are row-weighted means of the hosts' values. The
     master (algo-1) logs the rounds, saves checkpoints and the model.
