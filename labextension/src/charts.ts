@@ -93,7 +93,7 @@ export class MetricChart {
         cursor: { drag: { x: true, y: false } },
         scales: { x: { time: false } },
         axes: [
-          { ...axis, label: 'step', labelSize: 16 },
+          { ...axis, label: 'step', labelSize: 16, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000] },
           { ...axis, label: this.metric, labelSize: 16, size: 60, values: (_u, ticks) => ticks.map(t => number(t)) }
         ],
         series: [

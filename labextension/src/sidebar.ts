@@ -163,7 +163,7 @@ export class ConsoleSidebar extends Widget {
       });
       const running = !TERMINAL.includes(status);
       const actions = h(
-        'td',
+        'div',
         { class: 'nbsage-actions' },
         this._action('Open', 'Open the job detail', CommandIDs.openJob, { name }),
         running && status !== 'Stopping'
@@ -178,6 +178,13 @@ export class ConsoleSidebar extends Widget {
           kind
         })
       );
+      const meta = [
+        kind,
+        row['nbsage:Algorithm'],
+        `${row['nbsage:Backend'] || ''}${row['nbsage:InstanceCount'] ? ` ×${row['nbsage:InstanceCount']}` : ''}`,
+        time(field(row, 'StartTime') || row.CreationTime),
+        duration(row['nbsage:DurationSeconds'])
+      ].filter(Boolean);
       const tr = h(
         'tr',
         {
@@ -186,30 +193,26 @@ export class ConsoleSidebar extends Widget {
           title: row.FailureReason || name,
           ondblclick: () => this.commands.execute(CommandIDs.openJob, { name })
         },
-        h('td', {}, check),
+        h('td', { class: 'nbsage-check' }, check),
         h(
           'td',
-          { class: 'nbsage-name' },
-          h('div', {}, name),
-          h('div', { class: 'nbsage-sub' }, `${kind} · ${row['nbsage:Algorithm'] || ''}`)
-        ),
-        h(
-          'td',
-          {},
-          statusBadge(status, row.SecondaryStatus),
-          progress && progress[1] && running
-            ? h('div', { class: 'nbsage-sub' }, `${progress[0] ?? 0}/${progress[1]}`)
-            : null
-        ),
-        h('td', { class: 'nbsage-sub' }, time(field(row, 'StartTime') || row.CreationTime)),
-        h('td', { class: 'nbsage-sub' }, duration(row['nbsage:DurationSeconds'])),
-        h(
-          'td',
-          { class: 'nbsage-metric', title: objective?.MetricName || '' },
-          objective ? `${objective.MetricName} ${number(objective.Value)}` : ''
-        ),
-        h('td', { class: 'nbsage-sub' }, `${row['nbsage:Backend'] || ''}${row['nbsage:InstanceCount'] ? ` ×${row['nbsage:InstanceCount']}` : ''}`),
-        actions
+          { class: 'nbsage-main' },
+          h('div', { class: 'nbsage-name' }, name),
+          h(
+            'div',
+            { class: 'nbsage-line' },
+            statusBadge(status, row.SecondaryStatus),
+            progress && progress[1] && running
+              ? h('progress', { max: progress[1], value: progress[0] ?? 0, title: `${progress[0] ?? 0}/${progress[1]}` })
+              : ''
+          ),
+          h('div', { class: 'nbsage-sub' }, meta.join(' · ')),
+          objective
+            ? h('div', { class: 'nbsage-metric', title: 'objective metric' }, `${objective.MetricName} ${number(objective.Value)}`)
+            : null,
+          row.FailureReason ? h('div', { class: 'nbsage-sub nbsage-reason' }, row.FailureReason) : null,
+          actions
+        )
       );
       return tr;
     });
@@ -222,9 +225,7 @@ export class ConsoleSidebar extends Widget {
         h(
           'tr',
           {},
-          ...['', 'Name', 'Status', 'Started', 'Duration', 'Objective', 'Place', ''].map(t =>
-            h('th', {}, t)
-          )
+          ...['', 'Job'].map(t => h('th', {}, t))
         )
       ),
       h('tbody', {}, ...rows)
@@ -247,12 +248,19 @@ export class ConsoleSidebar extends Widget {
           title: e.FailureReason || e.Url || name,
           ondblclick: () => this.commands.execute(CommandIDs.openEndpoint, { name })
         },
-        h('td', { class: 'nbsage-name' }, name),
-        h('td', {}, statusBadge(e.EndpointStatus)),
-        h('td', { class: 'nbsage-sub' }, `${variant.CurrentInstanceCount ?? ''}/${variant.DesiredInstanceCount ?? ''}`),
-        h('td', { class: 'nbsage-sub' }, time(e.CreationTime)),
         h(
           'td',
+          { class: 'nbsage-main' },
+          h('div', { class: 'nbsage-name' }, name),
+          h('div', { class: 'nbsage-line' }, statusBadge(e.EndpointStatus)),
+          h(
+            'div',
+            { class: 'nbsage-sub' },
+            `instances ${variant.CurrentInstanceCount ?? ''}/${variant.DesiredInstanceCount ?? ''} · ${time(e.CreationTime)}`
+          ),
+          e.FailureReason ? h('div', { class: 'nbsage-sub nbsage-reason' }, e.FailureReason) : null,
+          h(
+          'div',
           { class: 'nbsage-actions' },
           this._action('Open', 'Open the endpoint detail', CommandIDs.openEndpoint, { name }),
           this._action('Delete', 'Delete this endpoint (stops its server)', CommandIDs.deleteEndpoint, { name }),
@@ -261,12 +269,13 @@ export class ConsoleSidebar extends Widget {
             name
           })
         )
+        )
       );
     });
     return h(
       'table',
       { class: 'nbsage-table nbsage-endpoints' },
-      h('thead', {}, h('tr', {}, ...['Name', 'Status', 'Instances', 'Created', ''].map(t => h('th', {}, t)))),
+      h('thead', {}, h('tr', {}, ...['Endpoint'].map(t => h('th', {}, t)))),
       h('tbody', {}, ...rows)
     );
   }
@@ -282,11 +291,19 @@ export class ConsoleSidebar extends Widget {
       return h(
         'tr',
         { class: 'nbsage-model-row', dataset: { model: name }, title: m.PrimaryContainer?.ModelDataUrl || '' },
-        h('td', { class: 'nbsage-name' }, name),
-        h('td', { class: 'nbsage-sub' }, m.PrimaryContainer?.Image || ''),
-        h('td', { class: 'nbsage-sub' }, (m['nbsage:Endpoints'] || []).join(', ')),
         h(
           'td',
+          { class: 'nbsage-main' },
+          h('div', { class: 'nbsage-name' }, name),
+          h(
+            'div',
+            { class: 'nbsage-sub' },
+            [m.PrimaryContainer?.Image, (m['nbsage:Endpoints'] || []).length ? `serving: ${m['nbsage:Endpoints'].join(', ')}` : '']
+              .filter(Boolean)
+              .join(' · ')
+          ),
+          h(
+          'div',
           { class: 'nbsage-actions' },
           job ? this._action('Open', 'Open the training job', CommandIDs.openJob, { name: job }) : null,
           job ? this._action('Deploy', 'Deploy this model to a new endpoint', CommandIDs.deploy, { name: job }) : null,
@@ -296,12 +313,13 @@ export class ConsoleSidebar extends Widget {
             url: m.PrimaryContainer?.ModelDataUrl || ''
           })
         )
+        )
       );
     });
     return h(
       'table',
       { class: 'nbsage-table nbsage-models' },
-      h('thead', {}, h('tr', {}, ...['Name', 'Algorithm', 'Endpoints', ''].map(t => h('th', {}, t)))),
+      h('thead', {}, h('tr', {}, ...['Model'].map(t => h('th', {}, t)))),
       h('tbody', {}, ...rows)
     );
   }

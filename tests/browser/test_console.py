@@ -110,6 +110,9 @@ def test_deleting_an_endpoint_from_the_panel_ends_its_server(page, lab_home, scr
     endpoint = page.locator('#nbsage-console tr[data-endpoint="browser-ep"]')
     expect()(endpoint).to_have_attribute("data-status", "InService", timeout=60_000)
     screenshot(page, "panel-with-endpoint")
+    page.locator('[data-id="jp-running-sessions"]').click()  # JupyterLab's Running panel lists it too
+    expect()(page.locator(".nbsage-running-endpoint", has_text="browser-ep")).to_be_visible()
+    page.locator('[data-id="nbsage-console"]').click()
     endpoint.locator(".nbsage-action-delete").click()
     page.locator(".jp-Dialog .jp-mod-accept").click()
     expect()(endpoint).to_have_count(0, timeout=60_000)

@@ -187,18 +187,40 @@ async def test_deploy_invoke_and_delete_an_endpoint(jp_fetch, home):
     wait_for(lambda: not pid_alive(pid), timeout=30, what="the endpoint's server to end")
 
 
-async def test_stop_a_running_job(jp_fetch, tmp_path):  # in its own NBSAGE_HOME
+async def test_stop_a_running_job_with_its_changes_pushed(jp_fetch, jp_ws_fetch, tmp_path):  # own NBSAGE_HOME
+    """The events websocket announces the new job, its log lines and its end; stop ends it Stopped."""
+    import asyncio
+
     from nbsage.estimator import Estimator
     from nbsage.session import Session
+    socket = await jp_ws_fetch("nbsage", "api", "events")
+    notices: list[dict] = []
+
+    async def notice(predicate, what):
+        async def read():
+            while True:
+                for n in notices:
+                    if predicate(n):
+                        return n
+                message = await socket.read_message()
+                assert message is not None, "the events socket closed"
+                notices.append(json.loads(message))
+        return await asyncio.wait_for(read(), timeout=120)
+
     release = tmp_path / "release"
     est = Estimator(entry_point="train.py", source_dir=str(source(tmp_path, HOLD)),
                     hyperparameters={"release": str(release)}, sagemaker_session=Session.default())
     job = est.fit(wait=False, job_name="rest-held")
     try:
-        wait_for(lambda: any("waiting for the release" in line for line in job.logs()), timeout=120,
-                 what="the held job to start")
+        await notice(lambda n: n["type"] == "jobs" and "rest-held" in n["changed"], "the new job")
+        # the notice of a log line comes after the line is in the store
+        await notice(lambda n: n["type"] == "logs" and n["job"] == "rest-held"
+                     and any("waiting for the release" in line for line in job.logs()), "its log lines")
         response = await jp_fetch("nbsage", "api", "jobs", "rest-held", "stop", method="POST", body=b"")
         assert json.loads(response.body)["TrainingJobStatus"] in ("Stopping", "Stopped")
-        assert job.wait_quietly(timeout=60)["TrainingJobStatus"] == "Stopped"
+        notices.clear()
+        await notice(lambda n: n["type"] == "jobs" and "rest-held" in n["changed"]
+                     and job.describe()["TrainingJobStatus"] == "Stopped", "its end")
     finally:
         release.touch()
+        socket.close()
