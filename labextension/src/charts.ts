@@ -82,8 +82,9 @@ export class MetricChart {
     }
     this._plot?.destroy();
     this._key = key;
-    const text = cssVar('--jp-ui-font-color1', '#333');
-    const grid = cssVar('--jp-border-color2', '#ddd');
+    // colours are read at each redraw, so a theme change (ChartGrid redraws) recolours the chart
+    const text = () => cssVar('--jp-ui-font-color1', '#333');
+    const grid = () => cssVar('--jp-border-color2', '#ddd');
     const axis = { stroke: text, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
     this._plot = new uPlot(
       {
@@ -100,7 +101,7 @@ export class MetricChart {
           { label: 'step' },
           ...labels.map((label, i) => ({
             label,
-            stroke: cssVar(PALETTE[i % PALETTE.length], '#1976d2'),
+            stroke: () => cssVar(PALETTE[i % PALETTE.length], '#1976d2'),
             width: 2,
             spanGaps: true,
             points: { show: (data[0] as number[]).length < 40 },
@@ -111,6 +112,10 @@ export class MetricChart {
       data,
       this._holder
     );
+  }
+
+  redraw(): void {
+    this._plot?.redraw(false, true);
   }
 
   resize(): void {
@@ -130,6 +135,12 @@ export class MetricChart {
 export class ChartGrid {
   readonly node = h('div', { class: 'nbsage-charts' });
   private _charts = new Map<string, MetricChart>();
+  // JupyterLab marks the theme on <body>: redraw with the new theme's colours when it changes
+  private _theme = new MutationObserver(() => this._charts.forEach(c => c.redraw()));
+
+  constructor() {
+    this._theme.observe(document.body, { attributes: true, attributeFilter: ['data-jp-theme-light', 'data-jp-theme-name'] });
+  }
 
   /** byJob: label -> the job's points. */
   update(byJob: Map<string, IPoint[]>): void {
@@ -163,6 +174,7 @@ export class ChartGrid {
   }
 
   dispose(): void {
+    this._theme.disconnect();
     this._charts.forEach(c => c.dispose());
   }
 }

@@ -48,7 +48,10 @@ export class CompareView extends Widget {
       row('Place', descs.map(d => d['nbsage:Backend']))
     ];
     const hps = descs.map(d => (d.HyperParameters || {}) as Json);
-    const keys = [...new Set(hps.flatMap(x => Object.keys(x)))].sort();
+    // the SDK's own sagemaker_* entries (region, job name, submit directory) say nothing about the run
+    const keys = [...new Set(hps.flatMap(x => Object.keys(x)))]
+      .filter(k => !k.startsWith('sagemaker_') || k === 'sagemaker_program')
+      .sort();
     const differ = keys.filter(k => new Set(hps.map(x => x[k])).size > 1);
     const same = keys.filter(k => !differ.includes(k));
     const finals = descs.map(d => Object.fromEntries((d.FinalMetricDataList || []).map((m: Json) => [m.MetricName, m.Value])));

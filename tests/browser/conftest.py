@@ -79,6 +79,7 @@ def lab(tmp_path_factory):
          f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
          "--ServerApp.jpserver_extensions={'nbsage.jupyter': True}",
          f"--LabApp.extra_labextensions_path={extensions}", "--LabApp.news_url=None",
+         "--LabApp.expose_app_in_browser=True",
          "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
         env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"

@@ -101,6 +101,21 @@ def test_stopping_a_running_job_from_the_panel(page, lab_home, tmp_path):
         release.touch()
 
 
+def test_compare_two_jobs_in_the_dark_theme(page, lab_home, screenshot):
+    for name in ("browser-xgb", "browser-held"):
+        row(page, name).locator('input[type="checkbox"]').check()
+    page.locator("#nbsage-console .nbsage-compare-button").click()
+    compare = page.locator(".nbsage-compare")
+    expect()(compare.locator('[data-section="differ"]')).to_contain_text("Hyperparameters that differ")
+    expect()(compare.locator('[data-section="charts"] .nbsage-chart[data-metric="train:logloss"] canvas')).to_be_visible()
+    page.evaluate("window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
+    expect()(page.locator("body[data-jp-theme-light='false']")).to_have_count(1)
+    expect()(page.locator("#jupyterlab-splash")).to_have_count(0)  # the theme's splash is gone
+    screenshot(page, "compare-dark")
+    page.evaluate("window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Light'})")
+    expect()(page.locator("body[data-jp-theme-light='true']")).to_have_count(1)
+
+
 def test_deleting_an_endpoint_from_the_panel_ends_its_server(page, lab_home, screenshot):
     from nbsage.estimator import Estimator
     from nbsage.session import Session
@@ -109,6 +124,12 @@ def test_deleting_an_endpoint_from_the_panel_ends_its_server(page, lab_home, scr
     pid = Session.default().store.get_endpoint("browser-ep")["pid"]
     endpoint = page.locator('#nbsage-console tr[data-endpoint="browser-ep"]')
     expect()(endpoint).to_have_attribute("data-status", "InService", timeout=60_000)
+    endpoint.locator(".nbsage-action-open").click()  # its detail, with a test invocation
+    detail = page.locator('.nbsage-endpoint-detail[data-endpoint="browser-ep"]')
+    detail.locator(".nbsage-invoke-body").fill("1,2\n3,4")
+    detail.locator("button.nbsage-invoke").click()
+    expect()(detail.locator(".nbsage-invoke-answer")).to_have_attribute("data-status", "200")
+    expect()(detail.locator('.nbsage-invocation-stats [data-key="Invocations"]')).to_contain_text("1")
     screenshot(page, "panel-with-endpoint")
     page.locator('[data-id="jp-running-sessions"]').click()  # JupyterLab's Running panel lists it too
     expect()(page.locator(".nbsage-running-endpoint", has_text="browser-ep")).to_be_visible()
