@@ -9,7 +9,7 @@ PIP    := $(BIN)/python -m pip install -q -c constraints.txt
 PRODUCT_STAMP := $(VENV)/.installed-product
 DEV_STAMP     := $(VENV)/.installed
 
-.PHONY: demo test bench install install-dev clean
+.PHONY: demo test bench install install-dev clean lab labextension
 
 $(PRODUCT_STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,14 @@ test: $(DEV_STAMP)
 
 bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/run.py
+
+# the nbsage console: JupyterLab on this machine only, opened on the notebooks
+lab: $(PRODUCT_STAMP)
+	$(BIN)/jupyter lab --ip=127.0.0.1 --ServerApp.root_dir=notebooks
+
+# rebuild the console's front end (labextension/, TypeScript) into nbsage/labextension with Node.js and npm
+labextension: $(PRODUCT_STAMP)
+	cd labextension && npm ci --no-audit --no-fund && PYTHON=$(abspath $(BIN)/python) npm run build:prod
 
 clean:
 	rm -rf $(VENV) notebooks/output .pytest_cache

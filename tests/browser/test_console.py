@@ -1,0 +1,171 @@
+"""The nbsage console in a real browser: JupyterLab 4 with the extension, driven by Playwright.
+
+Jobs are started through the Python API (as a notebook would) in the server's NBSAGE_HOME; the
+panel must follow them live, from the server's pushed notices, without a reload. One page for the
+module; DOM assertions, with screenshots kept under tests/browser/artifacts/.
+"""
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+
+from support import source, wait_for
+
+HOLD = """
+import os, sys, time
+print("held until the release file appears", flush=True)
+while not os.path.exists(sys.argv[sys.argv.index("--release") + 1]):
+    time.sleep(0.05)
+"""
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("browser-data")
+    (folder / "train.csv").write_text("".join(f"{i % 2},{i},{(i * 7) % 5}\n" for i in range(40)))
+    return folder
+
+
+def start_xgboost(data, name: str, rounds: int = 3):
+    from nbsage.estimator import Estimator
+    from nbsage.inputs import TrainingInput
+    from nbsage.session import Session
+    est = Estimator("xgboost", {"num_round": rounds, "objective": "binary:logistic"},
+                    sagemaker_session=Session.default())
+    return est.fit({"train": TrainingInput(str(data), content_type="text/csv"),
+                    "validation": TrainingInput(str(data), content_type="text/csv")},
+                   wait=False, job_name=name)
+
+
+def expect():
+    """Playwright's expect, waiting up to 60 s (a loaded machine) unless a test says otherwise."""
+    from playwright.sync_api import expect
+    expect.set_options(timeout=60_000)
+    return expect
+
+
+def row(page, name):
+    return page.locator(f'#nbsage-console tr[data-job="{name}"]')
+
+
+def test_rest_refuses_a_request_without_the_token(lab):
+    for url in (lab.api("jobs"), lab.api("endpoints")):
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(url, timeout=30)
+        assert info.value.code == 403
+    with urllib.request.urlopen(f"{lab.api('jobs')}?token={lab.token}", timeout=30) as r:
+        assert "Jobs" in json.loads(r.read())
+
+
+def test_a_job_appears_and_completes_live(page, lab_home, data):
+    job = start_xgboost(data, "browser-xgb")
+    expect()(row(page, "browser-xgb")).to_be_visible(timeout=60_000)
+    # no reload: the row moves to Completed on the server's notice alone
+    expect()(row(page, "browser-xgb")).to_have_attribute("data-status", "Completed", timeout=120_000)
+    expect()(row(page, "browser-xgb").locator(".nbsage-metric")).to_contain_text("validation:logloss")
+    assert job.describe()["TrainingJobStatus"] == "Completed"
+    expect()(page.locator('#nbsage-console tr[data-model="browser-xgb"]')).to_be_visible()
+
+
+def test_the_job_detail_shows_its_metric_chart_and_log(page, lab_home, screenshot):
+    row(page, "browser-xgb").locator(".nbsage-action-open").click()
+    detail = page.locator('.nbsage-job-detail[data-job="browser-xgb"]')
+    expect()(detail).to_be_visible()
+    chart = detail.locator('.nbsage-chart[data-metric="train:logloss"]')
+    expect()(chart.locator("canvas")).to_be_visible()
+    expect()(detail.locator(".nbsage-log")).to_contain_text("validation-logloss")
+    expect()(detail.locator('[data-section="hyperparameters"] [data-key="num_round"]')).to_contain_text("3")
+    expect()(detail.locator(".nbsage-artifact-files")).to_contain_text("xgboost-model")
+    expect()(detail.locator(".nbsage-history")).to_contain_text("Completed")
+    screenshot(page, "job-detail")
+
+
+def test_stopping_a_running_job_from_the_panel(page, lab_home, tmp_path):
+    from nbsage.estimator import Estimator
+    from nbsage.session import Session
+    release = tmp_path / "release"
+    job = Estimator(entry_point="train.py", source_dir=str(source(tmp_path, HOLD)),
+                    hyperparameters={"release": str(release)},
+                    sagemaker_session=Session.default()).fit(wait=False, job_name="browser-held")
+    try:
+        wait_for(lambda: any("held until" in line for line in job.logs()), timeout=120, what="the held job to run")
+        expect()(row(page, "browser-held")).to_have_attribute("data-status", "InProgress")
+        row(page, "browser-held").locator(".nbsage-action-stop").click()
+        page.locator(".jp-Dialog .jp-mod-accept").click()
+        expect()(row(page, "browser-held")).to_have_attribute("data-status", "Stopped", timeout=60_000)
+        assert job.describe()["TrainingJobStatus"] == "Stopped"
+    finally:
+        release.touch()
+
+
+def test_compare_two_jobs_in_the_dark_theme(page, lab_home, screenshot):
+    for name in ("browser-xgb", "browser-held"):
+        row(page, name).locator('input[type="checkbox"]').check()
+    page.locator("#nbsage-console .nbsage-compare-button").click()
+    compare = page.locator(".nbsage-compare")
+    expect()(compare.locator('[data-section="differ"]')).to_contain_text("Hyperparameters that differ")
+    expect()(compare.locator('[data-section="charts"] .nbsage-chart[data-metric="train:logloss"] canvas')).to_be_visible()
+    page.evaluate("window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
+    expect()(page.locator("body[data-jp-theme-light='false']")).to_have_count(1)
+    expect()(page.locator("#jupyterlab-splash")).to_have_count(0)  # the theme's splash is gone
+    screenshot(page, "compare-dark")
+    page.evaluate("window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Light'})")
+    expect()(page.locator("body[data-jp-theme-light='true']")).to_have_count(1)
+
+
+def test_deleting_an_endpoint_from_the_panel_ends_its_server(page, lab_home, screenshot):
+    from nbsage.estimator import Estimator
+    from nbsage.session import Session
+    from nbsage.store.metadata import pid_alive
+    Estimator.attach("browser-xgb", sagemaker_session=Session.default()).deploy(endpoint_name="browser-ep")
+    pid = Session.default().store.get_endpoint("browser-ep")["pid"]
+    endpoint = page.locator('#nbsage-console tr[data-endpoint="browser-ep"]')
+    expect()(endpoint).to_have_attribute("data-status", "InService", timeout=60_000)
+    endpoint.locator(".nbsage-action-open").click()  # its detail, with a test invocation
+    detail = page.locator('.nbsage-endpoint-detail[data-endpoint="browser-ep"]')
+    detail.locator(".nbsage-invoke-body").fill("1,2\n3,4")
+    detail.locator("button.nbsage-invoke").click()
+    expect()(detail.locator(".nbsage-invoke-answer")).to_have_attribute("data-status", "200")
+    expect()(detail.locator('.nbsage-invocation-stats [data-key="Invocations"]')).to_contain_text("1")
+    screenshot(page, "panel-with-endpoint")
+    page.locator('[data-id="jp-running-sessions"]').click()  # JupyterLab's Running panel lists it too
+    expect()(page.locator(".nbsage-running-endpoint", has_text="browser-ep")).to_be_visible()
+    page.locator('[data-id="nbsage-console"]').click()
+    endpoint.locator(".nbsage-action-delete").click()
+    page.locator(".jp-Dialog .jp-mod-accept").click()
+    expect()(endpoint).to_have_count(0, timeout=60_000)
+    assert Session.default().list_endpoints() == []
+    wait_for(lambda: not pid_alive(pid), timeout=30, what="the endpoint's model server to end")
+
+
+@pytest.mark.xfail(strict=False, reason="issue 12 item 5(a): TrainingForm's monitor stays empty in the browser "
+                   "after Launch until another cell runs (nbsage's follow path does not reach the front end)")
+def test_training_form_monitor_shows_the_final_status_without_another_cell(page, lab, lab_home, data, screenshot):
+    notebook = {
+        "cells": [{"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None, "source": (
+            "import nbsage.widgets\n"
+            "form = nbsage.widgets.TrainingForm('xgboost')\n"
+            f"form.sources['train'].value = {str(data)!r}\n"
+            "form.content_type.value = 'text/csv'\n"
+            "num_round = form.fields['num_round'].widget\n"
+            "num_round.value = type(num_round.value)(2)\n"
+            "form")}],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "nbformat": 4, "nbformat_minor": 5}
+    (lab.root / "form.ipynb").write_text(json.dumps(notebook))
+    page.goto(f"{lab.url}/lab/tree/form.ipynb?token={lab.token}")
+    cell = page.locator(".jp-Notebook .jp-Cell").first
+    expect()(cell).to_be_visible()
+    expect()(page.locator(".jp-StatusBar-Widget", has_text="| Idle")).to_be_visible(timeout=90_000)
+    cell.locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Shift+Enter")
+    launch = page.locator(".jp-OutputArea .jupyter-widgets button", has_text="Launch")
+    expect()(launch).to_be_enabled(timeout=90_000)
+    launch.click()
+    # the monitor in the form's output shows the job's end, with no other cell run
+    monitor = page.locator(".jp-OutputArea .jupyter-widgets .jp-OutputArea-output", has_text="Training job")
+    expect()(monitor.last).to_contain_text("Completed", timeout=120_000)
+    screenshot(page, "training-form")
