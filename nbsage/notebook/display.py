@@ -223,6 +223,12 @@ def follow(job, publish, logs: bool = True) -> bool:
     In a kernel the polls run as callbacks on the kernel's event loop (its main thread), so the
     user keeps working while the display updates. Elsewhere (a terminal, tests) the job is followed
     to the end before returning. Returns True when following goes on in the background.
+
+    The first poll is handed to that loop with `add_callback`, the one call of it that is safe from
+    another thread: JupyterLab sends widget messages on a kernel subshell, and ipykernel runs a
+    widget's handler (the form's Launch button) in that subshell's thread once the widget has
+    published anything while handling such a message. A `call_later` made there reaches the main
+    loop without waking it, so the monitor stayed empty until another cell ran.
     """
     monitor = LiveMonitor(job, logs=logs, publish=publish)
     loop = _kernel_loop()
@@ -240,7 +246,7 @@ def follow(job, publish, logs: bool = True) -> bool:
         if desc["TrainingJobStatus"] not in TERMINAL:
             loop.call_later(monitor.interval, tick)
 
-    loop.call_later(0, tick)
+    loop.add_callback(tick)  # thread-safe; later polls are scheduled from the loop itself
     return True
 
 
