@@ -84,7 +84,8 @@ class TrainingJob(Job):
     def _repr_html_(self) -> str:
         from html import escape
         desc = self.describe()
-        rows = [("Status", f"{desc['TrainingJobStatus']} ({desc['SecondaryStatus']})"),
+        status, secondary = desc["TrainingJobStatus"], desc["SecondaryStatus"]
+        rows = [("Status", status + (f" ({secondary})" if secondary and secondary != status else "")),
                 ("Algorithm", self.algorithm or desc["HyperParameters"].get("sagemaker_program", "")),
                 ("Training time", f"{desc['TrainingTimeInSeconds']} s")]
         rows += [(m["MetricName"], f"{m['Value']:.6g}") for m in desc["FinalMetricDataList"]]
