@@ -20,6 +20,7 @@ import os
 import time
 from pathlib import Path
 
+from nbsage.arns import arn
 from nbsage.errors import JobFailed, ValidationError
 from nbsage.job import Job, submit
 from nbsage.runtime.processing import check_local_path
@@ -332,7 +333,7 @@ class ProcessingJob(Job):
         outcome = read_outcome(job["output_artifacts"])
         desc = {
             "ProcessingJobName": self.name,
-            "ProcessingJobArn": f"arn:nbsage:local:processing-job/{self.name}",
+            "ProcessingJobArn": arn("processing-job", self.name),
             "ProcessingJobStatus": job["status"],
             **ProcessingRequest.from_json(job["request"]).described(),
             "CreationTime": iso(job["creation_time"]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import time
 
+from nbsage.arns import arn
 from nbsage.job import Job
 from nbsage.store.metadata import TERMINAL, iso
 from nbsage.store.requests import TrainingRequest
@@ -25,7 +26,7 @@ class TrainingJob(Job):
         transitions = self._store.transitions(self.name)
         desc = {
             "TrainingJobName": self.name,
-            "TrainingJobArn": f"arn:nbsage:local:training-job/{self.name}",
+            "TrainingJobArn": arn("training-job", self.name),
             "TrainingJobStatus": job["status"],
             "SecondaryStatus": job["secondary_status"],
             "SecondaryStatusTransitions": [

@@ -18,6 +18,7 @@ import os
 import time
 from html import escape
 
+from nbsage.reasons import short_reason
 from nbsage.watch import in_notebook_kernel, register
 
 TERMINAL = ("Completed", "Failed", "Stopped")
@@ -337,7 +338,7 @@ def _headline_metric(metrics: list[dict]) -> str:
 class JobList(list):
     """Training jobs (TrainingJob handles, newest first), shown as a table."""
 
-    header = ["Name", "Status", "Algorithm", "Created", "Duration", "Final metric"]
+    header = ["Name", "Status", "Algorithm", "Created", "Duration", "Final metric", "Failure reason"]
 
     def __init__(self, jobs):
         super().__init__(jobs)
@@ -348,7 +349,8 @@ class JobList(list):
             program = desc["HyperParameters"].get("sagemaker_program")
             algorithm = json.loads(program) if program else spec.get("TrainingImage", "")
             self.rows.append([job.name, desc["TrainingJobStatus"], algorithm, _when(desc["CreationTime"]),
-                              _duration(desc["TrainingTimeInSeconds"]), _headline_metric(desc["FinalMetricDataList"])])
+                              _duration(desc["TrainingTimeInSeconds"]), _headline_metric(desc["FinalMetricDataList"]),
+                              short_reason(desc.get("FailureReason"))])
 
     def __repr__(self) -> str:
         return _text_table(self.header, self.rows) if self.rows else "no training jobs"
@@ -372,6 +374,24 @@ class EndpointList(list):
 
     def _repr_html_(self) -> str:
         return _html_table(self.header, self.rows) if self.rows else "<i>no endpoints</i>"
+
+
+class ModelList(list):
+    """Models (nbsage.model_list's DescribeModel records), shown as a table."""
+
+    header = ["Name", "Algorithm", "Created", "Endpoints", "Model data"]
+
+    def __init__(self, models):
+        super().__init__(models)
+        self.rows = [[m["ModelName"], m["PrimaryContainer"].get("Image") or "", _when(m.get("CreationTime")),
+                      ", ".join(m.get("nbsage:Endpoints") or []), m["PrimaryContainer"].get("ModelDataUrl") or ""]
+                     for m in self]
+
+    def __repr__(self) -> str:
+        return _text_table(self.header, self.rows) if self.rows else "no models (a completed training job makes one)"
+
+    def _repr_html_(self) -> str:
+        return _html_table(self.header, self.rows) if self.rows else "<i>no models (a completed training job makes one)</i>"
 
 
 class JobLogs(list):

@@ -193,6 +193,16 @@ class SageMakerMagics(Magics, Configurable):
         return JobLogs(job.name, arguments.reader_lines(job.logs(), args.tail))
 
     @line_magic
+    @takes([arg("--limit", type=int, default=50, help="show at most this many models (newest first)")])
+    @one_line()
+    def sm_models(self, line):
+        """List models: every training job's artifact and every deployed model, with the endpoints serving it."""
+        from nbsage.model_list import list_models
+        from nbsage.notebook.display import ModelList
+        args = parse(self.sm_models, line)
+        return ModelList(list_models(self._session, limit=args.limit))
+
+    @line_magic
     @takes([JOB])
     @one_line()
     def sm_describe(self, line):
