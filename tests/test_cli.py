@@ -285,7 +285,8 @@ def test_deploy_endpoints_invoke_and_delete(tmp_path):
     assert deleted.returncode == 0, deleted.stderr
     assert nbsage(home, "endpoints").stdout.startswith("no endpoints")
     kept = nbsage(home, "models").stdout.splitlines()[1]
-    assert kept.split()[:2] == ["ll-job", "linear-learner"] and "ll-endpoint" not in kept, "the model outlives its endpoint"
+    assert kept.split()[:2] == ["ll-job", "linear-learner"], "the model outlives its endpoint"
+    assert "ll-endpoint" not in kept
     assert_one_line_error(nbsage(home, "invoke", "ll-endpoint", "-", input=b"1,2\n"), 1, "no endpoint named")
 
 

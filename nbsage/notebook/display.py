@@ -387,11 +387,13 @@ class ModelList(list):
                       ", ".join(m.get("nbsage:Endpoints") or []), m["PrimaryContainer"].get("ModelDataUrl") or ""]
                      for m in self]
 
+    NONE = "no models (a completed training job makes one)"
+
     def __repr__(self) -> str:
-        return _text_table(self.header, self.rows) if self.rows else "no models (a completed training job makes one)"
+        return _text_table(self.header, self.rows) if self.rows else self.NONE
 
     def _repr_html_(self) -> str:
-        return _html_table(self.header, self.rows) if self.rows else "<i>no models (a completed training job makes one)</i>"
+        return _html_table(self.header, self.rows) if self.rows else f"<i>{self.NONE}</i>"
 
 
 class JobLogs(list):
