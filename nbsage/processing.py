@@ -395,7 +395,8 @@ class ProcessingJob(Job):
     def _repr_html_(self) -> str:
         from html import escape
         desc = self.describe()
-        rows = [("Status", f"{desc['ProcessingJobStatus']} ({desc['nbsage:SecondaryStatus']})"),
+        status, secondary = desc["ProcessingJobStatus"], desc["nbsage:SecondaryStatus"]
+        rows = [("Status", status + (f" ({secondary})" if secondary and secondary != status else "")),
                 ("Entrypoint", " ".join(desc["AppSpecification"].get("ContainerEntrypoint") or []
                                         + (desc["AppSpecification"].get("ContainerArguments") or [])))]
         rows += [(f"Input {i['InputName']}", f"{i['S3Input']['S3Uri']} → {i['S3Input']['LocalPath']}")

@@ -52,7 +52,7 @@ class PlaceList(list):
         return _html_table(self.header, self._rows())
 
 
-def _follow_then_return(job, logs: bool) -> None:
+def follow_then_return(job, logs: bool) -> None:
     """job.wait() for a magic that returns the job: the live monitor leaves the final metrics, the
     artifact and the failure reason to the returned job's table and the error line, so the cell
     shows each fact once."""
@@ -143,7 +143,7 @@ class SageMakerMagics(Magics, Configurable):
         self.shell.user_ns["_sm_job"] = job
         if self.wait and not args.no_wait:
             try:
-                _follow_then_return(job, logs=self.logs and not args.quiet)
+                follow_then_return(job, logs=self.logs and not args.quiet)
             except KeyboardInterrupt:
                 print(f"Stopped following {job.name}; it is still running (%sm_stop {job.name} stops it).")
         return job
