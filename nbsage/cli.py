@@ -128,12 +128,31 @@ def cmd_jobs(args) -> int:
     if not descriptions:
         print("no training jobs yet (start one with: nbsage train ...)")
         return 0
+    from nbsage.reasons import short_reason
     rows = []
     for d in descriptions:
         metrics = ", ".join(f"{m['MetricName']}={m['Value']:.4g}" for m in d.get("FinalMetricDataList", []))
         rows.append([d["TrainingJobName"], d["TrainingJobStatus"], d["SecondaryStatus"], _job_what(d),
-                     _short_time(d.get("CreationTime")), str(d.get("TrainingTimeInSeconds", "")), metrics])
-    _print_table(rows, ["NAME", "STATUS", "SECONDARY", "ALGORITHM", "CREATED", "SECONDS", "METRICS"])
+                     _short_time(d.get("CreationTime")), str(d.get("TrainingTimeInSeconds", "")), metrics,
+                     short_reason(d.get("FailureReason"))])
+    _print_table(rows, ["NAME", "STATUS", "SECONDARY", "ALGORITHM", "CREATED", "SECONDS", "METRICS", "FAILURE REASON"])
+    return 0
+
+
+# ---- models -----------------------------------------------------------------------------------
+def cmd_models(args) -> int:
+    """ListModels: every training job's model artifact and every deployed model, newest first."""
+    from nbsage.model_list import list_models
+    models = list_models(_session(args), limit=args.limit)
+    if args.json:
+        print(json.dumps(models, indent=2, default=str))
+        return 0
+    if not models:
+        print("no models yet (a completed training job makes one: nbsage train ...)")
+        return 0
+    rows = [[m["ModelName"], m["PrimaryContainer"]["Image"] or "", _short_time(m["CreationTime"]),
+             ",".join(m["nbsage:Endpoints"]), m["PrimaryContainer"]["ModelDataUrl"] or ""] for m in models]
+    _print_table(rows, ["NAME", "ALGORITHM", "CREATED", "ENDPOINTS", "MODEL DATA"])
     return 0
 
 
@@ -329,6 +348,11 @@ def build_parser() -> argparse.ArgumentParser:
     j.add_argument("--kind", choices=["training", "transform"], default="training",
                    help="which jobs (default: training)")
     j.set_defaults(run=cmd_jobs)
+
+    m = sub.add_parser("models", help="list models (training jobs' artifacts and deployed models), newest first")
+    m.add_argument("--limit", type=int, default=50, metavar="N")
+    m.add_argument("--json", action="store_true", help="DescribeModel of each model, as JSON")
+    m.set_defaults(run=cmd_models)
 
     d = sub.add_parser("describe", help="DescribeTrainingJob of one job, as JSON")
     d.add_argument("job", metavar="JOB")

@@ -21,6 +21,7 @@ import shlex
 import time
 from pathlib import Path
 
+from nbsage.arns import arn
 from nbsage.errors import JobFailed, ValidationError
 from nbsage.job import Job, submit
 from nbsage.runtime.processing import check_local_path
@@ -347,7 +348,7 @@ class ProcessingJob(Job):
         outcome = read_outcome(job["output_artifacts"])
         desc = {
             "ProcessingJobName": self.name,
-            "ProcessingJobArn": f"arn:nbsage:local:processing-job/{self.name}",
+            "ProcessingJobArn": arn("processing-job", self.name),
             "ProcessingJobStatus": job["status"],
             **ProcessingRequest.from_json(job["request"]).described(),
             "CreationTime": iso(job["creation_time"]),
@@ -409,7 +410,8 @@ class ProcessingJob(Job):
     def _repr_html_(self) -> str:
         from html import escape
         desc = self.describe()
-        rows = [("Status", f"{desc['ProcessingJobStatus']} ({desc['nbsage:SecondaryStatus']})"),
+        status, secondary = desc["ProcessingJobStatus"], desc["nbsage:SecondaryStatus"]
+        rows = [("Status", status + (f" ({secondary})" if secondary and secondary != status else "")),
                 ("Entrypoint", " ".join(desc["AppSpecification"].get("ContainerEntrypoint") or []
                                         + (desc["AppSpecification"].get("ContainerArguments") or [])))]
         rows += [(f"Input {i['InputName']}", f"{i['S3Input']['S3Uri']} → {i['S3Input']['LocalPath']}")

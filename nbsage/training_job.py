@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import time
 
+from nbsage.arns import arn
 from nbsage.job import Job
 from nbsage.store.metadata import TERMINAL, iso
 from nbsage.store.requests import TrainingRequest
@@ -25,7 +26,7 @@ class TrainingJob(Job):
         transitions = self._store.transitions(self.name)
         desc = {
             "TrainingJobName": self.name,
-            "TrainingJobArn": f"arn:nbsage:local:training-job/{self.name}",
+            "TrainingJobArn": arn("training-job", self.name),
             "TrainingJobStatus": job["status"],
             "SecondaryStatus": job["secondary_status"],
             "SecondaryStatusTransitions": [
@@ -84,7 +85,8 @@ class TrainingJob(Job):
     def _repr_html_(self) -> str:
         from html import escape
         desc = self.describe()
-        rows = [("Status", f"{desc['TrainingJobStatus']} ({desc['SecondaryStatus']})"),
+        status, secondary = desc["TrainingJobStatus"], desc["SecondaryStatus"]
+        rows = [("Status", status + (f" ({secondary})" if secondary and secondary != status else "")),
                 ("Algorithm", self.algorithm or desc["HyperParameters"].get("sagemaker_program", "")),
                 ("Training time", f"{desc['TrainingTimeInSeconds']} s")]
         rows += [(m["MetricName"], f"{m['Value']:.6g}") for m in desc["FinalMetricDataList"]]

@@ -109,6 +109,7 @@ def test_describe_prints_describe_training_job_as_json(workdir):
     assert desc["HyperParameters"]["epochs"] == "3" and desc["HyperParameters"]["optimizer"] == '"adam"'
     assert desc["ModelArtifacts"]["S3ModelArtifacts"].endswith("/cli-job/output/model.tar.gz")
     assert desc["FinalMetricDataList"][0]["MetricName"] == "train:loss"
+    assert desc["TrainingJobArn"] == "arn:aws:sagemaker:local:000000000000:training-job/cli-job"
 
 
 def test_logs_prints_the_jobs_log_lines(workdir):
@@ -157,6 +158,9 @@ def test_a_failed_job_exits_1_with_its_reason_on_one_line(tmp_path):
     result = nbsage(tmp_path / "home", "train", "--entry-point", "train.py", "--source-dir", str(src), "--name", "bad-job")
     line = assert_one_line_error(result, 1, "training job 'bad-job' ended Failed", "ExecuteUserScriptError")
     assert "the data folder is empty" in line
+    header, row = nbsage(tmp_path / "home", "jobs").stdout.splitlines()[:2]
+    assert header.split()[-2:] == ["FAILURE", "REASON"]
+    assert row.startswith("bad-job ") and row.endswith("ExecuteUserScriptError: the data folder is empty")
 
 
 def test_train_without_an_algorithm_or_script_is_a_usage_error(tmp_path):
@@ -255,7 +259,16 @@ def test_deploy_endpoints_invoke_and_delete(tmp_path):
     try:
         listed = nbsage(home, "endpoints")
         assert listed.stdout.splitlines()[1].split()[:2] == ["ll-endpoint", "InService"]
-        assert json.loads(nbsage(home, "endpoints", "ll-endpoint").stdout)["EndpointStatus"] == "InService"
+        described = json.loads(nbsage(home, "endpoints", "ll-endpoint").stdout)
+        assert described["EndpointStatus"] == "InService"
+        assert described["EndpointArn"] == "arn:aws:sagemaker:local:000000000000:endpoint/ll-endpoint", "one ARN scheme"
+        models = nbsage(home, "models").stdout.splitlines()
+        assert models[0].split() == ["NAME", "ALGORITHM", "CREATED", "ENDPOINTS", "MODEL", "DATA"]
+        assert models[1].split()[:2] == ["ll-job", "linear-learner"] and models[1].split()[4] == "ll-endpoint"
+        assert models[1].endswith("/ll-job/output/model.tar.gz")
+        model = json.loads(nbsage(home, "models", "--json").stdout)[0]
+        assert model["ModelArn"] == "arn:aws:sagemaker:local:000000000000:model/ll-job"
+        assert model["nbsage:Endpoints"] == ["ll-endpoint"] and model["nbsage:Source"] == "training job ll-job"
         answer = nbsage(home, "invoke", "ll-endpoint", "-", "--content-type", "text/csv",
                         "--accept", "application/json", input=b"1.1,2\n0.0,4\n")
         assert answer.returncode == 0, answer.stderr
@@ -271,6 +284,9 @@ def test_deploy_endpoints_invoke_and_delete(tmp_path):
         deleted = nbsage(home, "delete", "ll-endpoint")
     assert deleted.returncode == 0, deleted.stderr
     assert nbsage(home, "endpoints").stdout.startswith("no endpoints")
+    kept = nbsage(home, "models").stdout.splitlines()[1]
+    assert kept.split()[:2] == ["ll-job", "linear-learner"], "the model outlives its endpoint"
+    assert "ll-endpoint" not in kept
     assert_one_line_error(nbsage(home, "invoke", "ll-endpoint", "-", input=b"1,2\n"), 1, "no endpoint named")
 
 

@@ -18,6 +18,7 @@ import os
 import time
 from html import escape
 
+from nbsage.reasons import short_reason
 from nbsage.watch import in_notebook_kernel, register
 
 TERMINAL = ("Completed", "Failed", "Stopped")
@@ -25,6 +26,7 @@ POLL_SECONDS = 0.3   # at most ~3 updates a second
 PLOT_SECONDS = 1.0   # redraw the metric plot at most once a second while the job runs
 LOG_LINES = 8
 MAX_PLOTTED_METRICS = 8
+AXIS_GREY = "#888888"  # readable on JupyterLab's light and dark backgrounds
 
 
 def _duration(seconds: float | int | None) -> str:
@@ -57,31 +59,56 @@ def _text_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 # ---- the live monitor ----------------------------------------------------------------------------
+def plotted_metrics(metrics) -> list[str]:
+    """The metric names drawn as curves: those with two or more values, in the order first seen.
+
+    A metric reported once (DeepAR's test:RMSE, Linear Learner's validation and `:final` metrics,
+    anything computed at the end of training) has no curve: it is a final value, shown in the
+    table only, not a dot at step 0 on the loss axis.
+    """
+    counts = metrics["name"].value_counts()
+    return [n for n in dict.fromkeys(metrics["name"]) if counts[n] > 1][:MAX_PLOTTED_METRICS]
+
+
 def metric_plot_png(metrics) -> bytes | None:
-    """PNG of the metric curves (one line per metric name) from TrainingJob.metrics(); None if empty."""
+    """PNG of the metric curves from TrainingJob.metrics(); None when no metric has a curve yet.
+
+    The background is transparent and the axes a mid grey, so the plot reads in light and dark
+    themes alike; the legend sits to the right of the axes, never over the curves.
+    """
     if metrics is None or len(metrics) == 0:
+        return None
+    names = plotted_metrics(metrics)
+    if not names:
         return None
     # the object-oriented API with the Agg canvas: no pyplot, so the user's backend is untouched
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6.4, 3.0), dpi=80)
+    fig = Figure(figsize=(7.2, 3.0), dpi=80)
+    fig.patch.set_alpha(0.0)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
-    names = list(dict.fromkeys(metrics["name"]))
-    # curves first (names with several values), single values after; at most a handful of lines
-    names.sort(key=lambda n: -int((metrics["name"] == n).sum() > 1))
-    for name in names[:MAX_PLOTTED_METRICS]:
+    ax.set_facecolor("none")
+    for name in names:
         series = metrics[metrics["name"] == name]
         steps = series["step"]
         x = list(range(len(series))) if steps.isna().any() else steps.astype(int).tolist()
         ax.plot(x, series["value"].tolist(), marker="o" if len(series) < 20 else None, markersize=3, label=name)
-    ax.set_xlabel("step")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small", loc="best")
+    ax.set_xlabel("step", color=AXIS_GREY)
+    ax.set_ylabel(names[0] if len(names) == 1 else "value", color=AXIS_GREY)
+    ax.tick_params(colors=AXIS_GREY)
+    for spine in ax.spines.values():
+        spine.set_color(AXIS_GREY)
+    ax.grid(True, alpha=0.3, color=AXIS_GREY)
+    if len(names) > 1:
+        legend = ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+                           frameon=False)
+        for text in legend.get_texts():
+            text.set_color(AXIS_GREY)
     fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    fig.savefig(buf, format="png", transparent=True)
     return buf.getvalue()
 
 
@@ -94,9 +121,10 @@ class LiveMonitor:
     schedule polls themselves (see `follow`).
     """
 
-    def __init__(self, job, logs: bool = True, publish=None, interval: float = POLL_SECONDS):
+    def __init__(self, job, logs: bool = True, publish=None, interval: float = POLL_SECONDS, results: bool = True):
         self.job = job
         self.logs = logs
+        self.results = results  # False: the caller shows the final metrics, artifact and reason itself
         self.publish = publish or DisplayUpdater()
         self.interval = interval
         self._last_key = None
@@ -129,29 +157,61 @@ class LiveMonitor:
                len(lines), self._plotted_rows, desc["TrainingTimeInSeconds"])
         if key != self._last_key:
             self._last_key = key
-            self.publish(training_bundle(desc, lines[-LOG_LINES:], self._png))
+            self.publish(training_bundle(desc, lines[-LOG_LINES:], self._png, results=self.results))
         return desc
 
 
-def training_bundle(desc: dict, log_lines: list[str], png: bytes | None) -> dict:
-    """The MIME bundle (text/plain, text/html, image/png when there are metrics) of a job's state."""
+JOB_KINDS = (("ProcessingJobName", "Processing job"), ("TransformJobName", "Transform job"),
+             ("HyperParameterTuningJobName", "Tuning job"))
+
+
+def job_title(desc: dict) -> str:
+    """What the job is called in a display: a watched processing job carries DescribeTrainingJob's
+    keys too (nbsage.watch reads every kind that way), so its own name key decides."""
+    return next((title for key, title in JOB_KINDS if key in desc), "Training job")
+
+
+def stopped_early(desc: dict) -> bool:
+    """A job that completed before its last step: the algorithm's early stopping ended it."""
+    step, total = desc.get("nbsage:Progress") or (None, None)
+    return desc.get("TrainingJobStatus") == "Completed" and bool(total) and (step or 0) < total
+
+
+def _not_in_reason(lines: list[str], reason: str | None) -> list[str]:
+    """Log lines, less the trailing ones the failure reason already quotes (the script's last words)."""
+    lines = list(lines)
+    while reason and lines and lines[-1].strip() and lines[-1].strip() in reason:
+        lines.pop()
+    return lines
+
+
+def training_bundle(desc: dict, log_lines: list[str], png: bytes | None, results: bool = True) -> dict:
+    """The MIME bundle (text/plain, text/html, image/png when there are curves) of a job's state.
+
+    Each fact is shown once. With `results=False` the ended job's final metrics, artifact and
+    failure reason are left out: the caller shows them itself (`%%sm_train` returns the job, whose
+    table lists them; a failed job's error line states the reason).
+    """
     name, status, secondary = desc["TrainingJobName"], desc["TrainingJobStatus"], desc["SecondaryStatus"]
+    title = job_title(desc)
     done = status in TERMINAL
     elapsed = _duration(desc["TrainingTimeInSeconds"])
     step, total = desc.get("nbsage:Progress") or (None, None)
-    metrics = desc.get("FinalMetricDataList") or []
-    artifact = (desc.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
+    metrics = (desc.get("FinalMetricDataList") or []) if results else []
+    artifact = (desc.get("ModelArtifacts") or {}).get("S3ModelArtifacts") if results else None
     reason = desc.get("FailureReason")
-    show_logs = log_lines if (not done or status != "Completed") else []
-    if reason:  # the reason is shown once, on its own line, not again among the log lines
-        show_logs = [line for line in show_logs if line.strip() != reason.strip()]
+    show_logs = _not_in_reason(log_lines, reason) if (not done or status != "Completed") else []
+    reason = reason if results else None
+    early = stopped_early(desc)
+    early_words = f"stopped early: early stopping ended training before step {total}" if early else ""
 
-    headline = f"Training job {name}: {status}" + (f" ({secondary})" if secondary and secondary != status else "")
+    headline = f"{title} {name}: {status}" + (f" ({secondary})" if secondary and secondary != status else "")
     headline += f" in {elapsed}" if done else f", {elapsed} elapsed"
     text = [headline]
     if total:
         filled = int(20 * step / total) if step else 0
-        text.append(f"[{'#' * filled}{'-' * (20 - filled)}] {step or 0}/{total}")
+        text.append(f"[{'#' * filled}{'-' * (20 - filled)}] {step or 0}/{total}"
+                    + (f" {early_words}" if early else ""))
     if reason:
         text.append(f"Failure reason: {reason}")
     text += [f"  {line}" for line in show_logs]
@@ -161,15 +221,16 @@ def training_bundle(desc: dict, log_lines: list[str], png: bytes | None) -> dict
         text.append(f"Model artifact: {artifact}")
 
     colour = {"Completed": "#2e7d32", "Failed": "#c62828", "Stopped": "#ef6c00"}.get(status, "#1565c0")
-    html = [f"<div><b>Training job {escape(name)}</b> &mdash; <b style='color:{colour}'>{escape(status)}</b>"
+    html = [f"<div><b>{escape(title)} {escape(name)}</b> &mdash; <b style='color:{colour}'>{escape(status)}</b>"
             + (f" ({escape(secondary)})" if secondary and secondary != status else "")
             + f" &mdash; {escape(elapsed)}{'' if done else ' elapsed'}</div>"]
     if total:
         pct = min(100, int(100 * (step or 0) / total))
+        label = f"{step or 0}/{total} ({pct}%)" + (f" &mdash; <b>{escape(early_words)}</b>" if early else "")
         html.append("<div style='display:flex;align-items:center;gap:8px;margin:4px 0'>"
-                    "<div style='width:320px;height:10px;background:#e0e0e0;border-radius:3px'>"
+                    "<div style='width:320px;height:10px;background:#9e9e9e66;border-radius:3px'>"
                     f"<div style='width:{pct}%;height:10px;background:{colour};border-radius:3px'></div></div>"
-                    f"<span>{step or 0}/{total} ({pct}%)</span></div>")
+                    f"<span>{label}</span></div>")
     if reason:
         html.append(f"<div style='color:#c62828'><b>Failure reason:</b> {escape(reason)}</div>")
     if show_logs:
@@ -228,6 +289,12 @@ def follow(job, publish, logs: bool = True) -> bool:
     In a kernel the polls run as callbacks on the kernel's event loop (its main thread), so the
     user keeps working while the display updates. Elsewhere (a terminal, tests) the job is followed
     to the end before returning. Returns True when following goes on in the background.
+
+    The first poll is handed to that loop with `add_callback`, the one call of it that is safe from
+    another thread: JupyterLab sends widget messages on a kernel subshell, and ipykernel runs a
+    widget's handler (the form's Launch button) in that subshell's thread once the widget has
+    published anything while handling such a message. A `call_later` made there reaches the main
+    loop without waking it, so the monitor stayed empty until another cell ran.
     """
     monitor = LiveMonitor(job, logs=logs, publish=publish)
     loop = _kernel_loop()
@@ -245,7 +312,7 @@ def follow(job, publish, logs: bool = True) -> bool:
         if desc["TrainingJobStatus"] not in TERMINAL:
             loop.call_later(monitor.interval, tick)
 
-    loop.call_later(0, tick)
+    loop.add_callback(tick)  # thread-safe; later polls are scheduled from the loop itself
     return True
 
 
@@ -274,7 +341,7 @@ def _headline_metric(metrics: list[dict]) -> str:
 class JobList(list):
     """Training jobs (TrainingJob handles, newest first), shown as a table."""
 
-    header = ["Name", "Status", "Algorithm", "Created", "Duration", "Final metric"]
+    header = ["Name", "Status", "Algorithm", "Created", "Duration", "Final metric", "Failure reason"]
 
     def __init__(self, jobs):
         super().__init__(jobs)
@@ -285,7 +352,8 @@ class JobList(list):
             program = desc["HyperParameters"].get("sagemaker_program")
             algorithm = json.loads(program) if program else spec.get("TrainingImage", "")
             self.rows.append([job.name, desc["TrainingJobStatus"], algorithm, _when(desc["CreationTime"]),
-                              _duration(desc["TrainingTimeInSeconds"]), _headline_metric(desc["FinalMetricDataList"])])
+                              _duration(desc["TrainingTimeInSeconds"]), _headline_metric(desc["FinalMetricDataList"]),
+                              short_reason(desc.get("FailureReason"))])
 
     def __repr__(self) -> str:
         return _text_table(self.header, self.rows) if self.rows else "no training jobs"
@@ -309,6 +377,26 @@ class EndpointList(list):
 
     def _repr_html_(self) -> str:
         return _html_table(self.header, self.rows) if self.rows else "<i>no endpoints</i>"
+
+
+class ModelList(list):
+    """Models (nbsage.model_list's DescribeModel records), shown as a table."""
+
+    header = ["Name", "Algorithm", "Created", "Endpoints", "Model data"]
+
+    def __init__(self, models):
+        super().__init__(models)
+        self.rows = [[m["ModelName"], m["PrimaryContainer"].get("Image") or "", _when(m.get("CreationTime")),
+                      ", ".join(m.get("nbsage:Endpoints") or []), m["PrimaryContainer"].get("ModelDataUrl") or ""]
+                     for m in self]
+
+    NONE = "no models (a completed training job makes one)"
+
+    def __repr__(self) -> str:
+        return _text_table(self.header, self.rows) if self.rows else self.NONE
+
+    def _repr_html_(self) -> str:
+        return _html_table(self.header, self.rows) if self.rows else f"<i>{self.NONE}</i>"
 
 
 class JobLogs(list):

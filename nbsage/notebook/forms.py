@@ -5,7 +5,10 @@ hyperparameter, built by its kind (`Hyperparameter.widget`), with the default fi
 valid values on a line below, required ones marked and advanced ones folded into an Accordion.
 Values are checked as they change with `Hyperparameter.parse` (and the algorithm's cross-field
 rules), so a bad value is shown next to the field its error names (`HyperparameterError.hyperparameter`)
-and Launch stays disabled until it is fixed.
+and Launch stays disabled until it is fixed. A field says what is wrong with it once it has been
+touched (or Launch was pressed): a fresh form names what is still to be filled in beside Launch, in
+a few words, without a wall of red. Labels are as wide as the algorithm's longest name, and the help
+text takes the theme's own colour (JupyterLab's dark theme included), dimmed.
 """
 from __future__ import annotations
 
@@ -16,28 +19,39 @@ import ipywidgets as widgets
 from nbsage import algorithms
 from nbsage.errors import HyperparameterError, NBSageError
 
-_WIDTH = {"description_width": "260px"}
-_LAYOUT = {"width": "520px"}
+_FIELD_WIDTH = 260   # px for the value, right of the label
+_CHAR_PX = 8         # a label character at JupyterLab's widget font size, with room to spare
+
+
+def _styles(names) -> tuple[dict, dict, int]:
+    """(style, layout, label width) that fit the longest of `names` without cutting it."""
+    label = max(160, _CHAR_PX * max((len(n) for n in names), default=0) + 16)
+    return {"description_width": f"{label}px"}, {"width": f"{label + _FIELD_WIDTH}px"}, label
 
 
 def _error_html(message: str | None) -> str:
-    return f"<span style='color:#c62828'>{escape(message)}</span>" if message else ""
+    return f"<span style='color:#e53935'>{escape(message)}</span>" if message else ""
 
 
 class HyperparameterField:
     """One hyperparameter's widget, its help line and its error, kept together."""
 
-    def __init__(self, hp):
+    def __init__(self, hp, style: dict, layout: dict, label_width: int):
         self.hp = hp
-        self.widget = hp.widget(description=hp.name, tooltip=f"{hp.help} ({hp.describe()})", style=_WIDTH,
-                                layout=_LAYOUT)
+        self.widget = hp.widget(description=hp.name, tooltip=f"{hp.help} ({hp.describe()})", style=style,
+                                layout=layout)
         self.initial = self.widget.value
+        self.touched = False  # its error is shown once the user has changed it (or pressed Launch)
+        self.widget.observe(self._touch, names="value")
         self.error = widgets.HTML()
-        marker = "<b style='color:#c62828'>required</b> &middot; " if hp.required else ""
-        self.help = widgets.HTML(f"<small style='color:#555'>{marker}{escape(hp.help)} "
+        marker = "<b>required</b> &middot; " if hp.required else ""
+        self.help = widgets.HTML(f"<small style='opacity:0.8'>{marker}{escape(hp.help)} "
                                  f"&mdash; {escape(hp.describe())}</small>",
-                                 layout={"margin": "0 0 6px 264px"})
+                                 layout={"margin": f"0 0 6px {label_width + 4}px"})
         self.box = widgets.VBox([widgets.HBox([self.widget, self.error]), self.help])
+
+    def _touch(self, _change) -> None:
+        self.touched = True
 
     @property
     def raw(self):
@@ -76,12 +90,14 @@ class TrainingForm(widgets.VBox):
         name = algorithms.canonical_name(algorithm) if algorithm else algorithms.names()[0]
         if name is None:
             algorithms.get(algorithm)  # raises, naming the built-ins
-        self.algorithm_picker = widgets.Dropdown(options=algorithms.names(), value=name, description="algorithm",
-                                                 style=_WIDTH, layout=_LAYOUT)
-        self.content_type = widgets.Dropdown(description="content type", style=_WIDTH, layout=_LAYOUT)
+        self.algorithm_picker = widgets.Dropdown(options=algorithms.names(), value=name, description="algorithm")
+        self.content_type = widgets.Dropdown(description="content type")
         self.launch_button = widgets.Button(description="Launch", button_style="primary", icon="play",
-                                            tooltip="start the training job")
-        self.message = widgets.HTML()
+                                            tooltip="start the training job",
+                                            layout={"min_width": "110px", "flex": "0 0 auto"})
+        self.message = widgets.HTML(layout={"flex": "1 1 auto", "margin": "0 0 0 8px"})
+        self.show_all_errors = False  # set by a Launch press: every field then says what is wrong
+        self._rule_broken: str | None = None  # the field a rule across hyperparameters names
         self.output = widgets.Output()
         self.algorithm_picker.observe(self._on_algorithm, names="value")
         self.launch_button.on_click(lambda _button: self.launch())
@@ -98,17 +114,26 @@ class TrainingForm(widgets.VBox):
     def _build(self, name: str) -> None:
         """(Re)build every field from the declaration of algorithm `name`."""
         self.algorithm = algorithms.get(name)
+        style, layout, label_width = _styles([hp.name for hp in self.algorithm.hyperparameters]
+                                             + [c.name for c in self.algorithm.channels] + ["content type"])
+        for widget in (self.algorithm_picker, self.content_type):
+            widget.style.description_width, widget.layout.width = style["description_width"], layout["width"]
         kept = {ch: w.value for ch, w in self.sources.items()}
         self.sources = {}
+        self.source_errors: dict[str, widgets.HTML] = {}
+        self.touched_sources: set[str] = {ch for ch, value in kept.items() if value.strip()}
         for channel in self.algorithm.channels:
             self.sources[channel.name] = widgets.Text(
-                value=kept.get(channel.name, ""), description=channel.name, style=_WIDTH, layout=_LAYOUT,
+                value=kept.get(channel.name, ""), description=channel.name, style=style, layout=layout,
                 placeholder="path, URL or DataFrame name" + (" (required)" if channel.required else ""),
                 tooltip=channel.help or f"the {channel.name} channel")
+            self.sources[channel.name].observe(lambda _c, ch=channel.name: self.touched_sources.add(ch), names="value")
+            self.source_errors[channel.name] = widgets.HTML()
         train = next((c for c in self.algorithm.channels if c.name == "train"), self.algorithm.channels[0])
         self.content_type.options = train.content_types
         self.content_type.value = train.default_content_type
-        self.fields = {hp.name: HyperparameterField(hp) for hp in self.algorithm.hyperparameters}
+        self.fields = {hp.name: HyperparameterField(hp, style, layout, label_width)
+                       for hp in self.algorithm.hyperparameters}
         for widget in [*self.sources.values(), *(f.widget for f in self.fields.values())]:
             widget.observe(lambda _change: self._refresh(), names="value")
         basic = [f.box for f in self.fields.values() if not f.hp.advanced]
@@ -119,7 +144,8 @@ class TrainingForm(widgets.VBox):
         self.children = [
             widgets.HTML(f"<b>{escape(self.algorithm.title)}</b>: {escape(self.algorithm.description)}"),
             self.algorithm_picker,
-            widgets.HTML("<b>Data</b>"), *self.sources.values(), self.content_type,
+            widgets.HTML("<b>Data</b>"),
+            *(widgets.HBox([w, self.source_errors[ch]]) for ch, w in self.sources.items()), self.content_type,
             widgets.HTML("<b>Hyperparameters</b>"), *basic, folded,
             widgets.HBox([self.launch_button, self.message]),
             self.output,
@@ -143,6 +169,7 @@ class TrainingForm(widgets.VBox):
     def errors(self) -> dict[str, str]:
         """What is wrong now: {hyperparameter or channel name: message}; empty when ready to launch."""
         problems = {}
+        self._rule_broken = None
         for name, field in self.fields.items():
             try:
                 field.parse()
@@ -154,18 +181,48 @@ class TrainingForm(widgets.VBox):
             except NBSageError as e:  # shown at the field the error names, else below the form
                 named = e.hyperparameter if isinstance(e, HyperparameterError) else None
                 problems[named or "hyperparameters"] = str(e)
+                self._rule_broken = named  # caused by a change elsewhere: shown once anything was touched
         for channel in self.algorithm.channels:
             if channel.required and not self.sources[channel.name].value.strip():
                 problems[channel.name] = (f"channel {channel.name!r} is required: give a path, a URL or the name "
                                           "of a DataFrame, array or (X, y) tuple")
         return problems
 
+    def _shown(self, name: str) -> bool:
+        """Whether the field or channel `name` says what is wrong with it now."""
+        if self.show_all_errors:
+            return True
+        field = self.fields.get(name)
+        if field is not None and name == self._rule_broken:
+            return any(f.touched for f in self.fields.values())
+        return field.touched if field is not None else name in self.touched_sources
+
     def _refresh(self) -> None:
+        """Each problem once: beside its field when the field was touched; beside Launch, the names of
+        what is still to be filled in or fixed (a rule that names no field, in full)."""
         problems = self.errors()
         for name, field in self.fields.items():
-            field.error.value = _error_html(problems.get(name))
+            field.error.value = _error_html(problems.get(name) if self._shown(name) else None)
+        for name, error in self.source_errors.items():
+            error.value = _error_html(problems.get(name) if self._shown(name) else None)
         self.launch_button.disabled = bool(problems)
-        self.message.value = _error_html("; ".join(problems.values())) if problems else ""
+        self.message.value = self._summary(problems)
+
+    def _summary(self, problems: dict[str, str]) -> str:
+        if not problems:
+            return ""
+        missing = [n for n in problems if n not in self.fields and n in self.sources
+                   or n in self.fields and self.fields[n].raw is None]
+        wrong = [n for n in problems if n not in missing and n != "hyperparameters"]
+        parts = []
+        if missing:
+            parts.append("to launch, fill in " + ", ".join(f"<b>{escape(n)}</b>" for n in missing))
+        if wrong:
+            parts.append("fix " + ", ".join(f"<b>{escape(n)}</b>" for n in wrong))
+        text = "; ".join(parts)
+        if "hyperparameters" in problems:  # a rule across fields that names none of them
+            text += ("; " if text else "") + _error_html(problems["hyperparameters"])
+        return f"<span style='opacity:0.85'>{text}</span>"
 
     def _namespace(self) -> dict:
         if self.namespace is not None:
@@ -184,6 +241,7 @@ class TrainingForm(widgets.VBox):
         from nbsage.inputs import TrainingInput
         from nbsage.notebook.display import follow, output_widget_publisher
         from nbsage.notebook.magics import resolve_source
+        self.show_all_errors = True
         self._refresh()
         if self.launch_button.disabled:
             return None

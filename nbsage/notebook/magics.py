@@ -52,6 +52,21 @@ class PlaceList(list):
         return _html_table(self.header, self._rows())
 
 
+def follow_then_return(job, logs: bool) -> None:
+    """job.wait() for a magic that returns the job: the live monitor leaves the final metrics, the
+    artifact and the failure reason to the returned job's table and the error line, so the cell
+    shows each fact once."""
+    from nbsage.notebook.display import LiveMonitor
+    from nbsage.watch import watcher_for
+    watcher = watcher_for(job.watched(), logs=logs)
+    if isinstance(watcher, LiveMonitor):
+        watcher.results = False
+    watcher.run()
+    desc = job.describe()
+    if desc[job.status_field] != "Completed":
+        raise job.failure(desc)
+
+
 @magics_class
 class SageMakerMagics(Magics, Configurable):
     """The SageMaker workflow as magics. Configure with `%config SageMakerMagics.<setting> = value`."""
@@ -128,7 +143,7 @@ class SageMakerMagics(Magics, Configurable):
         self.shell.user_ns["_sm_job"] = job
         if self.wait and not args.no_wait:
             try:
-                job.wait(logs=self.logs and not args.quiet)
+                follow_then_return(job, logs=self.logs and not args.quiet)
             except KeyboardInterrupt:
                 print(f"Stopped following {job.name}; it is still running (%sm_stop {job.name} stops it).")
         return job
@@ -185,6 +200,16 @@ class SageMakerMagics(Magics, Configurable):
         args = parse(self.sm_logs, line)
         job = self._job(args.job)
         return JobLogs(job.name, arguments.reader_lines(job.logs(), args.tail))
+
+    @line_magic
+    @takes([arg("--limit", type=int, default=50, help="show at most this many models (newest first)")])
+    @one_line()
+    def sm_models(self, line):
+        """List models: every training job's artifact and every deployed model, with the endpoints serving it."""
+        from nbsage.model_list import list_models
+        from nbsage.notebook.display import ModelList
+        args = parse(self.sm_models, line)
+        return ModelList(list_models(self._session, limit=args.limit))
 
     @line_magic
     @takes([JOB])

@@ -23,6 +23,7 @@ from traitlets.config import Configurable
 
 from nbsage import arguments
 from nbsage.arguments import arg
+from nbsage.notebook.magics import follow_then_return
 from nbsage.notebook.parsing import one_line, parse, takes
 
 SCRIPT_NAME = "script.py"
@@ -85,7 +86,7 @@ class ProcessingMagics(Magics, Configurable):
         self.shell.user_ns["_sm_processing_job"] = job
         if self.wait and not args.no_wait:
             try:
-                job.wait(logs=self.logs and not args.no_logs)
+                follow_then_return(job, logs=self.logs and not args.no_logs)  # each fact shown once
             except KeyboardInterrupt:
                 print(f"Stopped following {job.name}; it is still running "
                       f"(_sm_processing_job.stop() stops it).")

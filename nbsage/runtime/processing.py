@@ -44,6 +44,7 @@ import sys
 import threading
 from pathlib import Path
 
+from nbsage.arns import arn
 from nbsage.errors import ValidationError
 from nbsage.runtime.job_user import JOB_USER_ENV, JobUser, hand_over, job_user
 from nbsage.runtime.job_user import environment as user_environment
@@ -151,7 +152,7 @@ def processing_job_config(request: dict) -> dict:
     cluster.setdefault("VolumeSizeInGB", 30)
     cluster.setdefault("VolumeKmsKeyId", None)
     return {
-        "ProcessingJobArn": request.get("ProcessingJobArn") or f"arn:nbsage:local:processing-job/{name}",
+        "ProcessingJobArn": request.get("ProcessingJobArn") or arn("processing-job", name),
         "ProcessingJobName": name,
         "AppSpecification": app,
         "Environment": dict(request.get("Environment") or {}),

@@ -25,6 +25,7 @@ import threading
 import time
 from pathlib import Path
 
+from nbsage.arns import arn
 from nbsage.errors import EndpointError, ModelError, NBSageError, ValidationError
 from nbsage.runtime.layout import PRIVATE_UMASK, private_dir, private_file, private_tree
 from nbsage.store.artifacts import is_local, local_path
@@ -97,7 +98,7 @@ def _reap(pid: int) -> None:
 
 # ---- describe ------------------------------------------------------------------------------------
 def _arn(name: str) -> str:
-    return f"arn:aws:sagemaker:local:000000000000:endpoint/{name.lower()}"
+    return arn("endpoint", name)
 
 
 def _describe(session, record: dict) -> dict:

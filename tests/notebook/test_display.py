@@ -145,7 +145,64 @@ def test_executed_notebook_keeps_the_final_monitor_display(source_dir, session, 
     final = displays[0].data
     assert final["text/plain"].startswith("Training job train-") and ": Completed" in final["text/plain"]
     assert base64.b64decode(final["image/png"]).startswith(b"\x89PNG")
-    assert "train:loss" in final["text/html"]
     assert not [o for o in outputs if o.output_type == "stream" and "epoch 0" in o.text], "no raw log stream"
     result = [o for o in outputs if o.output_type == "execute_result"]
     assert result and "status=Completed" in result[0].data["text/plain"]
+    # each fact once: the returned job's table has the final metric and the artifact, the live display not
+    table = result[0].data["text/html"]
+    assert "train:loss" in table and "model.tar.gz" in table and "Completed (Completed)" not in table
+    assert "train:loss" not in final["text/html"] and "model.tar.gz" not in final["text/html"]
+
+
+def _desc(**changes) -> dict:
+    desc = {"TrainingJobName": "j", "TrainingJobStatus": "Completed", "SecondaryStatus": "Completed",
+            "TrainingTimeInSeconds": 65, "nbsage:Progress": (100, 100), "FinalMetricDataList": [
+                {"MetricName": "validation:rmse", "Value": 0.25}],
+            "ModelArtifacts": {"S3ModelArtifacts": "/a/model.tar.gz"}}
+    return dict(desc, **changes)
+
+
+def test_a_job_ended_by_early_stopping_says_so():
+    bundle = training_bundle(_desc(**{"nbsage:Progress": (82, 100)}), [], None)
+    assert "82/100 stopped early: early stopping ended training before step 100" in bundle["text/plain"]
+    assert "82/100 (82%) &mdash; <b>stopped early" in bundle["text/html"]
+    assert "stopped early" not in training_bundle(_desc(), [], None)["text/plain"]
+    failed = _desc(TrainingJobStatus="Failed", SecondaryStatus="Failed", **{"nbsage:Progress": (82, 100)})
+    assert "stopped early" not in training_bundle(failed, [], None)["text/plain"]
+
+
+def test_a_processing_job_is_titled_as_one():
+    bundle = training_bundle(_desc(ProcessingJobName="j", **{"nbsage:Progress": (None, None)}), [], None)
+    assert bundle["text/plain"].startswith("Processing job j: Completed in 01:05")
+    assert bundle["text/html"].startswith("<div><b>Processing job j</b>")
+    assert "Training job" not in bundle["text/plain"] + bundle["text/html"]
+
+
+def test_a_failed_job_states_its_reason_once():
+    reason = 'ExecuteUserScriptError:\nExitCode 1\nErrorMessage "the loss diverged"'
+    desc = _desc(TrainingJobStatus="Failed", SecondaryStatus="Failed", FailureReason=reason, ModelArtifacts={},
+                 FinalMetricDataList=[])
+    bundle = training_bundle(desc, ["epoch 0 loss=1.0", "the loss diverged"], None)
+    assert bundle["text/plain"].count("the loss diverged") == 1 and "epoch 0 loss=1.0" in bundle["text/plain"]
+    assert bundle["text/html"].count("the loss diverged") == 1
+    # %%sm_train raises the reason as its error line: its display then leaves the reason out
+    quiet = training_bundle(desc, ["epoch 0 loss=1.0", "the loss diverged"], None, results=False)
+    assert "the loss diverged" not in quiet["text/plain"] + quiet["text/html"]
+
+
+def test_results_false_leaves_metrics_and_artifact_to_the_caller():
+    bundle = training_bundle(_desc(), [], None, results=False)
+    assert bundle["text/plain"] == "Training job j: Completed in 01:05\n[####################] 100/100"
+    assert "validation:rmse" not in bundle["text/html"] and "model.tar.gz" not in bundle["text/html"]
+
+
+def test_the_plot_draws_curves_only_with_a_legend_outside_on_a_transparent_background():
+    from nbsage.notebook.display import metric_plot_png, plotted_metrics
+    rows = [("train:loss", 1.0 / (s + 1), s, 0.0) for s in range(5)]
+    rows += [("validation:loss", 1.2 / (s + 1), s, 0.0) for s in range(5)]
+    rows += [("test:RMSE", 3.0, None, 0.0), ("validation:objective_loss:final", 0.2, None, 0.0)]
+    metrics = pd.DataFrame(rows, columns=["name", "value", "step", "timestamp"])
+    assert plotted_metrics(metrics) == ["train:loss", "validation:loss"], "end-of-training values are not curves"
+    png = metric_plot_png(metrics)
+    assert png[25] == 6, "RGBA: the background is transparent, so the dark theme shows through"
+    assert metric_plot_png(metrics[metrics["step"].isna()]) is None, "final values only: no plot, the table has them"

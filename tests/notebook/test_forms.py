@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from html import escape, unescape
 
+import time
+
 import ipywidgets as widgets
 import pandas as pd
 import pytest
@@ -90,7 +92,9 @@ def test_a_rule_across_fields_is_shown_on_the_field_it_names(session, data):
 def test_launch_needs_a_train_source_that_exists(session, data):
     form = TrainingForm("linear-learner", session=session, namespace={"bc": data})
     form.fields["predictor_type"].widget.value = "regressor"
-    assert form.launch_button.disabled and "channel 'train' is required" in unescape(form.message.value)
+    assert form.launch_button.disabled and "to launch, fill in <b>train</b>" in form.message.value
+    form.launch()  # pressed anyway (e.g. from code): the channel then says what it needs
+    assert "channel 'train' is required" in unescape(form.source_errors["train"].value)
     form.sources["train"].value = "bcc"
     assert form.launch() is None
     assert "no variable 'bcc' in the notebook; did you mean 'bc'?" in unescape(form.message.value)
@@ -117,36 +121,94 @@ def test_changing_the_algorithm_rebuilds_the_fields(session, data):
     assert form.content_type.options == algorithms.get("xgboost").channel("train").content_types
 
 
-def test_in_a_kernel_launch_returns_at_once_and_the_output_follows_the_job(tmp_path, session):
-    """The monitor runs as callbacks on the kernel's own loop: the cell ends, the Output keeps updating."""
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    cells = [
-        "import asyncio, pandas as pd\n"
-        "from sklearn.datasets import load_breast_cancer\n"
-        "from nbsage.widgets import TrainingForm\n"
-        "bc = load_breast_cancer(as_frame=True)\n"
-        "df = pd.concat([bc.target, bc.data], axis=1)\n"
-        "form = TrainingForm('linear-learner')\n"
-        "form.sources['train'].value = 'df'\n"
-        "form.fields['predictor_type'].widget.value = 'binary_classifier'\n"
-        "form.fields['epochs'].widget.value = 2\n"
-        "form.fields['num_models'].widget.value = '2'\n"
-        "form.launch_button.click()\n"
-        "print('launched', form.job.status)",
-        "for _ in range(600):\n"
-        "    shown = form.output.outputs[-1]['data']['text/plain'] if form.output.outputs else ''\n"
-        "    if ': Completed' in shown:\n"
-        "        break\n"
-        "    await asyncio.sleep(0.1)\n"
-        "print(shown.splitlines()[0]); print(sorted(form.output.outputs[-1]['data']))",
-    ]
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}}).execute()
-    assert nb.cells[0].outputs[0].text.strip() == "launched InProgress"
-    printed = nb.cells[1].outputs[0].text
-    assert ": Completed in" in printed and "'image/png'" in printed and "'text/plain'" in printed
+def test_a_fresh_form_names_what_to_fill_in_without_errors_before_anything_is_touched(session):
+    form = TrainingForm(session=session)  # BlazingText: `mode` and the train channel are required
+    assert form.algorithm.name == "blazingtext" and form.launch_button.disabled
+    assert all(f.error.value == "" for f in form.fields.values())
+    assert all(e.value == "" for e in form.source_errors.values())
+    assert "to launch, fill in <b>mode</b>, <b>train</b>" in form.message.value
+    assert "is required" not in form.message.value, "each problem once, in a few words beside Launch"
+    form.fields["mode"].widget.value = "supervised"
+    form.fields["epochs"].widget.value = 0
+    assert "'epochs' = 0 is not valid" in unescape(form.fields["epochs"].error.value), "a touched field explains"
+    assert "fix <b>epochs</b>" in form.message.value and "not valid" not in form.message.value
+
+
+def test_labels_fit_the_longest_name_and_help_takes_the_theme_colour(session):
+    form = TrainingForm("linear-learner", session=session)
+    longest = "binary_classifier_model_selection_criteria"
+    field = form.fields[longest]
+    label_px = int(field.widget.style.description_width.removesuffix("px"))
+    assert label_px >= 8 * len(longest), "the label is not cut"
+    assert form.sources["train"].style.description_width == field.widget.style.description_width
+    assert "color:" not in field.help.value and "opacity" in field.help.value
+    assert form.launch_button.layout.min_width == "110px", "Launch keeps its width beside the message"
+
+
+def test_in_jupyterlab_a_launch_handled_in_a_subshell_thread_still_updates_the_output_live(tmp_path):
+    """Launch returns at once and the Output follows the job on the kernel's loop, also as JupyterLab
+    drives it: JupyterLab sends widget messages on a kernel subshell, and once typing in a field has
+    made the Launch button publish from such a message, ipykernel runs its click handler in the
+    subshell's thread; the monitor must still reach the main loop (it stayed empty until another
+    cell ran)."""
+    import os
+    import queue
+    from jupyter_client.manager import start_new_kernel
+    km, kc = start_new_kernel(kernel_name="python3", env=dict(os.environ), cwd=str(tmp_path))
+    try:
+        def execute(code):
+            msg_id, printed = kc.execute(code), ""
+            while True:
+                m = kc.get_iopub_msg(timeout=120)
+                if m["parent_header"].get("msg_id") == msg_id:
+                    assert m["msg_type"] != "error", m["content"]
+                    printed += m["content"]["text"] if m["msg_type"] == "stream" else ""
+                    if m["msg_type"] == "status" and m["content"]["execution_state"] == "idle":
+                        return printed
+        train, button, output = execute(
+            "import pandas as pd\nfrom nbsage.widgets import TrainingForm\n"
+            "df = pd.DataFrame({'label': [0, 1, 0, 1] * 5, 'x': [1.0, 2.0, 3.0, 4.0] * 5})\n"
+            "form = TrainingForm('linear-learner')\n"
+            "form.fields['predictor_type'].widget.value = 'binary_classifier'\n"
+            "form.fields['epochs'].widget.value = 2\n"
+            "print(form.sources['train'].model_id, form.launch_button.model_id, form.output.model_id)").split()
+        kc.control_channel.send(kc.session.msg("create_subshell_request", {}))
+        subshell = kc.control_channel.get_msg(timeout=60)["content"]["subshell_id"]
+
+        def send(comm_id, data) -> str:
+            msg = kc.session.msg("comm_msg", {"comm_id": comm_id, "data": data})
+            msg["header"]["subshell_id"] = subshell
+            kc.shell_channel.send(msg)
+            return msg["header"]["msg_id"]
+
+        handled = set()  # the messages whose handler has returned (their `idle` status came)
+
+        def next_update(comm_id, deadline_s=60):
+            deadline = time.monotonic() + deadline_s
+            while time.monotonic() < deadline:
+                try:
+                    m = kc.get_iopub_msg(timeout=1)
+                except queue.Empty:
+                    continue
+                if m["msg_type"] == "status" and m["content"]["execution_state"] == "idle":
+                    handled.add(m["parent_header"].get("msg_id"))
+                if m["msg_type"] == "comm_msg" and m["content"]["comm_id"] == comm_id:
+                    return m["content"]["data"].get("state", {})
+            return None
+
+        send(train, {"method": "update", "state": {"value": "df"}, "buffer_paths": []})  # typing 'df'
+        assert next_update(button) == {"disabled": False}, "Launch is enabled by the typing"
+        click = send(button, {"method": "custom", "content": {"event": "click"}})
+        shown, returned_while_running = "", False
+        while ": Completed in" not in shown:  # nothing else is sent to the kernel meanwhile
+            state = next_update(output)
+            assert state is not None, f"the Output stopped updating; last shown: {shown[:80]!r}"
+            shown = state["outputs"][0]["data"]["text/plain"] if state.get("outputs") else shown
+            returned_while_running |= click in handled and ": InProgress" in shown
+        assert returned_while_running, "Launch returned while the job ran; the Output kept following it"
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
 
 
 def test_widgets_module_is_the_public_name():

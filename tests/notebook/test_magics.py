@@ -98,6 +98,9 @@ def test_sm_train_cell_with_a_namespace_dataframe_and_yaml_body_completes(shell,
     assert shell.user_ns["_sm_job"] is job
     assert "read 4 rows" in job.logs()
     assert any("--epochs 4" in line for line in job.logs())
+    models = shell.run_line_magic("sm_models", "")
+    assert [m["ModelName"] for m in models] == [job.name] and models.rows[0][1] == "train.py"
+    assert job.name in repr(models) and job.model_data in models._repr_html_()
 
 
 def test_sm_train_xgboost_on_breast_cancer_reports_validation_auc(shell):
