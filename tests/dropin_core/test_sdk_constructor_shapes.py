@@ -24,10 +24,11 @@ def test_role_is_the_second_positional_argument_and_hyperparameters_still_may_be
 
 
 def test_sdk_v1_names_are_mapped_with_the_sdks_deprecation_warning(session):
-    with pytest.warns(DeprecationWarning, match="train_instance_count has been renamed in sagemaker>=2") as caught:
+    with pytest.warns(DeprecationWarning, match="has been renamed in sagemaker>=2") as caught:
         est = Estimator("xgboost", "role", train_instance_count=2, train_instance_type="ml.c5.xlarge",
                         train_max_run=600, train_use_spot_instances=True, train_max_wait=900,
                         train_volume_size=50, sagemaker_session=session)
+    assert "train_instance_count has been renamed" in str(caught[0].message)
     assert caught[0].filename == __file__  # shown at the notebook's line, not inside nbsage
     assert (est.instance_count, est.instance_type, est.max_run) == (2, "ml.c5.xlarge", 600)
     assert (est.use_spot_instances, est.max_wait, est.volume_size) == (True, 900, 50)
