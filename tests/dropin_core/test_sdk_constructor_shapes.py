@@ -52,7 +52,7 @@ def test_place_options_still_go_to_their_place_and_another_places_option_names_i
     est = Estimator("xgboost", "role", backend="kernel", gateway="http://127.0.0.1:1", sagemaker_session=session)
     assert est.backend_options == {"gateway": "http://127.0.0.1:1"}
     est = Estimator("xgboost", {"num_round": 1}, gateway="http://127.0.0.1:1", sagemaker_session=session)
-    with pytest.raises(ValidationError, match="'gateway' is not an option of the local place.*option of the kernel place"):
+    with pytest.raises(ValidationError, match="'gateway' is not an option of the local place.*of the kernel place"):
         est.fit({"train": str(data)}, wait=False)  # refused by the place, before anything is recorded
     assert session.list_training_jobs() == []
 
@@ -67,7 +67,8 @@ def test_sdk_keywords_without_effect_here_are_accepted_and_recorded(session):
 
 def test_a_version_nbsage_cannot_honour_is_a_warning_naming_what_runs_instead(session):
     from importlib.metadata import version
-    with pytest.warns(UserWarning, match=f"asks for xgboost 1.7; nbsage runs the installed xgboost {version('xgboost')}"):
+    installed = version("xgboost")
+    with pytest.warns(UserWarning, match=f"asks for xgboost 1.7; nbsage runs the installed xgboost {installed}"):
         est = Estimator(XGBOOST_IMAGE, "role", sagemaker_session=session)
     assert est.algorithm.name == "xgboost" and est.sdk_image == XGBOOST_IMAGE
     with warnings.catch_warnings():
