@@ -139,7 +139,8 @@ def check_version(framework: str | None, version: str | None, what: str) -> None
     dist = DISTRIBUTIONS.get(framework.lower(), framework)
     if installed is None:
         warnings.warn(f"{what} asks for {framework} {version}, which is not installed here "
-                      f"(pip install {dist}); the job will fail where it imports it", UserWarning, stacklevel=_stacklevel())
+                      f"(pip install {dist}); the job will fail where it imports it", UserWarning,
+                      stacklevel=_stacklevel())
     elif _major(installed) != _major(version):
         warnings.warn(f"{what} asks for {framework} {version}; nbsage runs the installed {dist} {installed} "
                       "instead (no container image is pulled)", UserWarning, stacklevel=_stacklevel())

@@ -6,8 +6,6 @@ nbsage's vectorised writer (nbsage.formats.recordio_protobuf), byte for byte wha
 """
 from __future__ import annotations
 
-import io
-
 import numpy as np
 
 from nbsage.formats import recordio_protobuf as rio
@@ -58,9 +56,3 @@ def numpy_to_record_serializer():
 def record_deserializer():
     """The SDK v1 deserializer factory: a RecordDeserializer."""
     return RecordDeserializer()
-
-
-def _write_records_bytes(array, labels=None) -> bytes:
-    buf = io.BytesIO()
-    write_numpy_to_dense_tensor(buf, array, labels)
-    return buf.getvalue()
