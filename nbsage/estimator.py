@@ -58,7 +58,7 @@ class Estimator:
         self.backend_options = sdk_arguments.place_options(backend, kwargs)
         accepted = sdk_arguments.accepted_keywords(type(self), sdk_arguments.ESTIMATOR_RECORDED,
                                                    sdk_arguments.ESTIMATOR_RENAMED)
-        sdk_arguments.refuse_unknown(f"{type(self).__name__}()", kwargs, accepted, backend)
+        sdk_arguments.refuse_unknown(f"{type(self).__name__}()", kwargs, accepted)
         image_uri = v2.pop("image_uri", image_uri)
         self.image = algorithm_or_image or image_uri
         self.entry_point = entry_point

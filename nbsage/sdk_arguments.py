@@ -73,32 +73,31 @@ def recorded(kwargs: dict, names: tuple[str, ...]) -> dict:
     return {name: kwargs.pop(name) for name in names if name in kwargs}
 
 
-def refuse_unknown(what: str, given: dict, accepted, place: str | None = None) -> None:
-    """A ValidationError for the first keyword of `given` (all of them unknown to `what`).
-
-    With `place`, a keyword that another place declares says which one.
-    """
+def refuse_unknown(what: str, given: dict, accepted) -> None:
+    """A ValidationError for the first keyword of `given` (all of them unknown to `what`), with
+    did-you-mean over the keywords `what` accepts."""
     if not given:
         return
     name = next(iter(given))
     hint = did_you_mean(name, list(accepted))
-    if place is not None:
-        from nbsage import backends
-        if any(name in [o.name for o in backends.declared_options(p)] for p in backends.names()):
-            backends.check_options(place, {name: given[name]})  # names the place that takes it
     takes = f"; see help({what.rstrip('()')}) for the keywords it takes"
     raise ValidationError(f"{what} got an unexpected keyword argument {name!r}{hint or takes}")
 
 
 def place_options(place: str | None, kwargs: dict) -> dict:
-    """Pop the keywords the place declares (`Estimator(..., backend="kernel", gateway=...)`)."""
+    """Pop the keywords meant for a place (`Estimator(..., backend="kernel", gateway=...)`).
+
+    Those the place declares, and also any that another place declares or that is a near miss of
+    a place option (`gatewy`): the place refuses those when the job is submitted, naming the place
+    that takes them or the option meant — before anything is recorded. What is left is unknown.
+    """
     from nbsage import backends
+    every = sorted({o.name for p in backends.names() for o in backends.declared_options(p)})
     if (place or "local").lower() not in backends.names():
         # an unknown place is refused where the job is submitted (with did-you-mean); until then
         # its keywords cannot be told apart
         return {k: kwargs.pop(k) for k in list(kwargs)}
-    declared = [o.name for o in backends.declared_options(place or "local")]
-    return {k: kwargs.pop(k) for k in list(kwargs) if k in declared}
+    return {k: kwargs.pop(k) for k in list(kwargs) if k in every or did_you_mean(k, every)}
 
 
 def accepted_keywords(cls, *extra: tuple[str, ...]) -> list[str]:

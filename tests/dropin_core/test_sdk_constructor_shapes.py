@@ -47,11 +47,13 @@ def test_an_unknown_keyword_is_an_error_naming_it(session, build):
         Estimator("xgboost", "role", flavour="vanilla")
 
 
-def test_place_options_still_go_to_their_place_and_another_places_option_names_it(session):
+def test_place_options_still_go_to_their_place_and_another_places_option_names_it(session, data):
     est = Estimator("xgboost", "role", backend="kernel", gateway="http://127.0.0.1:1", sagemaker_session=session)
     assert est.backend_options == {"gateway": "http://127.0.0.1:1"}
+    est = Estimator("xgboost", {"num_round": 1}, gateway="http://127.0.0.1:1", sagemaker_session=session)
     with pytest.raises(ValidationError, match="'gateway' is not an option of the local place.*option of the kernel place"):
-        Estimator("xgboost", "role", gateway="http://127.0.0.1:1", sagemaker_session=session)
+        est.fit({"train": str(data)}, wait=False)  # refused by the place, before anything is recorded
+    assert session.list_training_jobs() == []
 
 
 def test_sdk_keywords_without_effect_here_are_accepted_and_recorded(session):
