@@ -14,7 +14,8 @@ scipy.sparse.load_npz; encoders for json, csv and npy. JSON and CSV bodies reach
 others as bytes. Deliberate differences: .npy bodies are loaded with allow_pickle=False (a pickle
 in a request is code execution); an Accept the encoders cannot produce is a 406, not a 500;
 malformed JSON is a 400; when there is no predict_fn, a model with `.predict` or a callable model
-is used directly (the SKLearn/PyTorch containers' defaults).
+is used directly (the SKLearn/PyTorch containers' defaults), an xgboost Booster on a DMatrix and a
+torch module on a float tensor (framework_predict, the XGBoost and PyTorch containers' own).
 """
 from __future__ import annotations
 

@@ -243,8 +243,8 @@ def test_sagemaker_script_mode_sklearn_pytorch_and_xgboost_match_the_libraries_r
     direct_rmse = sum(cross_validation(train, 5, {"max_depth": 5, "eta": 0.2, "objective": "reg:squarederror",
                                                   "num_round": 6})[0]) / 5
     print(f"sagemaker_script_mode: SKLearn R^2 {ours_r2:.4f} (scikit-learn directly {direct_r2:.4f}); PyTorch test "
-          f"MSE {mse:.5f} (variance of the target {np.var(y_test):.5f}); XGBoost 5-fold RMSE {rmse_folds:.4f} "
-          f"(xgboost directly {direct_rmse:.4f})")
+          f"MSE {mse:.5f} (variance of the target {np.var(y_test):.5f}); XGBoost 5-fold RMSE {rmse_folds:.3e} "
+          f"(xgboost directly {direct_rmse:.3e})")
     assert ours_r2 == pytest.approx(direct_r2, abs=0.05)
     assert mse < np.var(y_test)
     assert rmse_folds == pytest.approx(direct_rmse, rel=0.2)

@@ -141,3 +141,20 @@ def test_session_clients_answer_the_boto3_calls_notebooks_make():
         session.sagemaker_client.create_endpoint(EndpointName="x")
     with pytest.raises(ValidationError, match="answers invoke_endpoint"):
         session.sagemaker_runtime_client.invoke_endpoint_async(EndpointName="x")
+
+
+def test_the_xgboost_and_pytorch_containers_default_predict_for_their_models():
+    import numpy as np
+    import torch
+    import xgboost as xgb
+    from nbsage.runtime.user_code import framework_decode, framework_predict
+    x = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
+    booster = xgb.train({"max_depth": 2}, xgb.DMatrix(x, label=[1, 0, 1, 0], feature_names=["a", "b"]), 3)
+    one_row = framework_predict(booster)((np.array([0.0, 1.0]), booster), None)  # a CSV row: no names
+    assert one_row.shape == (1,)
+    rows = framework_decode(booster, "1 0:0.0 1:1.0\n0 0:1.0 1:0.0\n", "text/libsvm")
+    assert framework_predict(booster)((rows, booster), None).shape == (2,)
+    net = torch.nn.Linear(2, 1)
+    out = framework_predict(net)((x, net), None)
+    assert isinstance(out, np.ndarray) and out.shape == (4, 1)
+    assert framework_predict(object()) is None
