@@ -94,7 +94,32 @@ def storage(path: Path):
     the driver and are resumed from."""
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
-    return JournalStorage(JournalFileBackend(str(path)))
+    return JournalStorage(JournalFileBackend(str(path), lock_obj=_flock(path)))
+
+
+def _flock(path: Path):
+    """The journal's write lock as an flock: the kernel releases it when its holder dies, where Optuna's
+    default symlink lock, left behind by a driver killed while writing, holds the next one up for 30 s."""
+    import fcntl
+    import os
+
+    class FlockJournalLock:  # what JournalFileBackend calls of a lock: acquire() and release()
+        def __init__(self):
+            self.lock_path, self.fd = f"{path}.lock", None
+
+        def acquire(self) -> bool:
+            fd = os.open(self.lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self.fd = fd
+            return True
+
+        def release(self) -> None:
+            fd, self.fd = self.fd, None
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
+
+    return FlockJournalLock()
 
 
 def open_study(path: Path, name: str, objective_type: str, strategy: str, ranges: dict, seed: int | None,
