@@ -281,23 +281,41 @@ def imports() -> str:
         return min(times)
     fastest("import sagemaker", 1)  # warm the page cache
     n = 4 * REPEATS
-    bare, ours, sdk = fastest("pass", n), fastest("import nbsage", n), fastest("import sagemaker", 2)
+    bare, ours, sdk = fastest("pass", n), fastest("import nbsage", n), fastest("import sagemaker", 1)
     return (f"| | import time (ms over a bare interpreter) |\n|---|---:|\n| `import nbsage` | **{(ours - bare) * 1e3:.0f}** |\n"
             f"| `import sagemaker` (SDK v2, the anchor) | {(sdk - bare) * 1e3:.0f} |\n"
             f"| ratio | **{(ours - bare) / (sdk - bare):.3f}** |\n\n"
-            f"Fastest of {n} new interpreters for nbsage and the bare one ({bare * 1e3:.0f} ms), of 2 for the SDK.")
+            f"Fastest of {n} new interpreters for nbsage and the bare one ({bare * 1e3:.0f} ms), one run for the SDK "
+            "after one that warms the page cache.")
 
 
 PARTS = {"batch": batch, "overhead": overhead, "xgb3s": xgb3s, "staging": staging, "dask": dask,
          "memory": memory, "imports": imports}
 
 
+TITLES = {"batch": "Batch text/csv requests (in process)", "overhead": "Fixed overhead of a short job",
+          "xgb3s": "The 3-second XGBoost job against warm xgboost.train", "staging": "Staging local channel files",
+          "dask": "XGBoost on 2 Dask workers: FullyReplicated and ShardedByS3Key", "memory": "Peak memory",
+          "imports": "Import time"}
+
+
 def main(parts=None) -> dict:
     os.environ.setdefault("NBSAGE_HOME", tempfile.mkdtemp(prefix="nbsage-bench-perf2-"))
-    out = {}
+    out, blocks = {}, []
     for name in parts or PARTS:
+        started = time.strftime("%H:%M UTC", time.gmtime())
         out[name] = PARTS[name]()
-        print(f"### {name}\n\n{out[name]}\n", flush=True)
+        load = os.getloadavg()[0]
+        block = (f"### {TITLES[name]}\n\n{out[name]}\n\nCommand: `python benchmarks/bench_perf2.py {name}` "
+                 f"(PERF2_REPEATS={REPEATS}); started {started}, load average {load:.1f} on {os.cpu_count()} cores"
+                 + (" — **a loaded machine**: wall times are inflated, compare within the row" if load > 1.5 * (os.cpu_count() or 1) / 2 else "")
+                 + ".")
+        blocks.append(block)
+        print(block + "\n", flush=True)
+    if os.environ.get("PERF2_WRITE", "1") == "1":
+        write_section("Performance II: short jobs, batch requests, staging, Dask FullyReplicated",
+                      "Figures of issue 18, each next to its anchor from the same run (`benchmarks/bench_perf2.py`).\n\n"
+                      + "\n\n".join(blocks))
     return out
 
 
