@@ -201,13 +201,15 @@ def metrics(session, name: str, after: int = 0) -> list[dict]:
              "Timestamp": iso(m["timestamp"])} for m in session.store.get_metrics(name, after_id=after)]
 
 
-def logs(session, name: str, since: int = 0, limit: int | None = None) -> dict:
-    """Log lines after sequence number `since`, as every face shows them (no #metric/#progress lines);
-    `next` is the `since` that reads on from here."""
+def logs(session, name: str, since: int = 0, limit: int | None = None, tail: int | None = None) -> dict:
+    """Log lines after sequence number `since` (the last `tail` of them when given), as every face shows
+    them (no #metric/#progress lines); `next` is the `since` that reads on from here."""
     from nbsage.arguments import is_protocol_line
     record = _record(session, name)
     rows = session.store.get_logs(name, after_seq=since, limit=limit)
     lines = [{"seq": seq, "Timestamp": ts, "Message": line} for seq, ts, line in rows if not is_protocol_line(line)]
+    if tail:
+        lines = lines[-tail:]
     return {"events": lines, "next": rows[-1][0] if rows else since,
             "ended": record["status"] in ("Completed", "Failed", "Stopped")}
 

@@ -130,7 +130,8 @@ class JobLogsHandler(_Base):
     @authorized
     async def get(self, name):
         limit = self.int_argument("limit") or None
-        self.send(await self.run(console.logs, name, since=self.int_argument("since"), limit=limit))
+        self.send(await self.run(console.logs, name, since=self.int_argument("since"), limit=limit,
+                                 tail=self.int_argument("tail") or None))
 
 
 class JobStopHandler(_Base):

@@ -100,6 +100,8 @@ async def test_describe_metrics_logs_and_artifacts(jp_fetch, home):
     assert logs["ended"] and messages and not any(m.startswith("#metric") for m in messages)
     tail = await get(jp_fetch, "jobs", "rest-xgb", "logs", since=logs["events"][-2]["seq"])
     assert [e["Message"] for e in tail["events"]] == messages[-1:] and tail["next"] == logs["next"]
+    last_two = await get(jp_fetch, "jobs", "rest-xgb", "logs", tail=2)
+    assert [e["Message"] for e in last_two["events"]] == messages[-2:]
     listing = await get(jp_fetch, "jobs", "rest-xgb", "artifacts")
     assert "xgboost-model" in [f["Name"] for f in listing["Files"]]
     download = await jp_fetch("nbsage", "api", "jobs", "rest-xgb", "artifacts", params={"download": "1"})
