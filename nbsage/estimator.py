@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from nbsage.arns import execution_role
 from nbsage import algorithms, image_uris, sdk_arguments
 from nbsage.errors import ValidationError
 from nbsage.inputs import channel_request, normalize_inputs, staging_dir_for
@@ -190,7 +191,7 @@ class Estimator:
             "StoppingCondition": {"MaxRuntimeInSeconds": self.max_run},
             "EnableManagedSpotTraining": bool(self.use_spot_instances),
             "Environment": {k: str(v) for k, v in self.environment.items()},
-            "RoleArn": self.role or "arn:nbsage:local:role/none",
+            "RoleArn": self.role or execution_role(),
             "Tags": self.tags,
         }
         if self.max_wait:

@@ -35,8 +35,10 @@ def list_models(session, limit: int = LIST_LIMIT) -> list[dict]:
         url = record.get("model_artifacts")
         if not url:
             continue
-        models.append(_model(record["name"], _image(record), url, record["end_time"] or record["creation_time"],
-                             f"training job {record['name']}", serving.get(url, [])))
+        model = _model(record["name"], _image(record), url, record["end_time"] or record["creation_time"],
+                       f"training job {record['name']}", serving.get(url, []))
+        model.update({"nbsage:TrainingJobName": record["name"], "nbsage:TrainingJobStatus": record["status"]})
+        models.append(model)
     made = {m["PrimaryContainer"]["ModelDataUrl"] for m in models}
     for url, endpoints in serving.items():
         if url not in made:

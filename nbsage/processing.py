@@ -21,7 +21,7 @@ import shlex
 import time
 from pathlib import Path
 
-from nbsage.arns import arn
+from nbsage.arns import arn, execution_role
 from nbsage.errors import JobFailed, ValidationError
 from nbsage.job import Job, submit
 from nbsage.runtime.processing import check_local_path
@@ -252,7 +252,7 @@ class Processor:
             "StoppingCondition": {"MaxRuntimeInSeconds": int(self.max_runtime_in_seconds or 86400)},
             "AppSpecification": app,
             "Environment": {str(k): str(v) for k, v in self.env.items()},
-            "RoleArn": self.role or "arn:nbsage:local:role/none",
+            "RoleArn": self.role or execution_role(),
             "Tags": self.tags,
         }
         if self.network_config is not None:

@@ -242,7 +242,8 @@ class Session:
 def get_execution_role(sagemaker_session: Session | None = None, use_default: bool = False) -> str:
     """The role ARN a notebook passes to jobs: a local one (nbsage needs no IAM role; it is recorded
     as the job's RoleArn). NBSAGE_ROLE_ARN overrides it."""
-    return os.environ.get("NBSAGE_ROLE_ARN") or f"arn:aws:iam::{buckets.LOCAL_ACCOUNT}:role/nbsage-local-execution-role"
+    from nbsage.arns import execution_role
+    return execution_role()
 
 
 def _s3_input_class():

@@ -20,6 +20,7 @@ import os
 import re
 from pathlib import Path
 
+from nbsage.arns import arn
 from nbsage.errors import JobFailed, ValidationError, did_you_mean
 from nbsage.job import Job, submit
 from nbsage.session import Session, check_name, unique_name
@@ -284,7 +285,7 @@ class TransformJob(Job):
         request = TransformRequest.from_json(job["request"])
         desc = {
             "TransformJobName": self.name,
-            "TransformJobArn": f"arn:nbsage:local:transform-job/{self.name}",
+            "TransformJobArn": arn("transform-job", self.name),
             "TransformJobStatus": job["status"],
             **request.described(),
             "CreationTime": iso(job["creation_time"]),

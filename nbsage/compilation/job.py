@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nbsage.arns import arn, execution_role
 from nbsage.compilation import MANIFEST, CompilationError, check_framework, check_target, converter
 from nbsage.job import Job
 from nbsage.store.metadata import iso
@@ -57,7 +58,7 @@ def compile_model(session, model_data: str, algorithm: str | None, target_instan
     output_path = (output_path or session.artifacts.url("compilation", job_name)).rstrip("/")
     request = {
         "CompilationJobName": job_name,
-        "RoleArn": role or "arn:nbsage:local:role/none",
+        "RoleArn": role or execution_role(),
         "InputConfig": {"S3Uri": str(model_data), "DataInputConfig": json.dumps(shape) if shape else None,
                         "Framework": (framework or algorithm).upper(), "FrameworkVersion": framework_version},
         "OutputConfig": {"S3OutputLocation": output_path, "TargetDevice": target},
@@ -135,7 +136,7 @@ class CompilationJob(Job):
         request = json.loads(job["request"])
         desc = {
             "CompilationJobName": self.name,
-            "CompilationJobArn": f"arn:aws:sagemaker:local:000000000000:compilation-job/{self.name.lower()}",
+            "CompilationJobArn": arn("compilation-job", self.name),
             "CompilationJobStatus": STATUS.get(job["status"], job["status"].upper()),
             "CompilationStartTime": iso(job["start_time"]),
             "CompilationEndTime": iso(job["end_time"]),

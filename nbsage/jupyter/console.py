@@ -15,6 +15,7 @@ import io
 import tarfile
 import time
 
+from nbsage.arns import arn
 from nbsage.errors import NBSageError
 
 # the SageMaker word a kind's fields start with (TrainingJobName, HyperParameterTuningJobName, ...)
@@ -80,7 +81,7 @@ def _generic_describe(session, record: dict) -> dict:
 
     from nbsage.store.metadata import iso
     p = prefix(record["kind"])
-    out = {f"{p}JobName": record["name"], f"{p}JobArn": f"arn:nbsage:local:{record['kind']}-job/{record['name']}",
+    out = {f"{p}JobName": record["name"], f"{p}JobArn": arn(f"{record['kind']}-job", record["name"]),
            f"{p}JobStatus": record["status"], "SecondaryStatus": record["secondary_status"],
            "CreationTime": iso(record["creation_time"]), f"{p}StartTime": iso(record["start_time"]),
            f"{p}EndTime": iso(record["end_time"]), "LastModifiedTime": iso(record["last_modified"]),
@@ -263,34 +264,10 @@ def artifact_bytes(session, name: str) -> tuple[bytes, str]:
 
 # ---- models -------------------------------------------------------------------------------------
 def list_models(session) -> list[dict]:
-    """DescribeModel-shaped records: every job's model artifact (named after its job, as the SDK's
-    `estimator.deploy()` names the model it creates), with the endpoints that serve it."""
-    endpoints = list_endpoints(session)
-    serving: dict[str, list[str]] = {}
-    for e in endpoints:
-        if e.get("ModelDataUrl"):
-            serving.setdefault(e["ModelDataUrl"], []).append(e["EndpointName"])
-    models = []
-    for record in session.store.list_jobs(limit=LIST_LIMIT):
-        if not record.get("model_artifacts"):
-            continue
-        url = record["model_artifacts"]
-        request = _request(record)
-        image = request.get("AlgorithmSpecification", {}).get("TrainingImage") or request.get("image") or ""
-        models.append({
-            "ModelName": record["name"],
-            "ModelArn": f"arn:nbsage:local:model/{record['name']}",
-            "PrimaryContainer": {"Image": image, "ModelDataUrl": url},
-            "CreationTime": _iso(record["end_time"] or record["creation_time"]),
-            "nbsage:TrainingJobName": record["name"],
-            "nbsage:TrainingJobStatus": record["status"],
-            "nbsage:Endpoints": serving.pop(url, []),
-        })
-    for url, names in serving.items():  # endpoints of a model no job here made (Model(model_data=...))
-        models.append({"ModelName": names[0], "ModelArn": f"arn:nbsage:local:model/{names[0]}",
-                       "PrimaryContainer": {"Image": "", "ModelDataUrl": url}, "CreationTime": None,
-                       "nbsage:TrainingJobName": None, "nbsage:Endpoints": names})
-    return models
+    """DescribeModel-shaped records with the endpoints serving each (nbsage.model_list, shared with
+    `nbsage models` and `%sm_models`)."""
+    from nbsage.model_list import list_models as models
+    return models(session, limit=LIST_LIMIT)
 
 
 def _request(record: dict) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 
+from nbsage.arns import arn
 from nbsage.store.metadata import iso
 
 
@@ -34,7 +35,7 @@ def trial_summaries(session, name: str, job: dict | None = None) -> list[dict]:
         value = finals.get(metric)
         summary = {
             "TrainingJobName": trial["name"],
-            "TrainingJobArn": f"arn:nbsage:local:training-job/{trial['name']}",
+            "TrainingJobArn": arn("training-job", trial["name"]),
             "TuningJobName": name,
             "CreationTime": iso(trial["creation_time"]),
             "TrainingStartTime": iso(trial["start_time"]),
@@ -85,7 +86,7 @@ def describe(session, name: str) -> dict:
         objectives[t["ObjectiveStatus"]] += 1
     desc = {
         "HyperParameterTuningJobName": name,
-        "HyperParameterTuningJobArn": f"arn:nbsage:local:hyper-parameter-tuning-job/{name}",
+        "HyperParameterTuningJobArn": arn("hyper-parameter-tuning-job", name),
         "HyperParameterTuningJobConfig": request["HyperParameterTuningJobConfig"],
         "TrainingJobDefinition": request["TrainingJobDefinition"],
         "HyperParameterTuningJobStatus": job["status"],

@@ -141,9 +141,6 @@ def test_deleting_an_endpoint_from_the_panel_ends_its_server(page, lab_home, scr
     wait_for(lambda: not pid_alive(pid), timeout=30, what="the endpoint's model server to end")
 
 
-@pytest.mark.xfail(strict=False, reason="issue 12 item 5(a): after Launch, TrainingForm's monitor stays empty in "
-                   "the browser until another cell runs (the click is handled in a kernel subshell's thread, and "
-                   "nbsage's follow path does not wake the kernel's main loop)")
 def test_training_form_monitor_shows_the_final_status_without_another_cell(page, lab, lab_home, data, screenshot):
     notebook = {
         "cells": [{"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None, "source": (
