@@ -123,15 +123,26 @@ class Driver:
         for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             job_name = t.user_attrs.get("TrainingJobName")
             try:
-                self.store.get_job(job_name) if job_name else None
+                job = self.store.get_job(job_name) if job_name else None
             except JobError:
                 job_name = None
             if job_name is None:  # asked for, never started: not a trial
                 self.study.tell(t.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
                 continue
+            if job["status"] == "InProgress" and job.get("supervisor_pid") is None:
+                self._launch_recorded(job)
             self.running[job_name] = optuna.trial.Trial(self.study, t._trial_id)
             self.steps[job_name] = set(t.intermediate_values)
             self.pruned.update([job_name] if t.user_attrs.get("nbsage:Pruned") else [])
+
+    def _launch_recorded(self, job: dict) -> None:
+        """Start a trial that was recorded and not launched (the driver died in between), as submit would."""
+        from nbsage import backends
+        from nbsage.backends.lifecycle import JobLifecycle
+        try:
+            backends.get(job["backend"], self.session, **self.request.place_options).start(job["name"])
+        except Exception as e:  # the trial ends Failed with the reason, never stays InProgress
+            JobLifecycle(self.store, job["name"], job["kind"]).could_not_start(e)
 
     def _warm_start(self) -> None:
         warm = self.request.data.get("WarmStartConfig")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nbsage.parameter import CategoricalParameter, ContinuousParameter, IntegerParameter
+from nbsage.parameter import CategoricalParameter, IntegerParameter
 
 REVERSE_PREFIX = "1-"  # ReverseLogarithmic ranges are kept in the study as 1 - x under this name
 
@@ -154,5 +154,3 @@ def warm_start(study, warm_start_type: str, parents: list) -> None:
         else:
             study.enqueue_trial(parent.best_trial.params, skip_if_exists=True)
 
-
-__all__ = ["ContinuousParameter", "suggest", "sampler", "pruner", "open_study", "load_study", "warm_start"]

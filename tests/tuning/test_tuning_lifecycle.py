@@ -75,6 +75,7 @@ def test_a_crashed_driver_is_resumed_and_the_job_ends_with_all_its_trials(tmp_pa
     tuner = fit(estimator, max_jobs=2, max_parallel_jobs=1)
     job = tuner.latest_tuning_job
     store = job.session.store
+    # the first trial recorded (perhaps not yet launched: a resumed driver launches it)
     wait_for(lambda: [c for c in store.children(job.name) if c["status"] == "InProgress"], what="the first trial")
     driver = store.get_job(job.name)["runtime_pid"]
     os.killpg(driver, signal.SIGKILL)
