@@ -1,7 +1,7 @@
 """Performance II: batch CSV requests, short-job overhead, staging, Dask FullyReplicated (short settings).
 
 `python benchmarks/bench_perf2.py [part ...]` (parts: batch, overhead, xgb3s, staging, dask, memory,
-imports; default all) prints one Markdown block per part and writes them to RESULTS.md's "Performance II" section.
+imports, hostread; default all) prints one Markdown block per part and writes them to RESULTS.md's "Performance II" section.
 Each figure is taken next to its anchor in the same run, runs interleaved, median (min for Dask):
 
 - batch: a 1,000-row (and a 1-row) text/csv request to the breast-cancer XGBoost handler in process
@@ -305,10 +305,35 @@ def imports() -> str:
 
 
 PARTS = {"batch": batch, "overhead": overhead, "xgb3s": xgb3s, "memory": memory, "dask": dask,
-         "staging": staging, "imports": imports}
+         "staging": staging, "imports": imports, "hostread": hostread}
 
 
-TITLES = {"batch": "Batch text/csv requests (in process)", "overhead": "Fixed overhead of a short job",
+def hostread() -> str:
+    """Each host's read of the train channel on 2 local hosts, FullyReplicated and ShardedByS3Key (the
+    job log's `read in` figure), on bench_places' 400,000 x 20 CSV files, 5 rounds, 2 jobs each."""
+    import re
+
+    import bench_places as bp
+    import nbsage
+    lines = ["| channel | read per host (s) | rows per host |", "|---|---|---|"]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "data"
+        bp.make_data(folder)
+        for dist in ("FullyReplicated", "ShardedByS3Key"):
+            reads, rows = [], []
+            for _ in range(2):
+                est = nbsage.Estimator("xgboost", {**bp.PARAMS, "num_round": 5}, instance_count=2)
+                job = est.fit({"train": nbsage.TrainingInput(str(folder), content_type="text/csv", distribution=dist)},
+                              logs=False)
+                log = job.logs()
+                reads += [m.group(1) for line in log if (m := re.search(r"read in ([0-9.]+) s", line))]
+                rows += [m.group(1) for line in log if (m := re.search(r"Train matrix has (\d+) rows", line))]
+            lines.append(f"| {dist} | {', '.join(reads)} | {', '.join(rows)} |")
+    return "\n".join(lines)
+
+
+TITLES = {"hostread": "Each host's read of a 2-host channel",
+          "batch": "Batch text/csv requests (in process)", "overhead": "Fixed overhead of a short job",
           "xgb3s": "The 3-second XGBoost job against warm xgboost.train", "staging": "Staging local channel files",
           "dask": "XGBoost on 2 Dask workers: FullyReplicated and ShardedByS3Key", "memory": "Peak memory",
           "imports": "Import time"}
