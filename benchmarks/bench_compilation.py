@@ -3,7 +3,7 @@
 For each compilable algorithm, a model is compiled with nbsage.compilation (the same converter and
 compiled handler an endpoint uses) and both sides run in this process, one thread each:
 
-* XGBoost (30 features, binary:logistic, 100 rounds of depth 6): max |margin difference| (target 1e-5)
+* XGBoost (30 features, binary:logistic, 100 rounds of depth 4): max |margin difference| (target 1e-5)
   and max |probability difference|; latency of `Booster.inplace_predict` vs the onnxruntime session.
 * Linear Learner (30 features, binary): scores (float64 graph) vs LinearModel.margins.
 * BlazingText supervised (bigrams, 2 labels): class probabilities of 10,000 texts; latency of the
@@ -71,7 +71,7 @@ def main(rows: int = 10000) -> dict:
 
         # ---- XGBoost
         booster, archive, _ = models.xgboost_model(tmp, features=30, rounds=100, rows=5000)
-        booster.set_param({"nthread": 1, "max_depth": 6})
+        booster.set_param({"nthread": 1})
         handler, _ = compiled(tmp, archive, "xgboost", session)
         X = np.random.default_rng(9).normal(size=(rows, 30)).astype(np.float32)
         import onnxruntime as ort
@@ -148,7 +148,7 @@ def _table(out: dict) -> str:
     x, ll, bt, da = out["xgboost"], out["linear-learner"], out["blazingtext"], out["deepar"]
     lines = ["| model | parity over %d rows: max abs diff | 1 row: native / onnxruntime (ms) | "
              "1,000 rows: native / onnxruntime (ms) |" % out["rows"], "|---|---|---|---|"]
-    for name, d, parity in [("XGBoost (30 features, 100 trees, depth 6)", x,
+    for name, d, parity in [("XGBoost (30 features, 100 trees, depth 4)", x,
                              f"margins {x['margin_max_abs_diff']:.2e} (target 1e-5); probabilities "
                              f"{x['probability_max_abs_diff']:.2e}"),
                             ("Linear Learner (30 features)", ll, f"scores {ll['score_max_abs_diff']:.2e}"),
