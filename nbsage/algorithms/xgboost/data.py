@@ -53,8 +53,9 @@ def read_channel(env, name: str, content_type: str, csv_weights: bool, num_featu
 
     The values are checked before xgboost sees them (finite labels and features; labels in the
     objective's range), so an error names the file and line instead of xgboost's stack trace.
-    `host_share` (text/csv only): only that host's part of the rows is read (see text_csv); a bad
-    value found in it is located by reading the whole channel, so the error names the same line.
+    `host_share` (text/csv only): only that host's part of the rows is read (see text_csv); its
+    error's line numbers count from the part's start, so `host_share` reads the whole channel again
+    on every host to name the line.
     """
     files = env.channel_files(name)
     if not files:
@@ -66,17 +67,12 @@ def read_channel(env, name: str, content_type: str, csv_weights: bool, num_featu
                                    weights=csv_weights and content_type in CSV_WEIGHTS_CONTENT_TYPES, **share)
         values.check_finite(table, files, content_type)
     except DataError as e:
-        if share:  # the line is named from the channel's first row: read it all to say which
-            return _every_nth_row(read_channel(env, name, content_type, csv_weights, num_features, hps), *host_share)
         raise DataError(f"channel {name!r}: {e}") from None
     bounds = label_range(hps or {})
     if bounds is not None:
         try:
             values.check_label_range(table, files, content_type, *bounds)
         except DataError as e:
-            if share:
-                return _every_nth_row(read_channel(env, name, content_type, csv_weights, num_features, hps),
-                                      *host_share)
             raise DataError(f"XGBoost rejected the labels of channel {name!r}: {e}") from None
     if num_features is not None and table.num_features != num_features:
         raise DataError(f"channel {name!r} has {table.num_features} features and the train channel "
@@ -93,8 +89,18 @@ def host_share(env, name: str, content_type: str, csv_weights: bool, num_feature
     if env.channels[name].distribution == "ShardedByS3Key":
         return read_channel(env, name, content_type, csv_weights, num_features=num_features, hps=hps)
     if content_type == "text/csv":  # FullyReplicated: this host parses only its part of the bytes
-        return read_channel(env, name, content_type, csv_weights, num_features=num_features, hps=hps,
-                            host_share=(cluster.rank, cluster.size))
+        from nbsage.algorithms import distributed
+        try:
+            table, bad = read_channel(env, name, content_type, csv_weights, num_features=num_features, hps=hps,
+                                      host_share=(cluster.rank, cluster.size)), 0
+        except DataError:
+            table, bad = None, 1
+        # a bad value in any host's part: every host reads the whole channel and fails with the same
+        # error naming the file and line (not one host with it and the others with a lost peer)
+        if int(distributed.allreduce(np.array([bad], dtype=np.int32), "max")[0]):
+            return _every_nth_row(read_channel(env, name, content_type, csv_weights, num_features=num_features,
+                                               hps=hps), cluster.rank, cluster.size)
+        return table
     table = read_channel(env, name, content_type, csv_weights, num_features=num_features, hps=hps)
     return _every_nth_row(table, cluster.rank, cluster.size)
 
