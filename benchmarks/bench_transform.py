@@ -198,8 +198,8 @@ def main(rows: int = 1_000_000, memory_mb: int | str = 0, write: bool = True, no
     whole_ratio = result["whole_rows_s"] / result["floor_rows_s"]
     body = f"""{note}
 {result['rows']:,} CSV rows × {FEATURES} features ({result['size_mb']:.0f} MB in {OBJECTS} objects), XGBoost 100 rounds
-depth 6, MultiRecord at the default 6 MB payload, instance_count=2, MaxConcurrentTransforms from the
-container ({result['max_concurrent']} per instance), AssembleWith=Line. Floor: pyarrow read + `inplace_predict` of all
+depth 6, MultiRecord at the default 6 MB payload, instance_count=2, MaxConcurrentTransforms unset (the
+container's /execution-parameters decide: its {os.cpu_count()} workers), AssembleWith=Line. Floor: pyarrow read + `inplace_predict` of all
 rows in one process. `python benchmarks/bench_transform.py` reproduces it.
 
 | | seconds | rows/s | × floor | CPU seconds |
