@@ -3,8 +3,9 @@
 `Transformer(model_name, instance_count=2, strategy="MultiRecord", assemble_with="Line").transform(
 "data/", content_type="text/csv", split_type="Line")` runs a transform job: every input object's
 records through the model, one `<object>.out` per object under `output_path`. `model_name` names a
-model recorded by `model.transformer(...)` / `estimator.transformer(...)` (CreateModel's role), or
-a completed training job of a built-in algorithm.
+model recorded by `model.transformer(...)` / `estimator.transformer(...)` / `PipelineModel.transformer(...)`
+(CreateModel's role; a pipeline's record has Containers, served as its endpoint serves them), or a
+completed training job of a built-in algorithm.
 
 A transform job is a job like the others (nbsage.job): recorded in the store, run by a place
 (`backend="local"`: InstanceCount model servers on this machine; `backend="dask"`: the input objects
