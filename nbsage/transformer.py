@@ -107,7 +107,12 @@ class Transformer:
                  max_concurrent_transforms: int | None = None, max_payload: int | None = None,
                  tags: list | None = None, env: dict | None = None, base_transform_job_name: str | None = None,
                  sagemaker_session: Session | None = None, volume_kms_key: str | None = None,
-                 backend: str = "local", **backend_options):
+                 backend: str = "local", **kwargs):
+        from nbsage import sdk_arguments
+        # a place's options (backend="dask", scheduler=...), checked by the place when the job is submitted;
+        # any other keyword is refused now, by name, as Estimator and Model refuse theirs
+        backend_options = sdk_arguments.place_options(backend, kwargs)
+        sdk_arguments.refuse_unknown(f"{type(self).__name__}()", kwargs, sdk_arguments.accepted_keywords(type(self)))
         if not model_name:
             raise ValidationError("Transformer needs model_name: a model from model.transformer() or "
                                   "estimator.transformer(), or a completed training job")
@@ -160,7 +165,10 @@ class Transformer:
         if data is None or str(data) == "":
             raise ValidationError("transform() needs data: a file, a folder, a key prefix or a manifest (any fsspec "
                                   "URL, s3:// included)")
-        output_path = self.output_path or session.artifacts.url("transform", job_name)
+        # s3://<default bucket>/... is the artifact store's (nbsage.store.buckets), as for every SDK-shaped class
+        data = session.resolve_uri(data)
+        output_path = session.resolve_uri(self.output_path) if self.output_path else \
+            session.artifacts.url("transform", job_name)
         output_path = _absolute(output_path, "output_path", must_exist=False)
         model = resolve_model(session, self.model_name)
         request = {
