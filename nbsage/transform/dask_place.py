@@ -5,8 +5,9 @@ waits for one worker per instance and gives each worker a share of the objects (
 the worker with the fewest bytes so far: SageMaker spreads a transform by object too). On each
 worker `transform_on_worker` unpacks the model (each container's archive shipped with the task when
 it is a local file: an inference pipeline has several), starts one model server there and runs
-nbsage.transform.engine over its objects, writing each `.out` straight to the output path. Log lines and progress come back as Dask events on a topic of
-the job's own; a stop sets a Dask Event every worker watches.
+nbsage.transform.engine over its objects, writing each `.out` straight to the output path. Log lines
+and progress come back as Dask events on a topic of the job's own; a stop sets a Dask Event every
+worker watches.
 
 The workers read the inputs and write the outputs themselves: on a cluster of other machines, give
 s3:// (or other fsspec) URLs, or paths every worker sees.
