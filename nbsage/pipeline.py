@@ -109,17 +109,21 @@ class PipelineModel:
                     assemble_with: str | None = None, output_path: str | None = None,
                     output_kms_key: str | None = None, accept: str | None = None, env: dict | None = None,
                     max_concurrent_transforms: int | None = None, max_payload: int | None = None,
-                    tags=None, volume_kms_key: str | None = None):
-        """A Transformer running batch transforms through this pipeline (nbsage.transformer)."""
+                    tags=None, volume_kms_key: str | None = None, **kwargs):
+        """A Transformer running batch transforms through this pipeline (nbsage.transformer): every batch of
+        records goes through the models in order, in one model server per instance staged and served as the
+        pipeline's endpoint is (nbsage.serving.pipelines, nbsage.runtime.serial_pipeline). Other keywords
+        are the Transformer's (backend="dask", scheduler=...)."""
         from nbsage.transformer import Transformer
         return Transformer(self._model_name_for_transform(), instance_count, instance_type, strategy=strategy,
                            assemble_with=assemble_with, output_path=output_path, output_kms_key=output_kms_key,
                            accept=accept, env=env, max_concurrent_transforms=max_concurrent_transforms,
                            max_payload=max_payload, tags=tags, volume_kms_key=volume_kms_key,
-                           sagemaker_session=self._session())
+                           sagemaker_session=self._session(), **kwargs)
 
     def _model_name_for_transform(self) -> str:
-        """CreateModel with Containers: the pipeline recorded under its name, for the Transformer to find."""
+        """CreateModel with Containers: the pipeline recorded under its name, for the Transformer to find
+        (a model record with Containers is staged and served as a pipeline: nbsage.transform.servers)."""
         from nbsage.session import check_name, unique_name
         self.name = self.name or unique_name("pipeline")
         check_name(self.name, "model")

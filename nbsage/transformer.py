@@ -3,8 +3,9 @@
 `Transformer(model_name, instance_count=2, strategy="MultiRecord", assemble_with="Line").transform(
 "data/", content_type="text/csv", split_type="Line")` runs a transform job: every input object's
 records through the model, one `<object>.out` per object under `output_path`. `model_name` names a
-model recorded by `model.transformer(...)` / `estimator.transformer(...)` (CreateModel's role), or
-a completed training job of a built-in algorithm.
+model recorded by `model.transformer(...)` / `estimator.transformer(...)` / `PipelineModel.transformer(...)`
+(CreateModel's role; a pipeline's record has Containers, served as its endpoint serves them), or a
+completed training job of a built-in algorithm.
 
 A transform job is a job like the others (nbsage.job): recorded in the store, run by a place
 (`backend="local"`: InstanceCount model servers on this machine; `backend="dask"`: the input objects
@@ -106,7 +107,12 @@ class Transformer:
                  max_concurrent_transforms: int | None = None, max_payload: int | None = None,
                  tags: list | None = None, env: dict | None = None, base_transform_job_name: str | None = None,
                  sagemaker_session: Session | None = None, volume_kms_key: str | None = None,
-                 backend: str = "local", **backend_options):
+                 backend: str = "local", **kwargs):
+        from nbsage import sdk_arguments
+        # a place's options (backend="dask", scheduler=...), checked by the place when the job is submitted;
+        # any other keyword is refused now, by name, as Estimator and Model refuse theirs
+        backend_options = sdk_arguments.place_options(backend, kwargs)
+        sdk_arguments.refuse_unknown(f"{type(self).__name__}()", kwargs, sdk_arguments.accepted_keywords(type(self)))
         if not model_name:
             raise ValidationError("Transformer needs model_name: a model from model.transformer() or "
                                   "estimator.transformer(), or a completed training job")
@@ -159,7 +165,10 @@ class Transformer:
         if data is None or str(data) == "":
             raise ValidationError("transform() needs data: a file, a folder, a key prefix or a manifest (any fsspec "
                                   "URL, s3:// included)")
-        output_path = self.output_path or session.artifacts.url("transform", job_name)
+        # s3://<default bucket>/... is the artifact store's (nbsage.store.buckets), as for every SDK-shaped class
+        data = session.resolve_uri(data)
+        output_path = session.resolve_uri(self.output_path) if self.output_path else \
+            session.artifacts.url("transform", job_name)
         output_path = _absolute(output_path, "output_path", must_exist=False)
         model = resolve_model(session, self.model_name)
         request = {

@@ -9,9 +9,10 @@ INTRO = [
 
 SageMaker's deployment beyond one real-time endpoint, on this machine:
 
-1. **Batch transform** — a whole folder of CSV files through a model, offline.
-2. **Inference pipeline** — a scikit-learn preprocessing script and SageMaker's built-in XGBoost
+1. **Inference pipeline** — a scikit-learn preprocessing script and SageMaker's built-in XGBoost
    behind one endpoint: raw rows (with a text column) in, predictions out.
+2. **Batch transform** — a whole folder of CSV files through that pipeline, offline, with each
+   prediction joined to its input row and filtered down to an id and the prediction.
 3. **Compilation** — Neo's local counterpart: the XGBoost model compiled to ONNX, checked against the
    native model, and served by onnxruntime.
 
@@ -22,7 +23,9 @@ JupyterLab."""),
 rows = 3000
 num_round = 60
 parity_rows = 10000
-latency_repeats = 200"""),
+latency_repeats = 200
+batch_rows = 2000
+batch_files = 4"""),
     ("md", """## Data: raw customer rows with a text column
 
 Each row is `age, income, city`; the label (will the customer buy?) depends on the age and on the
@@ -44,18 +47,56 @@ raw.head()"""),
 ]
 
 # ---- batch transform ------------------------------------------------------------------------------
-# BATCH TRANSFORM SECTION: the cells of the batch transform over a folder of CSV files (JoinSource=Input
-# and an input/output filter) go in this list, written with nbsage.transformer.Transformer once that is
-# merged. The sections after it do not depend on it.
+# The batch transform runs through the pipeline of section 1 (raw rows in), so it comes after it, and
+# compares its .out rows with that pipeline's endpoint (deleted at its end).
 BATCH_TRANSFORM_CELLS: list = [
-    ("md", """## 1. Batch transform
+    ("md", """## 2. Batch transform through the pipeline: a folder of CSV files, joined and filtered
 
-*(This section is added with `nbsage.transformer.Transformer`: a folder of CSV files through the
-model, `join_source="Input"` and a filter.)*"""),
+A folder of customer files, each row an id then the raw `age, income, city`. The transform job sends
+every file's rows through the pipeline above (the same stages, in one model server per instance) and
+writes one `<file>.out` per file. SageMaker's data processing does the rest, per record:
+
+- `input_filter="$[1:]"` drops the id column before the model sees the row (CSV rows are indexed
+  from 0; a slice's end is included, as SageMaker documents);
+- `join_source="Input"` appends the model's answer to the original row (id included);
+- `output_filter="$[0,-1]"` keeps the id and the prediction of the joined row."""),
+    ("code", """import shutil
+
+batch_in, batch_out = work / "batch_in", work / "batch_out"
+for folder in (batch_in, batch_out):
+    shutil.rmtree(folder, ignore_errors=True)
+batch_in.mkdir()
+customers = raw.sample(batch_rows, random_state=2).reset_index(drop=True)
+customers.insert(0, "customer_id", [f"c{i:05d}" for i in range(len(customers))])
+per_file = -(-len(customers) // batch_files)
+for i in range(batch_files):
+    customers.iloc[i * per_file:(i + 1) * per_file].to_csv(batch_in / f"customers-{i}.csv", header=False, index=False)
+print(sorted(p.name for p in batch_in.iterdir()))
+print((batch_in / "customers-0.csv").read_text().splitlines()[:2])"""),
+    ("code", """transformer = pipeline.transformer(instance_count=2, instance_type="local", strategy="MultiRecord",
+                                   assemble_with="Line", accept="text/csv", output_path=str(batch_out))
+batch_job = transformer.transform(str(batch_in), content_type="text/csv", split_type="Line",
+                                  input_filter="$[1:]", join_source="Input", output_filter="$[0,-1]", logs=False)
+batch_desc = batch_job.describe()
+{k: batch_desc[k] for k in ("TransformJobStatus", "DataProcessing", "nbsage:ObjectsTransformed",
+                            "nbsage:RecordsTransformed")}"""),
+    ("md", """The `.out` files, one per input file: each row is the customer's id joined with the pipeline's
+prediction. They are the pipeline endpoint's answers for the same rows (the transform's model servers
+stage and serve the pipeline as the endpoint does):"""),
+    ("code", """print(sorted(p.name for p in batch_out.iterdir()))
+joined = pd.concat([pd.read_csv(path, header=None, names=["customer_id", "prediction"])
+                    for path in sorted(batch_out.glob("*.out"))], ignore_index=True)
+answers = predictor.predict(customers[["age", "income", "city"]].to_csv(header=False, index=False))
+check = customers.assign(endpoint=[float(r[0]) for r in answers]).merge(joined, on="customer_id")
+batch_diff = float(np.abs(check.prediction - check.endpoint).max())
+print((batch_out / "customers-0.csv.out").read_text().splitlines()[:3])
+print(f"{len(joined)} joined rows; max |transform - endpoint| = {batch_diff:.2e}")
+check.head()"""),
+    ("code", """predictor.delete_endpoint()"""),
 ]
 
 PIPELINE = [
-    ("md", """## 2. An inference pipeline: preprocessing script + built-in XGBoost in one endpoint
+    ("md", """## 1. An inference pipeline: preprocessing script + built-in XGBoost in one endpoint
 
 First the preprocessing model: a scikit-learn `ColumnTransformer` fitted on the raw rows and saved in
 a model.tar.gz, with an inference script that SageMaker's scikit-learn container would run as it is
@@ -143,7 +184,6 @@ except nbsage.NBSageError as error:
     stage_error = str(error)
     print(stage_error[:300])
 print(predictor.predict("40,61000,lyon\\n"))"""),
-    ("code", """predictor.delete_endpoint()"""),
 ]
 
 COMPILATION = [
@@ -205,13 +245,15 @@ SUMMARY = [
     ("code", """from IPython.display import display
 summary = {"executed job": job.name, "pipeline vs in-process max diff": pipeline_diff,
            "failing stage named": "pipeline stage 1 of 2" in stage_error,
+           "batch transform status": batch_desc["TransformJobStatus"], "batch joined rows": len(joined),
+           "batch vs endpoint max diff": batch_diff,
            "compilation status": compilation["CompilationJobStatus"], "parity rows": parity_rows,
            "margin max diff": margin_diff, "probability max diff": prob_diff,
            "latency ms": {k: {i: round(v, 4) for i, v in col.items()} for k, col in latency.to_dict().items()}}
 display({"application/vnd.nbsage.summary+json": summary, "text/plain": repr(summary)}, raw=True)"""),
 ]
 
-CELLS = INTRO + BATCH_TRANSFORM_CELLS + PIPELINE + COMPILATION + SUMMARY
+CELLS = INTRO + PIPELINE + BATCH_TRANSFORM_CELLS + COMPILATION + SUMMARY
 
 
 if __name__ == "__main__":

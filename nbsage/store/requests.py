@@ -214,7 +214,8 @@ class TransformRequest(JobRequest):
         )
 
     def artifact_uris(self) -> list[str]:
-        return [self.input_uri, self.output_path, self.model.get("ModelDataUrl", "")]
+        return [self.input_uri, self.output_path, self.model.get("ModelDataUrl", ""),
+                *(c.get("ModelDataUrl", "") for c in self.model.get("Containers") or ())]
 
 
 @dataclass(frozen=True)

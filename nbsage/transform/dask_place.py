@@ -3,10 +3,11 @@
 The job's supervisor (nbsage.backends.dask_supervisor, a Dask client) lists the input objects,
 waits for one worker per instance and gives each worker a share of the objects (largest first, to
 the worker with the fewest bytes so far: SageMaker spreads a transform by object too). On each
-worker `transform_on_worker` unpacks the model (shipped with the task when it is a local file),
-starts one model server there and runs nbsage.transform.engine over its objects, writing each
-`.out` straight to the output path. Log lines and progress come back as Dask events on a topic of
-the job's own; a stop sets a Dask Event every worker watches.
+worker `transform_on_worker` unpacks the model (each container's archive shipped with the task when
+it is a local file: an inference pipeline has several), starts one model server there and runs
+nbsage.transform.engine over its objects, writing each `.out` straight to the output path. Log lines
+and progress come back as Dask events on a topic of the job's own; a stop sets a Dask Event every
+worker watches.
 
 The workers read the inputs and write the outputs themselves: on a cluster of other machines, give
 s3:// (or other fsspec) URLs, or paths every worker sees.
@@ -43,8 +44,41 @@ def share_objects(objects: list[InputObject], count: int) -> list[list[InputObje
     return shares
 
 
+# ---- the model's archives, shipped with the task ----------------------------------------------------
+def _containers(model: dict) -> list[dict]:
+    """The containers of a model record: its Containers (an inference pipeline), else itself."""
+    return list(model.get("Containers") or [model])
+
+
+def _ship(model: dict) -> list | None:
+    """The bytes of each container's model.tar.gz that is a local file (None for the others: URLs and
+    folders, which the workers read themselves); None when there is nothing to ship."""
+    from nbsage.store.artifacts import is_local, local_path
+    shipped = []
+    for container in _containers(model):
+        data = container.get("ModelDataUrl") or ""
+        path = Path(local_path(data)).expanduser() if data and is_local(data) else None
+        shipped.append(path.read_bytes() if path is not None and path.is_file() else None)
+    return shipped if any(b is not None for b in shipped) else None
+
+
+def _unship(model: dict, shipped: list | None, folder: Path) -> dict:
+    """The model record with each shipped archive written under folder and its ModelDataUrl pointing there."""
+    if not shipped:
+        return dict(model)
+    containers = []
+    for i, (container, data) in enumerate(zip(_containers(model), shipped)):
+        container = dict(container)
+        if data is not None:
+            archive = folder / f"shipped-model-{i + 1}.tar.gz"
+            archive.write_bytes(data)
+            container["ModelDataUrl"] = str(archive)
+        containers.append(container)
+    return dict(model, Containers=containers) if model.get("Containers") else containers[0]
+
+
 # ---- worker side ------------------------------------------------------------------------------------
-def transform_on_worker(job_name: str, request: dict, objects: list, model: bytes | None, index: int,
+def transform_on_worker(job_name: str, request: dict, objects: list, model: list | None, index: int,
                         topic: str, stop_name: str) -> dict:
     """One instance of a transform job on this Dask worker; returns its counts and failures."""
     from distributed import Event, get_client, get_worker
@@ -82,11 +116,7 @@ def transform_on_worker(job_name: str, request: dict, objects: list, model: byte
 
     threading.Thread(target=report, daemon=True, name="nbsage-transform-events").start()
     try:
-        model_spec = dict(typed.model)
-        if model is not None:
-            archive = folder / "shipped-model.tar.gz"
-            archive.write_bytes(model)
-            model_spec["ModelDataUrl"] = str(archive)
+        model_spec = _unship(typed.model, model, folder)
         settings = settings_of(typed)
         model_dir = stage_model(model_spec, folder, artifacts)
         env = batch_environment(typed.model, typed.environment, settings.max_bytes / 2**20,
@@ -128,10 +158,7 @@ def supervise(client, stores, job: dict, request, where: str) -> int:
         store.update_job(name, start_time=time.time())
         objects = list_objects(request.input_uri, request.data_type)
         OutputPath(request.output_path, stores.artifacts, Path(job["root"]) / "scratch").check()
-        data = request.model.get("ModelDataUrl") or ""
-        from nbsage.store.artifacts import is_local, local_path
-        model = Path(local_path(data)).expanduser().read_bytes() \
-            if is_local(data) and Path(local_path(data)).expanduser().is_file() else None
+        model = _ship(request.model)
     except (NBSageError, OSError) as e:
         sink.close()
         return life.failed_client(e)

@@ -66,16 +66,29 @@ def read_outcome(value: str | None) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def stage_model(model: dict, folder: Path, artifacts) -> Path:
-    """model.tar.gz (a path or any fsspec URL) unpacked into folder/model; a model folder is used in place."""
+def stage_model(model: dict, folder: Path, artifacts, in_place: bool = True) -> Path:
+    """model.tar.gz (a path or any fsspec URL) unpacked into folder/model; a model folder is used in place
+    (copied with in_place=False). A model with Containers (an inference pipeline) is staged as a pipeline
+    endpoint stages it (nbsage.serving.pipelines.stage_pipeline): each container in its own folder."""
     from nbsage.runtime.model_archive import check_archive
     from nbsage.runtime.packaging import unpack
     from nbsage.store.artifacts import is_local, local_path
+    if model.get("Containers"):
+        from nbsage.serving.pipelines import check_containers, stage_pipeline
+        check_containers(model["Containers"])
+        target = folder / "model"
+        if target.exists():
+            shutil.rmtree(target)
+        return stage_pipeline(model["Containers"], target,
+                              lambda container, into: stage_model(container, into, artifacts, in_place=False))
     data = model.get("ModelDataUrl") or ""
-    if not data:  # a model of several containers stages its own (nbsage.transform.servers.SERVER_KINDS)
-        return folder
+    if not data:
+        raise DataError(f"model {model.get('ModelName')!r} has no ModelDataUrl (model_data) to serve")
     if is_local(data) and Path(local_path(data)).expanduser().is_dir():
-        return Path(local_path(data)).expanduser()
+        if in_place:
+            return Path(local_path(data)).expanduser()
+        shutil.copytree(Path(local_path(data)).expanduser(), folder / "model")
+        return folder / "model"
     model_dir = folder / "model"
     if model_dir.exists():
         shutil.rmtree(model_dir)

@@ -30,7 +30,12 @@ class ServerFailed(NBSageError):
 def batch_environment(model: dict, request_env: dict, max_payload_mb: float, strategy: str | None,
                       max_concurrent: int | None) -> dict:
     """The environment of a batch container, as SageMaker sets it."""
-    env = {str(k): str(v) for k, v in (model.get("Environment") or {}).items()}
+    if model.get("Containers"):  # a pipeline: the containers' Environments merged, as its endpoint's server has
+        from nbsage.serving.pipelines import server_environment
+        model_env = server_environment(model["Containers"])
+    else:
+        model_env = model.get("Environment") or {}
+    env = {str(k): str(v) for k, v in model_env.items()}
     env.update({str(k): str(v) for k, v in (request_env or {}).items()})
     env["SAGEMAKER_BATCH"] = "true"
     env["SAGEMAKER_MAX_PAYLOAD_IN_MB"] = f"{max_payload_mb:g}"
@@ -45,9 +50,10 @@ def batch_environment(model: dict, request_env: dict, max_payload_mb: float, str
 
 # How a model record is served, by its "ServerKind": name -> "module:function", imported on use, each
 # function(model_dir, model, ready_file) -> the server's argv (bound to 127.0.0.1, port 0, writing its port
-# to ready_file as `python -m nbsage.runtime serve` does). A kind of model with several containers (an
-# inference pipeline) adds its entry here; a model record without one is one container.
-SERVER_KINDS = {"container": "nbsage.transform.servers:server_command"}
+# to ready_file as `python -m nbsage.runtime serve` does). A model record with Containers (an inference
+# pipeline, CreateModel's Containers) is a "pipeline"; one without a ServerKind is one container.
+SERVER_KINDS = {"container": "nbsage.transform.servers:server_command",
+                "pipeline": "nbsage.transform.servers:pipeline_server_command"}
 
 
 def command_for(model_dir: Path, model: dict, ready_file: Path) -> list[str]:
@@ -55,7 +61,7 @@ def command_for(model_dir: Path, model: dict, ready_file: Path) -> list[str]:
     import importlib
 
     from nbsage.errors import ValidationError, did_you_mean
-    kind = model.get("ServerKind") or "container"
+    kind = model.get("ServerKind") or ("pipeline" if model.get("Containers") else "container")
     if kind not in SERVER_KINDS:
         raise ValidationError(f"model {model.get('ModelName')!r} is served by {kind!r}, which nbsage does not know"
                               f"{did_you_mean(kind, SERVER_KINDS)}; kinds are {', '.join(SERVER_KINDS)}")
@@ -72,6 +78,13 @@ def server_command(model_dir: Path, model: dict, ready_file: Path) -> list[str]:
     if model.get("EntryPoint"):
         cmd += ["--entry-point", model["EntryPoint"]]
     return cmd
+
+
+def pipeline_server_command(model_dir: Path, model: dict, ready_file: Path) -> list[str]:
+    """Several containers: the one model server of a pipeline endpoint over the staged pipeline
+    (nbsage.serving.pipelines.stage_pipeline), calling the stages in order in memory."""
+    return [sys.executable, "-m", "nbsage.runtime", "serve", "--model-dir", str(model_dir), "--host", HOST,
+            "--port", "0", "--ready-file", str(ready_file), "--pipeline"]
 
 
 def _package_path(env: dict) -> dict:
