@@ -50,8 +50,8 @@ def test_a_processing_request_names_its_kind_and_its_uris():
     assert isinstance(r, ProcessingRequest) and r.kind == "processing" and r.max_runtime == 30
     assert r.entrypoint == ("python3", "run.py") and r.arguments is None
     assert r.artifact_uris() == ["memory://x"]
-    with pytest.raises(JobError, match="'tuning' is not a job kind"):
-        request_for("tuning", {})
+    with pytest.raises(JobError, match="'labeling' is not a job kind"):
+        request_for("labeling", {})
 
 
 def test_a_training_job_moves_through_sagemakers_statuses(stores):
