@@ -112,6 +112,9 @@ def metric_plot_png(metrics) -> bytes | None:
     return buf.getvalue()
 
 
+REDRAW_SECONDS = 0.25  # the live display's shortest interval between redraws
+
+
 class LiveMonitor:
     """Follows a training job in a notebook cell, updating one display in place until the job ends.
 
@@ -135,8 +138,9 @@ class LiveMonitor:
     def run(self) -> dict:
         """Poll and redraw until the job ends; returns its final description."""
         from nbsage.watch import store_changes
-        # the job's end is drawn when recorded, not a poll later; redrawn at most ~10 times a second
-        with store_changes(self.job, min_seconds=min(0.1, self.interval)) as changes:
+        # woken by the store's writes rather than a fixed poll, but redrawn at most ~4 times a second:
+        # a job that writes non-stop would otherwise flood the notebook with display updates
+        with store_changes(self.job, min_seconds=REDRAW_SECONDS) as changes:
             while True:
                 desc = self.step()
                 if desc["TrainingJobStatus"] in TERMINAL:

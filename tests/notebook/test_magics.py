@@ -202,9 +202,13 @@ def test_config_settings_are_validated_traitlets(shell, caplog):
     magics = next(c for c in shell.configurables if type(c).__name__ == "SageMakerMagics")
     shell.run_line_magic("config", "SageMakerMagics.wait = False")
     assert magics.wait is False
-    shell.run_line_magic("config", "SageMakerMagics.default_backend = ' '")  # %config logs, keeps the old value
-    assert magics.default_backend == "local"
-    assert "must name a place" in caplog.text
+    try:
+        shell.run_line_magic("config", "SageMakerMagics.default_backend = ' '")  # %config logs, keeps the old value
+        assert magics.default_backend == "local"
+        assert "must name a place" in caplog.text
+    finally:  # the shell is the process's one IPython instance: later magics are built from its config
+        shell.config.SageMakerMagics.pop("default_backend", None)
+        shell.config.SageMakerMagics.pop("wait", None)
 
 
 def test_deploy_predict_and_delete_an_endpoint(shell, script):
