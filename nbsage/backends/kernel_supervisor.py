@@ -271,8 +271,12 @@ class _KernelJob:
         if last.exceeded:
             self.lines.flush()
             return self.spot.end_exceeded(last.exceeded)
-        if last.stopped or self.stop_requested():
+        if self.stop_requested():
             return self.stopped(model=self._stopped_model())
+        if last.stopped:  # SIGTERM with no StopTrainingJob: the kernel was shut down under the job
+            return self.failed(internal_error(
+                f"the Jupyter kernel {self.conn.describe()} was shut down while the job ran (its training "
+                "process was sent SIGTERM, and no stop was asked for); the job was lost with it"), "The kernel died")
         if self.result["rc"] != 0:
             return self.failed(runtime_failure(self.result["rc"], self.result.get("failure"),
                                                "the training process in the kernel"))
