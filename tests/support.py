@@ -70,6 +70,25 @@ with open(os.path.join(os.environ["SM_MODEL_DIR"], "model.txt"), "w") as f:
 """
 
 
+# A script-mode job held until the test releases it: given --release PIPE (a FIFO the test made with
+# os.mkfifo) it blocks opening the pipe until `release(PIPE)` opens its other end, or until the job is
+# stopped; it waits on the pipe, not in a polling loop, however slowly the machine goes.
+HELD = """
+import sys
+print("waiting for the release pipe", flush=True)
+with open(sys.argv[sys.argv.index("--release") + 1]) as pipe:
+    pipe.read()
+"""
+
+
+def release(pipe: Path) -> None:
+    """Let a HELD job go on: open and close the pipe's writing end (nothing to do if no job holds it)."""
+    try:
+        os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:  # ENXIO: nothing has the pipe open for reading (the job ended or never got there)
+        pass
+
+
 def source(tmp_path: Path, body: str, name: str = "src", entry_point: str = "train.py") -> Path:
     """A source_dir (tmp_path/name) holding the entry point with `body` (dedented); its path."""
     src = tmp_path / name

@@ -7,20 +7,13 @@ module; DOM assertions, with screenshots kept under tests/browser/artifacts/.
 from __future__ import annotations
 
 import json
+import os
 import urllib.error
 import urllib.request
 
 import pytest
 
-from support import source, wait_for
-
-HOLD = """
-import os, sys, time
-print("held until the release file appears", flush=True)
-while not os.path.exists(sys.argv[sys.argv.index("--release") + 1]):
-    time.sleep(0.05)
-"""
-
+from support import HELD, release, source, wait_for
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
@@ -86,19 +79,21 @@ def test_the_job_detail_shows_its_metric_chart_and_log(page, lab_home, screensho
 def test_stopping_a_running_job_from_the_panel(page, lab_home, tmp_path):
     from nbsage.estimator import Estimator
     from nbsage.session import Session
-    release = tmp_path / "release"
-    job = Estimator(entry_point="train.py", source_dir=str(source(tmp_path, HOLD)),
-                    hyperparameters={"release": str(release)},
+    pipe = tmp_path / "release"
+    os.mkfifo(pipe)
+    job = Estimator(entry_point="train.py", source_dir=str(source(tmp_path, HELD)),
+                    hyperparameters={"release": str(pipe)},
                     sagemaker_session=Session.default()).fit(wait=False, job_name="browser-held")
     try:
-        wait_for(lambda: any("held until" in line for line in job.logs()), timeout=120, what="the held job to run")
+        wait_for(lambda: any("waiting for the release" in line for line in job.logs()), timeout=120,
+                 what="the held job to run")
         expect()(row(page, "browser-held")).to_have_attribute("data-status", "InProgress")
         row(page, "browser-held").locator(".nbsage-action-stop").click()
         page.locator(".jp-Dialog .jp-mod-accept").click()
         expect()(row(page, "browser-held")).to_have_attribute("data-status", "Stopped", timeout=60_000)
         assert job.describe()["TrainingJobStatus"] == "Stopped"
     finally:
-        release.touch()
+        release(pipe)
 
 
 def test_compare_two_jobs_in_the_dark_theme(page, lab_home, screenshot):

@@ -10,19 +10,11 @@ import os
 import pytest
 from tornado.httpclient import HTTPClientError
 
-from support import source, wait_for
+from support import HELD, release, source, wait_for
 
 pytest.importorskip("pytest_jupyter")
 
 pytestmark = pytest.mark.filterwarnings("error::jupyter_server.utils.JupyterServerAuthWarning")
-
-HOLD = """
-import os, sys, time
-print("waiting for the release file", flush=True)
-while not os.path.exists(sys.argv[sys.argv.index("--release") + 1]):
-    time.sleep(0.05)
-"""
-
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
@@ -209,9 +201,10 @@ async def test_stop_a_running_job_with_its_changes_pushed(jp_fetch, jp_ws_fetch,
                 notices.append(json.loads(message))
         return await asyncio.wait_for(read(), timeout=120)
 
-    release = tmp_path / "release"
-    est = Estimator(entry_point="train.py", source_dir=str(source(tmp_path, HOLD)),
-                    hyperparameters={"release": str(release)}, sagemaker_session=Session.default())
+    pipe = tmp_path / "release"
+    os.mkfifo(pipe)
+    est = Estimator(entry_point="train.py", source_dir=str(source(tmp_path, HELD)),
+                    hyperparameters={"release": str(pipe)}, sagemaker_session=Session.default())
     job = est.fit(wait=False, job_name="rest-held")
     try:
         await notice(lambda n: n["type"] == "jobs" and "rest-held" in n["changed"], "the new job")
@@ -224,5 +217,5 @@ async def test_stop_a_running_job_with_its_changes_pushed(jp_fetch, jp_ws_fetch,
         await notice(lambda n: n["type"] == "jobs" and "rest-held" in n["changed"]
                      and job.describe()["TrainingJobStatus"] == "Stopped", "its end")
     finally:
-        release.touch()
+        release(pipe)
         socket.close()

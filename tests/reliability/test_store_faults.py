@@ -172,9 +172,10 @@ def test_a_read_only_home_answers_jobs_describe_and_logs_and_refuses_new_jobs_by
 def test_a_job_whose_supervisor_is_killed_is_marked_failed_without_being_read(tmp_path, session, data):
     marker = tmp_path / "started"
     src = script(tmp_path, f"""
-        import pathlib, time
+        import pathlib, signal
         pathlib.Path({str(marker)!r}).write_text("x")
-        time.sleep(120)
+        signal.alarm(600)  # a backstop should the test stop without ending it
+        signal.pause()  # until the job is ended
     """)
     job = Estimator(entry_point="train.py", source_dir=str(src), sagemaker_session=session).fit(
         str(data), wait=False)

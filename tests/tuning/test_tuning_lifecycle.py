@@ -13,14 +13,18 @@ from nbsage.store.metadata import pid_alive
 from nbsage.tuner import ContinuousParameter, HyperparameterTuner
 from nbsage.tuning_job import TuningJob
 
-# the first trial scores 1.0 at every step, the others 0.1: the median rule stops them at once (the
-# others run long, so that a busy machine cannot let them finish before the driver stops them)
+# the first trial scores 1.0 at every step, the others 0.1: the median rule stops them at once. A held
+# trial (HOLD: "others", the default; "all"; "none") waits for a signal after its steps, so a busy
+# machine cannot let it finish before the driver stops it
 STEPPED = """
-import os, sys, time
+import os, signal
 good = "-001-" in os.environ["TRAINING_JOB_NAME"]
-for step in range(int(os.environ.get("STEPS" if good else "OTHER_STEPS", "20" if good else "400"))):
+for step in range(int(os.environ.get("STEPS", "20"))):
     print(f"#metric val:score={(1.0 if good else 0.1) + step * 0.001} step={step}", flush=True)
-    time.sleep(0.05)  # the trial's own work, a round at a time
+hold = os.environ.get("HOLD", "others")
+if hold == "all" or (hold == "others" and not good):
+    signal.alarm(600)  # a backstop should a test stop without ending it
+    signal.pause()  # until the stop's SIGTERM
 """
 FAILING = "raise SystemExit('the data has no label column')\n"
 METRIC = [{"Name": "val:score", "Regex": r"val:score=(\S+)"}]
@@ -71,7 +75,7 @@ def test_failing_trials_fail_the_tuning_job_by_sagemakers_rule_with_each_trials_
 
 
 def test_a_crashed_driver_is_resumed_and_the_job_ends_with_all_its_trials(tmp_path):
-    estimator = script_estimator(tmp_path, STEPPED, environment={"STEPS": "30", "OTHER_STEPS": "30"})
+    estimator = script_estimator(tmp_path, STEPPED, environment={"STEPS": "30", "HOLD": "none"})
     tuner = fit(estimator, max_jobs=2, max_parallel_jobs=1)
     job = tuner.latest_tuning_job
     store = job.session.store
@@ -88,7 +92,7 @@ def test_a_crashed_driver_is_resumed_and_the_job_ends_with_all_its_trials(tmp_pa
 
 
 def test_stopping_a_tuning_job_stops_its_running_trials_and_starts_no_more(tmp_path):
-    estimator = script_estimator(tmp_path, STEPPED, environment={"STEPS": "2000", "OTHER_STEPS": "2000"})
+    estimator = script_estimator(tmp_path, STEPPED, environment={"HOLD": "all"})
     tuner = fit(estimator, max_jobs=4, max_parallel_jobs=1)
     job = tuner.latest_tuning_job
     store = job.session.store
