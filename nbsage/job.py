@@ -124,3 +124,31 @@ class Job:
                 if deadline and time.monotonic() > deadline:
                     return desc
                 changes.wait(poll)
+
+
+class WatchedJob:
+    """A job of another kind as nbsage.watch's watchers read a job: they follow DescribeTrainingJob's
+    keys, so the job's own status, duration and progress are given under those names too.
+
+    `final_metrics(desc)` gives the figures its display ends with (default: the store's final metrics).
+    """
+
+    def __init__(self, job: Job, status_key: str, final_metrics=None):
+        self._job, self.name, self._store = job, job.name, job._store
+        self._status_key, self._final_metrics = status_key, final_metrics
+
+    def describe(self) -> dict:
+        desc = self._job.describe()
+        record = self._store.get_job(self.name)
+        start, end = record["start_time"], record["end_time"]
+        metrics = self._final_metrics(desc) if self._final_metrics else self._store.final_metrics(self.name)
+        return dict(desc, TrainingJobName=self.name, TrainingJobStatus=desc[self._status_key],
+                    SecondaryStatus=desc["nbsage:SecondaryStatus"], FinalMetricDataList=metrics,
+                    TrainingTimeInSeconds=int(round((end or time.time()) - start)) if start else 0,
+                    **{"nbsage:Progress": (record["progress_step"], record["progress_total"])})
+
+    def logs(self, tail: int | None = None) -> list[str]:
+        return self._job.logs(tail)
+
+    def metrics(self):
+        return self._job.metrics()

@@ -18,12 +18,11 @@ from __future__ import annotations
 import copy
 import os
 import shlex
-import time
 from pathlib import Path
 
 from nbsage.arns import arn, execution_role
 from nbsage.errors import JobFailed, ValidationError
-from nbsage.job import Job, submit
+from nbsage.job import Job, WatchedJob, submit
 from nbsage.runtime.processing import check_local_path
 from nbsage.session import Session, check_name, unique_name
 from nbsage.store.artifacts import is_local, local_path
@@ -393,8 +392,8 @@ class ProcessingJob(Job):
                       f"{desc.get('FailureReason') or 'no reason recorded'}",)
         return error
 
-    def watched(self) -> "_WatchedJob":
-        return _WatchedJob(self)
+    def watched(self) -> WatchedJob:
+        return WatchedJob(self, "ProcessingJobStatus")
 
     def __repr__(self) -> str:
         desc = self.describe()
@@ -426,29 +425,6 @@ class ProcessingJob(Job):
         body = "".join(f"<tr><th style='text-align:left'>{escape(k)}</th><td style='text-align:left'>"
                        f"{escape(str(v))}</td></tr>" for k, v in rows)
         return f"<div><b>Processing job {escape(self.name)}</b><table>{body}</table></div>"
-
-
-class _WatchedJob:
-    """A processing job as nbsage.watch's watchers read a job (they follow TrainingJob's keys)."""
-
-    def __init__(self, job: ProcessingJob):
-        self._job, self.name, self._store = job, job.name, job._store
-
-    def describe(self) -> dict:
-        desc = self._job.describe()
-        job = self._store.get_job(self.name)
-        start, end = job["start_time"], job["end_time"]
-        return dict(desc, TrainingJobName=self.name, TrainingJobStatus=desc["ProcessingJobStatus"],
-                    SecondaryStatus=desc["nbsage:SecondaryStatus"],
-                    FinalMetricDataList=self._store.final_metrics(self.name),
-                    TrainingTimeInSeconds=int(round((end or time.time()) - start)) if start else 0,
-                    **{"nbsage:Progress": (job["progress_step"], job["progress_total"])})
-
-    def logs(self, tail: int | None = None) -> list[str]:
-        return self._job.logs(tail)
-
-    def metrics(self):
-        return self._job.metrics()
 
 
 # ---- framework processors: the SDK's SKLearnProcessor and FrameworkProcessor ---------------------

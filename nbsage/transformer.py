@@ -23,7 +23,7 @@ from pathlib import Path
 
 from nbsage.arns import arn
 from nbsage.errors import JobFailed, ValidationError, did_you_mean
-from nbsage.job import Job, submit
+from nbsage.job import Job, WatchedJob, submit
 from nbsage.session import Session, check_name, unique_name
 from nbsage.store.artifacts import is_local, local_path
 from nbsage.store.metadata import iso
@@ -330,8 +330,8 @@ class TransformJob(Job):
                       f"{desc.get('FailureReason') or 'no reason recorded'}",)
         return error
 
-    def watched(self) -> "_WatchedJob":
-        return _WatchedJob(self)
+    def watched(self) -> WatchedJob:
+        return WatchedJob(self, "TransformJobStatus", _records_done)
 
     def __repr__(self) -> str:
         desc = self.describe()
@@ -343,25 +343,7 @@ class TransformJob(Job):
         return text + ")"
 
 
-class _WatchedJob:
-    """A transform job as nbsage.watch's watchers read a job (they follow TrainingJob's keys)."""
-
-    def __init__(self, job: TransformJob):
-        self._job, self.name, self._store = job, job.name, job._store
-
-    def describe(self) -> dict:
-        import time
-        desc = self._job.describe()
-        job = self._store.get_job(self.name)
-        start, end = job["start_time"], job["end_time"]
-        return dict(desc, TrainingJobName=self.name, TrainingJobStatus=desc["TransformJobStatus"],
-                    SecondaryStatus=desc["nbsage:SecondaryStatus"],
-                    FinalMetricDataList=[{"MetricName": "records transformed", "Value": desc["nbsage:RecordsTransformed"]},
-                                         {"MetricName": "objects transformed", "Value": desc["nbsage:ObjectsTransformed"]}],
-                    TrainingTimeInSeconds=int(round((end or time.time()) - start)) if start else 0)
-
-    def logs(self, tail: int | None = None) -> list[str]:
-        return self._job.logs(tail)
-
-    def metrics(self):
-        return self._job.metrics()
+def _records_done(desc: dict) -> list[dict]:
+    """What a transform job's display ends with: records and input objects transformed."""
+    return [{"MetricName": "records transformed", "Value": desc["nbsage:RecordsTransformed"]},
+            {"MetricName": "objects transformed", "Value": desc["nbsage:ObjectsTransformed"]}]
