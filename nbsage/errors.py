@@ -69,9 +69,9 @@ class JobError(NBSageError):
 class JobFailed(JobError):
     """A job ended Failed or Stopped while the caller waited for it to complete."""
 
-    def __init__(self, job_name: str, status: str, reason: str | None):
+    def __init__(self, job_name: str, status: str, reason: str | None, noun: str = "training job"):
         self.job_name, self.status, self.reason = job_name, status, reason
-        super().__init__(f"training job {job_name!r} ended {status}: {reason or 'no reason recorded'}")
+        super().__init__(f"{noun} {job_name!r} ended {status}: {reason or 'no reason recorded'}")
 
 
 class EndpointError(NBSageError):

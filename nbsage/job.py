@@ -75,7 +75,9 @@ class Job:
 
     def failure(self, desc: dict) -> JobFailed:
         """The error `wait` raises for a job that ended other than Completed."""
-        return JobFailed(self.name, desc[self.status_field], desc.get("FailureReason"))
+        from nbsage.backends.lifecycle import words_for
+        noun = words_for(self.kind or "training").noun.lower()
+        return JobFailed(self.name, desc[self.status_field], desc.get("FailureReason"), noun=noun)
 
     def watched(self):
         """The job as nbsage.watch's watchers read it (describe() with DescribeTrainingJob's keys)."""
@@ -133,16 +135,16 @@ class WatchedJob:
     `final_metrics(desc)` gives the figures its display ends with (default: the store's final metrics).
     """
 
-    def __init__(self, job: Job, status_key: str, final_metrics=None):
+    def __init__(self, job: Job, final_metrics=None):
         self._job, self.name, self._store = job, job.name, job._store
-        self._status_key, self._final_metrics = status_key, final_metrics
+        self._final_metrics = final_metrics
 
     def describe(self) -> dict:
         desc = self._job.describe()
         record = self._store.get_job(self.name)
         start, end = record["start_time"], record["end_time"]
         metrics = self._final_metrics(desc) if self._final_metrics else self._store.final_metrics(self.name)
-        return dict(desc, TrainingJobName=self.name, TrainingJobStatus=desc[self._status_key],
+        return dict(desc, TrainingJobName=self.name, TrainingJobStatus=desc[self._job.status_field],
                     SecondaryStatus=desc["nbsage:SecondaryStatus"], FinalMetricDataList=metrics,
                     TrainingTimeInSeconds=int(round((end or time.time()) - start)) if start else 0,
                     **{"nbsage:Progress": (record["progress_step"], record["progress_total"])})

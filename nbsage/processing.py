@@ -21,7 +21,7 @@ import shlex
 from pathlib import Path
 
 from nbsage.arns import arn, execution_role
-from nbsage.errors import JobFailed, ValidationError
+from nbsage.errors import ValidationError
 from nbsage.job import Job, WatchedJob, submit
 from nbsage.runtime.processing import check_local_path
 from nbsage.session import Session, check_name, unique_name
@@ -386,14 +386,8 @@ class ProcessingJob(Job):
                                   f"{did_you_mean(name, outputs)}; outputs are {', '.join(outputs) or 'none'}")
         return outputs[name]
 
-    def failure(self, desc: dict) -> JobFailed:
-        error = super().failure(desc)
-        error.args = (f"processing job {self.name!r} ended {desc['ProcessingJobStatus']}: "
-                      f"{desc.get('FailureReason') or 'no reason recorded'}",)
-        return error
-
     def watched(self) -> WatchedJob:
-        return WatchedJob(self, "ProcessingJobStatus")
+        return WatchedJob(self)
 
     def __repr__(self) -> str:
         desc = self.describe()

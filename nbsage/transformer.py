@@ -22,7 +22,7 @@ import re
 from pathlib import Path
 
 from nbsage.arns import arn
-from nbsage.errors import JobFailed, ValidationError, did_you_mean
+from nbsage.errors import ValidationError, did_you_mean
 from nbsage.job import Job, WatchedJob, submit
 from nbsage.session import Session, check_name, unique_name
 from nbsage.store.artifacts import is_local, local_path
@@ -324,14 +324,8 @@ class TransformJob(Job):
         from nbsage.transform.job import read_outcome
         return list(read_outcome(self._record()["output_artifacts"]).get("Outputs") or [])
 
-    def failure(self, desc: dict) -> JobFailed:
-        error = super().failure(desc)
-        error.args = (f"transform job {self.name!r} ended {desc['TransformJobStatus']}: "
-                      f"{desc.get('FailureReason') or 'no reason recorded'}",)
-        return error
-
     def watched(self) -> WatchedJob:
-        return WatchedJob(self, "TransformJobStatus", _records_done)
+        return WatchedJob(self, _records_done)
 
     def __repr__(self) -> str:
         desc = self.describe()

@@ -29,12 +29,6 @@ class TuningJob(Job):
         self._record()
         return describe(self.session, self.name)
 
-    def failure(self, desc: dict):
-        from nbsage.errors import JobFailed
-        error = JobFailed(self.name, desc[self.status_field], desc.get("FailureReason"))
-        error.args = (f"tuning job {self.name!r} ended {error.status}: {error.reason or 'no reason recorded'}",)
-        return error
-
     def trials(self) -> list[dict]:
         """ListTrainingJobsForHyperParameterTuningJob: a summary per trial, oldest first."""
         from nbsage.tuning.records import trial_summaries
