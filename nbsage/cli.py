@@ -102,12 +102,7 @@ def cmd_train(args) -> int:
     if args.no_wait:
         print(job.name)
         return 0
-    try:
-        desc = job.wait(logs=not args.quiet, raise_on_failure=False)
-    except KeyboardInterrupt:
-        print(f"nbsage: interrupted; job {job.name} keeps running (stop it with: nbsage stop {job.name})",
-              file=sys.stderr)
-        return EXIT_INTERRUPTED
+    desc = wait_in_terminal(job, args, "job", "stop")
     if desc["TrainingJobStatus"] != "Completed":
         raise JobFailed(job.name, desc["TrainingJobStatus"], desc.get("FailureReason"))
     for metric in desc.get("FinalMetricDataList", []):
@@ -115,6 +110,17 @@ def cmd_train(args) -> int:
     model = desc.get("ModelArtifacts", {}).get("S3ModelArtifacts")
     print(f"{job.name}: Completed" + (f"; model artifacts: {model}" if model else ""))
     return 0
+
+
+def wait_in_terminal(job, args, noun: str, stop_command: str) -> dict:
+    """Follow a job until it ends (its log unless --quiet); on Ctrl-C say that it keeps running and how
+    to stop it, then let main() exit with EXIT_INTERRUPTED."""
+    try:
+        return job.wait(logs=not args.quiet, raise_on_failure=False)
+    except KeyboardInterrupt:
+        print(f"nbsage: interrupted; {noun} {job.name} keeps running (stop it with: nbsage {stop_command} "
+              f"{job.name})", file=sys.stderr)
+        raise
 
 
 # ---- jobs -------------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ both is `--hyperparameters FILE`.
 from __future__ import annotations
 
 import json
-import sys
 
 from nbsage import arguments, tuning_arguments
 
@@ -26,12 +25,8 @@ def cmd_tune(args, session) -> int:
     if args.no_wait:
         print(job.name)
         return 0
-    try:
-        desc = job.wait(logs=not args.quiet, raise_on_failure=False)
-    except KeyboardInterrupt:
-        print(f"nbsage: interrupted; tuning job {job.name} keeps running (stop it with: nbsage stop-tuning-job "
-              f"{job.name})", file=sys.stderr)
-        return 130
+    from nbsage.cli import wait_in_terminal
+    desc = wait_in_terminal(job, args, "tuning job", "stop-tuning-job")
     if desc["HyperParameterTuningJobStatus"] == "Failed":
         raise job.failure(desc)
     best = desc.get("BestTrainingJob")
