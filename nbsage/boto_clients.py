@@ -84,3 +84,36 @@ class SageMakerRuntimeClient(_Client):
         if headers.get("X-Amzn-SageMaker-Custom-Attributes"):
             response["CustomAttributes"] = headers["X-Amzn-SageMaker-Custom-Attributes"]
         return response
+
+
+class ApplicationAutoScalingClient(_Client):
+    """The `application-autoscaling` client's calls for endpoint variants (nbsage.serving.autoscaling)."""
+
+    service = "application-autoscaling"
+    operations = ("register_scalable_target", "deregister_scalable_target", "put_scaling_policy",
+                  "delete_scaling_policy", "describe_scalable_targets", "describe_scaling_policies",
+                  "describe_scaling_activities")
+
+    def __getattr__(self, name):
+        if name in self.operations:
+            from nbsage.serving import autoscaling
+            operation = getattr(autoscaling, name)
+            return lambda **kwargs: operation(self._session, **kwargs)
+        return super().__getattr__(name)
+
+
+_CLIENTS = {"sagemaker": SageMakerClient, "sagemaker-runtime": SageMakerRuntimeClient,
+            "application-autoscaling": ApplicationAutoScalingClient}
+
+
+def client(service_name: str, sagemaker_session=None, **_):
+    """`boto3.client(service_name)` for the services nbsage answers: sagemaker, sagemaker-runtime,
+    application-autoscaling (region, credentials and endpoint_url are accepted and unused)."""
+    if service_name not in _CLIENTS:
+        from nbsage.errors import did_you_mean
+        raise ValidationError(f"nbsage answers no {service_name!r} client{did_you_mean(service_name, list(_CLIENTS))}; "
+                              f"it answers {', '.join(_CLIENTS)}")
+    if sagemaker_session is None:
+        from nbsage.session import Session
+        sagemaker_session = Session()
+    return _CLIENTS[service_name](sagemaker_session)

@@ -90,6 +90,32 @@ class Predictor:
     def delete_model(self) -> None:
         """Nothing to do: nbsage keeps no separate model resource for an endpoint."""
 
+    # ---- automatic scaling (nbsage.serving.autoscaling) ------------------------------------------------
+    def enable_autoscaling(self, min_capacity: int, max_capacity: int, target_value: float,
+                           metric: str = "SageMakerVariantInvocationsPerInstance", scale_in_cooldown: int = 300,
+                           scale_out_cooldown: int = 300, disable_scale_in: bool = False,
+                           variant_name: str | None = None, policy_name: str | None = None,
+                           evaluation_period: float | None = None) -> dict:
+        """Scale a variant (the endpoint's only one by default) between min_capacity and max_capacity,
+        keeping `metric` per instance near `target_value`: RegisterScalableTarget and a target-tracking
+        PutScalingPolicy in one call. `evaluation_period` (seconds, default 60) is how often it looks."""
+        from nbsage.serving.autoscaling import enable_autoscaling
+        return enable_autoscaling(self.sagemaker_session, self.endpoint_name, min_capacity, max_capacity,
+                                  target_value, metric=metric, scale_in_cooldown=scale_in_cooldown,
+                                  scale_out_cooldown=scale_out_cooldown, disable_scale_in=disable_scale_in,
+                                  variant_name=variant_name, policy_name=policy_name,
+                                  evaluation_period=evaluation_period)
+
+    def disable_autoscaling(self, variant_name: str | None = None) -> None:
+        """Stop scaling a variant (all of them by default); instance counts stay where they are."""
+        from nbsage.serving.autoscaling import disable_autoscaling
+        disable_autoscaling(self.sagemaker_session, self.endpoint_name, variant_name)
+
+    def scaling_activities(self, limit: int = 50) -> list[dict]:
+        """The endpoint's scaling activities, newest first (DescribeScalingActivities' rows)."""
+        from nbsage.serving.autoscaling import ScalingRecords
+        return ScalingRecords(self.sagemaker_session.store).activities(self.endpoint_name, limit=limit)
+
     def _summary(self) -> tuple[str, str | None, str | None]:
         try:
             desc = self.describe()

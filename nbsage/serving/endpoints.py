@@ -184,7 +184,12 @@ def describe_endpoint(session, name: str) -> dict:
     """DescribeEndpoint: EndpointName, EndpointArn, EndpointStatus, ProductionVariants, CreationTime,
     LastModifiedTime, FailureReason (when Failed), plus Url, ModelDataUrl and LogFile."""
     record = _refresh(session, session.store.get_endpoint(name))
-    return _describe(session, record)
+    out = _describe(session, record)
+    from nbsage.serving.autoscaling import endpoint_scaling
+    scaling = endpoint_scaling(session, name)
+    if scaling:  # nbsage's addition: the scalable variants and their latest scaling activities
+        out["AutoScaling"] = scaling
+    return out
 
 
 def list_endpoints(session) -> list[dict]:
@@ -566,4 +571,6 @@ def delete_endpoint(session, name: str) -> None:
     folder = endpoint_dir(session, name)
     _stop_process(record.get("pid"), folder)
     session.store.delete_endpoint(name)
+    from nbsage.serving.autoscaling import ScalingRecords
+    ScalingRecords(session.store).delete_endpoint(name)
     shutil.rmtree(folder, ignore_errors=True)
