@@ -177,3 +177,58 @@ def test_a_refused_short_call_records_nothing(shop):
     assert (target.min_capacity, target.max_capacity, record["options"]) == (1, 3, {"EvaluationPeriod": 0.5})
     predictor.disable_autoscaling()
     assert ScalingRecords(shop.store).targets("shop") == []
+
+
+# ---- the controller's bookkeeping, over a fleet of counters ------------------------------------------
+class Counters:
+    """A variant as the controller sees it: an instance count, a measured metric, and a count to set."""
+
+    def __init__(self, count=1, metric=None, fail=None):
+        self.count, self.metric, self.fail, self.asked = count, metric, fail, []
+
+    def instance_count(self, variant):
+        return self.count
+
+    def metrics(self, variant, seconds):
+        return {IPI: self.metric}
+
+    def set_instance_count(self, variant, count):
+        self.asked.append(count)
+        if self.fail:
+            raise RuntimeError(self.fail)
+        self.count = count
+
+
+def test_the_controller_records_each_activity_and_remembers_cooldowns_across_a_restart(shop):
+    from nbsage.serving.autoscaling.controller import Controller
+    from nbsage.serving.endpoints import describe_endpoint
+    from nbsage.predictor import Predictor
+    Predictor("shop", sagemaker_session=shop).enable_autoscaling(1, 4, target_value=60.0, scale_out_cooldown=0,
+                                                                 scale_in_cooldown=30, evaluation_period=1)
+    import time
+    clock = [time.time()]  # the recorded activities' times are wall-clock times: the restart reads them
+    fleet = Counters(count=1, metric=150.0)
+    controller = Controller(shop.store, "shop", fleet, clock=lambda: clock[0])
+    assert [d.desired for d in controller.step()] == [3] and fleet.count == 3
+    fleet.metric = 0.0
+    clock[0] += 1
+    assert controller.step() == []  # scale-in waits for its cooldown
+    restarted = Controller(shop.store, "shop", fleet, clock=lambda: clock[0])
+    assert restarted.step() == []  # ... also in a controller that starts again (the recorded times)
+    clock[0] += 40
+    assert [d.desired for d in restarted.step()] == [1]
+    acts = describe_endpoint(shop, "shop")["AutoScaling"]["ScalingActivities"]
+    assert [(a["FromInstanceCount"], a["ToInstanceCount"], a["StatusCode"]) for a in acts] == \
+        [(3, 1, "Successful"), (1, 3, "Successful")]
+    assert "scale in to 1 (MinCapacity)" in acts[0]["Cause"] and acts[1]["Description"].endswith("count to 3.")
+
+
+def test_a_scaling_that_fails_is_recorded_failed_with_the_reason(shop):
+    from nbsage.serving.autoscaling.controller import Controller
+    from nbsage.predictor import Predictor
+    Predictor("shop", sagemaker_session=shop).enable_autoscaling(1, 2, target_value=1.0, evaluation_period=1)
+    controller = Controller(shop.store, "shop", Counters(count=1, metric=5.0, fail="the model failed to load"),
+                            clock=lambda: 0.0)
+    assert controller.step() == []
+    (act,) = Predictor("shop", sagemaker_session=shop).scaling_activities()
+    assert act["StatusCode"] == "Failed" and "the model failed to load" in act["StatusMessage"]

@@ -14,22 +14,6 @@ from nbsage.serving.autoscaling.policy import (SCALABLE_DIMENSION, SERVICE_NAMES
                                                parse_resource_id, resource_id)
 from nbsage.serving.autoscaling.records import ScalingRecords
 
-# set by the endpoint's router: `notify(session, endpoint)` makes sure a controller follows `endpoint`
-_controller_hooks: list = []
-
-
-def on_target_change(hook) -> None:
-    """Register `hook(session, endpoint_name)`, called after a target or policy of the endpoint changes
-    (the serving layer starts or wakes the endpoint's controller there)."""
-    if hook not in _controller_hooks:
-        _controller_hooks.append(hook)
-
-
-def _changed(session, endpoint: str) -> None:
-    for hook in _controller_hooks:
-        hook(session, endpoint)
-
-
 def _variant_names(session, endpoint: str) -> list[str]:
     from nbsage.serving.endpoints import describe_endpoint
     return [v["VariantName"] for v in describe_endpoint(session, endpoint)["ProductionVariants"]]
@@ -73,7 +57,6 @@ def register_scalable_target(session, ServiceNamespace=SERVICE_NAMESPACE, Resour
         options["EvaluationPeriod"] = seconds
     target = ScalableTarget.checked(endpoint, variant, MinCapacity, MaxCapacity)
     records.put_target(target, options)
-    _changed(session, endpoint)
     import uuid
     key = uuid.uuid5(uuid.NAMESPACE_URL, target.resource_id).hex
     return {"ScalableTargetARN": f"arn:aws:application-autoscaling:local:000000000000:scalable-target/{key}"}
@@ -92,7 +75,6 @@ def put_scaling_policy(session, PolicyName=None, ServiceNamespace=SERVICE_NAMESP
     policy = TargetTrackingPolicy.from_request(PolicyName, endpoint, variant, PolicyType,
                                                TargetTrackingScalingPolicyConfiguration)
     records.put_policy(policy)
-    _changed(session, endpoint)
     return {"PolicyARN": policy.describe()["PolicyARN"], "Alarms": []}
 
 
@@ -193,7 +175,6 @@ def disable_autoscaling(session, endpoint: str, variant_name: str | None = None)
     for target, _ in records.targets(endpoint):
         if variant_name is None or target.variant_name == variant_name:
             records.delete_target(endpoint, target.variant_name)
-    _changed(session, endpoint)
 
 
 def endpoint_scaling(session, endpoint: str, limit: int = 20) -> dict | None:
@@ -217,4 +198,4 @@ def endpoint_scaling(session, endpoint: str, limit: int = 20) -> dict | None:
 __all__ = ["register_scalable_target", "put_scaling_policy", "describe_scalable_targets",
            "describe_scaling_policies", "describe_scaling_activities", "delete_scaling_policy",
            "deregister_scalable_target", "enable_autoscaling", "disable_autoscaling", "endpoint_scaling", "ScalingPolicyError", "ScalableTarget",
-           "TargetTrackingPolicy", "resource_id", "on_target_change"]
+           "TargetTrackingPolicy", "resource_id"]

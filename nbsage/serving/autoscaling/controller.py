@@ -24,6 +24,7 @@ from nbsage.serving.autoscaling.decision import Decision, decide
 from nbsage.serving.autoscaling.records import ScalingRecords
 
 DEFAULT_EVALUATION_PERIOD = 60.0  # seconds: SageMaker's CloudWatch metrics are per minute
+SAMPLE_SECONDS = 0.05  # how often the fleet samples requests in flight
 
 
 def evaluation_period(options: dict | None = None) -> float:
@@ -108,20 +109,24 @@ class Controller:
             done.append(decision)
         return done
 
-    def wait_seconds(self) -> float:
-        """Until the next evaluation is due (at most 1 s, so new targets and policies are noticed soon)."""
-        now = self.clock()
-        due = [h.next_evaluation - now for h in self.history.values()]
-        return max(0.05, min([1.0, *due]))
-
     def run(self, still_wanted=lambda: True) -> None:
-        """Step until stopped or `still_wanted()` says the endpoint is gone."""
-        while not self.stopping.is_set() and still_wanted():
-            try:
-                self.step()
-            except Exception as e:  # noqa: BLE001 - a busy store or a restarting instance: try again later
-                print(f"nbsage autoscaling: {self.endpoint}: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
-            self.stopping.wait(self.wait_seconds())
+        """Sample (when the fleet samples) every SAMPLE_SECONDS and step twice a second, until stopped or
+        `still_wanted()` says the endpoint is gone."""
+        sample = getattr(self.fleet, "sample", None)
+        next_step = 0.0
+        while not self.stopping.is_set():
+            if sample is not None:
+                sample()
+            if time.monotonic() >= next_step:
+                next_step = time.monotonic() + 0.5
+                try:
+                    if not still_wanted():
+                        return
+                    self.step()
+                except Exception as e:  # noqa: BLE001 - a busy store or a restarting instance: try again later
+                    print(f"nbsage autoscaling: {self.endpoint}: {type(e).__name__}: {e}", file=sys.stderr,
+                          flush=True)
+            self.stopping.wait(SAMPLE_SECONDS)
 
     def start(self, still_wanted=lambda: True) -> threading.Thread:
         """Run in a daemon thread of the calling process (the endpoint's front process)."""

@@ -1,0 +1,106 @@
+"""The autoscaling controller's view of an endpoint, from inside its front process (nbsage.serving.front).
+
+The front routes every request, so it already knows each variant's traffic; the controller runs as a thread
+there (`start_autoscaling`), lives as long as the endpoint does and, like the endpoint, outlives the kernel
+that created it. `FrontFleet` is what the controller asks:
+
+- `instance_count(variant)`: the variant's instances serving now;
+- `metrics(variant, seconds)`: per-instance values over the last `seconds`, by predefined metric type —
+  SageMakerVariantInvocationsPerInstance from the front's per-second invocation counts (whole seconds in
+  the window, scaled to a minute, divided by the instances), and
+  SageMakerVariantConcurrentRequestsPerModelHighResolution as the mean of the requests in flight, sampled
+  every controller.SAMPLE_SECONDS, divided by the instances; None (no data) until the variant serves;
+- `set_instance_count(variant, count)`: writes DesiredInstanceCount into the endpoint's record and wakes the
+  front, which starts instances (serving only once they answer /ping) or drains them (their requests in
+  flight finish first), so no request fails; it returns once the variant serves with `count` instances.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+
+from nbsage.serving.autoscaling.policy import METRICS
+
+IPI, CONCURRENCY = list(METRICS)
+
+
+class FrontFleet:
+    """The variants of one endpoint's front (`front` is nbsage.serving.front's Controller)."""
+
+    def __init__(self, front, window: float = 600.0):
+        self.front = front
+        self.samples: dict[str, deque] = {}
+        self.window = window
+        self.lock = threading.Lock()
+
+    def _variant(self, name: str):
+        return self.front.variants.get((False, name))
+
+    def sample(self) -> None:
+        """Note each production variant's requests in flight (the controller calls it every SAMPLE_SECONDS)."""
+        now = time.time()
+        for (shadow, name), variant in list(self.front.variants.items()):
+            if shadow:
+                continue
+            samples = self.samples.setdefault(name, deque())
+            samples.append((now, variant.metrics.in_flight))
+            while samples and samples[0][0] < now - self.window:
+                samples.popleft()
+
+    def instance_count(self, name: str) -> int:
+        variant = self._variant(name)
+        return len(variant.serving()) if variant is not None else 0
+
+    def metrics(self, name: str, seconds: float) -> dict:
+        variant = self._variant(name)
+        count = self.instance_count(name)
+        if variant is None or count == 0:
+            return {}
+        now = time.time()
+        out: dict[str, float | None] = {IPI: None, CONCURRENCY: None}
+        first, last = math.ceil(now - seconds), int(now)  # the whole seconds inside the window
+        if last > first:
+            with variant.metrics.lock:
+                calls = sum(c for s, c in variant.metrics.per_second if first <= s < last)
+            out[IPI] = calls / count * 60.0 / (last - first)
+        in_window = [n for t, n in self.samples.get(name, ()) if t >= now - seconds]
+        if in_window:
+            out[CONCURRENCY] = sum(in_window) / len(in_window) / count
+        return out
+
+    def set_instance_count(self, name: str, count: int, timeout: float | None = None) -> None:
+        store, endpoint = self.front.store, self.front.name
+        record = store.get_endpoint(endpoint)
+        config = record["config"]
+        for spec in config.get("ProductionVariants") or []:
+            if spec["VariantName"] == name:
+                spec["DesiredInstanceCount"] = int(count)
+                break
+        else:
+            raise RuntimeError(f"endpoint {endpoint!r} has no production variant {name!r} any more")
+        store.update_endpoint(endpoint, config=config)
+        self.front.wake.set()
+        deadline = time.monotonic() + (timeout or self.front.startup_timeout + self.front.timeout + 10.0)
+        while time.monotonic() < deadline and not self.front.stopping.is_set():
+            applied = {s["VariantName"]: s for s in (self.front.applied or {}).get("ProductionVariants") or []}
+            wanted = int(applied.get(name, {}).get("DesiredInstanceCount", -1))
+            variant = self._variant(name)
+            if wanted == count and variant is not None and len(variant.serving()) == count \
+                    and not any(i.state == "draining" for i in variant.instances):
+                return
+            failure = store.get_endpoint(endpoint).get("failure_reason")
+            if wanted != count and failure and "rolled back" in failure:
+                raise RuntimeError(failure)
+            time.sleep(0.05)
+        raise RuntimeError(f"variant {name!r} did not reach {count} serving instances in time")
+
+
+def start_autoscaling(front) -> threading.Thread:
+    """Run the autoscaling controller for `front`'s endpoint in a daemon thread of the front process."""
+    from nbsage.serving.autoscaling.controller import Controller
+    fleet = FrontFleet(front)
+    controller = Controller(front.store, front.name, fleet)
+    controller.stopping = front.stopping
+    return controller.start()
