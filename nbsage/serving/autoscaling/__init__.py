@@ -33,6 +33,19 @@ def _existing_variant(session, rid) -> tuple[str, str]:
     return endpoint, variant
 
 
+def _behind_a_front(session, endpoint: str, variant: str) -> None:
+    """A variant scales as model servers behind the endpoint's front (nbsage.serving.front), where the
+    controller runs; a plain endpoint (one direct model server) that is InService is moved behind one
+    first, as an update that fails no request (the clients follow it to its new port)."""
+    record = session.store.get_endpoint(endpoint)
+    if record["config"].get("Front") or record["status"] != "InService":
+        return
+    from nbsage.serving.variants import update_endpoint_weights_and_capacities
+    count = int(record["config"].get("InitialInstanceCount") or 1)
+    update_endpoint_weights_and_capacities(session, endpoint, [{"VariantName": variant, "DesiredInstanceCount": count}],
+                                           wait=True)
+
+
 def register_scalable_target(session, ServiceNamespace=SERVICE_NAMESPACE, ResourceId=None,  # noqa: N803
                              ScalableDimension=SCALABLE_DIMENSION, MinCapacity=None, MaxCapacity=None,
                              EvaluationPeriod=None, **_) -> dict:
@@ -56,6 +69,7 @@ def register_scalable_target(session, ServiceNamespace=SERVICE_NAMESPACE, Resour
                                      "EvaluationPeriod")
         options["EvaluationPeriod"] = seconds
     target = ScalableTarget.checked(endpoint, variant, MinCapacity, MaxCapacity)
+    _behind_a_front(session, endpoint, variant)
     records.put_target(target, options)
     import uuid
     key = uuid.uuid5(uuid.NAMESPACE_URL, target.resource_id).hex

@@ -10,9 +10,9 @@ that created it. `FrontFleet` is what the controller asks:
   the window, scaled to a minute, divided by the instances), and
   SageMakerVariantConcurrentRequestsPerModelHighResolution as the mean of the requests in flight, sampled
   every controller.SAMPLE_SECONDS, divided by the instances; None (no data) until the variant serves;
-- `set_instance_count(variant, count)`: writes DesiredInstanceCount into the endpoint's record and wakes the
-  front, which starts instances (serving only once they answer /ping) or drains them (their requests in
-  flight finish first), so no request fails; it returns once the variant serves with `count` instances.
+- `set_instance_count(variant, count)`: nbsage.serving.variants.set_desired_instance_count — the front starts
+  instances (serving only once they answer /ping) or drains them (their requests in flight finish first),
+  so no request fails; it returns once the front runs the new count.
 """
 from __future__ import annotations
 
@@ -70,31 +70,15 @@ class FrontFleet:
             out[CONCURRENCY] = sum(in_window) / len(in_window) / count
         return out
 
-    def set_instance_count(self, name: str, count: int, timeout: float | None = None) -> None:
-        store, endpoint = self.front.store, self.front.name
-        record = store.get_endpoint(endpoint)
-        config = record["config"]
-        for spec in config.get("ProductionVariants") or []:
-            if spec["VariantName"] == name:
-                spec["DesiredInstanceCount"] = int(count)
-                break
-        else:
-            raise RuntimeError(f"endpoint {endpoint!r} has no production variant {name!r} any more")
-        store.update_endpoint(endpoint, config=config)
-        self.front.wake.set()
-        deadline = time.monotonic() + (timeout or self.front.startup_timeout + self.front.timeout + 10.0)
-        while time.monotonic() < deadline and not self.front.stopping.is_set():
-            applied = {s["VariantName"]: s for s in (self.front.applied or {}).get("ProductionVariants") or []}
-            wanted = int(applied.get(name, {}).get("DesiredInstanceCount", -1))
-            variant = self._variant(name)
-            if wanted == count and variant is not None and len(variant.serving()) == count \
-                    and not any(i.state == "draining" for i in variant.instances):
-                return
-            failure = store.get_endpoint(endpoint).get("failure_reason")
-            if wanted != count and failure and "rolled back" in failure:
-                raise RuntimeError(failure)
-            time.sleep(0.05)
-        raise RuntimeError(f"variant {name!r} did not reach {count} serving instances in time")
+    def set_instance_count(self, name: str, count: int) -> None:
+        """nbsage.serving.variants.set_desired_instance_count, waiting until the front runs the new count."""
+        from types import SimpleNamespace
+        from nbsage.serving.variants import set_desired_instance_count
+        front = self.front
+        # what the serving functions read of a session: the store and where endpoints live
+        session = SimpleNamespace(store=front.store, endpoints_dir=front.folder.parent, home=front.store.path.parent)
+        set_desired_instance_count(session, front.name, name, count, wait=True,
+                                   timeout=front.startup_timeout + front.timeout + 10.0)
 
 
 def start_autoscaling(front) -> threading.Thread:
