@@ -418,6 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from nbsage import tuning_cli  # tune, tuning-jobs, describe-tuning-job, stop-tuning-job
     tuning_cli.add_commands(sub, _session)
+    from nbsage import autoscaling_cli  # scaling-activities
+    autoscaling_cli.add_commands(sub, _session)
     return parser
 
 

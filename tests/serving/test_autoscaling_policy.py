@@ -232,3 +232,16 @@ def test_a_scaling_that_fails_is_recorded_failed_with_the_reason(shop):
     assert controller.step() == []
     (act,) = Predictor("shop", sagemaker_session=shop).scaling_activities()
     assert act["StatusCode"] == "Failed" and "the model failed to load" in act["StatusMessage"]
+
+
+def test_the_cli_lists_an_endpoints_scaling_activities(shop, capsys):
+    from nbsage.cli import main
+    from nbsage.predictor import Predictor
+    from nbsage.serving.autoscaling.controller import Controller
+    Predictor("shop", sagemaker_session=shop).enable_autoscaling(1, 3, target_value=60.0, evaluation_period=1)
+    Controller(shop.store, "shop", Counters(count=1, metric=120.0)).step()
+    assert main(["scaling-activities", "shop"]) == 0
+    out = capsys.readouterr().out
+    assert "AllTraffic: 1-3 instances" in out and "1 -> 2" in out and "Successful" in out and "scale out to 2" in out
+    assert main(["scaling-activities", "shop", "--json"]) == 0
+    assert '"ToInstanceCount": 2' in capsys.readouterr().out
