@@ -236,6 +236,13 @@ class Model:
         predictor.data_capture_config = self.data_capture_config
         return predictor
 
+    def create(self, instance_type: str | None = None, accelerator_type: str | None = None,
+               serverless_inference_config=None, tags=None, accept_eula=None, model_reference_arn=None) -> None:
+        """CreateModel: record this model under its name (generated when it has none), for endpoint
+        configs (production_variant(model.name, ...)) and transform jobs to name."""
+        from nbsage.transformer import register_model
+        register_model(self, self.name)
+
     def transformer(self, instance_count: int = 1, instance_type: str = "local", strategy: str | None = None,
                     assemble_with: str | None = None, output_path: str | None = None, output_kms_key=None,
                     accept: str | None = None, env: dict | None = None, max_concurrent_transforms: int | None = None,

@@ -79,6 +79,51 @@ class Predictor:
         from nbsage.serving.endpoints import describe_endpoint
         return describe_endpoint(self.sagemaker_session, self.endpoint_name)
 
+    def update_endpoint(self, initial_instance_count: int | None = None, instance_type: str | None = None,
+                        accelerator_type: str | None = None, model_name: str | None = None, tags=None,
+                        kms_key=None, data_capture_config_dict: dict | None = None, max_instance_count=None,
+                        min_instance_count=None, wait: bool = True, endpoint_config_name: str | None = None) -> None:
+        """Move the endpoint to a new endpoint config with no request dropped (the new model's
+        instances answer /ping before they get traffic; the old ones drain, then stop).
+
+        With model_name / initial_instance_count / instance_type, the new config has one production
+        variant (the SDK's rule) with what is given and the rest from the current variant; with
+        endpoint_config_name, that recorded config is run as it is."""
+        from nbsage.serving import variants
+        session = self.sagemaker_session
+        if endpoint_config_name is not None:
+            variants.update_endpoint(session, self.endpoint_name, endpoint_config_name, wait=wait)
+            return
+        current = variants.current_endpoint_config(session, self.endpoint_name)
+        production = current["ProductionVariants"]
+        if any(v is not None for v in (initial_instance_count, instance_type, accelerator_type, model_name)):
+            if model_name is None and len(production) > 1:
+                names = ", ".join(sorted({v["ModelName"] for v in production}))
+                raise EndpointError(f"endpoint {self.endpoint_name!r} serves several models ({names}): name the one "
+                                    "to keep with model_name=")
+            base = production[0]
+            variant = {"VariantName": base["VariantName"], "ModelName": model_name or base["ModelName"],
+                       "InitialInstanceCount": initial_instance_count or base["InitialInstanceCount"],
+                       "InitialVariantWeight": 1.0, "InstanceType": instance_type or base["InstanceType"]}
+            if accelerator_type:
+                variant["AcceleratorType"] = accelerator_type
+            current = {"ProductionVariants": [variant]}
+        if data_capture_config_dict is not None:
+            current["DataCaptureConfig"] = data_capture_config_dict
+        current.pop("EndpointConfigName", None)
+        variants.update_endpoint_from(session, self.endpoint_name, current, wait=wait)
+
+    def shadow_report(self, problem_type: str | None = None):
+        """How the shadow variant compares with production: invocations, errors, latency percentiles
+        and prediction agreement (a ShadowReport: shows as a table and a plot in a notebook)."""
+        from nbsage.serving.shadow import shadow_report
+        return shadow_report(self.sagemaker_session, self.endpoint_name, problem_type=problem_type)
+
+    def promote_shadow(self, wait: bool = True) -> None:
+        """Make the shadow variant the production variant, as an update that drops no request."""
+        from nbsage.serving.shadow import promote_shadow
+        promote_shadow(self.sagemaker_session, self.endpoint_name, wait=wait)
+
     def endpoint_status(self) -> str:
         return self.describe()["EndpointStatus"]
 

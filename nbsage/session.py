@@ -13,6 +13,7 @@ from pathlib import Path
 
 import warnings
 
+from nbsage.errors import ValidationError
 from nbsage.store import Stores, buckets, default_home
 from nbsage.store.names import JOB_NAME, check_name, unique_name  # noqa: F401 - the API's names
 
@@ -185,8 +186,97 @@ class Session:
                      endpoint_name=name or job_name, wait=wait)
         return name or job_name
 
+    # ---- models, endpoint configs and variants (nbsage.serving.variants) ------------------------------
+    def create_model(self, name: str, role: str | None = None, container_defs=None, vpc_config=None,
+                     enable_network_isolation=None, primary_container=None, tags=None) -> str:
+        """CreateModel: record a model under `name` for endpoint configs to name (ModelName). A container
+        def is the SDK's ({"Image", "ModelDataUrl", "Environment"}, an Image naming a built-in algorithm)
+        or nbsage's ({"ModelDataUrl", "Algorithm", "EntryPoint", "Environment"}); a list is a pipeline."""
+        from nbsage.serving import variants
+        container = primary_container if primary_container is not None else container_defs
+        if isinstance(container, (list, tuple)):
+            container = {"Containers": [_container(c) for c in container]}
+        elif isinstance(container, dict):
+            container = _container(container)
+        else:
+            raise ValidationError(f"create_model({name!r}): container_defs must be a container dict (or a list of "
+                                  f"them for a pipeline), got {type(container).__name__}")
+        return variants.create_model(self, name, container)
+
+    def create_endpoint_config(self, name: str, model_name: str, initial_instance_count: int = 1,
+                               instance_type: str = "local", accelerator_type=None, tags=None, kms_key=None,
+                               data_capture_config_dict=None, volume_size=None, model_data_download_timeout=None,
+                               container_startup_health_check_timeout=None, explainer_config_dict=None,
+                               variant_name: str = "AllTraffic", **kwargs) -> str:
+        """CreateEndpointConfig with one production variant (the SDK's form); returns the name."""
+        from nbsage.serving import variants
+        variant = production_variant(model_name, instance_type, initial_instance_count, variant_name,
+                                     accelerator_type=accelerator_type)
+        return variants.create_endpoint_config(self, name, [variant], kwargs.get("shadow_production_variants"),
+                                               data_capture_config_dict)
+
+    def create_endpoint_config_from_variants(self, name: str, production_variants: list,
+                                             shadow_production_variants: list | None = None,
+                                             data_capture_config_dict: dict | None = None) -> str:
+        """CreateEndpointConfig with ProductionVariants and ShadowProductionVariants (boto3's shape)."""
+        from nbsage.serving import variants
+        return variants.create_endpoint_config(self, name, production_variants, shadow_production_variants,
+                                               data_capture_config_dict)
+
+    def describe_endpoint_config(self, name: str) -> dict:
+        from nbsage.serving import variants
+        return variants.describe_endpoint_config(self, name)
+
+    def list_endpoint_configs(self) -> list[dict]:
+        from nbsage.serving import variants
+        return variants.list_endpoint_configs(self)
+
     def delete_endpoint_config(self, endpoint_config_name: str) -> None:
-        """Nothing to do: an endpoint's configuration goes with the endpoint."""
+        """DeleteEndpointConfig; an endpoint running it keeps running. A config nbsage never recorded
+        (a plain deploy's, which goes with its endpoint) is nothing to delete."""
+        from nbsage.serving import variants
+        if self.store.find_endpoint_config(endpoint_config_name) is not None:
+            variants.delete_endpoint_config(self, endpoint_config_name)
+
+    def create_endpoint(self, endpoint_name: str, config_name: str, tags=None, wait: bool = True,
+                        live_logging: bool = False) -> str:
+        """CreateEndpoint from an endpoint config; returns the endpoint's name, as the SDK's."""
+        from nbsage.serving import variants
+        variants.create_endpoint(self, endpoint_name, config_name, wait=wait)
+        return endpoint_name
+
+    def endpoint_from_production_variants(self, name: str, production_variants: list, tags=None, kms_key=None,
+                                          wait: bool = True, data_capture_config_dict: dict | None = None,
+                                          async_inference_config_dict=None, explainer_config_dict=None,
+                                          live_logging: bool = False, vpc_config=None,
+                                          enable_network_isolation=None, role=None,
+                                          shadow_production_variants: list | None = None,
+                                          data_capture_config=None) -> str:
+        """An endpoint config named `name` with these production variants (and, nbsage's addition, shadow
+        variants), and an endpoint of the same name running it; returns the name, as the SDK's."""
+        from nbsage.serving import variants
+        if data_capture_config is not None and data_capture_config_dict is None:
+            to_dict = getattr(data_capture_config, "_to_request_dict", None)
+            data_capture_config_dict = to_dict() if to_dict else dict(data_capture_config)
+        config_name = name if self.store.find_endpoint_config(name) is None else unique_name(name[:30])
+        variants.create_endpoint_config(self, config_name, production_variants, shadow_production_variants,
+                                        data_capture_config_dict)
+        variants.create_endpoint(self, name, config_name, wait=wait)
+        return name
+
+    def update_endpoint(self, endpoint_name: str, endpoint_config_name: str, wait: bool = True) -> str:
+        """UpdateEndpoint: run another endpoint config, dropping no request; returns the endpoint's name."""
+        from nbsage.serving import variants
+        variants.update_endpoint(self, endpoint_name, endpoint_config_name, wait=wait)
+        return endpoint_name
+
+    def update_endpoint_weights_and_capacities(self, endpoint_name: str, desired_weights_and_capacities: list,
+                                               wait: bool = True) -> str:
+        """UpdateEndpointWeightsAndCapacities: [{"VariantName", "DesiredWeight", "DesiredInstanceCount"}]."""
+        from nbsage.serving import variants
+        variants.update_endpoint_weights_and_capacities(self, endpoint_name, desired_weights_and_capacities,
+                                                        wait=wait)
+        return endpoint_name
 
     def delete_model(self, model_name: str) -> None:
         """Nothing to do: nbsage keeps no model resource apart from the artifact."""
@@ -237,6 +327,34 @@ class Session:
     def delete_endpoint(self, name: str) -> None:
         from nbsage.serving import endpoints
         endpoints.delete_endpoint(self, name)
+
+
+def production_variant(model_name: str | None = None, instance_type: str | None = "local",
+                       initial_instance_count: int | None = None, variant_name: str = "AllTraffic",
+                       initial_weight: float = 1, accelerator_type: str | None = None, **kwargs) -> dict:
+    """A ProductionVariant for an endpoint config (sagemaker.session.production_variant's shape)."""
+    variant = {"VariantName": variant_name}
+    if model_name:
+        variant["ModelName"] = model_name
+        variant["InitialVariantWeight"] = initial_weight
+    if accelerator_type:
+        variant["AcceleratorType"] = accelerator_type
+    variant["InitialInstanceCount"] = initial_instance_count or 1
+    variant["InstanceType"] = instance_type or "local"
+    return variant
+
+
+def _container(definition: dict) -> dict:
+    """An SDK container def ({"Image", "ModelDataUrl", "Environment"}) in nbsage's words."""
+    from nbsage import algorithms
+    container = {k: v for k, v in definition.items() if k != "Image"}
+    image = definition.get("Image") or definition.get("ImageUri")
+    if image:
+        container["ImageUri"] = image
+        if not container.get("Algorithm") and algorithms.is_builtin(image):
+            container["Algorithm"] = algorithms.canonical_name(image)
+    container.setdefault("Environment", {})
+    return container
 
 
 def get_execution_role(sagemaker_session: Session | None = None, use_default: bool = False) -> str:

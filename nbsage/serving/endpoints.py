@@ -38,6 +38,7 @@ INVOCATION_TIMEOUT = 60.0  # SageMaker allows a container 60 s per request; the 
 STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL; NBSAGE_STOP_GRACE_SECONDS overrides
 LOG_NAME = "server.log"
 READY_NAME = "ready"
+ADDRESS_NAME = "address"  # touched when the endpoint moves to another port (nbsage.serving.variants)
 
 
 # ---- where an endpoint lives on disk -----------------------------------------------------------
@@ -85,6 +86,8 @@ def _is_server_process(pid: int | None, folder: Path) -> bool:
             return True
     if not cmdline.strip():
         return True  # alive with no command line yet: it is still in execve, just started by deploy
+    if "nbsage.serving.front" in cmdline:  # an endpoint of variants (nbsage.serving.variants)
+        return f"--folder {folder}" in cmdline
     return "nbsage.runtime" in cmdline and marker in cmdline
 
 
@@ -104,6 +107,8 @@ def _arn(name: str) -> str:
 def _describe(session, record: dict) -> dict:
     config = record["config"]
     status = record["status"]
+    if config.get("Front"):
+        return _describe_front(session, record)
     count = int(config.get("InitialInstanceCount") or 1)
     image = config.get("Algorithm") or config.get("ImageUri") or "nbsage-inference"
     images = [c.get("Algorithm") or c.get("ImageUri") or "nbsage-inference" for c in config["Containers"]] \
@@ -133,6 +138,20 @@ def _describe(session, record: dict) -> dict:
         out["FailureReason"] = record["failure_reason"]
     out["Url"] = f"http://{record['host']}:{record['port']}" if record.get("port") else None
     out["ModelDataUrl"] = config.get("ModelDataUrl")
+    out["LogFile"] = str(endpoint_dir(session, record["name"]) / LOG_NAME)
+    return out
+
+
+def _describe_front(session, record: dict) -> dict:
+    """An endpoint of production (and shadow) variants behind its front (nbsage.serving.variants)."""
+    from nbsage.serving.variants import describe_variants
+    out = {"EndpointName": record["name"], "EndpointArn": _arn(record["name"])}
+    out.update(describe_variants(session, record))
+    out.update({"EndpointStatus": record["status"], "CreationTime": iso(record["creation_time"]),
+                "LastModifiedTime": iso(record["last_modified"])})
+    if record.get("failure_reason"):
+        out["FailureReason"] = record["failure_reason"]
+    out["Url"] = f"http://{record['host']}:{record['port']}" if record.get("port") else None
     out["LogFile"] = str(endpoint_dir(session, record["name"]) / LOG_NAME)
     return out
 
@@ -391,8 +410,12 @@ def _drop_connection(session, name: str) -> None:
 
 def _connect(session, name: str) -> http.client.HTTPConnection:
     """A fresh connection to an InService endpoint, after reading its record again."""
+    marker = str(endpoint_dir(session, name) / ADDRESS_NAME)
+    mark = _address_mark(marker)  # before the record: a move after this read is seen next time
     record = _refresh(session, session.store.get_endpoint(name))
     status = record["status"]
+    if status == "Updating" and record["config"].get("Front") and record.get("port"):
+        status = "InService"  # an endpoint of variants serves while it is updated, as SageMaker's do
     if status in ("Creating", "Updating"):
         raise EndpointError(f"endpoint {name!r} is {status}; wait for it to be InService "
                             "(nbsage.serving.wait_for_endpoint) before invoking it")
@@ -405,8 +428,18 @@ def _connect(session, name: str) -> http.client.HTTPConnection:
                                       timeout=_invocation_timeout(record["config"]) + 10.0)
     conn.connect()
     conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    _connections()[(str(session.home), name)] = (conn, record)
+    _connections()[(str(session.home), name)] = (conn, record, marker, mark)
     return conn
+
+
+def _address_mark(marker: str) -> tuple | None:
+    """When the endpoint's address last changed (nbsage.serving.variants touches the file): a client
+    whose connection predates it reads the record again, so it follows the endpoint to its new port."""
+    try:
+        stat = os.stat(marker)
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns
 
 
 def _invocation_timeout(config: dict) -> float:
@@ -455,8 +488,6 @@ def invoke_endpoint(session, name: str, body, content_type: str | None = None, a
     elif not isinstance(body, (bytes, bytearray, memoryview)):
         raise EndpointError(f"the request body must be bytes or str, not {type(body).__name__}; "
                             "use a serializer (e.g. CSVSerializer) to encode data")
-    if target_variant not in (None, VARIANT):
-        raise EndpointError(f"endpoint {name!r} has no variant {target_variant!r}; its only variant is {VARIANT!r}")
     headers = {"Content-Type": content_type or "application/octet-stream"}
     if accept:
         headers["Accept"] = accept
@@ -468,7 +499,21 @@ def invoke_endpoint(session, name: str, body, content_type: str | None = None, a
         headers["X-Amzn-SageMaker-Target-Model"] = _check_target_model(session, name, target_model)
     key = (str(session.home), name)
     entry = _connections().get(key)
+    if entry is not None and _address_mark(entry[2]) != entry[3]:
+        _drop_connection(session, name)
+        entry = None
     reused = entry is not None
+    if target_variant is not None:
+        if entry is None:
+            _connect(session, name)
+            entry = _connections()[key]
+        config = entry[1]["config"]
+        if config.get("Front"):
+            headers["X-Amzn-SageMaker-Target-Variant"] = str(target_variant)
+        elif target_variant != (config.get("VariantName") or VARIANT):
+            raise ValidationError(f"The variant {target_variant!r} is not present in the endpoint config of endpoint "
+                                  f"{name!r}; its production variants are {(config.get('VariantName') or VARIANT)!r} "
+                                  "(TargetVariant must name one of them)")
     for attempt in (0, 1):
         try:
             conn = entry[0] if entry is not None else _connect(session, name)
@@ -494,8 +539,10 @@ def invoke_endpoint(session, name: str, body, content_type: str | None = None, a
         _drop_connection(session, name)
     response_type = response.getheader("Content-Type") or "application/octet-stream"
     out_headers = dict(response.getheaders())
-    out_headers["X-Amzn-Invoked-Production-Variant"] = VARIANT
+    out_headers.setdefault("X-Amzn-Invoked-Production-Variant", VARIANT)
     if response.status >= 300:
+        if target_variant is not None and response.status == 400 and _error_type(data) == "ValidationError":
+            raise ValidationError(_error_message(data))  # SageMaker's answer to a TargetVariant it does not have
         raise ModelError(response.status, _error_message(data))
     return data, response_type, out_headers
 
@@ -511,6 +558,14 @@ def _check_target_model(session, name: str, target_model) -> str:
                         f"({target_model!r}, TargetModel) picks a model of a multi-model endpoint "
                         "(Mode 'MultiModel'), which nbsage does not serve yet; invoke it without target_model "
                         "(its model answers), or deploy each model to an endpoint of its own")
+
+
+def _error_type(data: bytes) -> str | None:
+    try:
+        parsed = json.loads(data)
+    except ValueError:
+        return None
+    return parsed.get("type") if isinstance(parsed, dict) else None
 
 
 def _error_message(data: bytes) -> str:

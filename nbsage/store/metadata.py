@@ -51,6 +51,9 @@ CREATE TABLE IF NOT EXISTS endpoints (
 CREATE TABLE IF NOT EXISTS models (
     name TEXT PRIMARY KEY, config TEXT NOT NULL, creation_time REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS endpoint_configs (
+    name TEXT PRIMARY KEY, config TEXT NOT NULL, creation_time REAL NOT NULL
+);
 """
 
 TERMINAL = ("Completed", "Failed", "Stopped")
@@ -406,3 +409,27 @@ class MetadataStore:
 
     def model_names(self) -> list[str]:
         return [r["name"] for r in self._query("SELECT name FROM models ORDER BY creation_time DESC LIMIT 200")]
+
+    # ---- endpoint configs (CreateEndpointConfig: production and shadow variants) --------------------
+    def create_endpoint_config(self, name: str, config: dict) -> bool:
+        """Record an endpoint config; False when one of that name exists (configs are immutable)."""
+        try:
+            with self._tx() as db:
+                db.execute("INSERT INTO endpoint_configs (name, config, creation_time) VALUES (?, ?, ?)",
+                           (name, json.dumps(config), time.time()))
+        except sqlite3.IntegrityError:
+            return False
+        return True
+
+    def find_endpoint_config(self, name: str) -> dict | None:
+        rows = self._query("SELECT config, creation_time FROM endpoint_configs WHERE name = ?", (name,))
+        if not rows:
+            return None
+        return {**json.loads(rows[0]["config"]), "CreationTime": rows[0]["creation_time"]}
+
+    def endpoint_config_names(self) -> list[str]:
+        return [r["name"] for r in self._query("SELECT name FROM endpoint_configs ORDER BY creation_time DESC")]
+
+    def delete_endpoint_config(self, name: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM endpoint_configs WHERE name = ?", (name,))

@@ -1,0 +1,741 @@
+"""The endpoint's front: one address for an endpoint of production variants, each of N model servers.
+
+An endpoint built from an endpoint config (nbsage.serving.variants) is one front process at the
+endpoint's address (host:port in its record) plus, per variant, `DesiredInstanceCount` model
+servers (`python -m nbsage.runtime serve`), its children. The front:
+
+- routes `POST /invocations` to a production variant drawn by weight, or to the one named by
+  `X-Amzn-SageMaker-Target-Variant` (an unknown name is SageMaker's 400 ValidationError), and to the
+  variant's least busy instance, over kept-alive pooled connections; the answer carries
+  `X-Amzn-Invoked-Production-Variant`. `GET /ping` is 200 while a production variant serves;
+- copies a sampled share of the traffic to the shadow variants *after* the caller's answer is
+  ready, on a thread of its own through a bounded queue: a shadow never adds latency, never fails a
+  request, its answers are never returned; production-vs-shadow pairs (a bounded sample) and counts
+  go to `shadow.json` for the report (nbsage.serving.shadow);
+- applies the endpoint's record, re-read on SIGHUP (what nbsage.serving.variants sends after a
+  change) and once a second: new instances start and answer /ping before they get traffic, the
+  routing table is swapped in one step, and the instances left out drain (their requests in flight
+  finish) before they are stopped, so an update or a scaling change fails no request. An instance
+  that dies is replaced; an update whose model fails to load is rolled back (the endpoint keeps
+  serving its previous config, with the reason as FailureReason);
+- writes `state.json` (what runs: weights, instance counts, per-variant status) when it changes and
+  `metrics.json` (per-variant counters, in-flight requests, recent invocations per second, latency
+  percentiles) twice a second, for describe_endpoint and autoscaling in other processes.
+
+HTTP framing and the connection limits are the model server's own (nbsage.runtime.http1).
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import queue
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+from nbsage.runtime.http1 import Connection, LimitedServer, busy_answer, error_answer
+
+HOST = "127.0.0.1"
+READY_NAME = "front.ready"
+STATE_NAME = "state.json"
+METRICS_NAME = "metrics.json"
+SHADOW_NAME = "shadow.json"
+TARGET_VARIANT = "x-amzn-sagemaker-target-variant"
+INVOKED_VARIANT = "X-Amzn-Invoked-Production-Variant"
+_HOP_BY_HOP = {"connection", "content-length", "transfer-encoding", "keep-alive", "date", "server",
+               "content-type"}
+_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
+          http.client.CannotSendRequest, http.client.BadStatusLine)
+METRIC_WINDOW = 60  # seconds of per-second invocation counts and latencies kept for metrics
+
+
+def _env_number(name: str, default: float) -> float:
+    try:
+        value = float(os.environ.get(name, "") or default)
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+def write_json(path: Path, value) -> None:
+    """Replace path with value as JSON in one step (readers never see half a file)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(value))
+    os.replace(tmp, path)
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class Unreachable(Exception):
+    """An instance could not be reached (refused, reset before an answer): try another one."""
+
+
+# ---- one model server -----------------------------------------------------------------------------
+class Instance:
+    """One model server process of a variant, with its pool of kept-alive connections."""
+
+    READY = "ready"
+
+    def __init__(self, variant: "Variant", number: int, folder: Path):
+        self.variant, self.number = variant, number
+        self.folder = folder
+        self.proc: subprocess.Popen | None = None
+        self.port: int | None = None
+        self.in_flight = 0
+        self.state = "starting"  # starting -> serving -> draining -> stopped; failed
+        self.idle: deque[http.client.HTTPConnection] = deque()
+        self.failure: str | None = None
+
+    @property
+    def ready_file(self) -> Path:
+        return self.folder / self.READY
+
+    def start(self) -> None:
+        from nbsage.backends.runtime_process import die_with_parent
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for path in (self.ready_file, Path(f"{self.ready_file}.failure")):
+            path.unlink(missing_ok=True)
+        serve = self.variant.serve
+        cmd = [sys.executable, "-m", "nbsage.runtime", "serve", "--model-dir", serve["ModelDir"],
+               "--host", HOST, "--port", "0", "--ready-file", str(self.ready_file)]
+        if serve.get("Algorithm"):
+            cmd += ["--algorithm", serve["Algorithm"]]
+        if serve.get("EntryPoint"):
+            cmd += ["--entry-point", serve["EntryPoint"]]
+        if serve.get("Pipeline"):
+            cmd += ["--pipeline"]
+        env = dict(os.environ)
+        env.update({str(k): str(v) for k, v in (serve.get("Environment") or {}).items()})
+        if serve.get("EntryPoint"):
+            env["SAGEMAKER_PROGRAM"] = serve["EntryPoint"]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, cwd=self.folder, env=env,
+                                     preexec_fn=die_with_parent, close_fds=True)
+
+    def check_started(self, ping_timeout: float) -> bool | None:
+        """True once the server answers /ping, False when it ended (self.failure says why), else None."""
+        from nbsage.serving.supervisor import exit_text, ping
+        if self.proc.poll() is not None:
+            try:
+                self.failure = Path(f"{self.ready_file}.failure").read_text().strip() or None
+            except OSError:
+                self.failure = None
+            self.failure = self.failure or f"the model server ended while starting ({exit_text(self.proc.returncode)})"
+            self.state = "failed"
+            return False
+        try:
+            port = int(self.ready_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        if ping(port, ping_timeout):
+            self.port = port
+            return True
+        return None
+
+    def connection(self) -> tuple[http.client.HTTPConnection, bool]:
+        try:
+            return self.idle.pop(), True
+        except IndexError:
+            conn = http.client.HTTPConnection(HOST, self.port, timeout=self.variant.timeout)
+            conn.connect()
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return conn, False
+
+    def send(self, body: bytes, headers: dict) -> tuple[int, bytes, str, dict]:
+        """POST /invocations on a pooled connection (a stale kept-alive one is replaced once)."""
+        for attempt in (0, 1):
+            try:
+                conn, reused = self.connection()
+            except OSError as exc:
+                raise Unreachable(f"{type(exc).__name__}: {exc}") from None
+            try:
+                conn.request("POST", "/invocations", body=body, headers=headers)
+                response = conn.getresponse()
+                data = response.read()
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                if attempt == 0 and reused and isinstance(exc, _STALE):
+                    continue
+                if isinstance(exc, (socket.timeout, TimeoutError)):
+                    return error_answer(504, "ModelTimeout", f"the model did not answer within "
+                                                             f"{self.variant.timeout:g} s")
+                raise Unreachable(f"{type(exc).__name__}: {exc}") from None
+            if response.will_close:
+                conn.close()
+            else:
+                self.idle.append(conn)
+            extra = {k: v for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP}
+            return response.status, data, response.getheader("Content-Type") or "", extra
+        raise Unreachable("the connection closed twice")  # not reached
+
+    def close_connections(self) -> None:
+        while True:
+            try:
+                self.idle.pop().close()
+            except IndexError:
+                return
+
+    def stop(self, grace: float) -> None:
+        self.state = "stopped"
+        self.close_connections()
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# ---- what a variant's traffic looked like -----------------------------------------------------------
+class VariantMetrics:
+    """Counters for one variant, in CloudWatch's names; cheap to update on every request."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.invocations = self.errors_4xx = self.errors_5xx = 0
+        self.in_flight = self.peak_in_flight = 0
+        self.per_second: deque[list] = deque()  # [epoch second, invocations]
+        self.latencies: deque[tuple[float, float]] = deque(maxlen=4096)  # (epoch, ms)
+
+    def started(self) -> None:
+        with self.lock:
+            self.in_flight += 1
+            if self.in_flight > self.peak_in_flight:
+                self.peak_in_flight = self.in_flight
+
+    def finished(self, status: int, ms: float) -> None:
+        now = time.time()
+        second = int(now)
+        with self.lock:
+            self.in_flight -= 1
+            self.invocations += 1
+            if 400 <= status < 500:
+                self.errors_4xx += 1
+            elif status >= 500:
+                self.errors_5xx += 1
+            if self.per_second and self.per_second[-1][0] == second:
+                self.per_second[-1][1] += 1
+            else:
+                self.per_second.append([second, 1])
+                while self.per_second and self.per_second[0][0] <= second - METRIC_WINDOW:
+                    self.per_second.popleft()
+            self.latencies.append((now, ms))
+
+    def snapshot(self, instances: int) -> dict:
+        now = time.time()
+        with self.lock:
+            recent = [list(x) for x in self.per_second if x[0] > now - METRIC_WINDOW]
+            latencies = [ms for t, ms in self.latencies if t > now - METRIC_WINDOW]
+            peak, self.peak_in_flight = self.peak_in_flight, self.in_flight
+            out = {"Invocations": self.invocations, "Invocation4XXErrors": self.errors_4xx,
+                   "Invocation5XXErrors": self.errors_5xx, "ConcurrentRequests": self.in_flight,
+                   "PeakConcurrentRequests": peak}
+        last_minute = sum(c for _, c in recent)
+        per = max(1, instances)
+        out.update({
+            "CurrentInstanceCount": instances,
+            "InvocationsLastMinute": last_minute,
+            "InvocationsPerInstance": last_minute / per,  # per minute, as SageMakerVariantInvocationsPerInstance
+            "ConcurrentRequestsPerInstance": out["ConcurrentRequests"] / per,
+            "PeakConcurrentRequestsPerInstance": peak / per,
+            "RecentInvocations": recent,  # [epoch second, count] for the last 60 s: any window is a sum
+            "ModelLatencyP50": _percentile(latencies, 0.50), "ModelLatencyP90": _percentile(latencies, 0.90),
+            "ModelLatencyP99": _percentile(latencies, 0.99),
+        })
+        return out
+
+
+class Variant:
+    """A production or shadow variant: its model, its instances and its metrics."""
+
+    def __init__(self, spec: dict, shadow: bool, timeout: float):
+        self.name = spec["VariantName"]
+        self.shadow = shadow
+        self.serve = spec["Serve"]
+        self.signature = json.dumps(self.serve, sort_keys=True)
+        self.weight = float(spec.get("DesiredWeight", spec.get("InitialVariantWeight", 1.0)))
+        self.instances: list[Instance] = []
+        self.metrics = VariantMetrics()
+        self.timeout = timeout
+        self.started_at = time.time()
+        self.numbers = 0
+
+    def serving(self) -> list[Instance]:
+        return [i for i in self.instances if i.state == "serving"]
+
+
+# ---- shadow traffic ----------------------------------------------------------------------------------
+class ShadowLog:
+    """Counts and a bounded sample of production-vs-shadow answers, for the shadow report."""
+
+    def __init__(self, limit: int):
+        self.lock = threading.Lock()
+        self.pairs: deque[dict] = deque(maxlen=limit)
+        self.counts: dict[str, dict] = {}
+        self.dirty = False
+
+    def add(self, shadow: str, pair: dict, dropped: bool = False) -> None:
+        with self.lock:
+            counts = self.counts.setdefault(shadow, {"Sent": 0, "Errors": 0, "Dropped": 0})
+            if dropped:
+                counts["Dropped"] += 1
+            else:
+                counts["Sent"] += 1
+                counts["Errors"] += pair["shadow_status"] >= 400
+                self.pairs.append(pair)
+            self.dirty = True
+
+    def snapshot(self) -> dict | None:
+        with self.lock:
+            if not self.dirty:
+                return None
+            self.dirty = False
+            return {"Counts": {k: dict(v) for k, v in self.counts.items()}, "Pairs": list(self.pairs)}
+
+
+def _text(data: bytes, limit: int = 4096) -> str | None:
+    try:
+        return data[:limit].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+# ---- the front server --------------------------------------------------------------------------------
+class Front(LimitedServer):
+    """The HTTP side: routes invocations over the current routing table."""
+
+    def __init__(self, address, timeout: float):
+        super().__init__(address, Connection,
+                         max_connections=int(_env_number("NBSAGE_MAX_CONNECTIONS", 128)),
+                         header_timeout=_env_number("NBSAGE_HEADER_TIMEOUT_SECONDS", 10.0),
+                         keep_alive_timeout=_env_number("NBSAGE_KEEP_ALIVE_TIMEOUT_SECONDS", 60.0),
+                         invocation_timeout=timeout + 5.0,
+                         max_payload=int(_env_number("SAGEMAKER_MAX_PAYLOAD_IN_MB", 6) * 1024 * 1024))
+        self.lock = threading.Lock()
+        self.endpoint_name = ""
+        self.production: list[Variant] = []
+        self.cumulative: list[float] = []
+        self.shadows: list[tuple[Variant, float]] = []
+        self.shadow_queue: queue.Queue = queue.Queue(maxsize=int(_env_number("NBSAGE_SHADOW_QUEUE", 256)))
+        self.shadow_log = ShadowLog(int(_env_number("NBSAGE_SHADOW_SAMPLES", 1000)))
+
+    # the routing table is replaced whole, under the lock, so a request sees one table or the other
+    def set_table(self, production: list[Variant], shadows: list[Variant]) -> None:
+        total, cumulative = 0.0, []
+        for v in production:
+            total += max(0.0, v.weight)
+            cumulative.append(total)
+        production_weight = total or 1.0
+        with self.lock:
+            self.production, self.cumulative = production, cumulative
+            self.shadows = [(s, min(1.0, max(0.0, s.weight) / production_weight)) for s in shadows]
+
+    def _pick_variant(self, target: str | None) -> Variant | None:
+        if target is not None:
+            for v in self.production:
+                if v.name == target:
+                    return v
+            return None
+        cumulative = self.cumulative
+        if not cumulative or cumulative[-1] <= 0:
+            return self.production[0] if self.production else None
+        x = random.random() * cumulative[-1]
+        for v, edge in zip(self.production, cumulative):
+            if x < edge:
+                return v
+        return self.production[-1]
+
+    def _acquire(self, variant: Variant, avoid: set) -> Instance | None:
+        """The variant's least busy serving instance, counted in flight (under the table's lock, so a
+        drain that sees zero in flight knows no request can still pick it)."""
+        with self.lock:
+            best = None
+            for inst in variant.instances:
+                if inst.state == "serving" and id(inst) not in avoid and (best is None or inst.in_flight < best.in_flight):
+                    best = inst
+            if best is not None:
+                best.in_flight += 1
+            return best
+
+    def _release(self, inst: Instance) -> None:
+        with self.lock:
+            inst.in_flight -= 1
+
+    def forward(self, variant: Variant, body: bytes, headers: dict) -> tuple[int, bytes, str, dict]:
+        """One request to one of the variant's instances; an unreachable instance is left for another."""
+        avoid: set = set()
+        for _ in range(3):
+            inst = self._acquire(variant, avoid)
+            if inst is None:
+                break
+            try:
+                return inst.send(body, headers)
+            except Unreachable as exc:
+                avoid.add(id(inst))
+                print(f"nbsage endpoint front: variant {variant.name!r} instance {inst.number} is unreachable "
+                      f"({exc}); trying another", file=sys.stderr, flush=True)
+            finally:
+                self._release(inst)
+        return busy_answer(f"variant {variant.name!r} of endpoint {self.endpoint_name!r} has no instance "
+                           "answering now; retry")
+
+    def answer(self, method: str, path: str, body: bytes, headers: dict, deadline: float):
+        if path == "/invocations":
+            if method != "POST":
+                return error_answer(405, "MethodNotAllowed", "use POST /invocations")
+            return self.invoke(body, headers)
+        if path == "/ping":
+            if any(v.serving() for v in self.production):
+                return 200, b'{"status": "Healthy"}\n', "application/json", None
+            return error_answer(503, "ModelNotReady", "no production variant is serving yet")
+        return error_answer(404, "NotFound", f"no route {method} {path}; an endpoint answers GET /ping and "
+                                             "POST /invocations")
+
+    def invoke(self, body: bytes, headers: dict):
+        target = headers.get(TARGET_VARIANT)
+        variant = self._pick_variant(target)
+        if variant is None:
+            if target is not None:
+                names = ", ".join(repr(v.name) for v in self.production)
+                return error_answer(400, "ValidationError",
+                                    f"The variant {target!r} is not present in the endpoint config of endpoint "
+                                    f"{self.endpoint_name!r}; its production variants are {names} "
+                                    "(TargetVariant must name one of them)")
+            return busy_answer(f"endpoint {self.endpoint_name!r} has no production variant serving; retry")
+        upstream = {k: v for k, v in headers.items() if k not in _HOP_BY_HOP and k != TARGET_VARIANT
+                    and k not in ("host", "expect")}
+        if "content-type" in headers:
+            upstream["Content-Type"] = headers["content-type"]
+        metrics = variant.metrics
+        metrics.started()
+        started = time.perf_counter()
+        status = 500
+        try:
+            status, out, ctype, extra = self.forward(variant, body, upstream)
+        finally:
+            ms = (time.perf_counter() - started) * 1000
+            metrics.finished(status, ms)
+        extra = dict(extra or {})
+        extra[INVOKED_VARIANT] = variant.name
+        shadows = self.shadows
+        if shadows and target is None:
+            for shadow, share in shadows:
+                if share >= 1.0 or random.random() < share:
+                    job = (shadow, body, upstream, variant.name, status, out, ctype, ms)
+                    try:
+                        self.shadow_queue.put_nowait(job)
+                    except queue.Full:
+                        self.shadow_log.add(shadow.name, {}, dropped=True)
+        return status, out, ctype, extra
+
+    def shadow_worker(self, stopping: threading.Event) -> None:
+        """Send the queued copies to their shadow variants; failures are counted, never raised."""
+        while not stopping.is_set():
+            try:
+                job = self.shadow_queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            shadow, body, upstream, production, status, out, ctype, ms = job
+            shadow.metrics.started()
+            started = time.perf_counter()
+            shadow_status, shadow_out, shadow_type = 500, b"", ""
+            try:
+                shadow_status, shadow_out, shadow_type, _ = self.forward(shadow, body, upstream)
+            except Exception as exc:  # noqa: BLE001 - a shadow's failure is only counted
+                shadow_out = f"{type(exc).__name__}: {exc}".encode()
+            finally:
+                shadow_ms = (time.perf_counter() - started) * 1000
+                shadow.metrics.finished(shadow_status, shadow_ms)
+            self.shadow_log.add(shadow.name, {
+                "time": time.time(), "production_variant": production, "shadow_variant": shadow.name,
+                "production_status": status, "shadow_status": shadow_status,
+                "production_ms": round(ms, 3), "shadow_ms": round(shadow_ms, 3),
+                "content_type": upstream.get("Content-Type"), "production_type": ctype, "shadow_type": shadow_type,
+                "request": _text(body, 1024), "production": _text(out), "shadow": _text(shadow_out)})
+
+
+# ---- applying the endpoint's record ------------------------------------------------------------------
+class Controller:
+    """Makes the running variants match the endpoint's record, and keeps them running."""
+
+    def __init__(self, store, name: str, folder: Path):
+        self.store, self.name, self.folder = store, name, Path(folder)
+        self.stopping = threading.Event()
+        self.wake = threading.Event()
+        self.timeout = _env_number("NBSAGE_INVOCATION_TIMEOUT_SECONDS",
+                                   _env_number("SAGEMAKER_MODEL_SERVER_TIMEOUT", 60.0))
+        self.startup_timeout = _env_number("NBSAGE_STARTUP_TIMEOUT_SECONDS", 600.0)
+        self.grace = _env_number("NBSAGE_STOP_GRACE_SECONDS", 5.0)
+        self.front = Front((HOST, 0), self.timeout)
+        self.front.endpoint_name = name
+        self.variants: dict[tuple[bool, str], Variant] = {}
+        self.applied: dict | None = None  # the config now running
+        self.status = "Creating"
+
+    # ---- the store ------------------------------------------------------------------------------
+    def _record(self) -> dict | None:
+        from nbsage.errors import EndpointError
+        try:
+            return self.store.get_endpoint(self.name)
+        except EndpointError:
+            return None
+        except Exception as e:  # noqa: BLE001 - a busy store is not a deletion
+            print(f"nbsage endpoint front: cannot read the endpoint's record ({type(e).__name__}: {e})",
+                  file=sys.stderr, flush=True)
+            return {}
+
+    def _set(self, **fields) -> None:
+        record = self._record()
+        if record and record["status"] in ("Creating", "InService", "Updating"):
+            self.store.update_endpoint(self.name, **fields)
+
+    # ---- instances ------------------------------------------------------------------------------
+    def _new_instance(self, variant: Variant) -> Instance:
+        variant.numbers += 1
+        kind = "shadow" if variant.shadow else "variant"
+        folder = self.folder / "instances" / f"{kind}-{variant.name}-{os.getpid()}-{id(variant):x}-{variant.numbers}"
+        inst = Instance(variant, variant.numbers, folder)
+        inst.start()
+        return inst
+
+    def _wait_started(self, starting: list[Instance]) -> str | None:
+        """Wait for new instances to answer /ping; the first failure's reason, or None."""
+        deadline = time.monotonic() + self.startup_timeout
+        poll = 0.02
+        waiting = list(starting)
+        while waiting:
+            if self.stopping.is_set():
+                return "the endpoint is being deleted"
+            for inst in list(waiting):
+                started = inst.check_started(2.0)
+                if started:
+                    inst.state = "serving"
+                    waiting.remove(inst)
+                elif started is False:
+                    return f"variant {inst.variant.name!r}: the model failed to load: {inst.failure}"
+            if time.monotonic() > deadline:
+                return f"the model servers did not answer GET /ping within {self.startup_timeout:g} s"
+            self.stopping.wait(poll)
+            poll = min(poll * 1.5, 0.25)
+        return None
+
+    def _drain_and_stop(self, instances: list[Instance]) -> None:
+        """Stop instances once the requests they are answering have finished (they get no new ones)."""
+        deadline = time.monotonic() + self.timeout + 5.0
+        for inst in instances:
+            inst.state = "draining" if inst.state == "serving" else inst.state
+        while any(i.in_flight for i in instances) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for inst in instances:
+            inst.stop(self.grace)
+
+    # ---- one pass -------------------------------------------------------------------------------
+    def apply(self, config: dict) -> None:
+        """Make the running variants what `config` says, without failing a request."""
+        wanted = [(False, v) for v in config.get("ProductionVariants") or []] + \
+                 [(True, v) for v in config.get("ShadowProductionVariants") or []]
+        plan: dict[tuple[bool, str], Variant] = {}
+        starting: list[Instance] = []
+        leaving: list[Instance] = []
+        kept_extra: list[tuple[Variant, list[Instance]]] = []
+        for shadow, spec in wanted:
+            key = (shadow, spec["VariantName"])
+            current = self.variants.get(key)
+            count = int(spec.get("DesiredInstanceCount", spec.get("InitialInstanceCount", 1)))
+            if current is not None and current.signature == json.dumps(spec["Serve"], sort_keys=True):
+                variant = current
+                variant.weight = float(spec.get("DesiredWeight", spec.get("InitialVariantWeight", 1.0)))
+                alive = [i for i in variant.instances if i.state in ("serving", "starting")]
+                if len(alive) > count:
+                    kept_extra.append((variant, alive[count:]))
+                for _ in range(count - len(alive)):
+                    inst = self._new_instance(variant)
+                    variant.instances.append(inst)
+                    starting.append(inst)
+            else:
+                variant = Variant(spec, shadow, self.timeout)
+                for _ in range(count):
+                    inst = self._new_instance(variant)
+                    variant.instances.append(inst)
+                    starting.append(inst)
+                if current is not None:
+                    leaving += current.instances
+            plan[key] = variant
+        for key, variant in self.variants.items():
+            if key not in plan:
+                leaving += variant.instances
+        failure = self._wait_started(starting)
+        if failure:
+            for inst in starting:
+                inst.stop(self.grace)
+            for variant in plan.values():
+                variant.instances = [i for i in variant.instances if i not in starting]
+            raise RuntimeError(failure)
+        # the switch: one routing table for the other, then the old instances drain
+        with self.front.lock:
+            for variant, extra in kept_extra:
+                variant.instances = [i for i in variant.instances if i not in extra]
+                for inst in extra:
+                    inst.state = "draining"
+            for inst in leaving:
+                if inst.state == "serving":
+                    inst.state = "draining"
+        self.variants = plan
+        self.front.set_table([v for (s, _), v in plan.items() if not s], [v for (s, _), v in plan.items() if s])
+        self.applied = config
+        self.write_state()
+        self._drain_and_stop(leaving + [i for _, extra in kept_extra for i in extra])
+
+    def replace_dead(self) -> bool:
+        """Instances whose process ended are dropped (the next pass starts new ones); True if any."""
+        dead = False
+        with self.front.lock:
+            for variant in self.variants.values():
+                for inst in variant.instances:
+                    if inst.state == "serving" and inst.proc.poll() is not None:
+                        from nbsage.serving.supervisor import exit_text
+                        print(f"nbsage endpoint front: variant {variant.name!r} instance {inst.number} ended "
+                              f"({exit_text(inst.proc.returncode)}); starting another", file=sys.stderr, flush=True)
+                        inst.state = "failed"
+                        inst.close_connections()
+                        dead = True
+                variant.instances = [i for i in variant.instances if i.state != "failed"]
+        return dead
+
+    def write_state(self) -> None:
+        def one(v: Variant) -> dict:
+            return {"VariantName": v.name, "CurrentWeight": v.weight,
+                    "CurrentInstanceCount": len(v.serving()), "Signature": v.signature}
+        state = {"Status": self.status,
+                 "ProductionVariants": [one(v) for (s, _), v in self.variants.items() if not s],
+                 "ShadowProductionVariants": [one(v) for (s, _), v in self.variants.items() if s],
+                 "EndpointConfigName": (self.applied or {}).get("EndpointConfigName"),
+                 "Generation": (self.applied or {}).get("Generation")}
+        write_json(self.folder / STATE_NAME, state)
+
+    def write_metrics(self) -> None:
+        variants = {}
+        for (shadow, name), v in list(self.variants.items()):
+            snap = v.metrics.snapshot(len(v.serving()))
+            snap["Shadow"] = shadow
+            variants[name] = snap
+        write_json(self.folder / METRICS_NAME, {"Timestamp": time.time(), "Variants": variants})
+        shadow = self.front.shadow_log.snapshot()
+        if shadow is not None:
+            write_json(self.folder / SHADOW_NAME, shadow)
+
+    # ---- the loops ------------------------------------------------------------------------------
+    def _reconcile(self) -> bool:
+        """One look at the record; False once the endpoint is gone."""
+        record = self._record()
+        if record is None or (record and record["status"] == "Deleting"):
+            return False
+        if not record:
+            return True
+        config = record["config"]
+        changed = self.replace_dead()
+        if config == self.applied and not changed:
+            if record["status"] == "Updating" and self.applied is not None:
+                self.status = "InService"
+                self._set(status="InService")
+                self.write_state()
+            return True
+        first = self.applied is None
+        previous = self.applied
+        try:
+            self.apply(config)
+        except RuntimeError as exc:
+            if first:
+                self.status = "Failed"
+                self._set(status="Failed", failure_reason=str(exc))
+                return False
+            # SageMaker rolls a failed update back: the endpoint keeps serving what it served
+            reason = f"the update to endpoint config {config.get('EndpointConfigName')!r} failed and was rolled back: {exc}"
+            print(f"nbsage endpoint front: {reason}", file=sys.stderr, flush=True)
+            self.status = "InService"
+            self._set(status="InService", config=previous, failure_reason=reason)
+            self.applied = previous
+            self.write_state()
+            return True
+        self.status = "InService"
+        self.write_state()
+        if first:
+            self._set(status="InService", host=HOST, port=self.front.server_address[1], pid=os.getpid(),
+                      failure_reason=None)
+        else:
+            latest = self._record()
+            # InService only while nothing newer waits: a change written meanwhile is the next pass's
+            if latest and latest["config"] == self.applied and latest["status"] == "Updating":
+                self._set(status="InService", failure_reason=None)
+        return True
+
+    def run(self) -> int:
+        threading.Thread(target=self.front.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True,
+                         name="nbsage-front").start()
+        threading.Thread(target=self.front.shadow_worker, args=(self.stopping,), daemon=True,
+                         name="nbsage-shadow").start()
+        threading.Thread(target=self._metrics_loop, daemon=True, name="nbsage-front-metrics").start()
+        write_json(self.folder / READY_NAME, self.front.server_address[1])
+        code = 0
+        try:
+            while not self.stopping.is_set():
+                if not self._reconcile():
+                    code = 1 if self.status == "Failed" else 0
+                    break
+                self.wake.wait(1.0)
+                self.wake.clear()
+        finally:
+            self.front.shutdown()
+            self.front.server_close()
+            for variant in self.variants.values():
+                for inst in variant.instances:
+                    inst.stop(self.grace)
+        return code
+
+    def _metrics_loop(self) -> None:
+        while not self.stopping.wait(0.5):
+            try:
+                self.write_metrics()
+            except Exception as exc:  # noqa: BLE001 - metrics never stop the endpoint
+                print(f"nbsage endpoint front: cannot write metrics ({type(exc).__name__}: {exc})",
+                      file=sys.stderr, flush=True)
+
+    def on_signal(self, signum, frame) -> None:
+        if signum == signal.SIGHUP:
+            self.wake.set()
+        else:
+            self.stopping.set()
+            self.wake.set()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m nbsage.serving.front",
+                                     description="Serve an endpoint's production and shadow variants at one address.")
+    parser.add_argument("--db", required=True, help="the metadata store (NBSAGE_HOME/nbsage.db)")
+    parser.add_argument("--name", required=True, help="the endpoint's name")
+    parser.add_argument("--folder", required=True, help="the endpoint's folder")
+    args = parser.parse_args(argv)
+    from nbsage.store.metadata import MetadataStore
+    controller = Controller(MetadataStore(Path(args.db)), args.name, Path(args.folder))
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, controller.on_signal)
+    return controller.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

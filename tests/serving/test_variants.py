@@ -1,0 +1,232 @@
+"""Endpoints of production variants behind one address: routing by weight and TargetVariant, weight,
+capacity and model changes under traffic with no failed request, bad endpoint configs."""
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import threading
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from nbsage.errors import EndpointError, ValidationError
+from nbsage.model import Model
+from nbsage.predictor import Predictor
+from nbsage.serving import endpoints, variants
+from nbsage.session import production_variant
+from nbsage.store.metadata import pid_alive
+from support import make_tarball, wait_for
+
+
+@pytest.fixture(scope="module")
+def archives(tmp_path_factory) -> dict[str, Path]:
+    """Two linear models (predictions rows @ weights) as training jobs write them, made once."""
+    root = tmp_path_factory.mktemp("variant-models")
+    out = {}
+    for name, weights in (("one", (1.0, 2.0, 3.0)), ("two", (1.0, 2.0, 3.5))):
+        (root / name).mkdir()
+        out[name] = make_tarball(root / name, weights=weights)
+    return out
+
+
+def models(session, archives, *names) -> None:
+    for name in names:
+        session.create_model(f"model-{name}", container_defs={"ModelDataUrl": str(archives[name])})
+
+
+def invoke(session, name: str, body: bytes = b"1,1,1", **kwargs) -> tuple[float, str]:
+    data, _, headers = endpoints.invoke_endpoint(session, name, body, "text/csv", "text/csv", **kwargs)
+    return float(data), headers["X-Amzn-Invoked-Production-Variant"]
+
+
+class Traffic:
+    """Threads invoking an endpoint until stopped, keeping every answer and every error."""
+
+    def __init__(self, session, name: str, threads: int = 3):
+        self.session, self.name = session, name
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+        self.answers: list[tuple[float, str]] = []
+        self.errors: list[str] = []
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+        for t in self.threads:
+            t.start()
+
+    def _run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                answer = invoke(self.session, self.name)
+            except Exception as exc:  # noqa: BLE001 - every failure is what the test counts
+                with self.lock:
+                    self.errors.append(f"{type(exc).__name__}: {exc}")
+                continue
+            with self.lock:
+                self.answers.append(answer)
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.answers) + len(self.errors)
+
+    def more(self, n: int) -> None:
+        """Wait until n more requests have been answered."""
+        target = self.count() + n
+        wait_for(lambda: self.count() >= target, 120, f"{n} more requests")
+
+    def stop(self) -> list[str]:
+        self.stopping.set()
+        for t in self.threads:
+            t.join(30)
+        return self.errors
+
+
+def process_group(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "-g", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def test_requests_split_by_weight_honour_target_variant_and_follow_weight_changes_under_traffic(session, archives):
+    models(session, archives, "one", "two")
+    session.endpoint_from_production_variants("split", [production_variant("model-one", "local", 1, "A", 7),
+                                                        production_variant("model-two", "local", 1, "B", 3)])
+    desc = session.describe_endpoint("split")
+    assert desc["EndpointStatus"] == "InService" and desc["EndpointConfigName"] == "split"
+    assert [(v["VariantName"], v["CurrentWeight"], v["DesiredWeight"], v["CurrentInstanceCount"],
+             v["DesiredInstanceCount"], v["VariantStatus"]) for v in desc["ProductionVariants"]] == \
+        [("A", 7.0, 7.0, 1, 1, []), ("B", 3.0, 3.0, 1, 1, [])]
+
+    n = 2000
+    seen = Counter()
+    for _ in range(n):
+        value, variant = invoke(session, "split")
+        assert value == {"A": 6.0, "B": 6.5}[variant]
+        seen[variant] += 1
+    sigma = math.sqrt(n * 0.7 * 0.3)
+    assert abs(seen["A"] - 0.7 * n) <= 4.5 * sigma, seen
+
+    assert invoke(session, "split", target_variant="B") == (6.5, "B")
+    assert Predictor("split", session).predict(b"1,1,1", initial_args={"ContentType": "text/csv", "Accept": "text/csv"},
+                                               target_variant="A") == b"6.0\n"
+    with pytest.raises(ValidationError, match="The variant 'C' is not present .* 'A', 'B'"):
+        invoke(session, "split", target_variant="C")
+
+    traffic = Traffic(session, "split")
+    try:
+        traffic.more(50)
+        for weights in ((0, 1), (1, 0), (1, 1)):
+            session.update_endpoint_weights_and_capacities(
+                "split", [{"VariantName": "A", "DesiredWeight": weights[0]},
+                          {"VariantName": "B", "DesiredWeight": weights[1]}])
+            if weights != (1, 1):
+                start = traffic.count()
+                traffic.more(100)
+                with traffic.lock:
+                    after = {variant for _, variant in traffic.answers[start + 10:]}
+                assert after == {"B" if weights == (0, 1) else "A"}
+        variants.set_desired_instance_count(session, "split", "B", 2, wait=True)
+        traffic.more(100)
+    finally:
+        errors = traffic.stop()
+    assert errors == []
+    desc = session.describe_endpoint("split")
+    assert [(v["CurrentWeight"], v["CurrentInstanceCount"]) for v in desc["ProductionVariants"]] == [(1.0, 1), (1.0, 2)]
+    metrics = variants.variant_metrics(session, "split")
+    assert metrics["B"]["CurrentInstanceCount"] == 2 and metrics["A"]["Invocation5XXErrors"] == 0
+
+    with pytest.raises(ValidationError, match="DesiredWeight of the production variants must add up to more than 0"):
+        session.update_endpoint_weights_and_capacities("split", [{"VariantName": "A", "DesiredWeight": 0},
+                                                                 {"VariantName": "B", "DesiredWeight": 0}])
+    with pytest.raises(ValidationError, match="VariantName 'X' is not a production variant"):
+        session.update_endpoint_weights_and_capacities("split", [{"VariantName": "X", "DesiredWeight": 1}])
+
+    record = session.store.get_endpoint("split")
+    group = process_group(record["pid"])
+    assert len(group) == 4  # the front and its 3 model servers
+    endpoints.delete_endpoint(session, "split")
+    assert not any(pid_alive(p) for p in group)
+    assert not (session.endpoints_dir / "split").exists()
+
+
+def test_update_endpoint_to_a_new_model_under_traffic_fails_no_request(session, archives):
+    models(session, archives, "one", "two")
+    session.endpoint_from_production_variants("swap", [production_variant("model-one", "local", 1, "AllTraffic")])
+    old_group = set(process_group(session.store.get_endpoint("swap")["pid"]))
+    traffic = Traffic(session, "swap")
+    try:
+        traffic.more(30)
+        Predictor("swap", session).update_endpoint(model_name="model-two", initial_instance_count=1)
+        traffic.more(60)
+    finally:
+        errors = traffic.stop()
+    assert errors == []
+    values = [v for v, _ in traffic.answers]
+    switched = values.index(6.5)
+    assert set(values[:switched]) == {6.0} and set(values[switched + 10:]) == {6.5}
+    desc = session.describe_endpoint("swap")
+    assert desc["EndpointConfigName"] != "swap" and desc["ProductionVariants"][0]["ModelName"] == "model-two"
+    new_group = set(process_group(session.store.get_endpoint("swap")["pid"]))
+    assert len(new_group) == 2 and len(old_group & new_group) == 1  # the front stayed; the old server is gone
+
+
+def test_a_plain_endpoint_updated_under_traffic_moves_behind_a_front_without_a_failed_request(session, archives):
+    predictor = Model(str(archives["one"]), sagemaker_session=session).deploy(endpoint_name="plain")
+    models(session, archives, "two")
+    old_pid = session.store.get_endpoint("plain")["pid"]
+    traffic = Traffic(session, "plain")
+    try:
+        traffic.more(30)
+        predictor.update_endpoint(model_name="model-two", initial_instance_count=1)
+        traffic.more(60)
+    finally:
+        errors = traffic.stop()
+    assert errors == []
+    assert traffic.answers[-1][0] == 6.5 and not pid_alive(old_pid)
+    assert session.describe_endpoint("plain")["ProductionVariants"][0]["ModelName"] == "model-two"
+
+
+def test_a_model_that_fails_to_load_rolls_the_update_back(session, archives, tmp_path):
+    models(session, archives, "one")
+    broken = make_tarball(tmp_path, "def model_fn(model_dir):\n    raise RuntimeError('weights.bin is missing')\n")
+    session.create_model("broken", container_defs={"ModelDataUrl": str(broken)})
+    session.endpoint_from_production_variants("rollback", [production_variant("model-one", "local", 1, "A")])
+    session.create_endpoint_config("rollback-2", "broken", 1, "local")
+    with pytest.raises(EndpointError, match="weights.bin is missing"):
+        session.update_endpoint("rollback", "rollback-2")
+    desc = session.describe_endpoint("rollback")
+    assert desc["EndpointStatus"] == "InService" and desc["EndpointConfigName"] == "rollback"
+    assert "rolled back" in desc["FailureReason"]
+    assert invoke(session, "rollback") == (6.0, "A")
+
+
+def test_bad_endpoint_configs_name_the_field(session, archives):
+    models(session, archives, "one", "two")
+    with pytest.raises(ValidationError, match="InitialVariantWeight of the production variants must add up to more "
+                                              "than 0, got A=0, B=0"):
+        session.create_endpoint_config_from_variants("zero", [production_variant("model-one", "local", 1, "A", 0),
+                                                              production_variant("model-two", "local", 1, "B", 0)])
+    with pytest.raises(ValidationError, match=r"ProductionVariants\[0\] \('A'\): InitialVariantWeight must be 0 or more"):
+        session.create_endpoint_config_from_variants("neg", [production_variant("model-one", "local", 1, "A", -1)])
+    with pytest.raises(ValidationError, match="ModelName 'model-on' is not a model; did you mean 'model-one'"):
+        session.create_endpoint_config_from_variants("typo", [production_variant("model-on", "local", 1, "A")])
+    with pytest.raises(ValidationError, match="VariantName 'A' is used more than once"):
+        session.create_endpoint_config_from_variants("twice", [production_variant("model-one", "local", 1, "A"),
+                                                               production_variant("model-two", "local", 1, "A")])
+    with pytest.raises(ValidationError, match="InitialInstanceCount must be at least 1"):
+        session.create_endpoint_config_from_variants("none", [production_variant("model-one", "local", 1, "A")
+                                                              | {"InitialInstanceCount": 0}])
+    with pytest.raises(ValidationError, match="exactly 1 ProductionVariant"):
+        session.create_endpoint_config_from_variants(
+            "shadow2", [production_variant("model-one", "local", 1, "A"), production_variant("model-one", "local", 1, "B")],
+            shadow_production_variants=[production_variant("model-two", "local", 1, "S")])
+    assert session.list_endpoint_configs() == []
+    session.create_endpoint_config("good", "model-one", 1, "local")
+    with pytest.raises(ValidationError, match="already exists"):
+        session.create_endpoint_config("good", "model-two", 1, "local")
+    config = session.describe_endpoint_config("good")
+    assert config["ProductionVariants"][0]["ModelName"] == "model-one" and config["EndpointConfigArn"].endswith("good")
+    with pytest.raises(ValidationError, match="no endpoint config named 'goof'; did you mean 'good'"):
+        session.create_endpoint("e", "goof")
+    session.delete_endpoint_config("good")
+    assert session.list_endpoint_configs() == []
+    assert not os.path.exists(session.endpoints_dir / "e")
