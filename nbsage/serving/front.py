@@ -690,6 +690,8 @@ class Controller:
         threading.Thread(target=self.front.shadow_worker, args=(self.stopping,), daemon=True,
                          name="nbsage-shadow").start()
         threading.Thread(target=self._metrics_loop, daemon=True, name="nbsage-front-metrics").start()
+        from nbsage.serving.autoscaling.fleet import start_autoscaling
+        start_autoscaling(self)  # the variants' scalable targets, if any (nbsage.serving.autoscaling)
         write_json(self.folder / READY_NAME, self.front.server_address[1])
         code = 0
         try:
