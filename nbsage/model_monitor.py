@@ -44,7 +44,8 @@ class DataCaptureConfig:
         """The DataCaptureConfig of CreateEndpointConfig."""
         config = {"EnableCapture": self.enable_capture, "InitialSamplingPercentage": self.sampling_percentage,
                   "DestinationS3Uri": self.destination_s3_uri,
-                  "CaptureOptions": [{"CaptureMode": o.capitalize()} for o in self.capture_options],
+                  "CaptureOptions": [{"CaptureMode": {"REQUEST": "Input", "RESPONSE": "Output"}[o]}
+                                     for o in self.capture_options],
                   "CaptureContentTypeHeader": {"CsvContentTypes": self.csv_content_types,
                                                "JsonContentTypes": self.json_content_types}}
         if self.kms_key_id:
