@@ -217,3 +217,9 @@ def test_the_scheduler_runs_the_execution_due_each_hour_and_ends_with_its_schedu
     monitored.delete_monitoring_schedule()
     with pytest.raises(JobError, match="no monitoring schedule named"):
         schedules.load(session, name)
+
+
+def test_the_sdks_model_monitor_submodules_name_the_same_classes():
+    from nbsage.model_monitor.dataset_format import DatasetFormat as FromSubmodule
+    from nbsage.model_monitor.model_monitoring import DefaultModelMonitor as Monitor
+    assert FromSubmodule is DatasetFormat and Monitor is DefaultModelMonitor

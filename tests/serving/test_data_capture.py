@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 
 from nbsage.errors import ValidationError
+from nbsage.model import Model
 from nbsage.model_monitor import DataCaptureConfig
 from nbsage.runtime.data_capture import DataCapture
 from nbsage.serving import endpoints
+from nbsage.serializers import CSVSerializer
 from nbsage.serving.capture import capture_config
 from support import make_tarball, wait_for
 
@@ -117,9 +119,12 @@ def test_capture_to_s3_rolls_files_into_the_bucket(session, tmp_path, s3_bucket)
     bucket, client = s3_bucket
     config = DataCaptureConfig(enable_capture=True, sampling_percentage=100,
                                destination_s3_uri=f"s3://{bucket}/datacapture")
-    endpoints.deploy(session, "to-s3", str(make_tarball(tmp_path)), environment=FAST_ROLL, data_capture_config=config)
+    model = Model(str(make_tarball(tmp_path)), env=FAST_ROLL, sagemaker_session=session)
+    predictor = model.deploy(initial_instance_count=1, instance_type="local", endpoint_name="to-s3",
+                             serializer=CSVSerializer(), data_capture_config=config)  # the SDK's call
+    assert predictor.describe()["DataCaptureConfig"]["DestinationS3Uri"] == f"s3://{bucket}/datacapture"
     for i in range(3):
-        endpoints.invoke_endpoint(session, "to-s3", f"{i},0,0".encode(), "text/csv", "text/csv")
+        predictor.predict([i, 0, 0])
 
     def keys():
         listing = client.list_objects_v2(Bucket=bucket, Prefix="datacapture/").get("Contents", [])

@@ -214,6 +214,9 @@ class BaseliningJob:
         from nbsage.serving.monitor.baselining import describe
         return describe(self.sagemaker_session, self.job_name)
 
+    def wait(self, logs: bool = True) -> None:
+        """Nothing to wait for: suggest_baseline returns once the job has ended."""
+
     def _file(self, cls, file_name: str):
         from nbsage.serving.monitor.storage import join
         return cls.from_s3_uri(join(self.outputs[0].destination, file_name), sagemaker_session=self.sagemaker_session)
@@ -241,14 +244,21 @@ class MonitoringExecution:
         """DescribeProcessingJob's view of the execution (with the schedule's summary fields)."""
         s = self.summary
         status = {"InProgress": "InProgress", "Failed": "Failed"}.get(s["MonitoringExecutionStatus"], "Completed")
+        message = {"Completed": "Completed: Job completed successfully with no violations.",
+                   "CompletedWithViolations": f"CompletedWithViolations: Job completed successfully with "
+                                              f"{s.get('ViolationCount', 0)} violations.",
+                   "Failed": f"Failed: {s.get('FailureReason', '')}"}.get(s["MonitoringExecutionStatus"], "")
         out = {"ProcessingJobName": s["ProcessingJobName"], "ProcessingJobArn": s["ProcessingJobArn"],
-               "ProcessingJobStatus": status, "ExitMessage": s["MonitoringExecutionStatus"],
+               "ProcessingJobStatus": status, "ExitMessage": message,
                "CreationTime": s["CreationTime"], "LastModifiedTime": s["LastModifiedTime"],
                "MonitoringScheduleArn": f"monitoring-schedule/{s['MonitoringScheduleName']}",
                "ProcessingOutputConfig": {"Outputs": [{"OutputName": "monitoring_output",
                                                        "S3Output": {"S3Uri": s["Output"]}}]},
                **{k: v for k, v in s.items() if k not in ("Output",)}}
         return out
+
+    def wait(self, logs: bool = True) -> None:
+        """Nothing to wait for: an execution has ended by the time nbsage hands it out."""
 
     def _file(self, cls, file_name: str):
         from nbsage.serving.monitor.storage import join
