@@ -317,6 +317,24 @@ def _when(value, now: datetime, default: timedelta) -> datetime:
     return now + offset(str(value), default)
 
 
+
+def list_monitoring_schedules(sagemaker_session=None) -> list[dict]:
+    """Every monitoring schedule, DescribeMonitoringSchedule-shaped (reading them starts no scheduler)."""
+    from nbsage.serving.monitor import schedules
+    session = _session(sagemaker_session)
+    return [schedules.describe(session, n, start_scheduler=False) for n in schedules.names(session)]
+
+
+def describe_monitoring_schedule(name: str, sagemaker_session=None) -> dict:
+    """DescribeMonitoringSchedule plus nbsage's `Executions` (summaries, oldest first) and
+    `LatestConstraintViolations` (the latest completed execution's, or None); JobError when unknown."""
+    from nbsage.serving.monitor import schedules
+    session = _session(sagemaker_session)
+    desc = schedules.describe(session, name, start_scheduler=False)
+    desc["Executions"] = schedules.list_executions(session, name)
+    desc["LatestConstraintViolations"] = schedules.latest_violations(session, name)
+    return desc
+
 # ---- monitors -----------------------------------------------------------------------------------------------
 class ModelMonitor:
     """Baselines and monitoring schedules for an endpoint's captured data (data quality).

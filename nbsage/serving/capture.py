@@ -57,7 +57,10 @@ def capture_config(config, session=None) -> dict | None:
         destination = f"s3://{session.default_bucket()}/{prefix}"
     if not isinstance(destination, (str, os.PathLike)):
         raise ValidationError(f"DataCaptureConfig.DestinationS3Uri must be a path or URL, got {destination!r}")
-    out["DestinationS3Uri"] = str(destination)
+    destination = str(destination)
+    if "://" not in destination:  # a local path means the same folder from any process and directory
+        destination = str(Path(destination).expanduser().resolve())
+    out["DestinationS3Uri"] = destination
     options = raw.get("CaptureOptions") or [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}]
     modes = []
     for option in options:

@@ -86,6 +86,15 @@ def test_the_sampled_share_of_invocations_is_the_sampling_percentage(tmp_path):
     assert len(records_under(tmp_path / "capture")) == queued and capture.dropped == 0
 
 
+def test_a_full_queue_drops_captures_and_never_holds_the_request_path(tmp_path):
+    capture = DataCapture(str(tmp_path / "capture"), "busy", sampling_percentage=100, max_queued=1)
+    n = 20_000
+    queued = sum(capture.offer(b"1,2", "text/csv", b"3", "text/csv") for _ in range(n))  # never waits
+    capture.close()
+    assert queued + capture.dropped == n and capture.dropped > 0
+    assert len(records_under(tmp_path / "capture")) == queued
+
+
 def test_request_only_capture_and_content_type_lists_come_from_the_config(tmp_path):
     capture = DataCapture(str(tmp_path), "e", capture_output=False, csv_content_types=["text/plain"])
     record = capture.record(0.0, b"a,b", "text/plain; charset=utf-8", b"x", "text/csv")

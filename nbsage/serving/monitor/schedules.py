@@ -311,3 +311,15 @@ def run_execution(session, name: str, scheduled: datetime, start: datetime, end:
     summary["LastModifiedTime"] = iso(time.time())
     save_record(path, summary)
     return summary
+
+
+def latest_violations(session, name: str) -> list[dict] | None:
+    """The violations of the schedule's latest completed execution; None when none has completed."""
+    done = [e for e in list_executions(session, name)
+            if e["MonitoringExecutionStatus"] in ("Completed", "CompletedWithViolations")]
+    if not done:
+        return None
+    try:
+        return read_json(join(str(session.resolve_uri(done[-1]["Output"])), VIOLATIONS)).get("violations", [])
+    except (OSError, ValueError):
+        return None
