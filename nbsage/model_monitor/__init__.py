@@ -254,7 +254,7 @@ class MonitoringExecution:
                "MonitoringScheduleArn": f"monitoring-schedule/{s['MonitoringScheduleName']}",
                "ProcessingOutputConfig": {"Outputs": [{"OutputName": "monitoring_output",
                                                        "S3Output": {"S3Uri": s["Output"]}}]},
-               **{k: v for k, v in s.items() if k not in ("Output",)}}
+               **{k: v for k, v in s.items() if k not in ("Output", "ResolvedOutput")}}
         return out
 
     def wait(self, logs: bool = True) -> None:

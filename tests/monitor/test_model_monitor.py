@@ -186,36 +186,50 @@ def test_a_run_on_shifted_captured_data_flags_drift_on_the_shifted_feature_only(
     assert "x1" in repr(report) and "DRIFT" in repr(report)
 
 
-def test_the_scheduler_runs_the_execution_due_each_hour_and_ends_with_its_schedule(session, tmp_path, monitored):
-    name = monitored.monitoring_schedule_name
-    pid = schedules.load(session, name)["nbsage"]["SchedulerPid"]
-    assert pid_alive(pid)
-    described = monitored.describe_schedule()
-    assert described["MonitoringScheduleStatus"] == "Scheduled"
-    assert described["MonitoringScheduleConfig"]["ScheduleConfig"]["ScheduleExpression"] == "cron(0 * ? * * *)"
+def test_the_scheduler_runs_each_execution_when_due_and_ends_with_its_schedule(session, tmp_path, monitored):
     send_shifted_traffic(session, tmp_path, requests=2)
     now = datetime.now(timezone.utc)
-    assert schedules.run_due(session, name, now) is None  # nothing owed before the next top of the hour
-    top = cron.next_time(monitored.describe_schedule()["MonitoringScheduleConfig"]["ScheduleConfig"]
-                         ["ScheduleExpression"], now)
-    summary = schedules.run_due(session, name, top + timedelta(minutes=1))  # the scheduler's call at that time
-    assert summary["ScheduledTime"] == top.isoformat()
-    assert summary["DataAnalysisStartTime"] == (top - timedelta(hours=1)).isoformat()
-    assert summary["MonitoringExecutionStatus"] == "CompletedWithViolations"
-    assert summary["Output"].endswith(f"/watched/{name}/{top:%Y/%m/%d/%H}")
-    assert schedules.run_due(session, name, top + timedelta(minutes=2)) is None  # each time runs once
-    assert [e.summary["ProcessingJobName"] for e in monitored.list_executions()] == [summary["ProcessingJobName"]]
-    assert monitored.describe_schedule()["LastMonitoringExecutionSummary"]["ProcessingJobName"] == \
-        summary["ProcessingJobName"]
+    hour = (now.hour + 12) % 24  # a daily time half a day away: the real scheduler stays asleep throughout
+    daily = DefaultModelMonitor(sagemaker_session=session)
+    daily.create_monitoring_schedule(endpoint_input="watched", monitor_schedule_name="watched-daily",
+                                     output_s3_uri=str(tmp_path / "daily"),
+                                     statistics=monitored.baseline_statistics(),
+                                     constraints=monitored.suggested_constraints(),
+                                     schedule_cron_expression=CronExpressionGenerator.daily(hour))
+    try:
+        name = daily.monitoring_schedule_name
+        pid = schedules.load(session, name)["nbsage"]["SchedulerPid"]
+        assert pid_alive(pid)
+        described = daily.describe_schedule()
+        assert described["MonitoringScheduleStatus"] == "Scheduled"
+        assert described["MonitoringScheduleConfig"]["ScheduleConfig"]["ScheduleExpression"] == f"cron(0 {hour} ? * * *)"
+        assert schedules.run_due(session, name, now) is None  # nothing owed before its time
+        due = cron.next_time(f"cron(0 {hour} ? * * *)", now)
+        summary = schedules.run_due(session, name, due + timedelta(minutes=1))  # the scheduler's call then
+        assert summary["ScheduledTime"] == due.isoformat()
+        assert summary["DataAnalysisStartTime"] == (due - timedelta(days=1)).isoformat()  # since the last time
+        assert summary["MonitoringExecutionStatus"] == "CompletedWithViolations" and summary["ItemCount"] == 200
+        assert summary["Output"] == str(tmp_path / "daily" / "watched" / name / f"{due:%Y/%m/%d/%H}")
+        assert schedules.run_due(session, name, due + timedelta(minutes=2)) is None  # each time runs once
+        assert [e.summary["ProcessingJobName"] for e in daily.list_executions()] == [summary["ProcessingJobName"]]
+        assert daily.describe_schedule()["LastMonitoringExecutionSummary"]["ProcessingJobName"] == \
+            summary["ProcessingJobName"]
+        execution = daily.list_executions()[-1]
+        assert execution.describe()["ProcessingJobStatus"] == "Completed"
+        assert execution.describe()["ExitMessage"].startswith("CompletedWithViolations")
 
-    later = schedules.run_due(session, name, top + timedelta(hours=1, minutes=1))
-    assert later["MonitoringExecutionStatus"] == "Failed" and "Job inputs had no data" in later["FailureReason"]
+        later = schedules.run_due(session, name, due + timedelta(days=1, minutes=1))
+        assert later["MonitoringExecutionStatus"] == "Failed" and "Job inputs had no data" in later["FailureReason"]
 
-    monitored.stop_monitoring_schedule()
-    wait_for(lambda: not pid_alive(pid), timeout=30, what="the scheduler to end with its schedule")
-    assert monitored.describe_schedule()["MonitoringScheduleStatus"] == "Stopped"
-    monitored.delete_monitoring_schedule()
-    with pytest.raises(JobError, match="no monitoring schedule named"):
+        daily.stop_monitoring_schedule()
+        wait_for(lambda: not pid_alive(pid), timeout=30, what="the scheduler to end with its schedule")
+        assert daily.describe_schedule()["MonitoringScheduleStatus"] == "Stopped"
+        assert schedules.run_due(session, name, due + timedelta(days=2, minutes=1)) is None  # stopped: nothing runs
+        attached = DefaultModelMonitor.attach(name, sagemaker_session=session)
+        assert len(attached.list_executions()) == 2
+    finally:
+        daily.delete_monitoring_schedule()
+    with pytest.raises(JobError, match="no monitoring schedule named 'watched-daily'"):
         schedules.load(session, name)
 
 

@@ -115,7 +115,11 @@ def create(session, name: str, endpoint_name: str, output_uri: str, statistics_u
                                                         "LocalPath": "/opt/ml/processing/input/endpoint"}}],
                 "MonitoringOutputConfig": {"MonitoringOutputs": [{"S3Output": {
                     "S3Uri": output_uri, "LocalPath": "/opt/ml/processing/output", "S3UploadMode": "EndOfJob"}}]}}},
+        # where the URIs really are, resolved once here: the scheduler process has no caller's session
         "nbsage": {"CaptureUri": join(resolved_destination(capture, session), endpoint_name),
+                   "Statistics": str(session.resolve_uri(statistics_uri)),
+                   "Constraints": str(session.resolve_uri(constraints_uri)),
+                   "Output": str(session.resolve_uri(output_uri)),
                    "OutputFirst": output_first, "LastScheduledTime": now, "SchedulerPid": None},
     }
     _save(session, record)
@@ -224,12 +228,23 @@ def run_due(session, name: str, now: datetime | None = None) -> dict | None:
         _save(session, record)
         return run_execution(session, name, now, start, end, manual=True)
     due = cron.last_time(expression, now)
-    if due <= last:
-        return None
+    if due <= last or not _claim(session, name, due):
+        return None  # not due, or another process (the scheduler, a notebook) has taken this time
     previous = cron.last_time(expression, due - timedelta(seconds=1))
     record["nbsage"]["LastScheduledTime"] = iso(due.timestamp())
     _save(session, record)
     return run_execution(session, name, due, previous, due)
+
+
+def _claim(session, name: str, due: datetime) -> bool:
+    """Take the run of one scheduled time; False when another process already has: each time runs once."""
+    claims = _folder(session, name) / "claims"
+    claims.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(claims / f"{due:%Y%m%d%H%M}", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True
 
 
 # ---- executions ----------------------------------------------------------------------------------------------
@@ -278,21 +293,21 @@ def run_execution(session, name: str, scheduled: datetime, start: datetime, end:
     digest = hashlib.sha1(f"{name}{scheduled.isoformat()}{time.time()}".encode()).hexdigest()[:8]
     job_name = f"model-monitoring-{stamp}-{digest}"
     folder = f"{scheduled:%Y/%m/%d/%H}" + (f"/{scheduled:%M-%S}" if manual else "")
-    output = join(definition["MonitoringOutputConfig"]["MonitoringOutputs"][0]["S3Output"]["S3Uri"],
-                  endpoint, name, folder)
+    where = (endpoint, name, folder)
+    output = join(definition["MonitoringOutputConfig"]["MonitoringOutputs"][0]["S3Output"]["S3Uri"], *where)
+    resolved = join(record["nbsage"]["Output"], *where)
     created = time.time()
     summary = {"MonitoringScheduleName": name, "ScheduledTime": iso(scheduled.timestamp()),
                "CreationTime": iso(created), "LastModifiedTime": iso(created),
                "MonitoringExecutionStatus": "InProgress", "ProcessingJobName": job_name,
                "ProcessingJobArn": arn("processing-job", job_name), "EndpointName": endpoint,
                "MonitoringType": "DataQuality", "DataAnalysisStartTime": iso(start.timestamp()),
-               "DataAnalysisEndTime": iso(end.timestamp()), "Output": output}
+               "DataAnalysisEndTime": iso(end.timestamp()), "Output": output, "ResolvedOutput": resolved}
     path = _execution_path(session, name, job_name)
     save_record(path, summary)
     try:
-        baseline = definition["BaselineConfig"]
-        constraints = read_json(str(session.resolve_uri(baseline["ConstraintsResource"]["S3Uri"])))
-        baseline_stats = read_json(str(session.resolve_uri(baseline["StatisticsResource"]["S3Uri"])))
+        constraints = read_json(record["nbsage"]["Constraints"])
+        baseline_stats = read_json(record["nbsage"]["Statistics"])
         captured = captured_records(record["nbsage"]["CaptureUri"], start, end)
         if not captured:
             raise JobError(f"Job inputs had no data: endpoint {endpoint!r} captured nothing between "
@@ -300,7 +315,6 @@ def run_execution(session, name: str, scheduled: datetime, start: datetime, end:
         names_ = [f["name"] for f in constraints.get("features", [])]
         current = datasets.captured_dataset(captured, names_, record["nbsage"].get("OutputFirst", True))
         current_stats, violations = statistics.evaluate(constraints, baseline_stats, current)
-        resolved = str(session.resolve_uri(output))
         write_json(join(resolved, STATISTICS), current_stats)
         write_json(join(resolved, VIOLATIONS), violations)
         status = "CompletedWithViolations" if violations["violations"] else "Completed"
@@ -320,6 +334,6 @@ def latest_violations(session, name: str) -> list[dict] | None:
     if not done:
         return None
     try:
-        return read_json(join(str(session.resolve_uri(done[-1]["Output"])), VIOLATIONS)).get("violations", [])
+        return read_json(join(done[-1]["ResolvedOutput"], VIOLATIONS)).get("violations", [])
     except (OSError, ValueError):
         return None
