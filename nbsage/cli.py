@@ -418,6 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     from nbsage import tuning_cli  # tune, tuning-jobs, describe-tuning-job, stop-tuning-job
     tuning_cli.add_commands(sub, _session)
+
+    from nbsage.algorithms.seq2seq import prepare_cli  # seq2seq-prepare (SageMaker's create_vocab_proto.py)
+    prepare_cli.add_command(sub)
     return parser
 
 

@@ -4,7 +4,7 @@
 * accuracy = share of those tokens whose most likely word is the reference word;
 * bleu = sacrebleu's corpus BLEU (`sacrebleu.corpus_bleu`, its default 13a tokenizer and
   exponential smoothing, one reference) of beam-search translations against the references, both
-  written as words (reserved symbols and <unk> left out), on a 0-100 scale. SageMaker does not
+  written as words (<pad>, <s>, </s> left out, <unk> kept), on a 0-100 scale. SageMaker does not
   publish which BLEU its container reports; this is nbsage's choice, stated so it can be compared.
 """
 from __future__ import annotations

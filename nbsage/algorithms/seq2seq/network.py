@@ -267,6 +267,7 @@ class Seq2SeqNetwork(nn.Module):
             # a finished hypothesis only extends with <pad> at no cost: its score stays as it was
             logp = torch.where(finished[:, None], torch.full_like(logp, float("-inf")), logp)
             logp[:, PAD_ID] = torch.where(finished, 0.0, float("-inf"))
+            logp[:, BOS_ID] = float("-inf")  # every word written is a word of the translation
             candidates = (scores.view(B * K, 1) + logp).view(B, K * V)
             scores, flat = candidates.topk(K, dim=1)
             origin = (base + flat // V).view(-1)
@@ -287,7 +288,7 @@ class Seq2SeqNetwork(nn.Module):
         out = []
         for b, row in enumerate(best.tolist()):
             ids = history[row].tolist()
-            n = next((i for i, t in enumerate(ids) if t in (EOS_ID, PAD_ID)), len(ids))
+            n = next((i for i, t in enumerate(ids) if t in (EOS_ID, PAD_ID)), len(ids))  # </s> and after
             out.append((ids[:n], attention[row, :n, :int(lengths[b])]))
         return out
 

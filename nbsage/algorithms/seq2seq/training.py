@@ -221,7 +221,7 @@ class _Loop:
         self.optimizer.step()
         self.progress.updates += 1
         self.pairs_seen += len(index)
-        self.train_loss += float(loss_sum)
+        self.train_loss += float(loss_sum.detach())
         self.train_tokens += int(n)
         if self.hps["training_metric"] == "accuracy":
             self.train_correct += int((logits.detach().argmax(-1).reshape(-1)[words] == flat[words]).sum())

@@ -40,8 +40,8 @@ class Vocabulary:
         return [self.ids.get(token, UNK_ID) for token in sentence.split()]
 
     def decode(self, ids: Iterable[int]) -> str:
-        """Ids to a sentence, without the reserved symbols."""
-        return " ".join(self.tokens[i] for i in ids if EOS_ID < i < len(self.tokens) and self.tokens[i])
+        """Ids to a sentence, without <pad>, <s> and </s> (<unk> is kept, as Sockeye writes it)."""
+        return " ".join(self.tokens[i] for i in ids if (i == UNK_ID or EOS_ID < i < len(self.tokens)) and self.tokens[i])
 
     def to_json(self) -> str:
         return json.dumps(self.ids, indent=4, ensure_ascii=False)
