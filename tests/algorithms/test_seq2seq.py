@@ -2,18 +2,14 @@
 every encoder and attention type, the endpoint's three formats, and bad input.
 
 One model is trained per module (numbers in English words -> French words, generated with
-num2words) and shared by the inference tests; the other jobs are tiny and run in-process, except
-one through `python -m nbsage.runtime train` to check the log lines and artifacts a job leaves.
+num2words) and shared by the inference tests; the other jobs are tiny and run in-process (the
+contract tests, tests/contracts/test_algorithms.py, run Seq2Seq jobs through the runtime).
 """
 from __future__ import annotations
 
-import io
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -121,25 +117,22 @@ def test_prepare_writes_the_vocab_layout_of_create_vocab_proto(tmp_path):
     assert sorted(prepared.channels()) == ["train", "validation", "vocab"]
 
 
-def test_the_cli_prepares_parallel_text_files(tmp_path):
+def test_the_cli_prepares_parallel_text_files(tmp_path, capsys):
     (tmp_path / "train.en").write_text("one two\nthree\n")
     (tmp_path / "train.fr").write_text("un deux\ntrois\n")
-    proc = subprocess.run([sys.executable, "-m", "nbsage.cli", "seq2seq-prepare", "--train-source", str(tmp_path / "train.en"),
-                           "--train-target", str(tmp_path / "train.fr"), "--output", str(tmp_path / "out")],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    from nbsage.cli import main
+    assert main(["seq2seq-prepare", "--train-source", str(tmp_path / "train.en"), "--train-target",
+                 str(tmp_path / "train.fr"), "--output", str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / "train" / "train.rec").exists()
     assert json.loads((tmp_path / "out" / "vocab" / "vocab.trg.json").read_text())["trois"] >= 4
+    assert "2 training pairs (0 with an empty side skipped); vocabularies of 7 and 7 tokens" in capsys.readouterr().out
 
 
 # ---- training ------------------------------------------------------------------------------------
-def test_a_job_logs_sagemaker_metrics_and_leaves_the_model_files(tmp_path):
-    root = make_root(tmp_path / "job", {**TINY, "max_num_epochs": "2", "bleu_sample_size": "-1"},
-                     reversal_data(tmp_path))
-    proc = subprocess.run([sys.executable, "-m", "nbsage.runtime", "train", "--root", str(root.path)],
-                          capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    out = proc.stdout
+def test_a_job_logs_sagemaker_metrics_and_leaves_the_model_files(tmp_path, capsys):
+    # (the contract tests run a Seq2Seq job through `python -m nbsage.runtime train` and read its model.tar.gz)
+    root = train_in_process(tmp_path, {**TINY, "max_num_epochs": "2", "bleu_sample_size": "-1"})
+    out = capsys.readouterr().out
     assert re.search(r"Checkpoint \[1\]\tUpdates=\d+ Epoch=\d+ Train-perplexity=\S+ Validation-perplexity=\S+ "
                      r"Validation-accuracy=\S+ Validation-bleu=\S+", out)
     for definition in SEQ2SEQ.metric_definitions():
@@ -149,7 +142,6 @@ def test_a_job_logs_sagemaker_metrics_and_leaves_the_model_files(tmp_path):
     assert "#progress step=2 total=2" in out
     assert sorted(p.name for p in root.model_dir.iterdir()) == ["config.json", "params.best", "vocab.src.json",
                                                                "vocab.trg.json"]
-    assert (root.path / "output" / "model.tar.gz").exists()
 
 
 def test_the_model_translates_held_out_numbers(numbers):
