@@ -420,6 +420,9 @@ def build_parser() -> argparse.ArgumentParser:
     tuning_cli.add_commands(sub, _session)
     from nbsage import autoscaling_cli  # scaling-activities
     autoscaling_cli.add_commands(sub, _session)
+
+    from nbsage.algorithms.seq2seq import prepare_cli  # seq2seq-prepare (SageMaker's create_vocab_proto.py)
+    prepare_cli.add_command(sub)
     return parser
 
 

@@ -20,6 +20,7 @@ _MODULES = {
     "xgboost": "xgboost",
     "linear-learner": "linear_learner",
     "deepar": "deepar",
+    "seq2seq": "seq2seq",
 }
 
 

@@ -74,6 +74,19 @@ def labelled_sentences(folder: Path, content_type: str) -> None:
         (folder / "train.manifest").write_text("".join(r + "\n" for r in records))
 
 
+def sentence_pairs(folder: Path, content_type: str) -> None:
+    """Seq2Seq's channels: 40 reversal pairs as RecordIO-protobuf records, or (in the vocab channel) the vocab files."""
+    from nbsage.algorithms.seq2seq.preparation import prepare
+    from nbsage.algorithms.seq2seq.sample_data import reversal_pairs
+    pairs = reversal_pairs(40, min_length=2, max_length=6, vocab=8)
+    prepared = prepare(pairs, pairs[:8], folder / ".prepared")
+    source = {"vocab": prepared.vocab, "validation": prepared.validation}.get(folder.name, prepared.train)
+    for f in source.iterdir():
+        (folder / f.name).write_bytes(f.read_bytes())
+    import shutil
+    shutil.rmtree(folder / ".prepared")
+
+
 # algorithm -> (hyperparameters of a tiny one- or two-round job, the sample data it reads)
 TINY = {
     "xgboost": ({"num_round": "2", "max_depth": "2", "objective": "binary:logistic"}, tabular_rows),
@@ -84,6 +97,8 @@ TINY = {
                time_series),
     "blazingtext": ({"mode": "supervised", "epochs": "1", "min_count": "1", "vector_dim": "8",
                      "buckets": "1000"}, labelled_sentences),
+    "seq2seq": ({"max_num_epochs": "1", "rnn_num_hidden": "8", "num_embed_source": "8", "num_embed_target": "8",
+                 "batch_size": "16", "beam_size": "2"}, sentence_pairs),
 }
 
 

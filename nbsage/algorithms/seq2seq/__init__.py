@@ -1,0 +1,28 @@
+"""Seq2Seq: SageMaker's sequence-to-sequence translation algorithm (Sockeye 1.x), in PyTorch.
+
+`declaration` says what the algorithm accepts; `vocab` and `records` read and check the vocab files
+and the RecordIO-protobuf `source`/`target` records; `preparation` turns raw sentence pairs into
+them (what SageMaker's create_vocab_proto.py does); `network` is the encoder, attentional decoder
+and beam search; `optim` the optimizers and schedules; `training` the job with its checkpoints
+(`checkpoints` for resume); `evaluation` the validation metrics; `translator` the trained model;
+`inference` the endpoint's formats; `sample_data` generated translation tasks. Only the declaration
+is imported here, so looking the algorithm up stays cheap.
+
+Where nbsage's Seq2Seq differs from SageMaker's, on purpose or by necessity:
+
+* It trains on CPU too (SageMaker's container is GPU-only), on one device (SageMaker uses every
+  GPU of the instance); like SageMaker, it refuses jobs with more than one instance.
+* decoder_type=cnn is refused (the decoder is the attentional RNN); rnn_attention_in_upper_layers
+  is accepted without effect (attention reads the top decoder layer). The attention types are
+  SageMaker's four: mlp, dot, bilinear, fixed; the coverage variants are not among them.
+* Attention is computed after the decoder RNN (Luong et al.), not fed back into its input, so
+  training runs each RNN layer over the whole sentence at once.
+* validation:bleu is sacrebleu's corpus BLEU with its default 13a tokenizer (SageMaker's variant is
+  not published).
+* Records longer than max_seq_len_source/target are truncated, as SageMaker documents, and the job
+  log says how many were.
+* The model directory holds `params.best` (torch weights), `config.json` and both vocab files.
+"""
+from nbsage.algorithms.seq2seq.declaration import ALGORITHM
+
+__all__ = ["ALGORITHM"]
