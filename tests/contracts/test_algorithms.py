@@ -74,6 +74,12 @@ def labelled_sentences(folder: Path, content_type: str) -> None:
         (folder / "train.manifest").write_text("".join(r + "\n" for r in records))
 
 
+def token_pairs(folder: Path, content_type: str) -> None:
+    """40 labelled pairs of token-id sequences (Object2Vec's JSON Lines records)."""
+    (folder / "train.json").write_text("".join(
+        json.dumps({"label": i % 2, "in0": [i % 7, 1 + i % 3], "in1": [(i + i % 2) % 7]}) + "\n" for i in range(40)))
+
+
 # algorithm -> (hyperparameters of a tiny one- or two-round job, the sample data it reads)
 TINY = {
     "xgboost": ({"num_round": "2", "max_depth": "2", "objective": "binary:logistic"}, tabular_rows),
@@ -84,6 +90,8 @@ TINY = {
                time_series),
     "blazingtext": ({"mode": "supervised", "epochs": "1", "min_count": "1", "vector_dim": "8",
                      "buckets": "1000"}, labelled_sentences),
+    "object2vec": ({"enc0_max_seq_len": "4", "enc0_vocab_size": "8", "enc_dim": "4", "enc0_token_embedding_dim": "4",
+                    "mlp_dim": "4", "epochs": "1"}, token_pairs),
 }
 
 

@@ -20,7 +20,7 @@ OPTIMIZERS = ("adadelta", "adagrad", "adam", "sgd", "rmsprop")
 ACTIVATIONS = ("tanh", "relu", "linear")
 DEFAULT_LAYERS = {"hcnn": 4, "bilstm": 1, "pooled_embedding": 1}  # what enc*_layers=auto means
 DATA_TYPES = ("application/jsonlines",)
-AUXILIARY_TYPES = ("application/json", "text/plain", "application/jsonlines", "application/octet-stream")
+AUXILIARY_TYPES = ("application/json", "text/plain")  # a vocabulary JSON, an embedding text file
 # a file name in the auxiliary channel, as SageMaker's validator allows it
 FILE_NAME = r"[A-Za-z0-9._]+"
 
