@@ -21,6 +21,7 @@ _MODULES = {
     "linear-learner": "linear_learner",
     "deepar": "deepar",
     "seq2seq": "seq2seq",
+    "object2vec": "object2vec",
 }
 
 

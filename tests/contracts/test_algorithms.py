@@ -85,6 +85,10 @@ def sentence_pairs(folder: Path, content_type: str) -> None:
         (folder / f.name).write_bytes(f.read_bytes())
     import shutil
     shutil.rmtree(folder / ".prepared")
+def token_pairs(folder: Path, content_type: str) -> None:
+    """40 labelled pairs of token-id sequences (Object2Vec's JSON Lines records)."""
+    (folder / "train.json").write_text("".join(
+        json.dumps({"label": i % 2, "in0": [i % 7, 1 + i % 3], "in1": [(i + i % 2) % 7]}) + "\n" for i in range(40)))
 
 
 # algorithm -> (hyperparameters of a tiny one- or two-round job, the sample data it reads)
@@ -99,6 +103,8 @@ TINY = {
                      "buckets": "1000"}, labelled_sentences),
     "seq2seq": ({"max_num_epochs": "1", "rnn_num_hidden": "8", "num_embed_source": "8", "num_embed_target": "8",
                  "batch_size": "16", "beam_size": "2"}, sentence_pairs),
+    "object2vec": ({"enc0_max_seq_len": "4", "enc0_vocab_size": "8", "enc_dim": "4", "enc0_token_embedding_dim": "4",
+                    "mlp_dim": "4", "epochs": "1"}, token_pairs),
 }
 
 
