@@ -128,14 +128,9 @@ def launch(module: str, args: list[str], env: dict, log_fd: int, umask: int) -> 
     """Fork `python -m MODULE ARGS` from the zygote: its pid, or None to start it fresh."""
     if module not in PLACES or not enabled(env) or not hasattr(os, "fork") or not sys.platform.startswith("linux"):
         return None
-    folder = socket_folder()
-    if folder is None:
+    path = socket_for(env)
+    if path is None:
         return None
-    try:
-        print_ = fingerprint(env)
-    except OSError:
-        return None
-    path = folder / f"{print_}.sock"
     request = {"module": module, "args": list(args), "env": dict(env), "cwd": os.getcwd(), "umask": umask,
                "limits": _limits(), "affinity": sorted(os.sched_getaffinity(0)),
                "priority": os.getpriority(os.PRIO_PROCESS, 0)}
@@ -145,7 +140,7 @@ def launch(module: str, args: list[str], env: dict, log_fd: int, umask: int) -> 
         try:
             sock.connect(str(path))
         except (FileNotFoundError, ConnectionRefusedError):
-            start(folder, print_, env)
+            start(env)
             return None
         body = json.dumps(request).encode()
         socket.send_fds(sock, [struct.pack("!I", len(body))], [log_fd])
@@ -180,10 +175,25 @@ def _limits() -> dict[str, list[int]]:
             for name in dir(resource) if name.startswith("RLIMIT_")}
 
 
-def start(folder: Path, print_: str, env: dict) -> None:
-    """Start the zygote for this fingerprint in the background, unless one is starting or failed."""
+def socket_for(env) -> Path | None:
+    """Where the zygote for processes started with `env` listens (None: no zygote can be had)."""
+    folder = socket_folder()
+    if folder is None:
+        return None
+    try:
+        return folder / f"{fingerprint(env)}.sock"
+    except OSError:
+        return None
+
+
+def start(env) -> None:
+    """Start the zygote for `env` in the background, unless one runs, is starting or failed."""
     from nbsage.backends.proc_title import padding
-    if (folder / f"{print_}.failed").exists() or _locked(folder / f"{print_}.lock"):
+    path = socket_for(env)
+    if path is None:
+        return
+    folder, print_ = path.parent, path.stem
+    if path.with_suffix(".failed").exists() or _locked(path.with_suffix(".lock")):
         return
     nbsage_dir = _nbsage_dir()
     zygote_env = {k: v for k, v in env.items() if k in ("USER", "LOGNAME", "TMPDIR", "SHELL")}
@@ -313,8 +323,9 @@ class Zygote:
                         return 0  # its socket is gone
         finally:
             try:
-                if os.stat(self.path).st_ino == inode:
-                    os.unlink(self.path)
+                if os.stat(self.path).st_ino == inode:  # still ours: nobody else's files go
+                    for suffix in (".sock", ".lock", ".log"):
+                        os.unlink(self.path.with_suffix(suffix))
             except OSError:
                 pass
 
