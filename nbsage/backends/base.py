@@ -95,13 +95,17 @@ class SupervisedBackend(Backend):
         # the supervisor finds the same stores again with nbsage.store.Stores.from_environment
         env = dict(os.environ, PYTHONUNBUFFERED="1", **self.session.stores.launch_environment())
         with open(private_file(job_dir / SUPERVISOR_LOG), "ab") as log:
-            proc = subprocess.Popen(
+            # forked from the place's pre-warmed runtime where there is one (nbsage.backends.zygote)
+            from nbsage.backends.zygote import launch
+            pid = launch(self.supervisor_module, [job_name, *self.supervisor_args()], env, log.fileno(),
+                         PRIVATE_UMASK)
+            proc = None if pid is not None else subprocess.Popen(
                 [sys.executable, "-m", self.supervisor_module, job_name, *self.supervisor_args()],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
                 start_new_session=True, close_fds=True, umask=PRIVATE_UMASK)
-        self.session.store.update_job(job_name, supervisor_pid=proc.pid)
-        # reap the child when it ends, so it never lingers as a zombie of this process
-        threading.Thread(target=proc.wait, daemon=True).start()
+        self.session.store.update_job(job_name, supervisor_pid=pid if proc is None else proc.pid)
+        if proc is not None:  # reap the child when it ends, so it never lingers as a zombie of this process
+            threading.Thread(target=proc.wait, daemon=True).start()
 
     def stop(self, job_name: str) -> None:
         store = self.session.store

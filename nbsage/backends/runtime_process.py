@@ -27,8 +27,17 @@ def die_with_parent() -> None:
         pass
 
 
+# a runtime forked ahead of time by a supervisor that was forked from the zygote
+# (nbsage.backends.runtime_fork.PreparedRuntime); used once, by the first runtime it fits
+prepared = None
+
+
 def start_runtime(command: str, root, env: dict) -> subprocess.Popen:
     """`python -m nbsage.runtime <command> --root ROOT` in ROOT, stdout and stderr on one pipe."""
+    global prepared
+    if prepared is not None and prepared.fits(command, env):
+        ready, prepared = prepared, None
+        return ready.start(command, root, env)
     return subprocess.Popen([sys.executable, "-m", "nbsage.runtime", command, "--root", str(root)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             env=env, cwd=str(root), start_new_session=True, preexec_fn=die_with_parent)
