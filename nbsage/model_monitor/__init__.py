@@ -107,6 +107,40 @@ class DatasetFormat:
         return {"sagemakerCaptureJson": {}}
 
 
+
+class MonitoringDatasetFormat:
+    """Dataset formats of batch-transform monitoring inputs, as the SDK's (dicts)."""
+
+    @staticmethod
+    def csv(header: bool = True) -> dict:
+        return {"Csv": {"Header": header}}
+
+    @staticmethod
+    def json(lines: bool = True) -> dict:
+        return {"Json": {"Line": lines}}
+
+    @staticmethod
+    def parquet() -> dict:
+        return {"Parquet": {}}
+
+
+class DataQualityDistributionConstraints:
+    """constraints.json's distribution_constraints a baseline may override: the categorical drift method
+    (nbsage measures LInfinity)."""
+
+    def __init__(self, categorical_drift_method: str | None = None):
+        if categorical_drift_method not in (None, "LInfinity"):
+            raise ValidationError(f"categorical_drift_method {categorical_drift_method!r} is not supported by nbsage's "
+                                  "model monitor; it measures categorical drift as 'LInfinity'")
+        self.categorical_drift_method = categorical_drift_method
+
+
+class DataQualityMonitoringConfig:
+    """The monitoring_config override of suggest_baseline(monitoring_config_override=...)."""
+
+    def __init__(self, distribution_constraints: DataQualityDistributionConstraints | None = None):
+        self.distribution_constraints = distribution_constraints
+
 # ---- the files --------------------------------------------------------------------------------------------
 def _session(session):
     if session is None:
@@ -306,6 +340,22 @@ class EndpointInput:
                                   "S3InputMode": self.s3_input_mode,
                                   "S3DataDistributionType": self.s3_data_distribution_type}}
 
+
+
+class BatchTransformInput:
+    """A batch transform's captured data as a monitoring input: accepted, and refused by
+    create_monitoring_schedule (nbsage monitors endpoints)."""
+
+    def __init__(self, data_captured_destination_s3_uri: str, destination: str, dataset_format: dict, **kwargs):
+        self.data_captured_destination_s3_uri = data_captured_destination_s3_uri
+        self.destination, self.dataset_format = destination, dataset_format
+
+
+class MonitoringOutput:
+    """Where a monitoring job writes its files."""
+
+    def __init__(self, source: str, destination: str | None = None, s3_upload_mode: str = "Continuous"):
+        self.source, self.destination, self.s3_upload_mode = source, destination, s3_upload_mode
 
 def _when(value, now: datetime, default: timedelta) -> datetime:
     """A datetime, an ISO offset ('-PT1H') from now, or now + default."""

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from nbsage.errors import DataError, JobError, ValidationError
-from nbsage.model_monitor import (CronExpressionGenerator, DataCaptureConfig, DatasetFormat, DefaultModelMonitor,
-                                  ModelMonitoringNotAvailable, ModelQualityMonitor)
+from nbsage.model_monitor import (CronExpressionGenerator, DataCaptureConfig, DataQualityDistributionConstraints,
+                                  DatasetFormat, DefaultModelMonitor, ModelMonitoringNotAvailable, ModelQualityMonitor)
 from nbsage.serving import endpoints
 from nbsage.serving.monitor import cron, datasets, schedules, statistics
 from nbsage.store.metadata import pid_alive
@@ -103,6 +103,10 @@ def test_missing_columns_type_changes_completeness_and_unknown_values_are_violat
     assert {("_c3", "extra_column_check"), ("c", "categorical_values_check")} <= checks
     _, same = statistics.evaluate(constraints, stats, baseline)
     assert same == {"violations": []}
+    for feature in constraints["features"]:  # Constraints.set_monitoring(False, name) for every feature
+        feature["monitoringConfigOverrides"] = {"evaluate_constraints": "Disabled"}
+    _, off = statistics.evaluate(constraints, stats, wider)
+    assert [v["constraint_check_type"] for v in off["violations"]] == ["extra_column_check"]
 
 
 def test_cron_expressions_fire_as_model_monitor_schedules_them():
@@ -120,6 +124,8 @@ def test_cron_expressions_fire_as_model_monitor_schedules_them():
 def test_monitors_nbsage_does_not_provide_say_what_it_does():
     with pytest.raises(ModelMonitoringNotAvailable, match="DefaultModelMonitor"):
         ModelQualityMonitor(role="r")
+    with pytest.raises(ValidationError, match="'ChiSquared' is not supported.*LInfinity"):
+        DataQualityDistributionConstraints(categorical_drift_method="ChiSquared")
 
 
 def test_a_schedule_needs_an_endpoint_that_captures_data(session, tmp_path):
