@@ -317,7 +317,8 @@ class ModelMonitor:
     def run_now(self, data_analysis_start_time=None, data_analysis_end_time=None) -> MonitoringExecution:
         """Run one execution of the schedule here and now (nbsage's own call, for notebooks and tests) over
         the data captured between the start (default an hour ago) and the end (default now): datetimes,
-        or ISO offsets from now such as '-PT1H'."""
+        or ISO offsets from now such as '-PT1H'. Captured records reach their files within
+        NBSAGE_DATA_CAPTURE_ROLL_SECONDS (5) of their request: traffic newer than that is not seen yet."""
         from nbsage.serving.monitor import schedules
         now = datetime.now(timezone.utc)
         start = _when(data_analysis_start_time, now, timedelta(hours=-1))
