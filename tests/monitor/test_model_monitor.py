@@ -243,3 +243,14 @@ def test_the_sdks_model_monitor_submodules_name_the_same_classes():
     from nbsage.model_monitor.dataset_format import DatasetFormat as FromSubmodule
     from nbsage.model_monitor.model_monitoring import DefaultModelMonitor as Monitor
     assert FromSubmodule is DatasetFormat and Monitor is DefaultModelMonitor
+
+
+def test_a_baseline_reads_from_and_writes_to_s3(session, tmp_path, s3_bucket):
+    bucket, client = s3_bucket
+    client.put_object(Bucket=bucket, Key="data/train.csv", Body=b"a,b\n1,x\n2,y\n")
+    monitor = DefaultModelMonitor(sagemaker_session=session)
+    monitor.suggest_baseline(f"s3://{bucket}/data/train.csv", DatasetFormat.csv(header=True),
+                             output_s3_uri=f"s3://{bucket}/baseline")
+    body = json.loads(client.get_object(Bucket=bucket, Key="baseline/constraints.json")["Body"].read())
+    assert [f["name"] for f in body["features"]] == ["a", "b"]
+    assert monitor.baseline_statistics().file_s3_uri == f"s3://{bucket}/baseline/statistics.json"
