@@ -254,3 +254,19 @@ def test_a_baseline_reads_from_and_writes_to_s3(session, tmp_path, s3_bucket):
     body = json.loads(client.get_object(Bucket=bucket, Key="baseline/constraints.json")["Body"].read())
     assert [f["name"] for f in body["features"]] == ["a", "b"]
     assert monitor.baseline_statistics().file_s3_uri == f"s3://{bucket}/baseline/statistics.json"
+
+
+def test_captured_json_requests_and_answers_become_rows_with_the_prediction_first():
+    def record(data_in, data_out, kind="JSON"):
+        return {"captureData": {"endpointInput": {"data": json.dumps(data_in), "encoding": kind},
+                                "endpointOutput": {"data": json.dumps(data_out), "encoding": kind}}}
+    rows = datasets.captured_rows(record({"instances": [{"features": [1, 2]}, {"features": [3, 4]}]},
+                                         {"predictions": [{"score": 0.5}, {"score": 0.25}]}), width=3)
+    assert rows == [["0.5", "1", "2"], ["0.25", "3", "4"]]
+    assert datasets.captured_rows(record([[1, 2]], [7]), width=3, output_first=False) == [["1", "2", "7"]]
+    assert datasets.captured_rows(record([[1, 2]], [7]), width=2) == [["1", "2"]]  # a baseline without the label
+    csv_record = {"captureData": {"endpointInput": {"data": "1,2\n3,4\n", "encoding": "CSV"},
+                                  "endpointOutput": {"data": "9\n8\n", "encoding": "CSV"}}}
+    assert datasets.captured_rows(csv_record, width=3) == [["9", "1", "2"], ["8", "3", "4"]]
+    opaque = {"captureData": {"endpointInput": {"data": "AAEC", "encoding": "BASE64"}}}
+    assert datasets.captured_rows(opaque, width=3) == []
