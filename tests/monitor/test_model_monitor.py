@@ -238,6 +238,20 @@ def test_the_scheduler_runs_each_execution_when_due_and_ends_with_its_schedule(s
     with pytest.raises(JobError, match="no monitoring schedule named 'watched-daily'"):
         schedules.load(session, name)
 
+    once = DefaultModelMonitor(sagemaker_session=session)  # a one-time schedule: its scheduler runs it at once
+    once.create_monitoring_schedule(endpoint_input="watched", monitor_schedule_name="watched-once",
+                                    output_s3_uri=str(tmp_path / "once"), statistics=monitored.baseline_statistics(),
+                                    constraints=monitored.suggested_constraints(),
+                                    schedule_cron_expression=CronExpressionGenerator.now(),
+                                    data_analysis_start_time="-PT1H", data_analysis_end_time="-PT0H")
+    try:
+        wait_for(once.list_executions, timeout=60, what="the one-time schedule's execution")
+        wait_for(lambda: once.list_executions()[0].summary["MonitoringExecutionStatus"] != "InProgress", timeout=60,
+                 what="the one-time execution to end")
+        assert once.list_executions()[0].summary["MonitoringExecutionStatus"] == "CompletedWithViolations"
+    finally:
+        once.delete_monitoring_schedule()
+
 
 def test_the_sdks_model_monitor_submodules_name_the_same_classes():
     from nbsage.model_monitor.dataset_format import DatasetFormat as FromSubmodule
