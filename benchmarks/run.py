@@ -7,6 +7,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import bench_blazingtext  # noqa: E402
+import bench_capture  # noqa: E402
 import bench_deepar  # noqa: E402
 import bench_endpoint  # noqa: E402
 import bench_formats  # noqa: E402
@@ -26,4 +27,5 @@ if __name__ == "__main__":
     print("Place start-up overhead:", bench_place_startup.main())
     print("Reliability (load and fault):", bench_reliability.main())
     print("Batch transform:", bench_transform.main(memory_mb="64,2048"))
+    print("Data capture:", bench_capture.main())
     print("Results written to", Path(__file__).with_name("RESULTS.md"))

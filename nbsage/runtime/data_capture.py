@@ -186,9 +186,15 @@ class DataCapture:
         path = capture_path(self.destination, self.endpoint, self.variant, first)
         try:
             write_file(path, text.encode("utf-8"))
-            self.files_written += 1
         except Exception as exc:  # noqa: BLE001 - any failure of the destination turns capture off
             self.turn_off(f"{type(exc).__name__}: {exc}")
+            return
+        if not self.files_written and self.status_file:
+            try:  # a server before this one (replaced since) could not write here; this one can
+                os.unlink(self.status_file)
+            except OSError:
+                pass
+        self.files_written += 1
 
     def turn_off(self, reason: str) -> None:
         """Stop capturing (the destination cannot be written) and say so where the endpoint looks."""

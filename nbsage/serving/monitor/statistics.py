@@ -222,7 +222,9 @@ def evaluate(constraints: dict, baseline_statistics: dict, current: Dataset) -> 
     for index, constraint in enumerate(constraints.get("features", [])[:width]):
         name, kind = constraint["name"], constraint.get("inferred_type")
         config = _config(constraints, constraint)
-        values = [v for v in current.column(index)]
+        if config.get("evaluate_constraints", "Enabled") != "Enabled":
+            continue  # turned off for this feature (Constraints.set_monitoring(False, name))
+        values = current.column(index)
         present = [v for v in values if v is not None]
         if kind in NUMERIC and present:
             allowed = {"Integral"} if kind == "Integral" else set(NUMERIC)
