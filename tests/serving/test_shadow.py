@@ -92,6 +92,10 @@ def test_a_shadow_classifier_gets_a_copy_and_the_report_gives_label_agreement_th
     assert [(v["VariantName"], v["ModelName"]) for v in desc["ProductionVariants"]] == [("Shadow", "strict")]
     assert "ShadowProductionVariants" not in desc
     assert invoke(session, "labels", rows[1]) == (b"0\n", "Shadow")
+    with pytest.raises(EndpointError, match="has no shadow variant"):
+        Predictor("labels", session).shadow_report()
+    with pytest.raises(EndpointError, match="no shadow variant to promote"):
+        Predictor("labels", session).promote_shadow()
 
 
 def test_shadow_failures_never_reach_the_caller_and_the_report_gives_the_regression_difference(session, archives):
@@ -117,15 +121,6 @@ def test_shadow_failures_never_reach_the_caller_and_the_report_gives_the_regress
         endpoints.invoke_endpoint(session, "regress", b"1,1,1", "text/csv", target_variant="Shadow")
     with pytest.raises(ValidationError, match="problem_type must be"):
         Predictor("regress", session).shadow_report(problem_type="ranking")
-
-
-def test_reports_and_promotion_need_a_shadow(session, archives):
-    session.create_model("linear", container_defs={"ModelDataUrl": str(archives["linear"])})
-    session.endpoint_from_production_variants("alone", [production_variant("linear", "local", 1, "Live")])
-    with pytest.raises(EndpointError, match="has no shadow variant"):
-        Predictor("alone", session).shadow_report()
-    with pytest.raises(EndpointError, match="no shadow variant to promote"):
-        Predictor("alone", session).promote_shadow()
 
 
 def test_predictions_are_read_from_json_and_csv_bodies():

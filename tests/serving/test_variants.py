@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import subprocess
 import threading
 from collections import Counter
@@ -143,6 +144,19 @@ def test_requests_split_by_weight_honour_target_variant_and_follow_weight_change
     record = session.store.get_endpoint("split")
     group = process_group(record["pid"])
     assert len(group) == 4  # the front and its 3 model servers
+    # an instance that dies is replaced, and its requests go to another instance meanwhile
+    traffic = Traffic(session, "split")
+    try:
+        traffic.more(20)
+        victim = next(p for p in group if "/instances/variant-B-" in Path(f"/proc/{p}/cmdline").read_text())
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: victim not in process_group(record["pid"]) and len(process_group(record["pid"])) == 4,
+                 120, "the killed model server to be replaced")
+        traffic.more(50)
+    finally:
+        errors = traffic.stop()
+    assert errors == []
+    group = process_group(record["pid"])
     endpoints.delete_endpoint(session, "split")
     assert not any(pid_alive(p) for p in group)
     assert not (session.endpoints_dir / "split").exists()
