@@ -27,7 +27,6 @@ HTTP framing and the connection limits are the model server's own (nbsage.runtim
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import queue
@@ -52,8 +51,7 @@ TARGET_VARIANT = "x-amzn-sagemaker-target-variant"
 INVOKED_VARIANT = "X-Amzn-Invoked-Production-Variant"
 _HOP_BY_HOP = {"connection", "content-length", "transfer-encoding", "keep-alive", "date", "server",
                "content-type"}
-_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
-          http.client.CannotSendRequest, http.client.BadStatusLine)
+SHADOW_NICENESS = 10
 METRIC_WINDOW = 60  # seconds of per-second invocation counts and latencies kept for metrics
 
 
@@ -79,11 +77,83 @@ def _percentile(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def _lower_priority() -> None:
+    """A shadow's model servers yield the CPU to production's: on a shared machine a shadow test must
+    not slow the answers callers get."""
+    from nbsage.backends.runtime_process import die_with_parent
+    die_with_parent()
+    try:
+        os.nice(SHADOW_NICENESS)
+    except OSError:
+        pass
+
+
 class Unreachable(Exception):
     """An instance could not be reached (refused, reset before an answer): try another one."""
 
 
 # ---- one model server -----------------------------------------------------------------------------
+class Upstream:
+    """One kept-alive connection to a model server: the request goes out in one sendall, the answer is
+    read by its Content-Length (the model server always sends one). Leaner than http.client, whose
+    header parsing would be most of what the front adds to a request."""
+
+    def __init__(self, port: int, timeout: float):
+        self.sock = socket.create_connection((HOST, port), timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.reader = self.sock.makefile("rb", buffering=65536)
+
+    def exchange(self, head: bytes, body: bytes) -> tuple[int, list[tuple[str, str]], bytes, bool]:
+        """(status, headers, body, server closes) for one request; ConnectionResetError when the
+        server closed the connection before answering."""
+        if len(body) < 65536:
+            self.sock.sendall(head + body)
+        else:
+            self.sock.sendall(head)
+            self.sock.sendall(body)
+        line = self.reader.readline(65537)
+        if not line:
+            raise ConnectionResetError("the model server closed the connection")
+        parts = line.split(None, 2)
+        status = int(parts[1])
+        headers, length, close = [], None, False
+        while True:
+            raw = self.reader.readline(65537)
+            if raw in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = raw.decode("latin-1").partition(":")
+            name, value = name.strip(), value.strip()
+            low = name.lower()
+            if low == "content-length":
+                length = int(value)
+            elif low == "connection" and "close" in value.lower():
+                close = True
+            headers.append((name, value))
+        if length is None:
+            data, close = self.reader.read(), True
+        else:
+            data = self.reader.read(length) if length else b""
+            if len(data) < length:
+                raise ConnectionResetError("the model server closed the connection mid-answer")
+        return status, headers, data, close
+
+    def close(self) -> None:
+        try:
+            self.reader.close()
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def request_head(headers: dict, length: int) -> bytes:
+    """The request line and headers of POST /invocations to a model server."""
+    lines = ["POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\n"]
+    for name, value in headers.items():
+        lines.append(f"{name}: {value}\r\n")
+    lines.append(f"Content-Length: {length}\r\n\r\n")
+    return "".join(lines).encode("latin-1", errors="replace")
+
+
 class Instance:
     """One model server process of a variant, with its pool of kept-alive connections."""
 
@@ -96,7 +166,7 @@ class Instance:
         self.port: int | None = None
         self.in_flight = 0
         self.state = "starting"  # starting -> serving -> draining -> stopped; failed
-        self.idle: deque[http.client.HTTPConnection] = deque()
+        self.idle: deque[Upstream] = deque()
         self.failure: str | None = None
 
     @property
@@ -121,8 +191,9 @@ class Instance:
         env.update({str(k): str(v) for k, v in (serve.get("Environment") or {}).items()})
         if serve.get("EntryPoint"):
             env["SAGEMAKER_PROGRAM"] = serve["EntryPoint"]
+        preexec = _lower_priority if self.variant.shadow else die_with_parent
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, cwd=self.folder, env=env,
-                                     preexec_fn=die_with_parent, close_fds=True)
+                                     preexec_fn=preexec, close_fds=True)
 
     def check_started(self, ping_timeout: float) -> bool | None:
         """True once the server answers /ping, False when it ended (self.failure says why), else None."""
@@ -144,16 +215,13 @@ class Instance:
             return True
         return None
 
-    def connection(self) -> tuple[http.client.HTTPConnection, bool]:
+    def connection(self) -> tuple["Upstream", bool]:
         try:
             return self.idle.pop(), True
         except IndexError:
-            conn = http.client.HTTPConnection(HOST, self.port, timeout=self.variant.timeout)
-            conn.connect()
-            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            return conn, False
+            return Upstream(self.port, self.variant.timeout), False
 
-    def send(self, body: bytes, headers: dict) -> tuple[int, bytes, str, dict]:
+    def send(self, head: bytes, body: bytes) -> tuple[int, bytes, str, dict]:
         """POST /invocations on a pooled connection (a stale kept-alive one is replaced once)."""
         for attempt in (0, 1):
             try:
@@ -161,23 +229,28 @@ class Instance:
             except OSError as exc:
                 raise Unreachable(f"{type(exc).__name__}: {exc}") from None
             try:
-                conn.request("POST", "/invocations", body=body, headers=headers)
-                response = conn.getresponse()
-                data = response.read()
-            except (OSError, http.client.HTTPException) as exc:
+                status, headers, data, close = conn.exchange(head, body)
+            except (OSError, ValueError) as exc:
                 conn.close()
-                if attempt == 0 and reused and isinstance(exc, _STALE):
-                    continue
                 if isinstance(exc, (socket.timeout, TimeoutError)):
                     return error_answer(504, "ModelTimeout", f"the model did not answer within "
                                                              f"{self.variant.timeout:g} s")
+                if attempt == 0 and reused:
+                    continue  # a kept-alive connection the server has since closed
                 raise Unreachable(f"{type(exc).__name__}: {exc}") from None
-            if response.will_close:
+            if close:
                 conn.close()
             else:
                 self.idle.append(conn)
-            extra = {k: v for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP}
-            return response.status, data, response.getheader("Content-Type") or "", extra
+            content_type = ""
+            extra = {}
+            for name, value in headers:
+                low = name.lower()
+                if low == "content-type":
+                    content_type = value
+                elif low not in _HOP_BY_HOP:
+                    extra[name] = value
+            return status, data, content_type, extra
         raise Unreachable("the connection closed twice")  # not reached
 
     def close_connections(self) -> None:
@@ -316,11 +389,25 @@ def _text(data: bytes, limit: int = 4096) -> str | None:
 
 
 # ---- the front server --------------------------------------------------------------------------------
+_pending = threading.local()  # the shadow copies of the request this connection thread is answering
+
+
+class FrontConnection(Connection):
+    """A client connection to the front: shadow copies leave only after the caller's answer has."""
+
+    def send(self, status: int, body: bytes = b"", content_type: str = "", extra: dict | None = None,
+             close: bool = False) -> None:
+        try:
+            super().send(status, body, content_type, extra, close)
+        finally:
+            self.server.queue_shadow_copies()
+
+
 class Front(LimitedServer):
     """The HTTP side: routes invocations over the current routing table."""
 
     def __init__(self, address, timeout: float):
-        super().__init__(address, Connection,
+        super().__init__(address, FrontConnection,
                          max_connections=int(_env_number("NBSAGE_MAX_CONNECTIONS", 128)),
                          header_timeout=_env_number("NBSAGE_HEADER_TIMEOUT_SECONDS", 10.0),
                          keep_alive_timeout=_env_number("NBSAGE_KEEP_ALIVE_TIMEOUT_SECONDS", 60.0),
@@ -378,13 +465,14 @@ class Front(LimitedServer):
 
     def forward(self, variant: Variant, body: bytes, headers: dict) -> tuple[int, bytes, str, dict]:
         """One request to one of the variant's instances; an unreachable instance is left for another."""
+        head = request_head(headers, len(body))
         avoid: set = set()
         for _ in range(3):
             inst = self._acquire(variant, avoid)
             if inst is None:
                 break
             try:
-                return inst.send(body, headers)
+                return inst.send(head, body)
             except Unreachable as exc:
                 avoid.add(id(inst))
                 print(f"nbsage endpoint front: variant {variant.name!r} instance {inst.number} is unreachable "
@@ -434,14 +522,22 @@ class Front(LimitedServer):
         extra[INVOKED_VARIANT] = variant.name
         shadows = self.shadows
         if shadows and target is None:
-            for shadow, share in shadows:
-                if share >= 1.0 or random.random() < share:
-                    job = (shadow, body, upstream, variant.name, status, out, ctype, ms)
-                    try:
-                        self.shadow_queue.put_nowait(job)
-                    except queue.Full:
-                        self.shadow_log.add(shadow.name, {}, dropped=True)
+            jobs = [(shadow, body, upstream, variant.name, status, out, ctype, ms) for shadow, share in shadows
+                    if share >= 1.0 or random.random() < share]
+            if jobs:
+                _pending.jobs = jobs  # queued once the caller's answer is sent (FrontConnection.send)
         return status, out, ctype, extra
+
+    def queue_shadow_copies(self) -> None:
+        jobs = getattr(_pending, "jobs", None)
+        if not jobs:
+            return
+        _pending.jobs = None
+        for job in jobs:
+            try:
+                self.shadow_queue.put_nowait(job)
+            except queue.Full:
+                self.shadow_log.add(job[0].name, {}, dropped=True)
 
     def shadow_worker(self, stopping: threading.Event) -> None:
         """Send the queued copies to their shadow variants; failures are counted, never raised."""
