@@ -199,11 +199,22 @@ def test_a_plain_endpoint_updated_under_traffic_moves_behind_a_front_without_a_f
     assert session.describe_endpoint("plain")["ProductionVariants"][0]["ModelName"] == "model-two"
 
 
-def test_a_model_that_fails_to_load_rolls_the_update_back(session, archives, tmp_path):
-    models(session, archives, "one")
+def test_boto3_calls_build_an_endpoint_and_a_model_that_fails_to_load_rolls_the_update_back(session, archives,
+                                                                                             tmp_path):
+    sm, runtime = session.sagemaker_client, session.sagemaker_runtime_client
+    sm.create_model(ModelName="model-one", PrimaryContainer={"ModelDataUrl": str(archives["one"])})
+    sm.create_endpoint_config(EndpointConfigName="rollback", ProductionVariants=[
+        {"VariantName": "A", "ModelName": "model-one", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large",
+         "InitialVariantWeight": 1}])
+    assert sm.create_endpoint(EndpointName="rollback", EndpointConfigName="rollback")["EndpointArn"]
+    assert session.wait_for_endpoint("rollback")["EndpointStatus"] == "InService"
+    answer = runtime.invoke_endpoint(EndpointName="rollback", Body=b"1,1,1", ContentType="text/csv",
+                                     Accept="text/csv", TargetVariant="A")
+    assert answer["InvokedProductionVariant"] == "A" and answer["Body"].read() == b"6.0\n"
+    assert sm.list_endpoint_configs()["EndpointConfigs"][0]["EndpointConfigName"] == "rollback"
+
     broken = make_tarball(tmp_path, "def model_fn(model_dir):\n    raise RuntimeError('weights.bin is missing')\n")
     session.create_model("broken", container_defs={"ModelDataUrl": str(broken)})
-    session.endpoint_from_production_variants("rollback", [production_variant("model-one", "local", 1, "A")])
     session.create_endpoint_config("rollback-2", "broken", 1, "local")
     with pytest.raises(EndpointError, match="weights.bin is missing"):
         session.update_endpoint("rollback", "rollback-2")
