@@ -37,6 +37,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from collections import deque
 from pathlib import Path
 
@@ -790,9 +791,15 @@ class Controller:
         code = 0
         try:
             while not self.stopping.is_set():
-                if not self._reconcile():
-                    code = 1 if self.status == "Failed" else 0
-                    break
+                try:
+                    if not self._reconcile():
+                        code = 1 if self.status == "Failed" else 0
+                        break
+                except Exception:  # noqa: BLE001 - a bug of ours must not take the serving variants down
+                    print("nbsage endpoint front: unexpected error while applying the endpoint's record:",
+                          file=sys.stderr)
+                    traceback.print_exc(file=sys.stderr)
+                    sys.stderr.flush()
                 self.wake.wait(1.0)
                 self.wake.clear()
         finally:

@@ -313,6 +313,26 @@ def create_endpoint(session, endpoint_name: str, endpoint_config_name: str, wait
     return describe_endpoint(session, endpoint_name)
 
 
+def deploy_instances(session, endpoint_name: str, container: dict, instance_type: str, count: int,
+                     wait: bool = True, startup_timeout: float | None = None,
+                     accelerator_type: str | None = None) -> dict:
+    """deploy() with initial_instance_count > 1: the model recorded (CreateModel), an endpoint config of one
+    variant, AllTraffic, with `count` instances, and the endpoint running it behind its front."""
+    from nbsage.store.names import unique_name
+    if any(r["name"] == endpoint_name for r in session.store.list_endpoints()):
+        session.store.create_endpoint(endpoint_name, {})  # raises the usual "already exists" error
+    model_name = endpoint_name if session.store.find_model(endpoint_name) is None else unique_name(endpoint_name[:30])
+    create_model(session, model_name, container)
+    config_name = endpoint_name if session.store.find_endpoint_config(endpoint_name) is None \
+        else unique_name(endpoint_name[:30])
+    variant = {"VariantName": "AllTraffic", "ModelName": model_name, "InitialInstanceCount": count,
+               "InitialVariantWeight": 1.0, "InstanceType": instance_type}
+    if accelerator_type:
+        variant["AcceleratorType"] = accelerator_type
+    create_endpoint_config(session, config_name, [variant])
+    return create_endpoint(session, endpoint_name, config_name, wait=wait, startup_timeout=startup_timeout)
+
+
 def _signal_front(record: dict) -> None:
     try:
         os.kill(record["pid"], signal.SIGHUP)

@@ -163,9 +163,11 @@ def test_requests_split_by_weight_honour_target_variant_and_follow_weight_change
 
 
 def test_update_endpoint_to_a_new_model_under_traffic_fails_no_request(session, archives):
-    models(session, archives, "one", "two")
-    session.endpoint_from_production_variants("swap", [production_variant("model-one", "local", 1, "AllTraffic")])
+    models(session, archives, "two")
+    Model(str(archives["one"]), sagemaker_session=session).deploy(initial_instance_count=2, endpoint_name="swap")
+    assert session.describe_endpoint("swap")["ProductionVariants"][0]["CurrentInstanceCount"] == 2
     old_group = set(process_group(session.store.get_endpoint("swap")["pid"]))
+    assert len(old_group) == 3  # the front and 2 model servers behind the endpoint's one address
     traffic = Traffic(session, "swap")
     try:
         traffic.more(30)
