@@ -348,6 +348,7 @@ class Variant:
         self.timeout = timeout
         self.started_at = time.time()
         self.numbers = 0
+        self.retired = False  # out of the routing table
 
     def serving(self) -> list[Instance]:
         return [i for i in self.instances if i.state == "serving"]
@@ -390,6 +391,36 @@ def _text(data: bytes, limit: int = 4096) -> str | None:
 
 
 # ---- the front server --------------------------------------------------------------------------------
+class Table:
+    """Where requests go: production variants with their cumulative weights, shadows with their share."""
+
+    def __init__(self, production: list["Variant"], shadows: list["Variant"]):
+        total, cumulative = 0.0, []
+        for v in production:
+            total += max(0.0, v.weight)
+            cumulative.append(total)
+        self.production, self.cumulative = production, cumulative
+        # a shadow's weight over production's total is the share of requests it gets a copy of
+        self.shadows = [(s, min(1.0, max(0.0, s.weight) / (total or 1.0))) for s in shadows]
+        self.by_name = {(v.shadow, v.name): v for v in production + shadows}
+
+    def pick(self, target: str | None) -> "Variant | None":
+        """The variant named by TargetVariant (None when there is none), else one drawn by weight."""
+        if target is not None:
+            v = self.by_name.get((False, target))
+            return v
+        cumulative = self.cumulative
+        if not cumulative:
+            return None
+        if cumulative[-1] <= 0:
+            return self.production[0]
+        x = random.random() * cumulative[-1]
+        for v, edge in zip(self.production, cumulative):
+            if x < edge:
+                return v
+        return self.production[-1]
+
+
 _pending = threading.local()  # the shadow copies of the request this connection thread is answering
 
 
@@ -416,72 +447,63 @@ class Front(LimitedServer):
                          max_payload=int(_env_number("SAGEMAKER_MAX_PAYLOAD_IN_MB", 6) * 1024 * 1024))
         self.lock = threading.Lock()
         self.endpoint_name = ""
-        self.production: list[Variant] = []
-        self.cumulative: list[float] = []
-        self.shadows: list[tuple[Variant, float]] = []
+        self.table = Table([], [])
         self.shadow_queue: queue.Queue = queue.Queue(maxsize=int(_env_number("NBSAGE_SHADOW_QUEUE", 256)))
         self.shadow_log = ShadowLog(int(_env_number("NBSAGE_SHADOW_SAMPLES", 1000)))
 
-    # the routing table is replaced whole, under the lock, so a request sees one table or the other
     def set_table(self, production: list[Variant], shadows: list[Variant]) -> None:
-        total, cumulative = 0.0, []
-        for v in production:
-            total += max(0.0, v.weight)
-            cumulative.append(total)
-        production_weight = total or 1.0
+        """Replace the routing table in one step; the variants left out are retired (a request that
+        picked one a moment before goes to its successor of the same name, or is routed again)."""
+        table = Table(production, shadows)
         with self.lock:
-            self.production, self.cumulative = production, cumulative
-            self.shadows = [(s, min(1.0, max(0.0, s.weight) / production_weight)) for s in shadows]
+            old, self.table = self.table, table
+            for v in old.production + [s for s, _ in old.shadows]:
+                if table.by_name.get((v.shadow, v.name)) is not v:
+                    v.retired = True
 
-    def _pick_variant(self, target: str | None) -> Variant | None:
-        if target is not None:
-            for v in self.production:
-                if v.name == target:
-                    return v
-            return None
-        cumulative = self.cumulative
-        if not cumulative or cumulative[-1] <= 0:
-            return self.production[0] if self.production else None
-        x = random.random() * cumulative[-1]
-        for v, edge in zip(self.production, cumulative):
-            if x < edge:
-                return v
-        return self.production[-1]
-
-    def _acquire(self, variant: Variant, avoid: set) -> Instance | None:
+    def _acquire(self, variant: Variant, avoid: set) -> tuple[Variant, Instance | None]:
         """The variant's least busy serving instance, counted in flight (under the table's lock, so a
         drain that sees zero in flight knows no request can still pick it)."""
         with self.lock:
+            if variant.retired:
+                table = self.table
+                successor = table.by_name.get((variant.shadow, variant.name))
+                if successor is None and not variant.shadow:
+                    successor = table.pick(None)
+                if successor is None:
+                    return variant, None
+                variant = successor
             best = None
             for inst in variant.instances:
                 if inst.state == "serving" and id(inst) not in avoid and (best is None or inst.in_flight < best.in_flight):
                     best = inst
             if best is not None:
                 best.in_flight += 1
-            return best
+            return variant, best
 
     def _release(self, inst: Instance) -> None:
         with self.lock:
             inst.in_flight -= 1
 
-    def forward(self, variant: Variant, body: bytes, headers: dict) -> tuple[int, bytes, str, dict]:
-        """One request to one of the variant's instances; an unreachable instance is left for another."""
+    def forward(self, variant: Variant, body: bytes, headers: dict) -> tuple[Variant, tuple[int, bytes, str, dict]]:
+        """One request to one of the variant's instances (an unreachable one is left for another): the
+        variant that answered and its answer."""
         head = request_head(headers, len(body))
         avoid: set = set()
         for _ in range(3):
-            inst = self._acquire(variant, avoid)
+            variant, inst = self._acquire(variant, avoid)
             if inst is None:
                 break
             try:
-                return inst.send(head, body)
+                return variant, inst.send(head, body)
             except Unreachable as exc:
                 avoid.add(id(inst))
                 print(f"nbsage endpoint front: variant {variant.name!r} instance {inst.number} is unreachable "
                       f"({exc}); trying another", file=sys.stderr, flush=True)
             finally:
                 self._release(inst)
-        return busy_answer(f"variant {variant.name!r} of endpoint {self.endpoint_name!r} has no instance "
-                           "answering now; retry")
+        return variant, busy_answer(f"variant {variant.name!r} of endpoint {self.endpoint_name!r} has no instance "
+                                    "answering now; retry")
 
     def answer(self, method: str, path: str, body: bytes, headers: dict, deadline: float):
         if path == "/invocations":
@@ -489,7 +511,7 @@ class Front(LimitedServer):
                 return error_answer(405, "MethodNotAllowed", "use POST /invocations")
             return self.invoke(body, headers)
         if path == "/ping":
-            if any(v.serving() for v in self.production):
+            if any(v.serving() for v in self.table.production):
                 return 200, b'{"status": "Healthy"}\n', "application/json", None
             return error_answer(503, "ModelNotReady", "no production variant is serving yet")
         return error_answer(404, "NotFound", f"no route {method} {path}; an endpoint answers GET /ping and "
@@ -497,10 +519,11 @@ class Front(LimitedServer):
 
     def invoke(self, body: bytes, headers: dict):
         target = headers.get(TARGET_VARIANT)
-        variant = self._pick_variant(target)
+        table = self.table
+        variant = table.pick(target)
         if variant is None:
             if target is not None:
-                names = ", ".join(repr(v.name) for v in self.production)
+                names = ", ".join(repr(v.name) for v in table.production)
                 return error_answer(400, "ValidationError",
                                     f"The variant {target!r} is not present in the endpoint config of endpoint "
                                     f"{self.endpoint_name!r}; its production variants are {names} "
@@ -515,13 +538,13 @@ class Front(LimitedServer):
         started = time.perf_counter()
         status = 500
         try:
-            status, out, ctype, extra = self.forward(variant, body, upstream)
+            variant, (status, out, ctype, extra) = self.forward(variant, body, upstream)
         finally:
             ms = (time.perf_counter() - started) * 1000
             metrics.finished(status, ms)
         extra = dict(extra or {})
         extra[INVOKED_VARIANT] = variant.name
-        shadows = self.shadows
+        shadows = table.shadows
         if shadows and target is None:
             jobs = [(shadow, body, upstream, variant.name, status, out, ctype, ms) for shadow, share in shadows
                     if share >= 1.0 or random.random() < share]
@@ -552,7 +575,7 @@ class Front(LimitedServer):
             started = time.perf_counter()
             shadow_status, shadow_out, shadow_type = 500, b"", ""
             try:
-                shadow_status, shadow_out, shadow_type, _ = self.forward(shadow, body, upstream)
+                _, (shadow_status, shadow_out, shadow_type, _) = self.forward(shadow, body, upstream)
             except Exception as exc:  # noqa: BLE001 - a shadow's failure is only counted
                 shadow_out = f"{type(exc).__name__}: {exc}".encode()
             finally:
@@ -684,6 +707,7 @@ class Controller:
                 variant.instances = [i for i in variant.instances if i not in starting]
             raise RuntimeError(failure)
         # the switch: one routing table for the other, then the old instances drain
+        self.front.set_table([v for (s, _), v in plan.items() if not s], [v for (s, _), v in plan.items() if s])
         with self.front.lock:
             for variant, extra in kept_extra:
                 variant.instances = [i for i in variant.instances if i not in extra]
@@ -693,7 +717,6 @@ class Controller:
                 if inst.state == "serving":
                     inst.state = "draining"
         self.variants = plan
-        self.front.set_table([v for (s, _), v in plan.items() if not s], [v for (s, _), v in plan.items() if s])
         self.applied = config
         self.write_state()
         self._drain_and_stop(leaving + [i for _, extra in kept_extra for i in extra])
