@@ -209,6 +209,20 @@ class EndpointInvokeHandler(_Base):
                                  body.get("Accept") or None, stats=self.stats))
 
 
+class EndpointShadowHandler(_Base):
+    @web.authenticated
+    @authorized
+    async def get(self, name):
+        self.send(await self.run(console.shadow_report, name))
+
+
+class EndpointShadowPromoteHandler(_Base):
+    @web.authenticated
+    @authorized
+    async def post(self, name):
+        self.send(await self.run(console.promote_shadow, name))
+
+
 class PlacesHandler(_Base):
     @web.authenticated
     @authorized
@@ -271,6 +285,8 @@ def routes(base_url: str) -> list[tuple]:
         (f"jobs/{NAME}/artifacts", JobArtifactsHandler), ("models", ModelsHandler),
         ("endpoints", EndpointsHandler), (f"endpoints/{NAME}", EndpointHandler),
         (f"endpoints/{NAME}/invoke", EndpointInvokeHandler), ("places", PlacesHandler),
+        (f"endpoints/{NAME}/shadow", EndpointShadowHandler),
+        (f"endpoints/{NAME}/shadow/promote", EndpointShadowPromoteHandler),
         ("openapi.yaml", OpenAPIHandler), ("events", EventsHandler),
     ]
     return [(url_path_join(api, path), handler) for path, handler in table]
