@@ -152,6 +152,9 @@ def _describe_front(session, record: dict) -> dict:
     if record.get("failure_reason"):
         out["FailureReason"] = record["failure_reason"]
     out["Url"] = f"http://{record['host']}:{record['port']}" if record.get("port") else None
+    production = record["config"].get("ProductionVariants") or []
+    if production:  # the first production variant's, as a plain endpoint's (what ListModels matches on)
+        out["ModelDataUrl"] = (session.store.find_model(production[0]["ModelName"]) or {}).get("ModelDataUrl")
     out["LogFile"] = str(endpoint_dir(session, record["name"]) / LOG_NAME)
     return out
 
