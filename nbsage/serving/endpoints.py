@@ -39,6 +39,7 @@ STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL; NBSAGE_STOP_GRACE_SECON
 LOG_NAME = "server.log"
 READY_NAME = "ready"
 ADDRESS_NAME = "address"  # touched when the endpoint moves to another port (nbsage.serving.variants)
+ADDRESS_CHECK = 0.05  # seconds between looks at it; a move waits longer than this before the old port closes
 
 
 # ---- where an endpoint lives on disk -----------------------------------------------------------
@@ -433,7 +434,7 @@ def _connect(session, name: str) -> http.client.HTTPConnection:
                                       timeout=_invocation_timeout(record["config"]) + 10.0)
     conn.connect()
     conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    _connections()[(str(session.home), name)] = (conn, record, marker, mark)
+    _connections()[(str(session.home), name)] = [conn, record, marker, mark, time.monotonic() + ADDRESS_CHECK]
     return conn
 
 
@@ -504,9 +505,13 @@ def invoke_endpoint(session, name: str, body, content_type: str | None = None, a
         headers["X-Amzn-SageMaker-Target-Model"] = _check_target_model(session, name, target_model)
     key = (str(session.home), name)
     entry = _connections().get(key)
-    if entry is not None and _address_mark(entry[2]) != entry[3]:
-        _drop_connection(session, name)
-        entry = None
+    if entry is not None:
+        now = time.monotonic()
+        if now >= entry[4]:  # a stat per ADDRESS_CHECK seconds, not per request
+            entry[4] = now + ADDRESS_CHECK
+            if _address_mark(entry[2]) != entry[3]:
+                _drop_connection(session, name)
+                entry = None
     reused = entry is not None
     if target_variant is not None:
         if entry is None:
