@@ -2,6 +2,9 @@
 comparing production with the shadow, and promoting the shadow with no failed request."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from nbsage.errors import EndpointError, ValidationError
@@ -9,7 +12,7 @@ from nbsage.predictor import Predictor
 from nbsage.serving import endpoints, variants
 from nbsage.serving.shadow import prediction_values
 from nbsage.session import production_variant
-from support import make_tarball, wait_for
+from support import make_tarball, release, wait_for
 
 # a classifier: label 1 when rows @ weights is above THRESHOLD (from the model's Environment)
 LABELS = """
@@ -24,7 +27,8 @@ def predict_fn(data, model):
     return (np.atleast_2d(np.asarray(data, dtype=float)) @ weights > threshold).astype(int)
 """
 
-# a regressor that fails on rows whose first feature is negative
+# a regressor that fails on rows whose first feature is negative, and holds a row whose first feature
+# is 5 until the test opens HOLD_PIPE (a FIFO), saying so first in HOLD_PIPE.held
 PICKY = """
 import os
 import numpy as np
@@ -36,6 +40,10 @@ def predict_fn(data, model):
     rows = np.atleast_2d(np.asarray(data, dtype=float))
     if (rows[:, 0] < 0).any():
         raise ValueError("a negative first feature")
+    if rows[0, 0] == 5:
+        open(os.environ["HOLD_PIPE"] + ".held", "w").close()
+        with open(os.environ["HOLD_PIPE"]) as pipe:
+            pipe.read()
     return rows @ model
 """
 
@@ -98,9 +106,13 @@ def test_a_shadow_classifier_gets_a_copy_and_the_report_gives_label_agreement_th
         Predictor("labels", session).promote_shadow()
 
 
-def test_shadow_failures_never_reach_the_caller_and_the_report_gives_the_regression_difference(session, archives):
+def test_shadow_failures_never_reach_the_caller_and_the_report_gives_the_regression_difference(session, archives,
+                                                                                              tmp_path):
+    pipe = tmp_path / "hold"
+    os.mkfifo(pipe)
     session.create_model("linear", container_defs={"ModelDataUrl": str(archives["linear"])})
-    session.create_model("picky", container_defs={"ModelDataUrl": str(archives["picky"])})
+    session.create_model("picky", container_defs={"ModelDataUrl": str(archives["picky"]),
+                                                  "Environment": {"HOLD_PIPE": str(pipe)}})
     session.endpoint_from_production_variants(
         "regress", [production_variant("linear", "local", 1, "Live")],
         shadow_production_variants=[production_variant("picky", "local", 1, "Shadow")])
@@ -110,11 +122,20 @@ def test_shadow_failures_never_reach_the_caller_and_the_report_gives_the_regress
         data, variant = invoke(session, "regress", f"{x1},1,{x3}".encode())
         assert variant == "Live" and float(data) == x1 + 2 + 3 * x3
     wait_for(lambda: shadow_sent(session, "regress", 20), 60, "20 requests copied to the shadow")
+    # while the shadow holds a copy, the callers' requests are answered all the same
+    try:
+        assert invoke(session, "regress", b"5,0,0") == (b"5.0\n", "Live")
+        wait_for(lambda: Path(f"{pipe}.held").exists(), 60, "the shadow to hold its copy")
+        for _ in range(5):
+            assert invoke(session, "regress", b"1,0,0") == (b"1.0\n", "Live")
+    finally:
+        release(pipe)
+    wait_for(lambda: shadow_sent(session, "regress", 26), 60, "the held copy and those behind it to be sent")
     report = Predictor("regress", session).shadow_report()
     assert report.summary["Shadow"]["Errors"] == 10 and report.summary["Live"]["Errors"] == 0
-    assert report.problem_type == "regression" and report.agreement["Compared"] == 10
-    # compared rows have x1 = 1 and x3 in (0, 2) alternately: differences 0 and 1
-    assert report.agreement["MeanAbsoluteDifference"] == pytest.approx(0.5)
+    assert report.problem_type == "regression" and report.agreement["Compared"] == 16
+    # compared rows: x1 = 1 and x3 in (0, 2) alternately (differences 0 and 1), then 6 rows with x3 = 0
+    assert report.agreement["MeanAbsoluteDifference"] == pytest.approx(5 / 16)
     assert report.agreement["MaxAbsoluteDifference"] == pytest.approx(1.0)
     assert "Shadow" in repr(report)
     with pytest.raises(ValidationError, match="TargetVariant must name one of them"):
