@@ -153,6 +153,14 @@ def _describe_front(session, record: dict) -> dict:
     if record.get("failure_reason"):
         out["FailureReason"] = record["failure_reason"]
     out["Url"] = f"http://{record['host']}:{record['port']}" if record.get("port") else None
+    capture = record["config"].get("DataCaptureConfig")
+    if capture:
+        try:
+            from nbsage.serving.capture import STATUS_NAME, describe_capture
+        except ImportError:  # data capture not there: the config as recorded
+            out["DataCaptureConfig"] = capture
+        else:
+            out["DataCaptureConfig"] = describe_capture(capture, endpoint_dir(session, record["name"]) / STATUS_NAME)
     production = record["config"].get("ProductionVariants") or []
     if production:  # the first production variant's, as a plain endpoint's (what ListModels matches on)
         out["ModelDataUrl"] = (session.store.find_model(production[0]["ModelName"]) or {}).get("ModelDataUrl")
