@@ -342,7 +342,7 @@ def create_endpoint(session, endpoint_name: str, endpoint_config_name: str, wait
 
 def deploy_instances(session, endpoint_name: str, container: dict, instance_type: str, count: int,
                      wait: bool = True, startup_timeout: float | None = None,
-                     accelerator_type: str | None = None) -> dict:
+                     accelerator_type: str | None = None, data_capture_config=None) -> dict:
     """deploy() with initial_instance_count > 1: the model recorded (CreateModel), an endpoint config of one
     variant, AllTraffic, with `count` instances, and the endpoint running it behind its front."""
     from nbsage.store.names import unique_name
@@ -356,7 +356,7 @@ def deploy_instances(session, endpoint_name: str, container: dict, instance_type
                "InitialVariantWeight": 1.0, "InstanceType": instance_type}
     if accelerator_type:
         variant["AcceleratorType"] = accelerator_type
-    create_endpoint_config(session, config_name, [variant])
+    create_endpoint_config(session, config_name, [variant], data_capture_config=data_capture_config)
     return create_endpoint(session, endpoint_name, config_name, wait=wait, startup_timeout=startup_timeout)
 
 
