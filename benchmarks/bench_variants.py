@@ -19,11 +19,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 REQUESTS, ROUND = 3000, 250
 
 
-def main(requests: int = REQUESTS) -> dict:
+def main(requests: int = REQUESTS, write: bool = True) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["NBSAGE_HOME"] = str(Path(tmp) / "home")
         from support import make_tarball
@@ -59,8 +60,32 @@ def main(requests: int = REQUESTS) -> dict:
         result[f"{name}_p99_ms"] = float(np.percentile(values, 99))
     result["front_adds_p50_ms"] = result["front_p50_ms"] - result["direct_p50_ms"]
     result["shadow_adds_p50_ms"] = result["shadowed_p50_ms"] - result["front_p50_ms"]
+    if write:
+        _write(result, requests)
     return result
 
 
+def _write(r: dict, requests: int) -> None:
+    from common import write_section
+    load = os.getloadavg()[0]
+    body = f"""
+One-row CSV requests to a small linear model through `invoke_endpoint` (one keep-alive client,
+{requests} requests per endpoint in interleaved rounds of {ROUND}; `python benchmarks/bench_variants.py`).
+Load average at the start of the run: {load:.1f} on {os.cpu_count()} cores{" (a loaded machine: other work ran alongside)" if load > (os.cpu_count() or 1) else ""}.
+
+| endpoint | p50 | p99 |
+|---|---|---|
+| plain `deploy()`: one direct model server | {r["direct_p50_ms"]:.3f} ms | {r["direct_p99_ms"]:.3f} ms |
+| one production variant behind the front | {r["front_p50_ms"]:.3f} ms | {r["front_p99_ms"]:.3f} ms |
+| the same with a shadow getting a copy of every request | {r["shadowed_p50_ms"]:.3f} ms | {r["shadowed_p99_ms"]:.3f} ms |
+
+The front adds **{r["front_adds_p50_ms"]:.3f} ms** at p50 (one loopback hop and its parsing); a shadow copying
+every request adds **{r["shadow_adds_p50_ms"]:.3f} ms** (copies leave after the caller's answer, and a
+shadow's model servers run at a lower CPU priority). A plain one-instance `deploy()` keeps the direct server.
+"""
+    write_section("Endpoint variants: what the front and a shadow add", body)
+
+
 if __name__ == "__main__":
-    print(main(int(sys.argv[1]) if len(sys.argv) > 1 else REQUESTS))
+    args = [a for a in sys.argv[1:] if a != "--no-write"]
+    print(main(int(args[0]) if args else REQUESTS, write="--no-write" not in sys.argv))
