@@ -15,6 +15,7 @@ import bench_place_startup  # noqa: E402
 import bench_places  # noqa: E402
 import bench_reliability  # noqa: E402
 import bench_transform  # noqa: E402
+import bench_variants  # noqa: E402
 import bench_xgboost_training  # noqa: E402
 
 if __name__ == "__main__":
@@ -28,4 +29,5 @@ if __name__ == "__main__":
     print("Reliability (load and fault):", bench_reliability.main())
     print("Batch transform:", bench_transform.main(memory_mb="64,2048"))
     print("Data capture:", bench_capture.main())
+    print("Endpoint variants (front, shadow):", bench_variants.main())
     print("Results written to", Path(__file__).with_name("RESULTS.md"))
