@@ -199,18 +199,13 @@ class Model:
     def deploy(self, initial_instance_count: int = 1, instance_type: str = "local", endpoint_name: str | None = None,
                serializer=None, deserializer=None, wait: bool = True, **kwargs):
         """Start an endpoint serving this model; returns a Predictor (predictor_cls) for it."""
-        self.data_capture_config = kwargs.pop("data_capture_config", None)  # recorded (nbsage.model_monitor)
-        if self.data_capture_config is not None and getattr(self.data_capture_config, "enable_capture", False):
-            import warnings
-            from nbsage.model_monitor import LATER_FEATURE
-            warnings.warn(f"data_capture_config is recorded but nothing is captured: {LATER_FEATURE}",
-                          UserWarning, stacklevel=2)
+        self.data_capture_config = kwargs.pop("data_capture_config", None)  # nbsage.serving.capture
         unsupported = sorted(k for k, v in kwargs.items() if v is not None and k not in ("accelerator_type", "tags",
                                                                                           "kms_key", "volume_size"))
         if unsupported:
             raise ValidationError(f"Model.deploy() does not take {', '.join(unsupported)} yet; it takes "
                                   "initial_instance_count, instance_type, endpoint_name, serializer, "
-                                  "deserializer and wait")
+                                  "deserializer, data_capture_config and wait")
         from nbsage.serving.endpoints import deploy
         from nbsage.session import check_name, unique_name
         session = self._session()
@@ -221,7 +216,7 @@ class Model:
         deploy(session, endpoint_name, model_data, algorithm=self.algorithm,
                entry_point=self.server_entry_point, environment=self.env, instance_type=instance_type,
                initial_instance_count=initial_instance_count, wait=wait, image_uri=self.image_uri,
-               accelerator_type=kwargs.get("accelerator_type"))
+               accelerator_type=kwargs.get("accelerator_type"), data_capture_config=self.data_capture_config)
         self.endpoint_name = endpoint_name
         if self.predictor_cls is None:
             return None

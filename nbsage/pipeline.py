@@ -69,12 +69,11 @@ class PipelineModel:
                accelerator_type: str | None = None, tags=None, kms_key=None, volume_size=None,
                data_capture_config=None, **kwargs):
         """Start one endpoint serving the models in order; returns a Predictor (predictor_cls)."""
-        unsupported = sorted(k for k, v in {**kwargs, "data_capture_config": data_capture_config}.items()
-                             if v is not None)
+        unsupported = sorted(k for k, v in kwargs.items() if v is not None)
         if unsupported:
             raise ValidationError(f"PipelineModel.deploy() does not take {', '.join(unsupported)} yet; it takes "
                                   "initial_instance_count, instance_type, serializer, deserializer, "
-                                  "endpoint_name, wait and accelerator_type")
+                                  "endpoint_name, wait, accelerator_type and data_capture_config")
         from nbsage.serving.endpoints import deploy
         from nbsage.serving.pipelines import server_environment
         from nbsage.session import check_name, unique_name
@@ -84,7 +83,7 @@ class PipelineModel:
         containers = self.pipeline_container_def(instance_type)
         deploy(session, endpoint_name, containers[0]["ModelDataUrl"], environment=server_environment(containers),
                instance_type=instance_type, initial_instance_count=initial_instance_count, wait=wait,
-               containers=containers, accelerator_type=accelerator_type)
+               containers=containers, accelerator_type=accelerator_type, data_capture_config=data_capture_config)
         self.endpoint_name = endpoint_name
         if self.predictor_cls is None:
             return None

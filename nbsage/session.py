@@ -183,7 +183,7 @@ class Session:
         if isinstance(model, Model) and model_environment_vars:
             model.env.update({str(k): str(v) for k, v in model_environment_vars.items()})
         model.deploy(initial_instance_count=initial_instance_count, instance_type=instance_type,
-                     endpoint_name=name or job_name, wait=wait)
+                     endpoint_name=name or job_name, wait=wait, data_capture_config=data_capture_config)
         return name or job_name
 
     # ---- models, endpoint configs and variants (nbsage.serving.variants) ------------------------------

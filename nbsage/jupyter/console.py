@@ -369,6 +369,22 @@ def deploy(session, job_name: str, endpoint_name: str | None = None, instance_co
     return describe_endpoint(session, name)
 
 
+
+# ---- monitoring schedules (nbsage.model_monitor) -------------------------------------------------
+def list_monitoring_schedules(session) -> list[dict]:
+    from nbsage.model_monitor import list_monitoring_schedules
+    return list_monitoring_schedules(session)
+
+
+def describe_monitoring_schedule(session, name: str) -> dict:
+    from nbsage.errors import JobError
+    from nbsage.model_monitor import describe_monitoring_schedule
+    try:
+        return describe_monitoring_schedule(name, session)
+    except JobError as e:
+        raise NotFound(str(e)) from None
+
+
 # ---- places -------------------------------------------------------------------------------------
 def list_places(session) -> list[dict]:
     """Every place with what it offers; a place that cannot describe itself here says why."""

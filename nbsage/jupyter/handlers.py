@@ -209,6 +209,20 @@ class EndpointInvokeHandler(_Base):
                                  body.get("Accept") or None, stats=self.stats))
 
 
+
+class MonitoringSchedulesHandler(_Base):
+    @web.authenticated
+    @authorized
+    async def get(self):
+        self.send({"MonitoringScheduleSummaries": await self.run(console.list_monitoring_schedules)})
+
+
+class MonitoringScheduleHandler(_Base):
+    @web.authenticated
+    @authorized
+    async def get(self, name):
+        self.send(await self.run(console.describe_monitoring_schedule, name))
+
 class PlacesHandler(_Base):
     @web.authenticated
     @authorized
@@ -271,6 +285,7 @@ def routes(base_url: str) -> list[tuple]:
         (f"jobs/{NAME}/artifacts", JobArtifactsHandler), ("models", ModelsHandler),
         ("endpoints", EndpointsHandler), (f"endpoints/{NAME}", EndpointHandler),
         (f"endpoints/{NAME}/invoke", EndpointInvokeHandler), ("places", PlacesHandler),
+        ("monitoring-schedules", MonitoringSchedulesHandler), (f"monitoring-schedules/{NAME}", MonitoringScheduleHandler),
         ("openapi.yaml", OpenAPIHandler), ("events", EventsHandler),
     ]
     return [(url_path_join(api, path), handler) for path, handler in table]

@@ -15,7 +15,9 @@ SAGEMAKER_PROGRAM (the entry point when none is given). nbsage's own: NBSAGE_INV
 (overrides the toolkit's), NBSAGE_MAX_QUEUED_INVOCATIONS (requests that may wait for a worker,
 default 100; past it 503 with Retry-After), NBSAGE_MAX_CONNECTIONS (default 128),
 NBSAGE_HEADER_TIMEOUT_SECONDS (default 10), NBSAGE_KEEP_ALIVE_TIMEOUT_SECONDS (default 60);
-NBSAGE_ACCESS_LOG=1 prints one line per request to stderr.
+NBSAGE_ACCESS_LOG=1 prints one line per request to stderr. Data capture (sampled requests and
+responses written as SageMaker's capture files, off the request path) is `nbsage.runtime.data_capture`,
+configured by NBSAGE_DATA_CAPTURE_CONFIG.
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ from nbsage.runtime.http1 import Connection, LimitedServer, busy_answer, error_a
 DEFAULT_MAX_PAYLOAD_MB = 6
 DEFAULT_INVOCATION_TIMEOUT = 60.0  # SageMaker gives a container 60 s to answer /invocations
 CUSTOM_ATTRIBUTES = "x-amzn-sagemaker-custom-attributes"
+INFERENCE_ID = "x-amzn-sagemaker-inference-id"
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -167,6 +170,7 @@ class ModelServer(LimitedServer):
         self._admit_lock = threading.Lock()
         self.default_accept = os.environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT") or None
         self.access_log = os.environ.get("NBSAGE_ACCESS_LOG", "").lower() in ("1", "true", "yes")
+        self.capture = None  # a nbsage.runtime.data_capture.DataCapture when the endpoint captures data
 
     @property
     def port(self) -> int:
@@ -232,13 +236,17 @@ class ModelServer(LimitedServer):
         if deadline is None:
             deadline = time.monotonic() + self.limits.invocation_timeout
         try:
-            return future.result(timeout=max(0.0, deadline - time.monotonic()))
+            answer = future.result(timeout=max(0.0, deadline - time.monotonic()))
         except FutureTimeout:
             limit = self.limits.invocation_timeout
             print(f"nbsage model server: /invocations did not answer within {limit:g} s (504)",
                   file=sys.stderr, flush=True)
             return _error(504, "ModelTimeout",
                           f"the model did not answer within {limit:g} s (NBSAGE_INVOCATION_TIMEOUT_SECONDS)")
+        capture = self.capture
+        if capture is not None and answer[0] == 200:  # a draw and a queue put: never a wait
+            capture.offer(body, content_type, answer[1], answer[2], headers.get(INFERENCE_ID))
+        return answer
 
     def _release(self, _future=None) -> None:
         with self._admit_lock:
@@ -312,6 +320,8 @@ def serve(model_dir: str, algorithm: str | None = None, entry_point: str | None 
     if os.environ.get("SAGEMAKER_BIND_TO_PORT") and port == 8080:
         port = int(os.environ["SAGEMAKER_BIND_TO_PORT"])
     server = ModelServer((host, port))  # the loaded handler declares its empty_body_status
+    from nbsage.runtime.data_capture import DataCapture
+    server.capture = DataCapture.from_environment()
     stop = threading.Event()
 
     def on_signal(signum, frame):
@@ -350,4 +360,6 @@ def serve(model_dir: str, algorithm: str | None = None, entry_point: str | None 
     finally:
         server.shutdown()
         server.server_close()
+        if server.capture is not None:
+            server.capture.close()  # what was captured reaches the destination before the process ends
     return code

@@ -136,6 +136,10 @@ def _describe(session, record: dict) -> dict:
     }
     if record.get("failure_reason"):
         out["FailureReason"] = record["failure_reason"]
+    if config.get("DataCaptureConfig"):
+        from nbsage.serving.capture import STATUS_NAME, describe_capture
+        out["DataCaptureConfig"] = describe_capture(config["DataCaptureConfig"],
+                                                    endpoint_dir(session, record["name"]) / STATUS_NAME)
     out["Url"] = f"http://{record['host']}:{record['port']}" if record.get("port") else None
     out["ModelDataUrl"] = config.get("ModelDataUrl")
     out["LogFile"] = str(endpoint_dir(session, record["name"]) / LOG_NAME)
@@ -269,7 +273,7 @@ def deploy(session, endpoint_name: str, model_data: str, algorithm: str | None =
            entry_point: str | None = None, environment: dict | None = None, instance_type: str = "local",
            initial_instance_count: int = 1, wait: bool = True, image_uri: str | None = None,
            startup_timeout: float = STARTUP_TIMEOUT, containers: list[dict] | None = None,
-           accelerator_type: str | None = None) -> dict:
+           accelerator_type: str | None = None, data_capture_config=None) -> dict:
     """Create an endpoint serving `model_data` and return its DescribeEndpoint description.
 
     model_data is a model.tar.gz (local path or any fsspec URL) or a local model directory.
@@ -278,7 +282,9 @@ def deploy(session, endpoint_name: str, model_data: str, algorithm: str | None =
     archive's code/inference.py is used). `environment` is the container environment. With
     wait=False it returns while Creating; describe_endpoint/wait_for_endpoint follow it.
     `containers` (CreateModel's Containers) serves a serial inference pipeline instead of one model
-    (nbsage.serving.pipelines); a GPU instance_type or accelerator_type needs a GPU here (nbsage.serving.gpu)."""
+    (nbsage.serving.pipelines); a GPU instance_type or accelerator_type needs a GPU here (nbsage.serving.gpu).
+    `data_capture_config` (the SDK's DataCaptureConfig or CreateEndpointConfig's dict) has the servers
+    capture sampled requests and responses (nbsage.serving.capture)."""
     from nbsage.serving.gpu import DEVICE_ENV, inference_device
     from nbsage.store.names import check_name
     check_name(endpoint_name, "endpoint")
@@ -294,6 +300,8 @@ def deploy(session, endpoint_name: str, model_data: str, algorithm: str | None =
         algorithm = algorithms.get(algorithm).name
     if int(initial_instance_count) < 1:
         raise EndpointError(f"initial_instance_count must be at least 1, got {initial_instance_count}")
+    from nbsage.serving.capture import STATUS_NAME, capture_config, server_environment
+    capture = capture_config(data_capture_config, session)
     config = {
         "EndpointConfigName": endpoint_name,
         "VariantName": VARIANT,
@@ -309,6 +317,8 @@ def deploy(session, endpoint_name: str, model_data: str, algorithm: str | None =
         config["Containers"] = [dict(c) for c in containers]
     if accelerator_type:
         config["AcceleratorType"] = accelerator_type
+    if capture is not None:
+        config["DataCaptureConfig"] = capture
     store = session.store
     store.create_endpoint(endpoint_name, config)
     folder = endpoint_dir(session, endpoint_name)
@@ -338,6 +348,7 @@ def deploy(session, endpoint_name: str, model_data: str, algorithm: str | None =
         server_env = _server_env(environment, entry_point)
         if device != "cpu":
             server_env[DEVICE_ENV] = device
+        server_env.update(server_environment(capture, endpoint_name, VARIANT, folder / STATUS_NAME, session))
         # the supervisor runs the server as its child and replaces it when it dies (serving/supervisor.py)
         cmd = [sys.executable, "-m", "nbsage.serving.supervisor", "--db", str(store.path),
                "--name", endpoint_name, "--folder", str(folder), "--", *cmd]

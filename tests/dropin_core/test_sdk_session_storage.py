@@ -83,12 +83,13 @@ def test_recordio_written_by_amazon_common_reads_back_as_records(tmp_path):
         smac.write_numpy_to_dense_tensor(io.BytesIO(), np.zeros(3))
 
 
-def test_model_monitor_takes_a_data_capture_config_and_its_monitors_name_the_later_feature():
-    from nbsage.model_monitor import DataCaptureConfig, DefaultModelMonitor, ModelMonitoringNotAvailable
+def test_model_monitor_takes_a_data_capture_config_and_the_monitors_it_lacks_name_the_one_it_has():
+    from nbsage.model_monitor import DataCaptureConfig, ModelBiasMonitor, ModelMonitoringNotAvailable
     config = DataCaptureConfig(enable_capture=True, sampling_percentage=50, destination_s3_uri="s3://b/capture")
     assert config._to_request_dict()["InitialSamplingPercentage"] == 50
-    with pytest.raises(ModelMonitoringNotAvailable, match="model monitoring .* later nbsage feature"):
-        DefaultModelMonitor(role="r", instance_count=1, instance_type="ml.m5.xlarge")
+    assert config._to_request_dict()["CaptureOptions"] == [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}]
+    with pytest.raises(ModelMonitoringNotAvailable, match="DefaultModelMonitor"):
+        ModelBiasMonitor(role="r", instance_count=1, instance_type="ml.m5.xlarge")
 
 
 def test_an_s3_endpoint_in_the_aws_settings_makes_the_default_bucket_real_and_creates_it(s3_bucket, tmp_path):
