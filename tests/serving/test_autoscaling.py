@@ -91,3 +91,31 @@ def test_instances_follow_the_load_up_and_back_down_with_no_failed_request(sessi
     shown = desc["AutoScaling"]["ScalingActivities"]
     assert [a["ActivityId"] for a in shown[:1]] == [down["ActivityId"]]
     assert desc["AutoScaling"]["ScalableTargets"][0]["MinCapacity"] == 1
+
+
+def test_invocations_per_instance_scales_out_under_traffic_and_in_to_min_capacity_when_it_stops(session, tmp_path):
+    from nbsage.boto_clients import client
+    endpoints.deploy(session, "calls", str(make_tarball(tmp_path, BUSY)))
+    aas = client("application-autoscaling", sagemaker_session=session)
+    rid = "endpoint/calls/variant/AllTraffic"
+    aas.register_scalable_target(ServiceNamespace="sagemaker", ResourceId=rid,
+                                 ScalableDimension="sagemaker:variant:DesiredInstanceCount", MinCapacity=1,
+                                 MaxCapacity=2, EvaluationPeriod=1)
+    # 600 invocations per instance per minute is 10 a second: one busy client is far above it
+    aas.put_scaling_policy(PolicyName="calls-per-instance", ServiceNamespace="sagemaker", ResourceId=rid,
+                           ScalableDimension="sagemaker:variant:DesiredInstanceCount",
+                           PolicyType="TargetTrackingScaling", TargetTrackingScalingPolicyConfiguration={
+                               "TargetValue": 600.0, "ScaleOutCooldown": 0, "ScaleInCooldown": 1,
+                               "PredefinedMetricSpecification": {
+                                   "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"}})
+
+    def activities(to: int):
+        acts = aas.describe_scaling_activities(ServiceNamespace="sagemaker", ResourceId=rid)["ScalingActivities"]
+        return [a for a in acts if a["ToInstanceCount"] == to and a["StatusCode"] == "Successful"]
+
+    with Load(session, "calls", threads=1) as load:
+        (up,) = wait_for(lambda: activities(2), timeout=240, what="a scale-out to MaxCapacity")
+    assert load.failures == [] and "SageMakerVariantInvocationsPerInstance" in up["Cause"]
+    assert "scale out to 2 (MaxCapacity)" in up["Cause"]
+    (down,) = wait_for(lambda: activities(1), timeout=240, what="a scale-in once the traffic stopped")
+    assert "was 0 per instance" in down["Cause"] and "(MinCapacity)" in down["Cause"]

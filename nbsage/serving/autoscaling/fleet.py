@@ -6,8 +6,8 @@ that created it. `FrontFleet` is what the controller asks:
 
 - `instance_count(variant)`: the variant's instances serving now;
 - `metrics(variant, seconds)`: per-instance values over the last `seconds`, by predefined metric type —
-  SageMakerVariantInvocationsPerInstance from the front's per-second invocation counts (whole seconds in
-  the window, scaled to a minute, divided by the instances), and
+  SageMakerVariantInvocationsPerInstance from the front's per-second invocation counts (the window's last
+  whole seconds, scaled to a minute, divided by the instances), and
   SageMakerVariantConcurrentRequestsPerModelHighResolution as the mean of the requests in flight, sampled
   every controller.SAMPLE_SECONDS, divided by the instances; None (no data) until the variant serves;
 - `set_instance_count(variant, count)`: nbsage.serving.variants.set_desired_instance_count — the front starts
@@ -16,7 +16,6 @@ that created it. `FrontFleet` is what the controller asks:
 """
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections import deque
@@ -60,8 +59,10 @@ class FrontFleet:
             return {}
         now = time.time()
         out: dict[str, float | None] = {IPI: None, CONCURRENCY: None}
-        first, last = math.ceil(now - seconds), int(now)  # the whole seconds inside the window
-        if last > first:
+        # the last whole seconds the window spans (at least one; the current second is still counting)
+        last = int(now)
+        first = last - max(1, round(seconds))
+        if variant.started_at <= first:
             with variant.metrics.lock:
                 calls = sum(c for s, c in variant.metrics.per_second if first <= s < last)
             out[IPI] = calls / count * 60.0 / (last - first)

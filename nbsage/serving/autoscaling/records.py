@@ -7,6 +7,7 @@ Scaling's DescribeScalingActivities rows: when, from how many instances to how m
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 
@@ -33,13 +34,18 @@ CREATE INDEX IF NOT EXISTS scaling_activities_endpoint ON scaling_activities(end
 """
 
 
+_made: set = set()  # (store file, pid) whose tables this process has made sure of
+
+
 class ScalingRecords:
     """Reads and writes of the autoscaling tables, on one MetadataStore."""
 
     def __init__(self, store):
         self.store = store
-        if not store.read_only:
+        key = (str(store.path), os.getpid())
+        if not store.read_only and key not in _made:  # once per process: describe_endpoint reads these often
             store._sql(lambda conn: conn.executescript(SCHEMA))
+            _made.add(key)
 
     def _rows(self, sql: str, args=()) -> list[dict]:
         try:
