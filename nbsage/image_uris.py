@@ -26,6 +26,7 @@ _BUILT_INS = {
     "blazingtext": ("blazingtext", "1", ("1", "latest")),
     "forecasting-deepar": ("forecasting-deepar", "1", ("1", "latest")),
     "object2vec": ("object2vec", "1", ("1", "latest")),
+    "seq2seq": ("seq2seq", "1", ("1", "latest")),
 }
 _ALIASES = {"linear_learner": "linear-learner", "deepar": "forecasting-deepar", "blazing-text": "blazingtext"}
 # script-mode frameworks: repository per image scope; the tag is <version>-<cpu|gpu>-<py>

@@ -261,7 +261,8 @@ class _Loop:
             log.info(f"#quality_metric: host={log.host}, {where} validation {name} <{_kind(name)}>={value!r}")
             self.env.metric(f"validation:{name}", value, step=p.checkpoint)
         log.info(f"#throughput_metric: host={log.host}, train throughput={self.pairs_seen / elapsed:.1f} records/second")
-        log.info(f"Speed: {self.train_tokens / elapsed:.1f} target tokens/second")
+        log.info(f"Speed: {self.train_tokens / elapsed:.1f} target tokens/second ({int(self.train_tokens)} "
+                 f"tokens in {elapsed:.3f} s)")
         metric = hps["optimized_metric"]
         value = metrics[metric]
         better = math.isnan(p.best_value) or (value > p.best_value if metric in MAXIMISED else value < p.best_value)
