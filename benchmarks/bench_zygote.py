@@ -85,9 +85,11 @@ def overhead(repeats: int) -> str:
     load.append(_load())
     m = {k: statistics.median(v) for k, v in times.items()}
     return (f"### 1-round job, 100 rows x 4\n\n"
-            f"| `Estimator.fit(logs=False)` to return | seconds (median) | fixed overhead (- anchor) |\n|---|---:|---:|\n"
+            f"| `Estimator.fit(logs=False)` to return | seconds (median) | fixed overhead (- anchor) |\n"
+            f"|---|---:|---:|\n"
             f"| through the zygote | **{m['zygote']:.3f}** | **{m['zygote'] - m['anchor']:.3f}** (target <= 0.25) |\n"
-            f"| fresh interpreters (NBSAGE_ZYGOTE=0, as before) | {m['fresh']:.3f} | {m['fresh'] - m['anchor']:.3f} |\n"
+            f"| fresh interpreters (NBSAGE_ZYGOTE=0, as before) | {m['fresh']:.3f} | "
+            f"{m['fresh'] - m['anchor']:.3f} |\n"
             f"| anchor: `xgboost.train`, 1 round on the same rows, this warm process | {m['anchor']:.4f} | |\n\n"
             f"Median of {repeats}, interleaved; zygote {[round(t, 3) for t in times['zygote']]}, "
             f"fresh {[round(t, 3) for t in times['fresh']]}; 1-minute load average {load[0]:.1f} before, "

@@ -281,9 +281,9 @@ class Zygote:
             return self.fail("its command line cannot be rewritten here (/proc/self/mem)")
         if _nbsage_dir() != self.nbsage_dir:
             return self.fail(f"it imports nbsage from {_nbsage_dir()}, not {self.nbsage_dir}")
-        _warm_up()
         if fingerprint(os.environ, self.nbsage_dir) != self.print_:
             return self.fail("its fingerprint differs from the one it was started for")
+        _warm_up()
         import threading
         if threading.active_count() > 1:
             return self.fail("importing started a Python thread; fork after threads is unsafe")

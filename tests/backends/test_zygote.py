@@ -84,14 +84,16 @@ def test_a_forked_job_trains_the_same_model_with_the_same_logs_as_a_fresh_interp
         assert job.describe()["TrainingJobStatus"] == "Completed"
     assert _model_bytes(forked_job) == _model_bytes(fresh_job)
     assert _logs(session, forked_job) == _logs(session, fresh_job)
-    finals = [{m["MetricName"]: m["Value"] for m in job.describe()["FinalMetricDataList"]} for job in (forked_job, fresh_job)]
+    finals = [{m["MetricName"]: m["Value"] for m in job.describe()["FinalMetricDataList"]}
+              for job in (forked_job, fresh_job)]
     assert finals[0] == finals[1] and "validation:logloss" in finals[0]
 
 
 HELD = """
     import os, signal, sys, time
     {ignore}
-    print("modules before the script's imports:", sorted(m for m in ("xgboost", "pyarrow", "nbsage") if m in sys.modules), flush=True)
+    seen = sorted(m for m in ("xgboost", "pyarrow", "nbsage") if m in sys.modules)
+    print("modules before the script's imports:", seen, flush=True)
     print("leak:", os.environ.get("NBSAGE_TEST_LEAK"), flush=True)
     open(os.path.join(os.environ["SM_MODEL_DIR"], "pid"), "w").write(str(os.getpid()))
     r = os.open({fifo!r}, os.O_RDONLY)  # blocks until the test opens it for writing
