@@ -415,9 +415,11 @@ def iter_batches(files: list[Path], batch_rows: int = DEFAULT_BATCH_ROWS, weight
 
 
 SMALL_REQUEST_BYTES = 2048  # below this a request is parsed cell by cell: pyarrow's set-up costs more
-# from this size a request is cut into blocks parsed side by side on pyarrow's threads (a 1,000-row
-# request in about 60% of the one-thread time, for no more CPU in all)
-THREADED_REQUEST_BYTES = 64 << 10
+# requests of this size are cut into blocks parsed side by side on pyarrow's threads (a 1,000-row
+# request in about 60% of the one-thread time on idle cores). Larger ones are batches (batch
+# transform's MultiRecord payloads), which arrive MaxConcurrentTransforms at a time and keep the
+# cores busy already: there, threads only add CPU.
+THREADED_REQUEST_BYTES = (64 << 10, 1 << 20)
 
 
 def read_features(body: bytes | str, num_features: int | None = None) -> np.ndarray:
@@ -448,8 +450,9 @@ def _read_features_whole(body: bytes | str) -> np.ndarray | None:
     if width is None or b'"' in data:  # no rows, or a quote (pyarrow unquotes; float() does not)
         return None
     names = [f"c{i}" for i in range(width)]
-    threads = len(data) >= THREADED_REQUEST_BYTES
-    block = max(THREADED_REQUEST_BYTES, min(1 << 20, len(data) // (2 * _cores()))) if threads else None
+    low, high = THREADED_REQUEST_BYTES
+    threads = low <= len(data) < high
+    block = max(low, len(data) // (2 * _cores())) if threads else None
     try:
         table = pacsv.read_csv(
             pa.py_buffer(data),

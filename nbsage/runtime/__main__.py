@@ -64,6 +64,6 @@ def exit_now(code: int) -> None:
 
 if __name__ == "__main__":
     status = main()
-    if sys.argv[1:2] == ["train"]:
+    if sys.argv[1:2] in (["train"], ["serve"]):  # a stopped model server too: a transform job ends when it has
         exit_now(status)
     sys.exit(status)

@@ -39,6 +39,7 @@ DEFAULT_MAX_PAYLOAD_MB = 6
 DEFAULT_INVOCATION_TIMEOUT = 60.0  # SageMaker gives a container 60 s to answer /invocations
 CUSTOM_ATTRIBUTES = "x-amzn-sagemaker-custom-attributes"
 INFERENCE_ID = "x-amzn-sagemaker-inference-id"
+SHUTDOWN_POLL_SECONDS = 0.05  # how soon the accept loop sees a stop (a transform job ends when its servers have)
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -187,7 +188,11 @@ class ModelServer(LimitedServer):
 
     def server_close(self) -> None:
         super().server_close()
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        with self._admit_lock:
+            idle = self._admitted == 0
+        # idle workers end at once (so the process can end without the interpreter's teardown); a model
+        # still answering is not waited for
+        self.pool.shutdown(wait=idle, cancel_futures=True)
 
     # ---- routes -------------------------------------------------------------------------------
     def answer(self, method: str, path: str, body: bytes, headers: dict, deadline: float):
@@ -329,7 +334,7 @@ def serve(model_dir: str, algorithm: str | None = None, entry_point: str | None 
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    loop = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
+    loop = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL_SECONDS},
                             name="nbsage-model-server", daemon=True)
     loop.start()
     print(f"nbsage model server: listening on http://{host}:{server.port}; loading the model from {model_dir}",

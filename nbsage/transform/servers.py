@@ -21,6 +21,7 @@ from nbsage.errors import NBSageError
 
 HOST = "127.0.0.1"
 STARTUP_SECONDS = float(os.environ.get("NBSAGE_TRANSFORM_STARTUP_SECONDS", "600"))
+READY_POLL_SECONDS = 0.05  # /ping while a server loads its model: the job waits at most this long past its readiness
 
 
 class ServerFailed(NBSageError):
@@ -135,7 +136,7 @@ class ModelServers:
 
     def _wait_ready(self, i: int, proc: subprocess.Popen) -> int:
         ready = self.folder / f"server-{i + 1}.ready"
-        deadline, poll = time.monotonic() + STARTUP_SECONDS, 0.02
+        deadline, poll = time.monotonic() + STARTUP_SECONDS, 0.01
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 failure = Path(f"{ready}.failure")
@@ -148,7 +149,7 @@ class ModelServers:
             if port and ping(port):
                 return port
             time.sleep(poll)  # polling the server's readiness, with a deadline
-            poll = min(poll * 1.5, 0.25)
+            poll = min(poll * 1.5, READY_POLL_SECONDS)
         raise ServerFailed(f"the model server of instance {i + 1} did not answer /ping within {STARTUP_SECONDS:g} s")
 
     def log_tail(self, i: int, lines: int = 5) -> str:

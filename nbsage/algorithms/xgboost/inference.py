@@ -27,6 +27,26 @@ from nbsage.inference_contract import EMPTY_BODY_IS_NO_CONTENT, InferenceHandler
 _PARALLEL_ROWS = 1024
 
 
+def request_threads() -> int:
+    """Threads one large request predicts with: every core on an endpoint; in a batch container
+    (SAGEMAKER_BATCH), its share of the cores, since batch transform keeps MaxConcurrentTransforms
+    requests in flight (the container's workers: one per core, unless the job says otherwise) and
+    threads beyond the cores only wait on each other (a third more CPU for the same rows)."""
+    cores = os.cpu_count() or 1
+    if os.environ.get("SAGEMAKER_BATCH", "").lower() != "true":
+        return cores
+    try:
+        concurrent = int(os.environ.get("SAGEMAKER_MAX_CONCURRENT_TRANSFORMS", "") or 0)
+    except ValueError:
+        concurrent = 0
+    if concurrent <= 0:
+        try:
+            concurrent = int(os.environ.get("SAGEMAKER_MODEL_SERVER_WORKERS", "") or cores)
+        except ValueError:
+            concurrent = cores
+    return max(1, cores // max(1, concurrent))
+
+
 def _scores(preds) -> list:
     """float32 -> the shortest decimal that reads back as the same float32 (0.4386, not 0.43860000371)."""
     if preds.ndim == 1:
@@ -56,9 +76,11 @@ class XGBoostHandler(InferenceHandler):
     empty_body_status = EMPTY_BODY_IS_NO_CONTENT  # SageMaker's XGBoost answers an empty request with 204
 
     def __init__(self, boosters: list, objective: str, num_class: int, num_features: int,
-                 selected_keys: list[str] | None = None, default_accept: str | None = None):
+                 selected_keys: list[str] | None = None, default_accept: str | None = None,
+                 threads: int | None = None):
         self.boosters = boosters
         self._parallel = None
+        self.threads = threads or os.cpu_count() or 1  # for a large request (request_threads)
         self.objective, self.num_class, self.num_features = objective, num_class, num_features
         self.selected_keys = selected_keys
         if default_accept in self.accepts:
@@ -91,7 +113,7 @@ class XGBoostHandler(InferenceHandler):
     def predictions(self, rows):
         """Raw predictions (probabilities, class indices or values), averaged or voted over models."""
         boosters = self.boosters
-        if rows.shape[0] >= _PARALLEL_ROWS:
+        if rows.shape[0] >= _PARALLEL_ROWS and self.threads > 1:
             boosters = self._parallel_boosters()
         outputs = [b.inplace_predict(rows) for b in boosters]
         if len(outputs) == 1:
@@ -106,12 +128,12 @@ class XGBoostHandler(InferenceHandler):
         if self._parallel is None:
             copies = [b.copy() for b in self.boosters]
             for b in copies:
-                b.set_param({"nthread": os.cpu_count() or 1})
+                b.set_param({"nthread": self.threads})
             self._parallel = copies
         return self._parallel
 
     def predict(self, body: bytes, content_type: str, accept: str) -> bytes:
-        if not body or not body.strip():
+        if not body or body.isspace():  # (strip() would copy a 6 MB batch to find out)
             return b""  # SageMaker answers an empty request with 204 No Content
         preds = self.predictions(self.parse(body, content_type))
         if self.selected_keys:
@@ -140,4 +162,4 @@ def load(model_dir) -> XGBoostHandler:
                             "the models of one directory must share their features")
     default_accept = os.environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "").split(";")[0].strip().lower() or None
     return XGBoostHandler(boosters, objective, num_class, num_features,
-                          output_keys.from_environment(), default_accept)
+                          output_keys.from_environment(), default_accept, request_threads())
