@@ -20,6 +20,7 @@ _MODULES = {
     "xgboost": "xgboost",
     "linear-learner": "linear_learner",
     "deepar": "deepar",
+    "object-detection": "object_detection",
 }
 
 
