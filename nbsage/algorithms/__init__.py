@@ -22,6 +22,7 @@ _MODULES = {
     "deepar": "deepar",
     "seq2seq": "seq2seq",
     "object2vec": "object2vec",
+    "object-detection": "object_detection",
 }
 
 
