@@ -169,6 +169,7 @@ class Instance:
         self.state = "starting"  # starting -> serving -> draining -> stopped; failed
         self.idle: deque[Upstream] = deque()
         self.failure: str | None = None
+        self.ping_failures = 0
 
     @property
     def ready_file(self) -> Path:
@@ -601,6 +602,11 @@ class Controller:
                                    _env_number("SAGEMAKER_MODEL_SERVER_TIMEOUT", 60.0))
         self.startup_timeout = _env_number("NBSAGE_STARTUP_TIMEOUT_SECONDS", 600.0)
         self.grace = _env_number("NBSAGE_STOP_GRACE_SECONDS", 5.0)
+        # the supervisor's health-check settings (nbsage.serving.supervisor), for each instance
+        self.health_interval = _env_number("NBSAGE_HEALTH_CHECK_INTERVAL_SECONDS", 5.0)
+        self.ping_timeout = _env_number("NBSAGE_HEALTH_CHECK_TIMEOUT_SECONDS", 2.0)
+        self.max_ping_failures = int(_env_number("NBSAGE_HEALTH_CHECK_FAILURES", 3))
+        self.next_health_check = time.monotonic() + self.health_interval
         self.front = Front((HOST, 0), self.timeout)
         self.front.endpoint_name = name
         self.variants: dict[tuple[bool, str], Variant] = {}
@@ -721,8 +727,32 @@ class Controller:
         self.write_state()
         self._drain_and_stop(leaving + [i for _, extra in kept_extra for i in extra])
 
+    def check_health(self) -> None:
+        """GET /ping each serving instance every health-check interval (outside the routing lock); one that
+        fails it `max_ping_failures` times in a row is killed, and replaced as a dead one is (a 503 with
+        Retry-After, a server at its connection cap, is busy, not unhealthy)."""
+        from nbsage.serving.supervisor import ping
+        now = time.monotonic()
+        if now < self.next_health_check:
+            return
+        self.next_health_check = now + self.health_interval
+        for variant in list(self.variants.values()):
+            for inst in list(variant.instances):
+                if inst.state != "serving" or inst.proc.poll() is not None:
+                    continue
+                if ping(inst.port, self.ping_timeout, busy_is_healthy=True):
+                    inst.ping_failures = 0
+                    continue
+                inst.ping_failures += 1
+                if inst.ping_failures >= self.max_ping_failures:
+                    print(f"nbsage endpoint front: variant {variant.name!r} instance {inst.number} failed GET /ping "
+                          f"{inst.ping_failures} times in a row; replacing it", file=sys.stderr, flush=True)
+                    inst.proc.kill()
+                    inst.proc.wait()
+
     def replace_dead(self) -> bool:
         """Instances whose process ended are dropped (the next pass starts new ones); True if any."""
+        self.check_health()
         dead = False
         with self.front.lock:
             for variant in self.variants.values():

@@ -87,7 +87,10 @@ def process_group(pid: int) -> list[int]:
     return [int(p) for p in out.split()]
 
 
-def test_requests_split_by_weight_honour_target_variant_and_follow_weight_changes_under_traffic(session, archives):
+def test_requests_split_by_weight_honour_target_variant_and_follow_weight_changes_under_traffic(session, archives,
+                                                                                              monkeypatch):
+    for name, value in (("INTERVAL", "0.2"), ("TIMEOUT", "0.5"), ("FAILURES", "2")):  # the front's checks
+        monkeypatch.setenv(f"NBSAGE_HEALTH_CHECK_{name}{'_SECONDS' if name != 'FAILURES' else ''}", value)
     models(session, archives, "one", "two")
     session.endpoint_from_production_variants("split", [production_variant("model-one", "local", 1, "A", 7),
                                                         production_variant("model-two", "local", 1, "B", 3)])
@@ -144,12 +147,12 @@ def test_requests_split_by_weight_honour_target_variant_and_follow_weight_change
     record = session.store.get_endpoint("split")
     group = process_group(record["pid"])
     assert len(group) == 4  # the front and its 3 model servers
-    # an instance that dies is replaced, and its requests go to another instance meanwhile
+    # an instance that stops answering fails its health checks and is replaced; its requests go to another
     traffic = Traffic(session, "split")
     try:
         traffic.more(20)
         victim = next(p for p in group if "/instances/variant-B-" in Path(f"/proc/{p}/cmdline").read_text())
-        os.kill(victim, signal.SIGKILL)
+        os.kill(victim, signal.SIGSTOP)
         wait_for(lambda: victim not in process_group(record["pid"]) and len(process_group(record["pid"])) == 4,
                  120, "the killed model server to be replaced")
         traffic.more(50)
