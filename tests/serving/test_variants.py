@@ -188,10 +188,17 @@ def test_update_endpoint_to_a_new_model_under_traffic_fails_no_request(session, 
     assert len(new_group) == 2 and len(old_group & new_group) == 1  # the front stayed; the old server is gone
 
 
-def test_a_plain_endpoint_updated_under_traffic_moves_behind_a_front_without_a_failed_request(session, archives):
+def test_a_plain_endpoint_updated_under_traffic_moves_behind_a_front_without_a_failed_request(session, archives,
+                                                                                            tmp_path):
     predictor = Model(str(archives["one"]), sagemaker_session=session).deploy(endpoint_name="plain")
     models(session, archives, "two")
     old_pid = session.store.get_endpoint("plain")["pid"]
+    broken = make_tarball(tmp_path, "def model_fn(model_dir):\n    raise RuntimeError('weights.bin is missing')\n")
+    session.create_model("broken", container_defs={"ModelDataUrl": str(broken)})
+    with pytest.raises(EndpointError, match="weights.bin is missing"):
+        predictor.update_endpoint(model_name="broken")
+    assert session.describe_endpoint("plain")["EndpointStatus"] == "InService" and pid_alive(old_pid)
+    assert invoke(session, "plain") == (6.0, "AllTraffic")
     traffic = Traffic(session, "plain")
     try:
         traffic.more(30)
