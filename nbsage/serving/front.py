@@ -31,6 +31,7 @@ import json
 import os
 import queue
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -266,14 +267,14 @@ class Instance:
         self.state = "stopped"
         self.close_connections()
         proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 # ---- what a variant's traffic looked like -----------------------------------------------------------
@@ -679,13 +680,14 @@ class Controller:
         starting: list[Instance] = []
         leaving: list[Instance] = []
         kept_extra: list[tuple[Variant, list[Instance]]] = []
+        weights: dict[int, float] = {}  # new weights of kept variants, set once the change goes through
         for shadow, spec in wanted:
             key = (shadow, spec["VariantName"])
             current = self.variants.get(key)
             count = int(spec.get("DesiredInstanceCount", spec.get("InitialInstanceCount", 1)))
             if current is not None and current.signature == json.dumps(spec["Serve"], sort_keys=True):
                 variant = current
-                variant.weight = float(spec.get("DesiredWeight", spec.get("InitialVariantWeight", 1.0)))
+                weights[id(variant)] = float(spec.get("DesiredWeight", spec.get("InitialVariantWeight", 1.0)))
                 alive = [i for i in variant.instances if i.state in ("serving", "starting")]
                 if len(alive) > count:
                     kept_extra.append((variant, alive[count:]))
@@ -713,6 +715,8 @@ class Controller:
                 variant.instances = [i for i in variant.instances if i not in starting]
             raise RuntimeError(failure)
         # the switch: one routing table for the other, then the old instances drain
+        for variant in plan.values():
+            variant.weight = weights.get(id(variant), variant.weight)
         self.front.set_table([v for (s, _), v in plan.items() if not s], [v for (s, _), v in plan.items() if s])
         with self.front.lock:
             for variant, extra in kept_extra:
@@ -763,6 +767,7 @@ class Controller:
                               f"({exit_text(inst.proc.returncode)}); starting another", file=sys.stderr, flush=True)
                         inst.state = "failed"
                         inst.close_connections()
+                        shutil.rmtree(inst.folder, ignore_errors=True)
                         dead = True
                 variant.instances = [i for i in variant.instances if i.state != "failed"]
         return dead
