@@ -264,17 +264,25 @@ class Instance:
                 return
 
     def stop(self, grace: float) -> None:
-        self.state = "stopped"
-        self.close_connections()
-        proc = self.proc
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
+        stop_all([self], grace)
+
+
+def stop_all(instances: list[Instance], grace: float) -> None:
+    """SIGTERM every instance at once, then wait for each (SIGKILL after `grace` seconds); folders removed."""
+    for inst in instances:
+        inst.state = "stopped"
+        inst.close_connections()
+        if inst.proc is not None and inst.proc.poll() is None:
+            inst.proc.terminate()
+    deadline = time.monotonic() + grace
+    for inst in instances:
+        if inst.proc is not None:
             try:
-                proc.wait(grace)
+                inst.proc.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        shutil.rmtree(self.folder, ignore_errors=True)
+                inst.proc.kill()
+                inst.proc.wait()
+        shutil.rmtree(inst.folder, ignore_errors=True)
 
 
 # ---- what a variant's traffic looked like -----------------------------------------------------------
@@ -668,8 +676,7 @@ class Controller:
             inst.state = "draining" if inst.state == "serving" else inst.state
         while any(i.in_flight for i in instances) and time.monotonic() < deadline:
             time.sleep(0.01)
-        for inst in instances:
-            inst.stop(self.grace)
+        stop_all(instances, self.grace)
 
     # ---- one pass -------------------------------------------------------------------------------
     def apply(self, config: dict) -> None:
@@ -709,8 +716,7 @@ class Controller:
                 leaving += variant.instances
         failure = self._wait_started(starting)
         if failure:
-            for inst in starting:
-                inst.stop(self.grace)
+            stop_all(starting, self.grace)
             for variant in plan.values():
                 variant.instances = [i for i in variant.instances if i not in starting]
             raise RuntimeError(failure)
@@ -863,9 +869,7 @@ class Controller:
         finally:
             self.front.shutdown()
             self.front.server_close()
-            for variant in self.variants.values():
-                for inst in variant.instances:
-                    inst.stop(self.grace)
+            stop_all([i for v in self.variants.values() for i in v.instances], self.grace)
         return code
 
     def _metrics_loop(self) -> None:
