@@ -23,6 +23,12 @@ servers (`python -m nbsage.runtime serve`), its children. The front:
   percentiles) twice a second, for describe_endpoint and autoscaling in other processes.
 
 HTTP framing and the connection limits are the model server's own (nbsage.runtime.http1).
+
+Environment knobs: NBSAGE_SHADOW_QUEUE (copies waiting for the shadow, default 256; past it a copy is
+dropped and counted), NBSAGE_SHADOW_SAMPLES (pairs kept for the report, default 1000), the
+supervisor's NBSAGE_HEALTH_CHECK_INTERVAL_SECONDS / _TIMEOUT_SECONDS / NBSAGE_HEALTH_CHECK_FAILURES
+for each instance, NBSAGE_STARTUP_TIMEOUT_SECONDS (a new instance's time to answer /ping, default 600),
+NBSAGE_STOP_GRACE_SECONDS, and the model server's NBSAGE_MAX_CONNECTIONS and timeouts.
 """
 from __future__ import annotations
 
