@@ -34,7 +34,48 @@ class SageMakerClient(_Client):
 
     service = "sagemaker"
     operations = ("list_endpoints", "describe_endpoint", "delete_endpoint", "describe_training_job",
-                  "list_training_jobs")
+                  "list_training_jobs", "create_model", "create_endpoint_config", "describe_endpoint_config",
+                  "list_endpoint_configs", "delete_endpoint_config", "create_endpoint", "update_endpoint",
+                  "update_endpoint_weights_and_capacities")
+
+    # ---- models, endpoint configs and variants (nbsage.serving.variants); like boto3, they return at once
+    def create_model(self, ModelName: str, PrimaryContainer: dict | None = None, Containers: list | None = None,
+                     **_) -> dict:  # noqa: N803
+        self._session.create_model(ModelName, container_defs=Containers or PrimaryContainer)
+        from nbsage.arns import arn
+        return {"ModelArn": arn("model", ModelName)}
+
+    def create_endpoint_config(self, EndpointConfigName: str, ProductionVariants: list,  # noqa: N803
+                               ShadowProductionVariants: list | None = None, DataCaptureConfig: dict | None = None,
+                               **_) -> dict:
+        self._session.create_endpoint_config_from_variants(EndpointConfigName, ProductionVariants,
+                                                           ShadowProductionVariants, DataCaptureConfig)
+        return {"EndpointConfigArn": self._session.describe_endpoint_config(EndpointConfigName)["EndpointConfigArn"]}
+
+    def describe_endpoint_config(self, EndpointConfigName: str) -> dict:  # noqa: N803
+        return self._session.describe_endpoint_config(EndpointConfigName)
+
+    def list_endpoint_configs(self, NameContains: str | None = None, MaxResults: int = 10, **_) -> dict:  # noqa: N803
+        configs = [c for c in self._session.list_endpoint_configs()
+                   if not NameContains or NameContains in c["EndpointConfigName"]]
+        return {"EndpointConfigs": configs[:int(MaxResults)]}
+
+    def delete_endpoint_config(self, EndpointConfigName: str) -> dict:  # noqa: N803
+        self._session.delete_endpoint_config(EndpointConfigName)
+        return {}
+
+    def create_endpoint(self, EndpointName: str, EndpointConfigName: str, **_) -> dict:  # noqa: N803
+        self._session.create_endpoint(EndpointName, EndpointConfigName, wait=False)
+        return {"EndpointArn": self._session.describe_endpoint(EndpointName)["EndpointArn"]}
+
+    def update_endpoint(self, EndpointName: str, EndpointConfigName: str, **_) -> dict:  # noqa: N803
+        self._session.update_endpoint(EndpointName, EndpointConfigName, wait=False)
+        return {"EndpointArn": self._session.describe_endpoint(EndpointName)["EndpointArn"]}
+
+    def update_endpoint_weights_and_capacities(self, EndpointName: str, DesiredWeightsAndCapacities: list,  # noqa: N803
+                                               **_) -> dict:
+        self._session.update_endpoint_weights_and_capacities(EndpointName, DesiredWeightsAndCapacities, wait=False)
+        return {"EndpointArn": self._session.describe_endpoint(EndpointName)["EndpointArn"]}
 
     def list_endpoints(self, NameContains: str | None = None, MaxResults: int = 10, StatusEquals=None,
                        SortBy=None, SortOrder=None, NextToken=None, **_) -> dict:  # noqa: N803 - boto3's names

@@ -128,9 +128,12 @@ class Predictor:
         return self.describe()["EndpointStatus"]
 
     def delete_endpoint(self, delete_endpoint_config: bool = True) -> None:
-        """Stop the endpoint's server and remove it."""
+        """Stop the endpoint's servers and remove it (and, as the SDK does, its endpoint config)."""
         from nbsage.serving.endpoints import delete_endpoint
+        config = self.sagemaker_session.store.get_endpoint(self.endpoint_name)["config"]
         delete_endpoint(self.sagemaker_session, self.endpoint_name)
+        if delete_endpoint_config and config.get("Front") and config.get("EndpointConfigName"):
+            self.sagemaker_session.delete_endpoint_config(config["EndpointConfigName"])
 
     def delete_model(self) -> None:
         """Nothing to do: nbsage keeps no separate model resource for an endpoint."""

@@ -270,6 +270,11 @@ class Session:
         variants.update_endpoint(self, endpoint_name, endpoint_config_name, wait=wait)
         return endpoint_name
 
+    def wait_for_endpoint(self, endpoint: str, poll: float = 30, live_logging: bool = False) -> dict:
+        """Block until the endpoint is InService (an update finished); its DescribeEndpoint answer."""
+        from nbsage.serving import endpoints
+        return endpoints.wait_for_endpoint(self, endpoint)
+
     def update_endpoint_weights_and_capacities(self, endpoint_name: str, desired_weights_and_capacities: list,
                                                wait: bool = True) -> str:
         """UpdateEndpointWeightsAndCapacities: [{"VariantName", "DesiredWeight", "DesiredInstanceCount"}]."""

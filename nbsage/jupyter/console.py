@@ -350,6 +350,30 @@ def delete_endpoint(session, name: str) -> None:
     session.delete_endpoint(name)
 
 
+def shadow_report(session, name: str) -> dict:
+    """The endpoint's shadow test (nbsage.serving.shadow): per-variant counts and latency, agreement."""
+    from nbsage.errors import EndpointError
+    from nbsage.serving.shadow import shadow_report as report
+    describe_endpoint(session, name)  # NotFound first
+    try:
+        return report(session, name).to_dict()
+    except EndpointError as e:
+        raise Conflict(str(e)) from None
+
+
+def promote_shadow(session, name: str) -> dict:
+    """Make the shadow the production variant (an update that drops no request); the new description."""
+    from nbsage.errors import EndpointError
+    from nbsage.serving.shadow import promote_shadow as promote
+    desc = describe_endpoint(session, name)
+    if not desc.get("ShadowProductionVariants"):
+        raise Conflict(f"endpoint {name!r} has no shadow variant to promote")
+    try:
+        return promote(session, name, wait=False)
+    except EndpointError as e:
+        raise Conflict(str(e)) from None
+
+
 def deploy(session, job_name: str, endpoint_name: str | None = None, instance_count: int = 1,
            wait: bool = False) -> dict:
     """Deploy a completed training job's model to a new endpoint (Creating until its server answers)."""

@@ -209,7 +209,6 @@ class EndpointInvokeHandler(_Base):
                                  body.get("Accept") or None, stats=self.stats))
 
 
-
 class MonitoringSchedulesHandler(_Base):
     @web.authenticated
     @authorized
@@ -222,6 +221,21 @@ class MonitoringScheduleHandler(_Base):
     @authorized
     async def get(self, name):
         self.send(await self.run(console.describe_monitoring_schedule, name))
+
+
+class EndpointShadowHandler(_Base):
+    @web.authenticated
+    @authorized
+    async def get(self, name):
+        self.send(await self.run(console.shadow_report, name))
+
+
+class EndpointShadowPromoteHandler(_Base):
+    @web.authenticated
+    @authorized
+    async def post(self, name):
+        self.send(await self.run(console.promote_shadow, name))
+
 
 class PlacesHandler(_Base):
     @web.authenticated
@@ -286,6 +300,8 @@ def routes(base_url: str) -> list[tuple]:
         ("endpoints", EndpointsHandler), (f"endpoints/{NAME}", EndpointHandler),
         (f"endpoints/{NAME}/invoke", EndpointInvokeHandler), ("places", PlacesHandler),
         ("monitoring-schedules", MonitoringSchedulesHandler), (f"monitoring-schedules/{NAME}", MonitoringScheduleHandler),
+        (f"endpoints/{NAME}/shadow", EndpointShadowHandler),
+        (f"endpoints/{NAME}/shadow/promote", EndpointShadowPromoteHandler),
         ("openapi.yaml", OpenAPIHandler), ("events", EventsHandler),
     ]
     return [(url_path_join(api, path), handler) for path, handler in table]

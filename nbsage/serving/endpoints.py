@@ -39,6 +39,7 @@ STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL; NBSAGE_STOP_GRACE_SECON
 LOG_NAME = "server.log"
 READY_NAME = "ready"
 ADDRESS_NAME = "address"  # touched when the endpoint moves to another port (nbsage.serving.variants)
+ADDRESS_CHECK = 0.05  # seconds between looks at it; a move waits longer than this before the old port closes
 
 
 # ---- where an endpoint lives on disk -----------------------------------------------------------
@@ -156,6 +157,17 @@ def _describe_front(session, record: dict) -> dict:
     if record.get("failure_reason"):
         out["FailureReason"] = record["failure_reason"]
     out["Url"] = f"http://{record['host']}:{record['port']}" if record.get("port") else None
+    capture = record["config"].get("DataCaptureConfig")
+    if capture:
+        try:
+            from nbsage.serving.capture import STATUS_NAME, describe_capture
+        except ImportError:  # data capture not there: the config as recorded
+            out["DataCaptureConfig"] = capture
+        else:
+            out["DataCaptureConfig"] = describe_capture(capture, endpoint_dir(session, record["name"]) / STATUS_NAME)
+    production = record["config"].get("ProductionVariants") or []
+    if production:  # the first production variant's, as a plain endpoint's (what ListModels matches on)
+        out["ModelDataUrl"] = (session.store.find_model(production[0]["ModelName"]) or {}).get("ModelDataUrl")
     out["LogFile"] = str(endpoint_dir(session, record["name"]) / LOG_NAME)
     return out
 
@@ -300,6 +312,14 @@ def deploy(session, endpoint_name: str, model_data: str, algorithm: str | None =
         algorithm = algorithms.get(algorithm).name
     if int(initial_instance_count) < 1:
         raise EndpointError(f"initial_instance_count must be at least 1, got {initial_instance_count}")
+    if int(initial_instance_count) > 1:  # N model servers behind one address (nbsage.serving.variants)
+        from nbsage.serving.variants import deploy_instances
+        container = {"Containers": [dict(c) for c in containers]} if containers is not None else {
+            "ModelDataUrl": model_data, "Algorithm": algorithm, "EntryPoint": entry_point, "ImageUri": image_uri,
+            "Environment": {str(k): _env_value(v) for k, v in (environment or {}).items()}}
+        return deploy_instances(session, endpoint_name, container, instance_type, int(initial_instance_count),
+                                wait=wait, startup_timeout=startup_timeout, accelerator_type=accelerator_type,
+                                data_capture_config=data_capture_config)
     from nbsage.serving.capture import STATUS_NAME, capture_config, server_environment
     capture = capture_config(data_capture_config, session)
     config = {
@@ -439,7 +459,7 @@ def _connect(session, name: str) -> http.client.HTTPConnection:
                                       timeout=_invocation_timeout(record["config"]) + 10.0)
     conn.connect()
     conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    _connections()[(str(session.home), name)] = (conn, record, marker, mark)
+    _connections()[(str(session.home), name)] = [conn, record, marker, mark, time.monotonic() + ADDRESS_CHECK]
     return conn
 
 
@@ -510,9 +530,13 @@ def invoke_endpoint(session, name: str, body, content_type: str | None = None, a
         headers["X-Amzn-SageMaker-Target-Model"] = _check_target_model(session, name, target_model)
     key = (str(session.home), name)
     entry = _connections().get(key)
-    if entry is not None and _address_mark(entry[2]) != entry[3]:
-        _drop_connection(session, name)
-        entry = None
+    if entry is not None:
+        now = time.monotonic()
+        if now >= entry[4]:  # a stat per ADDRESS_CHECK seconds, not per request
+            entry[4] = now + ADDRESS_CHECK
+            if _address_mark(entry[2]) != entry[3]:
+                _drop_connection(session, name)
+                entry = None
     reused = entry is not None
     if target_variant is not None:
         if entry is None:

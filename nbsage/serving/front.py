@@ -27,7 +27,6 @@ HTTP framing and the connection limits are the model server's own (nbsage.runtim
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import queue
@@ -38,6 +37,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from collections import deque
 from pathlib import Path
 
@@ -52,8 +52,7 @@ TARGET_VARIANT = "x-amzn-sagemaker-target-variant"
 INVOKED_VARIANT = "X-Amzn-Invoked-Production-Variant"
 _HOP_BY_HOP = {"connection", "content-length", "transfer-encoding", "keep-alive", "date", "server",
                "content-type"}
-_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
-          http.client.CannotSendRequest, http.client.BadStatusLine)
+SHADOW_NICENESS = 10
 METRIC_WINDOW = 60  # seconds of per-second invocation counts and latencies kept for metrics
 
 
@@ -79,11 +78,83 @@ def _percentile(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def _lower_priority() -> None:
+    """A shadow's model servers yield the CPU to production's: on a shared machine a shadow test must
+    not slow the answers callers get."""
+    from nbsage.backends.runtime_process import die_with_parent
+    die_with_parent()
+    try:
+        os.nice(SHADOW_NICENESS)
+    except OSError:
+        pass
+
+
 class Unreachable(Exception):
     """An instance could not be reached (refused, reset before an answer): try another one."""
 
 
 # ---- one model server -----------------------------------------------------------------------------
+class Upstream:
+    """One kept-alive connection to a model server: the request goes out in one sendall, the answer is
+    read by its Content-Length (the model server always sends one). Leaner than http.client, whose
+    header parsing would be most of what the front adds to a request."""
+
+    def __init__(self, port: int, timeout: float):
+        self.sock = socket.create_connection((HOST, port), timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.reader = self.sock.makefile("rb", buffering=65536)
+
+    def exchange(self, head: bytes, body: bytes) -> tuple[int, list[tuple[str, str]], bytes, bool]:
+        """(status, headers, body, server closes) for one request; ConnectionResetError when the
+        server closed the connection before answering."""
+        if len(body) < 65536:
+            self.sock.sendall(head + body)
+        else:
+            self.sock.sendall(head)
+            self.sock.sendall(body)
+        line = self.reader.readline(65537)
+        if not line:
+            raise ConnectionResetError("the model server closed the connection")
+        parts = line.split(None, 2)
+        status = int(parts[1])
+        headers, length, close = [], None, False
+        while True:
+            raw = self.reader.readline(65537)
+            if raw in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = raw.decode("latin-1").partition(":")
+            name, value = name.strip(), value.strip()
+            low = name.lower()
+            if low == "content-length":
+                length = int(value)
+            elif low == "connection" and "close" in value.lower():
+                close = True
+            headers.append((name, value))
+        if length is None:
+            data, close = self.reader.read(), True
+        else:
+            data = self.reader.read(length) if length else b""
+            if len(data) < length:
+                raise ConnectionResetError("the model server closed the connection mid-answer")
+        return status, headers, data, close
+
+    def close(self) -> None:
+        try:
+            self.reader.close()
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def request_head(headers: dict, length: int) -> bytes:
+    """The request line and headers of POST /invocations to a model server."""
+    lines = ["POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\n"]
+    for name, value in headers.items():
+        lines.append(f"{name}: {value}\r\n")
+    lines.append(f"Content-Length: {length}\r\n\r\n")
+    return "".join(lines).encode("latin-1", errors="replace")
+
+
 class Instance:
     """One model server process of a variant, with its pool of kept-alive connections."""
 
@@ -96,7 +167,7 @@ class Instance:
         self.port: int | None = None
         self.in_flight = 0
         self.state = "starting"  # starting -> serving -> draining -> stopped; failed
-        self.idle: deque[http.client.HTTPConnection] = deque()
+        self.idle: deque[Upstream] = deque()
         self.failure: str | None = None
 
     @property
@@ -121,8 +192,9 @@ class Instance:
         env.update({str(k): str(v) for k, v in (serve.get("Environment") or {}).items()})
         if serve.get("EntryPoint"):
             env["SAGEMAKER_PROGRAM"] = serve["EntryPoint"]
+        preexec = _lower_priority if self.variant.shadow else die_with_parent
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, cwd=self.folder, env=env,
-                                     preexec_fn=die_with_parent, close_fds=True)
+                                     preexec_fn=preexec, close_fds=True)
 
     def check_started(self, ping_timeout: float) -> bool | None:
         """True once the server answers /ping, False when it ended (self.failure says why), else None."""
@@ -144,16 +216,13 @@ class Instance:
             return True
         return None
 
-    def connection(self) -> tuple[http.client.HTTPConnection, bool]:
+    def connection(self) -> tuple["Upstream", bool]:
         try:
             return self.idle.pop(), True
         except IndexError:
-            conn = http.client.HTTPConnection(HOST, self.port, timeout=self.variant.timeout)
-            conn.connect()
-            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            return conn, False
+            return Upstream(self.port, self.variant.timeout), False
 
-    def send(self, body: bytes, headers: dict) -> tuple[int, bytes, str, dict]:
+    def send(self, head: bytes, body: bytes) -> tuple[int, bytes, str, dict]:
         """POST /invocations on a pooled connection (a stale kept-alive one is replaced once)."""
         for attempt in (0, 1):
             try:
@@ -161,23 +230,28 @@ class Instance:
             except OSError as exc:
                 raise Unreachable(f"{type(exc).__name__}: {exc}") from None
             try:
-                conn.request("POST", "/invocations", body=body, headers=headers)
-                response = conn.getresponse()
-                data = response.read()
-            except (OSError, http.client.HTTPException) as exc:
+                status, headers, data, close = conn.exchange(head, body)
+            except (OSError, ValueError) as exc:
                 conn.close()
-                if attempt == 0 and reused and isinstance(exc, _STALE):
-                    continue
                 if isinstance(exc, (socket.timeout, TimeoutError)):
                     return error_answer(504, "ModelTimeout", f"the model did not answer within "
                                                              f"{self.variant.timeout:g} s")
+                if attempt == 0 and reused:
+                    continue  # a kept-alive connection the server has since closed
                 raise Unreachable(f"{type(exc).__name__}: {exc}") from None
-            if response.will_close:
+            if close:
                 conn.close()
             else:
                 self.idle.append(conn)
-            extra = {k: v for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP}
-            return response.status, data, response.getheader("Content-Type") or "", extra
+            content_type = ""
+            extra = {}
+            for name, value in headers:
+                low = name.lower()
+                if low == "content-type":
+                    content_type = value
+                elif low not in _HOP_BY_HOP:
+                    extra[name] = value
+            return status, data, content_type, extra
         raise Unreachable("the connection closed twice")  # not reached
 
     def close_connections(self) -> None:
@@ -274,6 +348,7 @@ class Variant:
         self.timeout = timeout
         self.started_at = time.time()
         self.numbers = 0
+        self.retired = False  # out of the routing table
 
     def serving(self) -> list[Instance]:
         return [i for i in self.instances if i.state == "serving"]
@@ -316,11 +391,55 @@ def _text(data: bytes, limit: int = 4096) -> str | None:
 
 
 # ---- the front server --------------------------------------------------------------------------------
+class Table:
+    """Where requests go: production variants with their cumulative weights, shadows with their share."""
+
+    def __init__(self, production: list["Variant"], shadows: list["Variant"]):
+        total, cumulative = 0.0, []
+        for v in production:
+            total += max(0.0, v.weight)
+            cumulative.append(total)
+        self.production, self.cumulative = production, cumulative
+        # a shadow's weight over production's total is the share of requests it gets a copy of
+        self.shadows = [(s, min(1.0, max(0.0, s.weight) / (total or 1.0))) for s in shadows]
+        self.by_name = {(v.shadow, v.name): v for v in production + shadows}
+
+    def pick(self, target: str | None) -> "Variant | None":
+        """The variant named by TargetVariant (None when there is none), else one drawn by weight."""
+        if target is not None:
+            v = self.by_name.get((False, target))
+            return v
+        cumulative = self.cumulative
+        if not cumulative:
+            return None
+        if cumulative[-1] <= 0:
+            return self.production[0]
+        x = random.random() * cumulative[-1]
+        for v, edge in zip(self.production, cumulative):
+            if x < edge:
+                return v
+        return self.production[-1]
+
+
+_pending = threading.local()  # the shadow copies of the request this connection thread is answering
+
+
+class FrontConnection(Connection):
+    """A client connection to the front: shadow copies leave only after the caller's answer has."""
+
+    def send(self, status: int, body: bytes = b"", content_type: str = "", extra: dict | None = None,
+             close: bool = False) -> None:
+        try:
+            super().send(status, body, content_type, extra, close)
+        finally:
+            self.server.queue_shadow_copies()
+
+
 class Front(LimitedServer):
     """The HTTP side: routes invocations over the current routing table."""
 
     def __init__(self, address, timeout: float):
-        super().__init__(address, Connection,
+        super().__init__(address, FrontConnection,
                          max_connections=int(_env_number("NBSAGE_MAX_CONNECTIONS", 128)),
                          header_timeout=_env_number("NBSAGE_HEADER_TIMEOUT_SECONDS", 10.0),
                          keep_alive_timeout=_env_number("NBSAGE_KEEP_ALIVE_TIMEOUT_SECONDS", 60.0),
@@ -328,71 +447,63 @@ class Front(LimitedServer):
                          max_payload=int(_env_number("SAGEMAKER_MAX_PAYLOAD_IN_MB", 6) * 1024 * 1024))
         self.lock = threading.Lock()
         self.endpoint_name = ""
-        self.production: list[Variant] = []
-        self.cumulative: list[float] = []
-        self.shadows: list[tuple[Variant, float]] = []
+        self.table = Table([], [])
         self.shadow_queue: queue.Queue = queue.Queue(maxsize=int(_env_number("NBSAGE_SHADOW_QUEUE", 256)))
         self.shadow_log = ShadowLog(int(_env_number("NBSAGE_SHADOW_SAMPLES", 1000)))
 
-    # the routing table is replaced whole, under the lock, so a request sees one table or the other
     def set_table(self, production: list[Variant], shadows: list[Variant]) -> None:
-        total, cumulative = 0.0, []
-        for v in production:
-            total += max(0.0, v.weight)
-            cumulative.append(total)
-        production_weight = total or 1.0
+        """Replace the routing table in one step; the variants left out are retired (a request that
+        picked one a moment before goes to its successor of the same name, or is routed again)."""
+        table = Table(production, shadows)
         with self.lock:
-            self.production, self.cumulative = production, cumulative
-            self.shadows = [(s, min(1.0, max(0.0, s.weight) / production_weight)) for s in shadows]
+            old, self.table = self.table, table
+            for v in old.production + [s for s, _ in old.shadows]:
+                if table.by_name.get((v.shadow, v.name)) is not v:
+                    v.retired = True
 
-    def _pick_variant(self, target: str | None) -> Variant | None:
-        if target is not None:
-            for v in self.production:
-                if v.name == target:
-                    return v
-            return None
-        cumulative = self.cumulative
-        if not cumulative or cumulative[-1] <= 0:
-            return self.production[0] if self.production else None
-        x = random.random() * cumulative[-1]
-        for v, edge in zip(self.production, cumulative):
-            if x < edge:
-                return v
-        return self.production[-1]
-
-    def _acquire(self, variant: Variant, avoid: set) -> Instance | None:
+    def _acquire(self, variant: Variant, avoid: set) -> tuple[Variant, Instance | None]:
         """The variant's least busy serving instance, counted in flight (under the table's lock, so a
         drain that sees zero in flight knows no request can still pick it)."""
         with self.lock:
+            if variant.retired:
+                table = self.table
+                successor = table.by_name.get((variant.shadow, variant.name))
+                if successor is None and not variant.shadow:
+                    successor = table.pick(None)
+                if successor is None:
+                    return variant, None
+                variant = successor
             best = None
             for inst in variant.instances:
                 if inst.state == "serving" and id(inst) not in avoid and (best is None or inst.in_flight < best.in_flight):
                     best = inst
             if best is not None:
                 best.in_flight += 1
-            return best
+            return variant, best
 
     def _release(self, inst: Instance) -> None:
         with self.lock:
             inst.in_flight -= 1
 
-    def forward(self, variant: Variant, body: bytes, headers: dict) -> tuple[int, bytes, str, dict]:
-        """One request to one of the variant's instances; an unreachable instance is left for another."""
+    def forward(self, variant: Variant, body: bytes, headers: dict) -> tuple[Variant, tuple[int, bytes, str, dict]]:
+        """One request to one of the variant's instances (an unreachable one is left for another): the
+        variant that answered and its answer."""
+        head = request_head(headers, len(body))
         avoid: set = set()
         for _ in range(3):
-            inst = self._acquire(variant, avoid)
+            variant, inst = self._acquire(variant, avoid)
             if inst is None:
                 break
             try:
-                return inst.send(body, headers)
+                return variant, inst.send(head, body)
             except Unreachable as exc:
                 avoid.add(id(inst))
                 print(f"nbsage endpoint front: variant {variant.name!r} instance {inst.number} is unreachable "
                       f"({exc}); trying another", file=sys.stderr, flush=True)
             finally:
                 self._release(inst)
-        return busy_answer(f"variant {variant.name!r} of endpoint {self.endpoint_name!r} has no instance "
-                           "answering now; retry")
+        return variant, busy_answer(f"variant {variant.name!r} of endpoint {self.endpoint_name!r} has no instance "
+                                    "answering now; retry")
 
     def answer(self, method: str, path: str, body: bytes, headers: dict, deadline: float):
         if path == "/invocations":
@@ -400,7 +511,7 @@ class Front(LimitedServer):
                 return error_answer(405, "MethodNotAllowed", "use POST /invocations")
             return self.invoke(body, headers)
         if path == "/ping":
-            if any(v.serving() for v in self.production):
+            if any(v.serving() for v in self.table.production):
                 return 200, b'{"status": "Healthy"}\n', "application/json", None
             return error_answer(503, "ModelNotReady", "no production variant is serving yet")
         return error_answer(404, "NotFound", f"no route {method} {path}; an endpoint answers GET /ping and "
@@ -408,10 +519,11 @@ class Front(LimitedServer):
 
     def invoke(self, body: bytes, headers: dict):
         target = headers.get(TARGET_VARIANT)
-        variant = self._pick_variant(target)
+        table = self.table
+        variant = table.pick(target)
         if variant is None:
             if target is not None:
-                names = ", ".join(repr(v.name) for v in self.production)
+                names = ", ".join(repr(v.name) for v in table.production)
                 return error_answer(400, "ValidationError",
                                     f"The variant {target!r} is not present in the endpoint config of endpoint "
                                     f"{self.endpoint_name!r}; its production variants are {names} "
@@ -426,22 +538,30 @@ class Front(LimitedServer):
         started = time.perf_counter()
         status = 500
         try:
-            status, out, ctype, extra = self.forward(variant, body, upstream)
+            variant, (status, out, ctype, extra) = self.forward(variant, body, upstream)
         finally:
             ms = (time.perf_counter() - started) * 1000
             metrics.finished(status, ms)
         extra = dict(extra or {})
         extra[INVOKED_VARIANT] = variant.name
-        shadows = self.shadows
+        shadows = table.shadows
         if shadows and target is None:
-            for shadow, share in shadows:
-                if share >= 1.0 or random.random() < share:
-                    job = (shadow, body, upstream, variant.name, status, out, ctype, ms)
-                    try:
-                        self.shadow_queue.put_nowait(job)
-                    except queue.Full:
-                        self.shadow_log.add(shadow.name, {}, dropped=True)
+            jobs = [(shadow, body, upstream, variant.name, status, out, ctype, ms) for shadow, share in shadows
+                    if share >= 1.0 or random.random() < share]
+            if jobs:
+                _pending.jobs = jobs  # queued once the caller's answer is sent (FrontConnection.send)
         return status, out, ctype, extra
+
+    def queue_shadow_copies(self) -> None:
+        jobs = getattr(_pending, "jobs", None)
+        if not jobs:
+            return
+        _pending.jobs = None
+        for job in jobs:
+            try:
+                self.shadow_queue.put_nowait(job)
+            except queue.Full:
+                self.shadow_log.add(job[0].name, {}, dropped=True)
 
     def shadow_worker(self, stopping: threading.Event) -> None:
         """Send the queued copies to their shadow variants; failures are counted, never raised."""
@@ -455,7 +575,7 @@ class Front(LimitedServer):
             started = time.perf_counter()
             shadow_status, shadow_out, shadow_type = 500, b"", ""
             try:
-                shadow_status, shadow_out, shadow_type, _ = self.forward(shadow, body, upstream)
+                _, (shadow_status, shadow_out, shadow_type, _) = self.forward(shadow, body, upstream)
             except Exception as exc:  # noqa: BLE001 - a shadow's failure is only counted
                 shadow_out = f"{type(exc).__name__}: {exc}".encode()
             finally:
@@ -587,6 +707,7 @@ class Controller:
                 variant.instances = [i for i in variant.instances if i not in starting]
             raise RuntimeError(failure)
         # the switch: one routing table for the other, then the old instances drain
+        self.front.set_table([v for (s, _), v in plan.items() if not s], [v for (s, _), v in plan.items() if s])
         with self.front.lock:
             for variant, extra in kept_extra:
                 variant.instances = [i for i in variant.instances if i not in extra]
@@ -596,7 +717,6 @@ class Controller:
                 if inst.state == "serving":
                     inst.state = "draining"
         self.variants = plan
-        self.front.set_table([v for (s, _), v in plan.items() if not s], [v for (s, _), v in plan.items() if s])
         self.applied = config
         self.write_state()
         self._drain_and_stop(leaving + [i for _, extra in kept_extra for i in extra])
@@ -696,9 +816,15 @@ class Controller:
         code = 0
         try:
             while not self.stopping.is_set():
-                if not self._reconcile():
-                    code = 1 if self.status == "Failed" else 0
-                    break
+                try:
+                    if not self._reconcile():
+                        code = 1 if self.status == "Failed" else 0
+                        break
+                except Exception:  # noqa: BLE001 - a bug of ours must not take the serving variants down
+                    print("nbsage endpoint front: unexpected error while applying the endpoint's record:",
+                          file=sys.stderr)
+                    traceback.print_exc(file=sys.stderr)
+                    sys.stderr.flush()
                 self.wake.wait(1.0)
                 self.wake.clear()
         finally:

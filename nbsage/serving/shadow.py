@@ -13,11 +13,10 @@ import base64
 import html
 import io
 import json
-import math
 
 from nbsage.errors import EndpointError, ValidationError
 
-MAX_CLASSES = 20  # more distinct whole-number predictions than this is a regressor's output
+MAX_CLASSES = 50  # more distinct integer predictions than this is a regressor's (counts, say)
 
 
 def _first(item):
@@ -51,10 +50,12 @@ def prediction_values(text: str | None) -> list | None:
     out = []
     for item in items:
         if isinstance(item, str):
-            try:
-                item = float(item)
-            except ValueError:
-                pass
+            for kind in (int, float):  # "1" is a label, "1.0" a score
+                try:
+                    item = kind(item)
+                    break
+                except ValueError:
+                    pass
         out.append(item)
     return out
 
@@ -68,8 +69,8 @@ def _percentiles(values: list[float]) -> dict:
 
 
 def _is_label(value) -> bool:
-    return isinstance(value, str) or (isinstance(value, (int, float)) and not isinstance(value, bool)
-                                      and math.isfinite(value) and float(value).is_integer())
+    """A class label as models write them: a string or an integer (a float, even 9.0, is a score)."""
+    return isinstance(value, (str, int))
 
 
 class ShadowReport:

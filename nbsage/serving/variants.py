@@ -159,8 +159,9 @@ def create_endpoint_config(session, name: str, production_variants, shadow_produ
     config = {"EndpointConfigName": name, "ProductionVariants": production}
     if shadows:
         config["ShadowProductionVariants"] = shadows
-    if data_capture_config:
-        config["DataCaptureConfig"] = dict(data_capture_config)
+    capture = _capture_config(session, data_capture_config)
+    if capture:
+        config["DataCaptureConfig"] = capture
     if not session.store.create_endpoint_config(name, config):
         raise ValidationError(f"an endpoint config named {name!r} already exists; configs cannot be changed: "
                               "create one under a new name and update the endpoint to it")
@@ -231,6 +232,30 @@ def _serve_spec(session, folder: Path, variant: dict) -> dict:
             "EntryPoint": model.get("EntryPoint"), "Environment": environment, "Pipeline": bool(containers)}
 
 
+def _capture_config(session, data_capture_config) -> dict | None:
+    """The endpoint config's DataCaptureConfig as nbsage.serving.capture records it (as given where that
+    module is not there)."""
+    if not data_capture_config:
+        return None
+    try:
+        from nbsage.serving.capture import capture_config
+    except ImportError:
+        return dict(data_capture_config)
+    return capture_config(data_capture_config, session)
+
+
+def _capture_environment(session, capture: dict | None, endpoint_name: str, variant_name: str,
+                         folder: Path) -> dict:
+    """What a variant's model servers need to capture requests (nbsage.serving.capture), or {}."""
+    if not capture:
+        return {}
+    try:
+        from nbsage.serving.capture import STATUS_NAME, server_environment
+    except ImportError:
+        return {}
+    return server_environment(capture, endpoint_name, variant_name, folder / STATUS_NAME, session)
+
+
 def _running_config(session, folder: Path, config: dict, previous: dict | None, generation: int) -> dict:
     """The endpoint record's config: each variant with Desired* and Serve (kept from the running
     config when its model did not change, so an unchanged variant keeps its instances)."""
@@ -246,6 +271,8 @@ def _running_config(session, folder: Path, config: dict, previous: dict | None, 
             running["DesiredWeight"] = v["InitialVariantWeight"]
             running["DesiredInstanceCount"] = v["InitialInstanceCount"]
             running["Serve"] = _serve_spec(session, folder, v)
+            running["Serve"]["Environment"].update(_capture_environment(
+                session, config.get("DataCaptureConfig"), folder.name, v["VariantName"], folder))
             variants.append(running)
         if variants:
             out[key] = variants
@@ -311,6 +338,26 @@ def create_endpoint(session, endpoint_name: str, endpoint_config_name: str, wait
     if wait:
         wait_for_endpoint(session, endpoint_name, timeout=startup_timeout or STARTUP_TIMEOUT)
     return describe_endpoint(session, endpoint_name)
+
+
+def deploy_instances(session, endpoint_name: str, container: dict, instance_type: str, count: int,
+                     wait: bool = True, startup_timeout: float | None = None,
+                     accelerator_type: str | None = None, data_capture_config=None) -> dict:
+    """deploy() with initial_instance_count > 1: the model recorded (CreateModel), an endpoint config of one
+    variant, AllTraffic, with `count` instances, and the endpoint running it behind its front."""
+    from nbsage.store.names import unique_name
+    if any(r["name"] == endpoint_name for r in session.store.list_endpoints()):
+        session.store.create_endpoint(endpoint_name, {})  # raises the usual "already exists" error
+    model_name = endpoint_name if session.store.find_model(endpoint_name) is None else unique_name(endpoint_name[:30])
+    create_model(session, model_name, container)
+    config_name = endpoint_name if session.store.find_endpoint_config(endpoint_name) is None \
+        else unique_name(endpoint_name[:30])
+    variant = {"VariantName": "AllTraffic", "ModelName": model_name, "InitialInstanceCount": count,
+               "InitialVariantWeight": 1.0, "InstanceType": instance_type}
+    if accelerator_type:
+        variant["AcceleratorType"] = accelerator_type
+    create_endpoint_config(session, config_name, [variant], data_capture_config=data_capture_config)
+    return create_endpoint(session, endpoint_name, config_name, wait=wait, startup_timeout=startup_timeout)
 
 
 def _signal_front(record: dict) -> None:

@@ -138,7 +138,7 @@ def test_session_clients_answer_the_boto3_calls_notebooks_make():
     session = sagemaker.Session()
     assert session.sagemaker_client.list_endpoints(NameContains="pytorch-endpoint", MaxResults=30) == {"Endpoints": []}
     with pytest.raises(ValidationError, match="answers list_endpoints"):
-        session.sagemaker_client.create_endpoint(EndpointName="x")
+        session.sagemaker_client.create_transform_job(TransformJobName="x")
     with pytest.raises(ValidationError, match="answers invoke_endpoint"):
         session.sagemaker_runtime_client.invoke_endpoint_async(EndpointName="x")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import subprocess
 import threading
 from collections import Counter
@@ -143,15 +144,30 @@ def test_requests_split_by_weight_honour_target_variant_and_follow_weight_change
     record = session.store.get_endpoint("split")
     group = process_group(record["pid"])
     assert len(group) == 4  # the front and its 3 model servers
+    # an instance that dies is replaced, and its requests go to another instance meanwhile
+    traffic = Traffic(session, "split")
+    try:
+        traffic.more(20)
+        victim = next(p for p in group if "/instances/variant-B-" in Path(f"/proc/{p}/cmdline").read_text())
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: victim not in process_group(record["pid"]) and len(process_group(record["pid"])) == 4,
+                 120, "the killed model server to be replaced")
+        traffic.more(50)
+    finally:
+        errors = traffic.stop()
+    assert errors == []
+    group = process_group(record["pid"])
     endpoints.delete_endpoint(session, "split")
     assert not any(pid_alive(p) for p in group)
     assert not (session.endpoints_dir / "split").exists()
 
 
 def test_update_endpoint_to_a_new_model_under_traffic_fails_no_request(session, archives):
-    models(session, archives, "one", "two")
-    session.endpoint_from_production_variants("swap", [production_variant("model-one", "local", 1, "AllTraffic")])
+    models(session, archives, "two")
+    Model(str(archives["one"]), sagemaker_session=session).deploy(initial_instance_count=2, endpoint_name="swap")
+    assert session.describe_endpoint("swap")["ProductionVariants"][0]["CurrentInstanceCount"] == 2
     old_group = set(process_group(session.store.get_endpoint("swap")["pid"]))
+    assert len(old_group) == 3  # the front and 2 model servers behind the endpoint's one address
     traffic = Traffic(session, "swap")
     try:
         traffic.more(30)
@@ -185,11 +201,22 @@ def test_a_plain_endpoint_updated_under_traffic_moves_behind_a_front_without_a_f
     assert session.describe_endpoint("plain")["ProductionVariants"][0]["ModelName"] == "model-two"
 
 
-def test_a_model_that_fails_to_load_rolls_the_update_back(session, archives, tmp_path):
-    models(session, archives, "one")
+def test_boto3_calls_build_an_endpoint_and_a_model_that_fails_to_load_rolls_the_update_back(session, archives,
+                                                                                             tmp_path):
+    sm, runtime = session.sagemaker_client, session.sagemaker_runtime_client
+    sm.create_model(ModelName="model-one", PrimaryContainer={"ModelDataUrl": str(archives["one"])})
+    sm.create_endpoint_config(EndpointConfigName="rollback", ProductionVariants=[
+        {"VariantName": "A", "ModelName": "model-one", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large",
+         "InitialVariantWeight": 1}])
+    assert sm.create_endpoint(EndpointName="rollback", EndpointConfigName="rollback")["EndpointArn"]
+    assert session.wait_for_endpoint("rollback")["EndpointStatus"] == "InService"
+    answer = runtime.invoke_endpoint(EndpointName="rollback", Body=b"1,1,1", ContentType="text/csv",
+                                     Accept="text/csv", TargetVariant="A")
+    assert answer["InvokedProductionVariant"] == "A" and answer["Body"].read() == b"6.0\n"
+    assert sm.list_endpoint_configs()["EndpointConfigs"][0]["EndpointConfigName"] == "rollback"
+
     broken = make_tarball(tmp_path, "def model_fn(model_dir):\n    raise RuntimeError('weights.bin is missing')\n")
     session.create_model("broken", container_defs={"ModelDataUrl": str(broken)})
-    session.endpoint_from_production_variants("rollback", [production_variant("model-one", "local", 1, "A")])
     session.create_endpoint_config("rollback-2", "broken", 1, "local")
     with pytest.raises(EndpointError, match="weights.bin is missing"):
         session.update_endpoint("rollback", "rollback-2")

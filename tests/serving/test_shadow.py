@@ -1,0 +1,154 @@
+"""Shadow variants: a copy of live traffic that never reaches, slows or fails the caller, the report
+comparing production with the shadow, and promoting the shadow with no failed request."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from nbsage.errors import EndpointError, ValidationError
+from nbsage.predictor import Predictor
+from nbsage.serving import endpoints, variants
+from nbsage.serving.shadow import prediction_values
+from nbsage.session import production_variant
+from support import make_tarball, release, wait_for
+
+# a classifier: label 1 when rows @ weights is above THRESHOLD (from the model's Environment)
+LABELS = """
+import os
+import numpy as np
+
+def model_fn(model_dir):
+    return np.load(os.path.join(model_dir, "weights.npy")), float(os.environ["THRESHOLD"])
+
+def predict_fn(data, model):
+    weights, threshold = model
+    return (np.atleast_2d(np.asarray(data, dtype=float)) @ weights > threshold).astype(int)
+"""
+
+# a regressor that fails on rows whose first feature is negative, and holds a row whose first feature
+# is 5 until the test opens HOLD_PIPE (a FIFO), saying so first in HOLD_PIPE.held
+PICKY = """
+import os
+import numpy as np
+
+def model_fn(model_dir):
+    return np.load(os.path.join(model_dir, "weights.npy"))
+
+def predict_fn(data, model):
+    rows = np.atleast_2d(np.asarray(data, dtype=float))
+    if (rows[:, 0] < 0).any():
+        raise ValueError("a negative first feature")
+    if rows[0, 0] == 5:
+        open(os.environ["HOLD_PIPE"] + ".held", "w").close()
+        with open(os.environ["HOLD_PIPE"]) as pipe:
+            pipe.read()
+    return rows @ model
+"""
+
+
+@pytest.fixture(scope="module")
+def archives(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shadow-models")
+    out = {}
+    for name, script, weights in (("labels", LABELS, (1.0, 1.0, 1.0)), ("linear", None, (1.0, 2.0, 3.0)),
+                                  ("picky", PICKY, (1.0, 2.0, 3.5))):
+        (root / name).mkdir()
+        out[name] = make_tarball(root / name, script, weights=weights) if script else \
+            make_tarball(root / name, weights=weights)
+    return out
+
+
+def shadow_sent(session, name: str, n: int) -> bool:
+    counts = (variants.shadow_record(session, name).get("Counts") or {}).get("Shadow", {})
+    return counts.get("Sent", 0) >= n
+
+
+def invoke(session, name: str, body: bytes) -> tuple[bytes, str]:
+    data, _, headers = endpoints.invoke_endpoint(session, name, body, "text/csv", "text/csv")
+    return data, headers["X-Amzn-Invoked-Production-Variant"]
+
+
+def test_a_shadow_classifier_gets_a_copy_and_the_report_gives_label_agreement_then_it_is_promoted(session, archives):
+    for name, threshold in (("strict", 7), ("loose", 6)):
+        session.create_model(name, container_defs={"ModelDataUrl": str(archives["labels"]),
+                                                   "Environment": {"THRESHOLD": str(threshold)}})
+    session.endpoint_from_production_variants(
+        "labels", [production_variant("loose", "local", 1, "Live")],
+        shadow_production_variants=[production_variant("strict", "local", 1, "Shadow")])
+    desc = session.describe_endpoint("labels")
+    assert [v["VariantName"] for v in desc["ShadowProductionVariants"]] == ["Shadow"]
+    # row sums 5, 6.5 and 8: production (> 6) says 0, 1, 1; the shadow (> 7) says 0, 0, 1
+    rows = [b"1,2,2", b"2,2,2.5", b"2,3,3"]
+    for i in range(30):
+        data, variant = invoke(session, "labels", rows[i % 3])
+        assert variant == "Live" and int(data) == [0, 1, 1][i % 3]
+    wait_for(lambda: shadow_sent(session, "labels", 30), 60, "30 requests copied to the shadow")
+
+    report = Predictor("labels", session).shadow_report()
+    assert report.problem_type == "classification"
+    assert report.agreement["Compared"] == 30 and report.agreement["LabelAgreement"] == pytest.approx(2 / 3, abs=1e-6)
+    assert report.agreement["Confusion"] == {"0": {"0": 10}, "1": {"0": 10, "1": 10}}
+    assert report.summary["Live"]["Invocations"] == 30 and report.summary["Shadow"]["Invocations"] == 30
+    assert report.summary["Shadow"]["Errors"] == 0 and report.summary["Shadow"]["LatencyP50"] > 0
+    page = report._repr_html_()
+    assert "LabelAgreement" in page and "data:image/png;base64," in page
+
+    Predictor("labels", session).promote_shadow()
+    desc = session.describe_endpoint("labels")
+    assert [(v["VariantName"], v["ModelName"]) for v in desc["ProductionVariants"]] == [("Shadow", "strict")]
+    assert "ShadowProductionVariants" not in desc
+    assert invoke(session, "labels", rows[1]) == (b"0\n", "Shadow")
+    with pytest.raises(EndpointError, match="has no shadow variant"):
+        Predictor("labels", session).shadow_report()
+    with pytest.raises(EndpointError, match="no shadow variant to promote"):
+        Predictor("labels", session).promote_shadow()
+
+
+def test_shadow_failures_never_reach_the_caller_and_the_report_gives_the_regression_difference(session, archives,
+                                                                                              tmp_path):
+    pipe = tmp_path / "hold"
+    os.mkfifo(pipe)
+    session.create_model("linear", container_defs={"ModelDataUrl": str(archives["linear"])})
+    session.create_model("picky", container_defs={"ModelDataUrl": str(archives["picky"]),
+                                                  "Environment": {"HOLD_PIPE": str(pipe)}})
+    session.endpoint_from_production_variants(
+        "regress", [production_variant("linear", "local", 1, "Live")],
+        shadow_production_variants=[production_variant("picky", "local", 1, "Shadow")])
+    # the shadow differs by 0.5 * x3 and fails whenever x1 < 0; the caller always gets production's answer
+    for i in range(20):
+        x1, x3 = (-1 if i % 2 else 1), i % 4
+        data, variant = invoke(session, "regress", f"{x1},1,{x3}".encode())
+        assert variant == "Live" and float(data) == x1 + 2 + 3 * x3
+    wait_for(lambda: shadow_sent(session, "regress", 20), 60, "20 requests copied to the shadow")
+    # while the shadow holds a copy, the callers' requests are answered all the same
+    try:
+        assert invoke(session, "regress", b"5,0,0") == (b"5.0\n", "Live")
+        wait_for(lambda: Path(f"{pipe}.held").exists(), 60, "the shadow to hold its copy")
+        for _ in range(5):
+            assert invoke(session, "regress", b"1,0,0") == (b"1.0\n", "Live")
+    finally:
+        release(pipe)
+    wait_for(lambda: shadow_sent(session, "regress", 26), 60, "the held copy and those behind it to be sent")
+    report = Predictor("regress", session).shadow_report()
+    assert report.summary["Shadow"]["Errors"] == 10 and report.summary["Live"]["Errors"] == 0
+    assert report.problem_type == "regression" and report.agreement["Compared"] == 16
+    # compared rows: x1 = 1 and x3 in (0, 2) alternately (differences 0 and 1), then 6 rows with x3 = 0
+    assert report.agreement["MeanAbsoluteDifference"] == pytest.approx(5 / 16)
+    assert report.agreement["MaxAbsoluteDifference"] == pytest.approx(1.0)
+    assert "Shadow" in repr(report)
+    with pytest.raises(ValidationError, match="TargetVariant must name one of them"):
+        endpoints.invoke_endpoint(session, "regress", b"1,1,1", "text/csv", target_variant="Shadow")
+    with pytest.raises(ValidationError, match="problem_type must be"):
+        Predictor("regress", session).shadow_report(problem_type="ranking")
+
+
+def test_predictions_are_read_from_json_and_csv_bodies():
+    labels = prediction_values("1\n0\n")
+    assert labels == [1, 0] and all(isinstance(v, int) for v in labels)  # labels, where "1.0" would be a score
+    assert prediction_values("1.0") == [1.0] and isinstance(prediction_values("1.0")[0], float)
+    assert prediction_values("[0.5, 1.5]") == [0.5, 1.5]
+    assert prediction_values('{"predictions": [{"score": 0.2}, {"predicted_label": 1}]}') == [0.2, 1]
+    assert prediction_values("cat,0.9\ndog,0.8") == ["cat", "dog"]
+    assert prediction_values(None) is None
