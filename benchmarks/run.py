@@ -8,6 +8,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import bench_autoscaling  # noqa: E402
 import bench_blazingtext  # noqa: E402
+import bench_capture  # noqa: E402
 import bench_deepar  # noqa: E402
 import bench_endpoint  # noqa: E402
 import bench_formats  # noqa: E402
@@ -30,4 +31,5 @@ if __name__ == "__main__":
     print("Batch transform:", bench_transform.main(memory_mb="64,2048"))
     print("Endpoint variants (front, shadow):", bench_variants.main())
     print("Automatic scaling (1, 2, 4 instances):", bench_autoscaling.main())
+    print("Data capture:", bench_capture.main())
     print("Results written to", Path(__file__).with_name("RESULTS.md"))

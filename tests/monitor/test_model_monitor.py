@@ -238,8 +238,49 @@ def test_the_scheduler_runs_each_execution_when_due_and_ends_with_its_schedule(s
     with pytest.raises(JobError, match="no monitoring schedule named 'watched-daily'"):
         schedules.load(session, name)
 
+    once = DefaultModelMonitor(sagemaker_session=session)  # a one-time schedule: its scheduler runs it at once
+    once.create_monitoring_schedule(endpoint_input="watched", monitor_schedule_name="watched-once",
+                                    output_s3_uri=str(tmp_path / "once"), statistics=monitored.baseline_statistics(),
+                                    constraints=monitored.suggested_constraints(),
+                                    schedule_cron_expression=CronExpressionGenerator.now(),
+                                    data_analysis_start_time="-PT1H", data_analysis_end_time="-PT0H")
+    try:
+        wait_for(once.list_executions, timeout=60, what="the one-time schedule's execution")
+        wait_for(lambda: once.list_executions()[0].summary["MonitoringExecutionStatus"] != "InProgress", timeout=60,
+                 what="the one-time execution to end")
+        assert once.list_executions()[0].summary["MonitoringExecutionStatus"] == "CompletedWithViolations"
+    finally:
+        once.delete_monitoring_schedule()
+
 
 def test_the_sdks_model_monitor_submodules_name_the_same_classes():
     from nbsage.model_monitor.dataset_format import DatasetFormat as FromSubmodule
     from nbsage.model_monitor.model_monitoring import DefaultModelMonitor as Monitor
     assert FromSubmodule is DatasetFormat and Monitor is DefaultModelMonitor
+
+
+def test_a_baseline_reads_from_and_writes_to_s3(session, tmp_path, s3_bucket):
+    bucket, client = s3_bucket
+    client.put_object(Bucket=bucket, Key="data/train.csv", Body=b"a,b\n1,x\n2,y\n")
+    monitor = DefaultModelMonitor(sagemaker_session=session)
+    monitor.suggest_baseline(f"s3://{bucket}/data/train.csv", DatasetFormat.csv(header=True),
+                             output_s3_uri=f"s3://{bucket}/baseline")
+    body = json.loads(client.get_object(Bucket=bucket, Key="baseline/constraints.json")["Body"].read())
+    assert [f["name"] for f in body["features"]] == ["a", "b"]
+    assert monitor.baseline_statistics().file_s3_uri == f"s3://{bucket}/baseline/statistics.json"
+
+
+def test_captured_json_requests_and_answers_become_rows_with_the_prediction_first():
+    def record(data_in, data_out, kind="JSON"):
+        return {"captureData": {"endpointInput": {"data": json.dumps(data_in), "encoding": kind},
+                                "endpointOutput": {"data": json.dumps(data_out), "encoding": kind}}}
+    rows = datasets.captured_rows(record({"instances": [{"features": [1, 2]}, {"features": [3, 4]}]},
+                                         {"predictions": [{"score": 0.5}, {"score": 0.25}]}), width=3)
+    assert rows == [["0.5", "1", "2"], ["0.25", "3", "4"]]
+    assert datasets.captured_rows(record([[1, 2]], [7]), width=3, output_first=False) == [["1", "2", "7"]]
+    assert datasets.captured_rows(record([[1, 2]], [7]), width=2) == [["1", "2"]]  # a baseline without the label
+    csv_record = {"captureData": {"endpointInput": {"data": "1,2\n3,4\n", "encoding": "CSV"},
+                                  "endpointOutput": {"data": "9\n8\n", "encoding": "CSV"}}}
+    assert datasets.captured_rows(csv_record, width=3) == [["9", "1", "2"], ["8", "3", "4"]]
+    opaque = {"captureData": {"endpointInput": {"data": "AAEC", "encoding": "BASE64"}}}
+    assert datasets.captured_rows(opaque, width=3) == []

@@ -164,3 +164,14 @@ def test_the_sdk_config_becomes_create_endpoint_configs_dict_with_the_default_de
     assert capture["InitialSamplingPercentage"] == 20
     assert capture["CaptureContentTypeHeader"] == {"CsvContentTypes": ["text/csv"],
                                                    "JsonContentTypes": ["application/json"]}
+
+
+def test_a_missing_bucket_turns_capture_off_and_records_why(tmp_path, s3_bucket):
+    status = tmp_path / "status.json"
+    capture = DataCapture("s3://no-such-bucket-for-capture/dc", "e", sampling_percentage=100, status_file=str(status),
+                          roll_seconds=0.05)
+    assert capture.offer(b"1,2", "text/csv", b"3", "text/csv")
+    capture.close()
+    assert not capture.enabled and not capture.offer(b"1,2", "text/csv", b"3", "text/csv")
+    recorded = json.loads(status.read_text())
+    assert recorded["CaptureStatus"] == "Stopped" and "s3://no-such-bucket-for-capture/dc" in recorded["Reason"]
