@@ -71,7 +71,7 @@ def _write(r: dict, requests: int) -> None:
     body = f"""
 One-row CSV requests to a small linear model through `invoke_endpoint` (one keep-alive client,
 {requests} requests per endpoint in interleaved rounds of {ROUND}; `python benchmarks/bench_variants.py`).
-Load average at the start of the run: {load:.1f} on {os.cpu_count()} cores{" (a loaded machine: other work ran alongside)" if load > (os.cpu_count() or 1) else ""}.
+Load average when it ended: {load:.1f} on {os.cpu_count()} cores{" (a loaded machine: other work ran alongside)" if load > (os.cpu_count() or 1) else ""}.
 
 | endpoint | p50 | p99 |
 |---|---|---|
@@ -80,8 +80,9 @@ Load average at the start of the run: {load:.1f} on {os.cpu_count()} cores{" (a 
 | the same with a shadow getting a copy of every request | {r["shadowed_p50_ms"]:.3f} ms | {r["shadowed_p99_ms"]:.3f} ms |
 
 The front adds **{r["front_adds_p50_ms"]:.3f} ms** at p50 (one loopback hop and its parsing); a shadow copying
-every request adds **{r["shadow_adds_p50_ms"]:.3f} ms** (copies leave after the caller's answer, and a
-shadow's model servers run at a lower CPU priority). A plain one-instance `deploy()` keeps the direct server.
+every request adds **{r["shadow_adds_p50_ms"]:.3f} ms**: copies leave after the caller's answer and a
+shadow's model servers run at a lower CPU priority, but here the shadow's work shares the same cores
+(on SageMaker it has instances of its own). A plain one-instance `deploy()` keeps the direct server.
 """
     write_section("Endpoint variants: what the front and a shadow add", body)
 

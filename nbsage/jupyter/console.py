@@ -325,8 +325,8 @@ def invoke_endpoint(session, name: str, body: bytes, content_type: str, accept: 
 
     from nbsage.errors import ModelError
     desc = describe_endpoint(session, name)
-    if desc["EndpointStatus"] != "InService":
-        raise Conflict(f"endpoint {name!r} is {desc['EndpointStatus']}, not InService")
+    if desc["EndpointStatus"] != "InService" and not (desc["EndpointStatus"] == "Updating" and desc.get("Url")):
+        raise Conflict(f"endpoint {name!r} is {desc['EndpointStatus']}, not InService")  # variants serve while Updating
     t0 = time.perf_counter()
     try:
         data, response_type, _ = session.invoke_endpoint(name, body, content_type, accept)

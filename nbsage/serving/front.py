@@ -31,6 +31,7 @@ import json
 import os
 import queue
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -169,6 +170,7 @@ class Instance:
         self.state = "starting"  # starting -> serving -> draining -> stopped; failed
         self.idle: deque[Upstream] = deque()
         self.failure: str | None = None
+        self.ping_failures = 0
 
     @property
     def ready_file(self) -> Path:
@@ -262,17 +264,25 @@ class Instance:
                 return
 
     def stop(self, grace: float) -> None:
-        self.state = "stopped"
-        self.close_connections()
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_all([self], grace)
+
+
+def stop_all(instances: list[Instance], grace: float) -> None:
+    """SIGTERM every instance at once, then wait for each (SIGKILL after `grace` seconds); folders removed."""
+    for inst in instances:
+        inst.state = "stopped"
+        inst.close_connections()
+        if inst.proc is not None and inst.proc.poll() is None:
+            inst.proc.terminate()
+    deadline = time.monotonic() + grace
+    for inst in instances:
+        if inst.proc is not None:
+            try:
+                inst.proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                inst.proc.kill()
+                inst.proc.wait()
+        shutil.rmtree(inst.folder, ignore_errors=True)
 
 
 # ---- what a variant's traffic looked like -----------------------------------------------------------
@@ -601,6 +611,11 @@ class Controller:
                                    _env_number("SAGEMAKER_MODEL_SERVER_TIMEOUT", 60.0))
         self.startup_timeout = _env_number("NBSAGE_STARTUP_TIMEOUT_SECONDS", 600.0)
         self.grace = _env_number("NBSAGE_STOP_GRACE_SECONDS", 5.0)
+        # the supervisor's health-check settings (nbsage.serving.supervisor), for each instance
+        self.health_interval = _env_number("NBSAGE_HEALTH_CHECK_INTERVAL_SECONDS", 5.0)
+        self.ping_timeout = _env_number("NBSAGE_HEALTH_CHECK_TIMEOUT_SECONDS", 2.0)
+        self.max_ping_failures = int(_env_number("NBSAGE_HEALTH_CHECK_FAILURES", 3))
+        self.next_health_check = time.monotonic() + self.health_interval
         self.front = Front((HOST, 0), self.timeout)
         self.front.endpoint_name = name
         self.variants: dict[tuple[bool, str], Variant] = {}
@@ -661,8 +676,7 @@ class Controller:
             inst.state = "draining" if inst.state == "serving" else inst.state
         while any(i.in_flight for i in instances) and time.monotonic() < deadline:
             time.sleep(0.01)
-        for inst in instances:
-            inst.stop(self.grace)
+        stop_all(instances, self.grace)
 
     # ---- one pass -------------------------------------------------------------------------------
     def apply(self, config: dict) -> None:
@@ -673,13 +687,14 @@ class Controller:
         starting: list[Instance] = []
         leaving: list[Instance] = []
         kept_extra: list[tuple[Variant, list[Instance]]] = []
+        weights: dict[int, float] = {}  # new weights of kept variants, set once the change goes through
         for shadow, spec in wanted:
             key = (shadow, spec["VariantName"])
             current = self.variants.get(key)
             count = int(spec.get("DesiredInstanceCount", spec.get("InitialInstanceCount", 1)))
             if current is not None and current.signature == json.dumps(spec["Serve"], sort_keys=True):
                 variant = current
-                variant.weight = float(spec.get("DesiredWeight", spec.get("InitialVariantWeight", 1.0)))
+                weights[id(variant)] = float(spec.get("DesiredWeight", spec.get("InitialVariantWeight", 1.0)))
                 alive = [i for i in variant.instances if i.state in ("serving", "starting")]
                 if len(alive) > count:
                     kept_extra.append((variant, alive[count:]))
@@ -701,12 +716,13 @@ class Controller:
                 leaving += variant.instances
         failure = self._wait_started(starting)
         if failure:
-            for inst in starting:
-                inst.stop(self.grace)
+            stop_all(starting, self.grace)
             for variant in plan.values():
                 variant.instances = [i for i in variant.instances if i not in starting]
             raise RuntimeError(failure)
         # the switch: one routing table for the other, then the old instances drain
+        for variant in plan.values():
+            variant.weight = weights.get(id(variant), variant.weight)
         self.front.set_table([v for (s, _), v in plan.items() if not s], [v for (s, _), v in plan.items() if s])
         with self.front.lock:
             for variant, extra in kept_extra:
@@ -721,8 +737,32 @@ class Controller:
         self.write_state()
         self._drain_and_stop(leaving + [i for _, extra in kept_extra for i in extra])
 
+    def check_health(self) -> None:
+        """GET /ping each serving instance every health-check interval (outside the routing lock); one that
+        fails it `max_ping_failures` times in a row is killed, and replaced as a dead one is (a 503 with
+        Retry-After, a server at its connection cap, is busy, not unhealthy)."""
+        from nbsage.serving.supervisor import ping
+        now = time.monotonic()
+        if now < self.next_health_check:
+            return
+        self.next_health_check = now + self.health_interval
+        for variant in list(self.variants.values()):
+            for inst in list(variant.instances):
+                if inst.state != "serving" or inst.proc.poll() is not None:
+                    continue
+                if ping(inst.port, self.ping_timeout, busy_is_healthy=True):
+                    inst.ping_failures = 0
+                    continue
+                inst.ping_failures += 1
+                if inst.ping_failures >= self.max_ping_failures:
+                    print(f"nbsage endpoint front: variant {variant.name!r} instance {inst.number} failed GET /ping "
+                          f"{inst.ping_failures} times in a row; replacing it", file=sys.stderr, flush=True)
+                    inst.proc.kill()
+                    inst.proc.wait()
+
     def replace_dead(self) -> bool:
         """Instances whose process ended are dropped (the next pass starts new ones); True if any."""
+        self.check_health()
         dead = False
         with self.front.lock:
             for variant in self.variants.values():
@@ -733,6 +773,7 @@ class Controller:
                               f"({exit_text(inst.proc.returncode)}); starting another", file=sys.stderr, flush=True)
                         inst.state = "failed"
                         inst.close_connections()
+                        shutil.rmtree(inst.folder, ignore_errors=True)
                         dead = True
                 variant.instances = [i for i in variant.instances if i.state != "failed"]
         return dead
@@ -834,9 +875,7 @@ class Controller:
         finally:
             self.front.shutdown()
             self.front.server_close()
-            for variant in self.variants.values():
-                for inst in variant.instances:
-                    inst.stop(self.grace)
+            stop_all([i for v in self.variants.values() for i in v.instances], self.grace)
         return code
 
     def _metrics_loop(self) -> None:

@@ -99,13 +99,16 @@ class ShadowReport:
         return "\n".join(lines)
 
     def plot(self, ax=None):
-        """A scatter of shadow against production predictions (regressor) or their confusion (classifier)."""
-        import matplotlib
+        """A scatter of shadow against production predictions (regressor) or their confusion (classifier),
+        on `ax` or a new pyplot figure; returns the figure."""
         if ax is None:
             import matplotlib.pyplot as plt
             fig, ax = plt.subplots(figsize=(4.2, 3.6))
-        else:
-            fig = ax.figure
+        self._draw(ax)
+        return ax.figure
+
+    def _draw(self, ax) -> None:
+        fig = ax.figure
         if self.problem_type == "classification":
             labels = sorted({str(a) for a, _ in self.pairs} | {str(b) for _, b in self.pairs})
             index = {label: i for i, label in enumerate(labels)}
@@ -132,22 +135,20 @@ class ShadowReport:
             ax.set_ylabel(f"shadow ({self.shadow})")
             ax.set_title("predictions")
         fig.tight_layout()
-        del matplotlib
-        return fig
 
     def _plot_png(self) -> str | None:
+        """The plot as a base64 PNG, drawn on a Figure of its own: pyplot's state and backend (a
+        notebook's inline one) are left alone."""
         if not self.pairs:
             return None
         try:
-            import matplotlib
-            matplotlib.use("Agg", force=False)
-            import matplotlib.pyplot as plt
+            from matplotlib.figure import Figure
         except ImportError:
             return None
-        fig = self.plot()
+        fig = Figure(figsize=(4.2, 3.6))
+        self._draw(fig.subplots())
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=80)
-        plt.close(fig)
         return base64.b64encode(buffer.getvalue()).decode()
 
     def _repr_html_(self) -> str:

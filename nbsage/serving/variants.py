@@ -415,7 +415,7 @@ def _apply(session, name: str, change, wait: bool, timeout: float | None, status
 def _convert(session, record: dict, change, wait: bool, timeout: float | None) -> dict:
     """A plain (one direct server) endpoint updated: start its front at a new port with the new config,
     move the record (and so the clients) to it, then stop the old server."""
-    from nbsage.serving.endpoints import (STARTUP_TIMEOUT, _stop_process, describe_endpoint, endpoint_dir)
+    from nbsage.serving.endpoints import STARTUP_TIMEOUT, _stop_process, describe_endpoint, endpoint_dir
     name = record["name"]
     folder = endpoint_dir(session, name)
     config = change(record)
@@ -425,9 +425,8 @@ def _convert(session, record: dict, change, wait: bool, timeout: float | None) -
     pid = _start_front(session, name, folder)
     try:
         wait_for_generation(session, name, 2, timeout or STARTUP_TIMEOUT)
-    except EndpointError:
-        from nbsage.serving.endpoints import _stop_process as stop
-        stop(pid, folder)
+    except EndpointError:  # the old server never stopped serving: it keeps the endpoint
+        _stop_process(pid, folder)
         session.store.update_endpoint(name, config=record["config"], pid=old_pid, port=record.get("port"),
                                       status="InService")
         raise
@@ -439,6 +438,8 @@ def _convert(session, record: dict, change, wait: bool, timeout: float | None) -
 
 
 def _drain_seconds() -> float:
+    """How long the old server of a converted endpoint keeps answering after clients were told to move
+    (NBSAGE_DRAIN_SECONDS, default 1): they look every ADDRESS_CHECK seconds, so this is plenty."""
     try:
         return max(0.0, float(os.environ.get("NBSAGE_DRAIN_SECONDS") or 1.0))
     except ValueError:

@@ -138,6 +138,9 @@ def test_shadow_failures_never_reach_the_caller_and_the_report_gives_the_regress
     assert report.agreement["MeanAbsoluteDifference"] == pytest.approx(5 / 16)
     assert report.agreement["MaxAbsoluteDifference"] == pytest.approx(1.0)
     assert "Shadow" in repr(report)
+    from matplotlib.figure import Figure
+    scatter = report.plot(Figure().subplots()).axes[0]
+    assert scatter.get_title() == "predictions" and len(scatter.collections[0].get_offsets()) == 16
     with pytest.raises(ValidationError, match="TargetVariant must name one of them"):
         endpoints.invoke_endpoint(session, "regress", b"1,1,1", "text/csv", target_variant="Shadow")
     with pytest.raises(ValidationError, match="problem_type must be"):

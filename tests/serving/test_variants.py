@@ -18,23 +18,42 @@ from nbsage.predictor import Predictor
 from nbsage.serving import endpoints, variants
 from nbsage.session import production_variant
 from nbsage.store.metadata import pid_alive
-from support import make_tarball, wait_for
+from support import make_tarball, release, wait_for
+
+
+# predictions are rows @ weights; a server started while HOLD_PIPE.armed exists loads its model only once
+# the test opens HOLD_PIPE (a FIFO), so a scaling change can be seen under way
+LINEAR = """
+import os
+import numpy as np
+
+def model_fn(model_dir):
+    pipe = os.environ.get("HOLD_PIPE")
+    if pipe and os.path.exists(pipe + ".armed"):
+        with open(pipe) as held:
+            held.read()
+    return np.load(os.path.join(model_dir, "weights.npy"))
+
+def predict_fn(data, model):
+    return np.atleast_2d(np.asarray(data, dtype=float)) @ model
+"""
 
 
 @pytest.fixture(scope="module")
 def archives(tmp_path_factory) -> dict[str, Path]:
-    """Two linear models (predictions rows @ weights) as training jobs write them, made once."""
+    """Two linear models as training jobs write them, made once."""
     root = tmp_path_factory.mktemp("variant-models")
     out = {}
     for name, weights in (("one", (1.0, 2.0, 3.0)), ("two", (1.0, 2.0, 3.5))):
         (root / name).mkdir()
-        out[name] = make_tarball(root / name, weights=weights)
+        out[name] = make_tarball(root / name, LINEAR, weights=weights)
     return out
 
 
-def models(session, archives, *names) -> None:
+def models(session, archives, *names, environment: dict | None = None) -> None:
     for name in names:
-        session.create_model(f"model-{name}", container_defs={"ModelDataUrl": str(archives[name])})
+        session.create_model(f"model-{name}", container_defs={"ModelDataUrl": str(archives[name]),
+                                                              "Environment": environment or {}})
 
 
 def invoke(session, name: str, body: bytes = b"1,1,1", **kwargs) -> tuple[float, str]:
@@ -87,8 +106,13 @@ def process_group(pid: int) -> list[int]:
     return [int(p) for p in out.split()]
 
 
-def test_requests_split_by_weight_honour_target_variant_and_follow_weight_changes_under_traffic(session, archives):
-    models(session, archives, "one", "two")
+def test_requests_split_by_weight_honour_target_variant_and_follow_weight_changes_under_traffic(session, archives,
+                                                                                              monkeypatch, tmp_path):
+    for name, value in (("INTERVAL", "0.2"), ("TIMEOUT", "0.5"), ("FAILURES", "2")):  # the front's checks
+        monkeypatch.setenv(f"NBSAGE_HEALTH_CHECK_{name}{'_SECONDS' if name != 'FAILURES' else ''}", value)
+    pipe = tmp_path / "hold"
+    os.mkfifo(pipe)
+    models(session, archives, "one", "two", environment={"HOLD_PIPE": str(pipe)})
     session.endpoint_from_production_variants("split", [production_variant("model-one", "local", 1, "A", 7),
                                                         production_variant("model-two", "local", 1, "B", 3)])
     desc = session.describe_endpoint("split")
@@ -125,7 +149,19 @@ def test_requests_split_by_weight_honour_target_variant_and_follow_weight_change
                 with traffic.lock:
                     after = {variant for _, variant in traffic.answers[start + 10:]}
                 assert after == {"B" if weights == (0, 1) else "A"}
-        variants.set_desired_instance_count(session, "split", "B", 2, wait=True)
+        Path(f"{pipe}.armed").touch()  # the next model server waits for the pipe before loading
+        try:
+            variants.set_desired_instance_count(session, "split", "B", 2)
+            desc = session.describe_endpoint("split")
+            b = desc["ProductionVariants"][1]
+            assert desc["EndpointStatus"] == "Updating"
+            assert (b["CurrentInstanceCount"], b["DesiredInstanceCount"]) == (1, 2)
+            assert b["VariantStatus"][0]["Status"] == "Updating"
+            traffic.more(30)  # served while the endpoint is Updating
+        finally:
+            Path(f"{pipe}.armed").unlink()
+            release(pipe)
+        session.wait_for_endpoint("split")
         traffic.more(100)
     finally:
         errors = traffic.stop()
@@ -144,12 +180,12 @@ def test_requests_split_by_weight_honour_target_variant_and_follow_weight_change
     record = session.store.get_endpoint("split")
     group = process_group(record["pid"])
     assert len(group) == 4  # the front and its 3 model servers
-    # an instance that dies is replaced, and its requests go to another instance meanwhile
+    # an instance that stops answering fails its health checks and is replaced; its requests go to another
     traffic = Traffic(session, "split")
     try:
         traffic.more(20)
         victim = next(p for p in group if "/instances/variant-B-" in Path(f"/proc/{p}/cmdline").read_text())
-        os.kill(victim, signal.SIGKILL)
+        os.kill(victim, signal.SIGSTOP)
         wait_for(lambda: victim not in process_group(record["pid"]) and len(process_group(record["pid"])) == 4,
                  120, "the killed model server to be replaced")
         traffic.more(50)
@@ -185,10 +221,18 @@ def test_update_endpoint_to_a_new_model_under_traffic_fails_no_request(session, 
     assert len(new_group) == 2 and len(old_group & new_group) == 1  # the front stayed; the old server is gone
 
 
-def test_a_plain_endpoint_updated_under_traffic_moves_behind_a_front_without_a_failed_request(session, archives):
+def test_a_plain_endpoint_updated_under_traffic_moves_behind_a_front_without_a_failed_request(session, archives,
+                                                                                            tmp_path, monkeypatch):
+    monkeypatch.setenv("NBSAGE_DRAIN_SECONDS", "0.3")  # clients look at the endpoint's address every 50 ms
     predictor = Model(str(archives["one"]), sagemaker_session=session).deploy(endpoint_name="plain")
     models(session, archives, "two")
     old_pid = session.store.get_endpoint("plain")["pid"]
+    broken = make_tarball(tmp_path, "def model_fn(model_dir):\n    raise RuntimeError('weights.bin is missing')\n")
+    session.create_model("broken", container_defs={"ModelDataUrl": str(broken)})
+    with pytest.raises(EndpointError, match="weights.bin is missing"):
+        predictor.update_endpoint(model_name="broken")
+    assert session.describe_endpoint("plain")["EndpointStatus"] == "InService" and pid_alive(old_pid)
+    assert invoke(session, "plain") == (6.0, "AllTraffic")
     traffic = Traffic(session, "plain")
     try:
         traffic.more(30)
