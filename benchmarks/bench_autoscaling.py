@@ -80,6 +80,19 @@ def measure(session, name: str, clients: int, per_client: int) -> dict:
             "p99_ms": float(np.percentile(arr, 99)), "failures": len(failures), "requests": len(latencies)}
 
 
+def model_ms() -> float:
+    """The model's own time per request, in process (the CPU one instance spends on each)."""
+    scope: dict = {}
+    exec(MODEL, scope)  # noqa: S102 - the benchmark's own model code, above
+    weights, row = np.asarray([1.0, 2.0, 3.0]), np.asarray([[1.0, 2.0, 3.0]])
+    runs = []
+    for _ in range(50):
+        t = time.perf_counter()
+        scope["predict_fn"](row, weights)
+        runs.append(time.perf_counter() - t)
+    return float(np.median(runs)) * 1e3
+
+
 def main(requests: int = 400, clients: int = 8, counts=(1, 2, 4)) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["NBSAGE_HOME"] = str(Path(tmp) / "home")
@@ -89,6 +102,7 @@ def main(requests: int = 400, clients: int = 8, counts=(1, 2, 4)) -> dict:
         session = Session()
         endpoints.deploy(session, "bench-scaling", str(make_model(Path(tmp))))
         load1 = os.getloadavg()[0]
+        own_ms = model_ms()
         rows = {}
         try:
             for n in counts:
@@ -102,7 +116,8 @@ def main(requests: int = 400, clients: int = 8, counts=(1, 2, 4)) -> dict:
     lines = "\n".join(f"| {n} | {r['rps']:.0f} | {r['rps'] / base:.2f}x | {r['p50_ms']:.1f} ms | {r['p99_ms']:.1f} ms "
                       f"| {r['failures']} |" for n, r in rows.items())
     body = f"""
-One variant of a CPU-bound model (a few ms of pure-Python arithmetic per one-row CSV request) behind the
+One variant of a CPU-bound model ({own_ms:.1f} ms of pure-Python arithmetic per one-row CSV request in
+process, so at most ~{1000 / own_ms:.0f} requests/s per busy core) behind the
 endpoint's front, at 1, 2 and 4 instances (model-server processes), set with
 `set_desired_instance_count`; {clients} client threads on kept-alive loopback connections send
 {requests // clients} requests each per row (after 20 each to warm up). **This is a 2-core machine's

@@ -6,6 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import bench_autoscaling  # noqa: E402
 import bench_blazingtext  # noqa: E402
 import bench_capture  # noqa: E402
 import bench_deepar  # noqa: E402
@@ -28,6 +29,7 @@ if __name__ == "__main__":
     print("Place start-up overhead:", bench_place_startup.main())
     print("Reliability (load and fault):", bench_reliability.main())
     print("Batch transform:", bench_transform.main(memory_mb="64,2048"))
-    print("Data capture:", bench_capture.main())
     print("Endpoint variants (front, shadow):", bench_variants.main())
+    print("Automatic scaling (1, 2, 4 instances):", bench_autoscaling.main())
+    print("Data capture:", bench_capture.main())
     print("Results written to", Path(__file__).with_name("RESULTS.md"))

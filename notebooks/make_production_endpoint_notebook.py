@@ -77,7 +77,9 @@ pd.DataFrame(session.describe_endpoint(ab)["ProductionVariants"])[
 
 Model B as a shadow of model A: it gets a copy of the live requests after the caller has A's answer, its
 answers never reach the caller, and its failures never fail a request. The report compares the two —
-latency and errors, as SageMaker's shadow tests do, and also the predictions."""),
+latency and errors, as SageMaker's shadow tests do, and also the predictions. Both models answer a
+probability, so the report compares the scores as numbers (mean and largest difference); for models that
+answer labels it shows how often they agree and the confusion between them."""),
     ("code", """from nbsage.predictor import Predictor
 from nbsage.deserializers import CSVDeserializer
 from nbsage.serializers import CSVSerializer

@@ -209,7 +209,6 @@ class EndpointInvokeHandler(_Base):
                                  body.get("Accept") or None, stats=self.stats))
 
 
-
 class MonitoringSchedulesHandler(_Base):
     @web.authenticated
     @authorized

@@ -312,15 +312,16 @@ def deploy(session, endpoint_name: str, model_data: str, algorithm: str | None =
         algorithm = algorithms.get(algorithm).name
     if int(initial_instance_count) < 1:
         raise EndpointError(f"initial_instance_count must be at least 1, got {initial_instance_count}")
-    from nbsage.serving.capture import STATUS_NAME, capture_config, server_environment
-    capture = capture_config(data_capture_config, session)
     if int(initial_instance_count) > 1:  # N model servers behind one address (nbsage.serving.variants)
         from nbsage.serving.variants import deploy_instances
         container = {"Containers": [dict(c) for c in containers]} if containers is not None else {
             "ModelDataUrl": model_data, "Algorithm": algorithm, "EntryPoint": entry_point, "ImageUri": image_uri,
             "Environment": {str(k): _env_value(v) for k, v in (environment or {}).items()}}
         return deploy_instances(session, endpoint_name, container, instance_type, int(initial_instance_count),
-                                wait=wait, startup_timeout=startup_timeout, accelerator_type=accelerator_type)
+                                wait=wait, startup_timeout=startup_timeout, accelerator_type=accelerator_type,
+                                data_capture_config=data_capture_config)
+    from nbsage.serving.capture import STATUS_NAME, capture_config, server_environment
+    capture = capture_config(data_capture_config, session)
     config = {
         "EndpointConfigName": endpoint_name,
         "VariantName": VARIANT,

@@ -857,8 +857,12 @@ class Controller:
         threading.Thread(target=self.front.shadow_worker, args=(self.stopping,), daemon=True,
                          name="nbsage-shadow").start()
         threading.Thread(target=self._metrics_loop, daemon=True, name="nbsage-front-metrics").start()
-        from nbsage.serving.autoscaling.fleet import start_autoscaling
-        start_autoscaling(self)  # the variants' scalable targets, if any (nbsage.serving.autoscaling)
+        try:  # the variants' scalable targets, if any (nbsage.serving.autoscaling); never the endpoint's end
+            from nbsage.serving.autoscaling.fleet import start_autoscaling
+            start_autoscaling(self)
+        except Exception as exc:  # noqa: BLE001 - the endpoint serves on without automatic scaling
+            print(f"nbsage endpoint front: automatic scaling is off ({type(exc).__name__}: {exc})",
+                  file=sys.stderr, flush=True)
         write_json(self.folder / READY_NAME, self.front.server_address[1])
         code = 0
         try:

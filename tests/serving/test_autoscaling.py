@@ -2,10 +2,14 @@
 up and back down, with no failed request across either change."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 
 import pytest
 
+from nbsage.boto_clients import client
 from nbsage.predictor import Predictor
 from nbsage.serving import endpoints
 from support import make_tarball, wait_for
@@ -93,21 +97,32 @@ def test_instances_follow_the_load_up_and_back_down_with_no_failed_request(sessi
     assert desc["AutoScaling"]["ScalableTargets"][0]["MinCapacity"] == 1
 
 
+# registered by another process that then ends, as a notebook kernel that is shut down: scaling goes on
+REGISTER = """
+from nbsage.boto_clients import client
+aas = client("application-autoscaling")
+rid = "endpoint/calls/variant/AllTraffic"
+aas.register_scalable_target(ServiceNamespace="sagemaker", ResourceId=rid,
+                             ScalableDimension="sagemaker:variant:DesiredInstanceCount", MinCapacity=1,
+                             MaxCapacity=2, EvaluationPeriod=1)
+# 600 invocations per instance per minute is 10 a second: one busy client is far above it
+aas.put_scaling_policy(PolicyName="calls-per-instance", ServiceNamespace="sagemaker", ResourceId=rid,
+                       ScalableDimension="sagemaker:variant:DesiredInstanceCount",
+                       PolicyType="TargetTrackingScaling", TargetTrackingScalingPolicyConfiguration={
+                           "TargetValue": 600.0, "ScaleOutCooldown": 0, "ScaleInCooldown": 1,
+                           "PredefinedMetricSpecification": {
+                               "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"}})
+"""
+
+
 def test_invocations_per_instance_scales_out_under_traffic_and_in_to_min_capacity_when_it_stops(session, tmp_path):
-    from nbsage.boto_clients import client
+    """The policy is put by a process that has ended: the endpoint's front scales it on."""
     endpoints.deploy(session, "calls", str(make_tarball(tmp_path, BUSY)))
+    done = subprocess.run([sys.executable, "-c", REGISTER], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "NBSAGE_HOME": str(session.home)})
+    assert done.returncode == 0, done.stderr[-2000:]
     aas = client("application-autoscaling", sagemaker_session=session)
     rid = "endpoint/calls/variant/AllTraffic"
-    aas.register_scalable_target(ServiceNamespace="sagemaker", ResourceId=rid,
-                                 ScalableDimension="sagemaker:variant:DesiredInstanceCount", MinCapacity=1,
-                                 MaxCapacity=2, EvaluationPeriod=1)
-    # 600 invocations per instance per minute is 10 a second: one busy client is far above it
-    aas.put_scaling_policy(PolicyName="calls-per-instance", ServiceNamespace="sagemaker", ResourceId=rid,
-                           ScalableDimension="sagemaker:variant:DesiredInstanceCount",
-                           PolicyType="TargetTrackingScaling", TargetTrackingScalingPolicyConfiguration={
-                               "TargetValue": 600.0, "ScaleOutCooldown": 0, "ScaleInCooldown": 1,
-                               "PredefinedMetricSpecification": {
-                                   "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"}})
 
     def activities(to: int):
         acts = aas.describe_scaling_activities(ServiceNamespace="sagemaker", ResourceId=rid)["ScalingActivities"]

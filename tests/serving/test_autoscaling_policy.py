@@ -245,3 +245,15 @@ def test_the_cli_lists_an_endpoints_scaling_activities(shop, capsys):
     assert "AllTraffic: 1-3 instances" in out and "1 -> 2" in out and "Successful" in out and "scale out to 2" in out
     assert main(["scaling-activities", "shop", "--json"]) == 0
     assert '"ToInstanceCount": 2' in capsys.readouterr().out
+
+
+def test_deleting_the_endpoint_forgets_its_targets_policies_and_activities(shop):
+    from nbsage.predictor import Predictor
+    from nbsage.serving.autoscaling.controller import Controller
+    from nbsage.serving.endpoints import delete_endpoint
+    Predictor("shop", sagemaker_session=shop).enable_autoscaling(1, 3, target_value=60.0, evaluation_period=1)
+    Controller(shop.store, "shop", Counters(count=1, metric=120.0)).step()
+    records = ScalingRecords(shop.store)
+    assert records.targets("shop") and records.policies("shop") and records.activities("shop")
+    delete_endpoint(shop, "shop")
+    assert (records.targets("shop"), records.policies("shop"), records.activities("shop")) == ([], [], [])

@@ -4,15 +4,19 @@
 `put_scaling_policy` adds a target-tracking policy (SageMakerVariantInvocationsPerInstance or concurrent
 requests per instance); the endpoint's controller (`controller.py`) then follows the traffic, and every
 change it makes is a scaling activity (`describe_scaling_activities`, and `describe_endpoint`'s
-"ScalingActivities"). The modules: `policy` (declarations and their checks), `decision` (the rule, a pure
-function), `records` (the store's tables), `controller` (the loop that measures, decides and scales).
+"AutoScaling"). The modules: `policy` (declarations and their checks), `decision` (the rule, a pure
+function), `records` (the store's tables), `controller` (the loop that measures, decides and scales), `fleet`
+(the controller's view of the endpoint's front, in whose process it runs).
 """
 from __future__ import annotations
+
+import uuid
 
 from nbsage.serving.autoscaling.policy import (SCALABLE_DIMENSION, SERVICE_NAMESPACE, ScalableTarget,
                                                ScalingPolicyError, TargetTrackingPolicy, check_service,
                                                parse_resource_id, resource_id)
 from nbsage.serving.autoscaling.records import ScalingRecords
+
 
 def _variant_names(session, endpoint: str) -> list[str]:
     from nbsage.serving.endpoints import describe_endpoint
@@ -71,7 +75,6 @@ def register_scalable_target(session, ServiceNamespace=SERVICE_NAMESPACE, Resour
     target = ScalableTarget.checked(endpoint, variant, MinCapacity, MaxCapacity)
     _behind_a_front(session, endpoint, variant)
     records.put_target(target, options)
-    import uuid
     key = uuid.uuid5(uuid.NAMESPACE_URL, target.resource_id).hex
     return {"ScalableTargetARN": f"arn:aws:application-autoscaling:local:000000000000:scalable-target/{key}"}
 

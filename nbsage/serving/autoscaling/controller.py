@@ -127,10 +127,3 @@ class Controller:
                     print(f"nbsage autoscaling: {self.endpoint}: {type(e).__name__}: {e}", file=sys.stderr,
                           flush=True)
             self.stopping.wait(SAMPLE_SECONDS)
-
-    def start(self, still_wanted=lambda: True) -> threading.Thread:
-        """Run in a daemon thread of the calling process (the endpoint's front process)."""
-        thread = threading.Thread(target=self.run, args=(still_wanted,), daemon=True,
-                                  name=f"autoscaling-{self.endpoint}")
-        thread.start()
-        return thread

@@ -83,9 +83,13 @@ class FrontFleet:
 
 
 def start_autoscaling(front) -> threading.Thread:
-    """Run the autoscaling controller for `front`'s endpoint in a daemon thread of the front process."""
-    from nbsage.serving.autoscaling.controller import Controller
-    fleet = FrontFleet(front)
-    controller = Controller(front.store, front.name, fleet)
-    controller.stopping = front.stopping
-    return controller.start()
+    """Run the autoscaling controller for `front`'s endpoint in a daemon thread of the front process (made
+    in that thread, so the endpoint's start never waits on the store for it)."""
+    def run() -> None:
+        from nbsage.serving.autoscaling.controller import Controller
+        controller = Controller(front.store, front.name, FrontFleet(front))
+        controller.stopping = front.stopping
+        controller.run()
+    thread = threading.Thread(target=run, daemon=True, name=f"autoscaling-{front.name}")
+    thread.start()
+    return thread
