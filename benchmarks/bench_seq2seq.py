@@ -235,17 +235,17 @@ def main(quick: bool = False) -> dict:
     scale = 0.2 if quick else 1.0
     configs = {
         "numbers: English words -> French words": dict(
-            what="Numbers 0-9999 written by num2words; 4,000 training pairs, 200 validation pairs (nbsage's "
+            what="Numbers 0-9999 written by num2words; 3,000 training pairs, 200 validation pairs (nbsage's "
                  "checkpoint choice), 500 test pairs of numbers seen in neither.",
-            hidden=128, batch_size=64, learning_rate=0.003, epochs=max(1, round(10 * scale)), max_len=20),
+            hidden=128, batch_size=64, learning_rate=0.003, epochs=max(1, round(8 * scale)), max_len=20),
         "reversal of 15-30 symbols": dict(
             what="Random sequences of 15-30 symbols from 10, and the same reversed; 2,000 training, 100 validation, "
                  "300 test sequences.",
             hidden=64, batch_size=64, learning_rate=0.003, epochs=max(1, round(8 * scale)), max_len=40),
     }
     n = lambda k: max(50, int(k * scale))  # noqa: E731
-    numbers = number_pairs(n(4000) + n(200) + n(500), high=10000, seed=0)
-    a, b = n(4000), n(4000) + n(200)
+    numbers = number_pairs(n(3000) + n(200) + n(500), high=10000, seed=0)
+    a, b = n(3000), n(3000) + n(200)
     reversal = reversal_pairs(n(2000) + n(100) + n(300), min_length=15, max_length=30, vocab=10, seed=1)
     c, d = n(2000), n(2000) + n(100)
     tmp = Path(tempfile.mkdtemp(prefix="bench-seq2seq-"))
