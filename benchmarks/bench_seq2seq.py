@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import math
+import json
 import os
 import re
 import shutil
@@ -295,4 +295,4 @@ batches) both end at the last epoch."""
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="a fifth of the data and epochs; RESULTS.md is not written")
-    print(main(**vars(parser.parse_args())))
+    print(json.dumps(main(**vars(parser.parse_args()))))
