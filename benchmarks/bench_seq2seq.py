@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import math
+import json
 import os
 import re
 import shutil
@@ -118,6 +118,12 @@ def _pad(seqs, extra_eos=False):
     return out
 
 
+def _warm_up_torch_optim() -> None:
+    p = nn.Parameter(torch.zeros(1))
+    p.grad = torch.zeros(1)
+    torch.optim.Adam([p]).step()
+
+
 def run_reference(train_ids, test_ids, sizes, cfg: dict, seed: int) -> dict:
     """Train the tutorial's model; (BLEU inputs, tokens/s)."""
     torch.manual_seed(seed)
@@ -126,6 +132,7 @@ def run_reference(train_ids, test_ids, sizes, cfg: dict, seed: int) -> dict:
     encoder, decoder = EncoderRNN(sizes[0], H), AttnDecoderRNN(H, sizes[1])
     params = list(encoder.parameters()) + list(decoder.parameters())
     optimizer = torch.optim.Adam(params, lr=cfg["learning_rate"])
+    _warm_up_torch_optim()  # its first step imports torch._dynamo (seconds): not counted as training
     B = cfg["batch_size"]
     tokens, seconds = 0, 0.0
     for epoch in range(cfg["epochs"]):
@@ -235,17 +242,17 @@ def main(quick: bool = False) -> dict:
     scale = 0.2 if quick else 1.0
     configs = {
         "numbers: English words -> French words": dict(
-            what="Numbers 0-9999 written by num2words; 4,000 training pairs, 200 validation pairs (nbsage's "
+            what="Numbers 0-9999 written by num2words; 3,000 training pairs, 200 validation pairs (nbsage's "
                  "checkpoint choice), 500 test pairs of numbers seen in neither.",
-            hidden=128, batch_size=64, learning_rate=0.003, epochs=max(1, round(10 * scale)), max_len=20),
+            hidden=128, batch_size=64, learning_rate=0.003, epochs=max(1, round(8 * scale)), max_len=20),
         "reversal of 15-30 symbols": dict(
             what="Random sequences of 15-30 symbols from 10, and the same reversed; 2,000 training, 100 validation, "
                  "300 test sequences.",
             hidden=64, batch_size=64, learning_rate=0.003, epochs=max(1, round(8 * scale)), max_len=40),
     }
     n = lambda k: max(50, int(k * scale))  # noqa: E731
-    numbers = number_pairs(n(4000) + n(200) + n(500), high=10000, seed=0)
-    a, b = n(4000), n(4000) + n(200)
+    numbers = number_pairs(n(3000) + n(200) + n(500), high=10000, seed=0)
+    a, b = n(3000), n(3000) + n(200)
     reversal = reversal_pairs(n(2000) + n(100) + n(300), min_length=15, max_length=30, vocab=10, seed=1)
     c, d = n(2000), n(2000) + n(100)
     tmp = Path(tempfile.mkdtemp(prefix="bench-seq2seq-"))
@@ -282,10 +289,21 @@ the next RNN step, a Python loop of one-word GRU calls. Bucketing (SageMaker's `
 on by default) also batches sentences of similar length, so less padding is computed. nbsage picks
 the checkpoint with the best validation perplexity (SageMaker's rule) where the reference keeps its
 last epoch; with one checkpoint per job here (`checkpoint_frequency_num_batches` above the job's
-batches) both end at the last epoch."""
+batches) both end at the last epoch.
+
+The ablation: `rnn_attention_type=fixed` gives the decoder no attention, only the encoder's final
+state (the classic encoder-decoder of Cho et al. / Sutskever et al.), with everything else the same.
+Reversing 15-30 symbols asks the decoder to recall the whole sequence from that one vector, which it
+cannot at this size, while attention reads each source symbol where it is needed.
+
+What it took: the decoder computes attention after the RNN so that training needs no per-word loop
+(above); beam search is batched over sentences and beams; the optimizers are a few tensor operations
+(torch.optim's first step imports torch._dynamo, seconds on this machine); the padded token ids live
+on the device as int32 and each batch is cut from them. The learning rate (0.003) and sizes are the
+same on both sides and were not tuned for either."""
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="a fifth of the data and epochs; RESULTS.md is not written")
-    print(main(**vars(parser.parse_args())))
+    print(json.dumps(main(**vars(parser.parse_args()))))

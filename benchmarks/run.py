@@ -15,6 +15,7 @@ import bench_formats  # noqa: E402
 import bench_place_startup  # noqa: E402
 import bench_places  # noqa: E402
 import bench_reliability  # noqa: E402
+import bench_seq2seq  # noqa: E402
 import bench_transform  # noqa: E402
 import bench_variants  # noqa: E402
 import bench_xgboost_training  # noqa: E402
@@ -32,4 +33,5 @@ if __name__ == "__main__":
     print("Endpoint variants (front, shadow):", bench_variants.main())
     print("Automatic scaling (1, 2, 4 instances):", bench_autoscaling.main())
     print("Data capture:", bench_capture.main())
+    print("Seq2Seq vs the PyTorch tutorial's seq2seq:", bench_seq2seq.main())
     print("Results written to", Path(__file__).with_name("RESULTS.md"))

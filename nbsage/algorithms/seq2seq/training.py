@@ -47,8 +47,9 @@ class Batches:
         self.n, self.batch_size = len(pairs), batch_size
         self.src_len = np.array([len(s) for s in pairs.source], dtype=np.int64)
         self.trg_len = np.array([len(t) + 1 for t in pairs.target], dtype=np.int64)  # + <s> or </s>
-        source = np.full((self.n, self.src_len.max()), PAD_ID, dtype=np.int64)
-        target = np.full((self.n, self.trg_len.max() + 1), PAD_ID, dtype=np.int64)
+        # int32 on the device (half of int64's memory), widened per batch
+        source = np.full((self.n, self.src_len.max()), PAD_ID, dtype=np.int32)
+        target = np.full((self.n, self.trg_len.max() + 1), PAD_ID, dtype=np.int32)
         for i, (s, t) in enumerate(zip(pairs.source, pairs.target)):
             source[i, :len(s)] = s
             target[i, 0] = BOS_ID
@@ -76,8 +77,8 @@ class Batches:
         """(source, lengths, target_in, target_out) of a batch, trimmed to its longest sentence."""
         idx = torch.from_numpy(index).to(self.source.device)
         S, T = int(self.src_len[index].max()), int(self.trg_len[index].max())
-        target = self.target[idx, :T + 1]
-        return self.source[idx, :S], self.lengths[idx], target[:, :T], target[:, 1:T + 1]
+        target = self.target[idx, :T + 1].long()
+        return self.source[idx, :S].long(), self.lengths[idx], target[:, :T], target[:, 1:T + 1]
 
     def in_order(self):
         return (self.tensors(np.arange(i, min(i + self.batch_size, self.n))) for i in range(0, self.n, self.batch_size))
