@@ -1,8 +1,9 @@
 """Pairs to try Object2Vec on without downloading anything: tests, the notebook and the benchmark use them.
 
-* `digit_pairs`: scikit-learn's bundled 8x8 digits, each image a 64-token sequence (token =
-  pixel position x levels + the pixel's intensity quantised to `levels` steps); pairs labelled 1
-  when both images show the same digit, 0 otherwise, half of each. Train and test pairs are made
+* `digit_pairs`: scikit-learn's bundled 8x8 digits, each image a sentence of 8 tokens, one per
+  pixel row, the token being the row's 8 pixels thresholded to on/off (ids 0..255: a "word" is a
+  stroke pattern, the order of the words is the shape); pairs labelled 1 when both images show
+  the same digit, 0 otherwise, half of each. Train and test pairs are made
   from disjoint images, so a test pair is never a memorised image.
 * `rating_pairs`: user-item ratings from low-rank latent factors plus Gaussian noise of a known
   standard deviation: in0 = [user id], in1 = [item id], label = rating. The noise variance is the
@@ -14,7 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DIGIT_PIXELS = 64
+ROWS = 8
+VOCAB = 256  # 2 ** 8 on/off patterns of a row
+THRESHOLD = 6  # of 16: a pixel darker than this is ink
 
 
 @dataclass
@@ -30,10 +33,10 @@ class DigitData:
     vocab_size: int
 
 
-def digit_tokens(pixels: np.ndarray, levels: int) -> list[int]:
-    """One 8x8 image (values 0..16) as 64 position-and-intensity tokens."""
-    q = np.minimum((np.asarray(pixels, dtype=np.float64) / 17.0 * levels).astype(np.int64), levels - 1)
-    return (np.arange(DIGIT_PIXELS) * levels + q).tolist()
+def digit_tokens(pixels: np.ndarray) -> list[int]:
+    """One 8x8 image (values 0..16) as 8 row tokens: each row's ink pattern read as an 8-bit number."""
+    ink = (np.asarray(pixels).reshape(ROWS, ROWS) > THRESHOLD).astype(np.int64)
+    return (ink @ (1 << np.arange(ROWS)[::-1])).tolist()
 
 
 def _pairs(images: np.ndarray, digits: np.ndarray, tokens: list, n: int, rng) -> list[dict]:
@@ -49,13 +52,12 @@ def _pairs(images: np.ndarray, digits: np.ndarray, tokens: list, n: int, rng) ->
     return out
 
 
-def digit_pairs(n_train: int = 4000, n_test: int = 1000, levels: int = 4, test_share: float = 0.3,
-                seed: int = 0) -> DigitData:
+def digit_pairs(n_train: int = 4000, n_test: int = 1000, test_share: float = 0.3, seed: int = 0) -> DigitData:
     """Same-digit-or-not pairs from scikit-learn's digits (1797 images bundled with it)."""
     from sklearn.datasets import load_digits
     digits = load_digits()
     rng = np.random.default_rng(seed)
-    tokens = [digit_tokens(img, levels) for img in digits.data]
+    tokens = [digit_tokens(img) for img in digits.data]
     order = rng.permutation(len(tokens))
     cut = int(len(order) * (1 - test_share))
     train_images, test_images = np.sort(order[:cut]), np.sort(order[cut:])
@@ -63,7 +65,7 @@ def digit_pairs(n_train: int = 4000, n_test: int = 1000, levels: int = 4, test_s
     return DigitData(train=_pairs(train_images, target, tokens, n_train, rng),
                      test=_pairs(test_images, target, tokens, n_test, rng),
                      images=tokens, digits=target, train_images=train_images, test_images=test_images,
-                     vocab_size=DIGIT_PIXELS * levels)
+                     vocab_size=VOCAB)
 
 
 @dataclass

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from nbsage.algorithms.log_lines import SageMakerLog
-from nbsage.algorithms.object2vec import auxiliary
+from nbsage.algorithms.object2vec import auxiliary, optim
 from nbsage.algorithms.object2vec.building import limits, network_config
 from nbsage.algorithms.object2vec.checkpoints import Checkpoints, Progress
 from nbsage.algorithms.object2vec.declaration import ALGORITHM
@@ -39,8 +39,6 @@ from nbsage.algorithms.object2vec.records import Pairs, pad, read_channel
 from nbsage.errors import DataError, ValidationError
 
 SEED = 0
-OPTIMIZERS = {"adam": torch.optim.Adam, "adagrad": torch.optim.Adagrad, "adadelta": torch.optim.Adadelta,
-              "sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop}
 
 
 def train(env) -> None:
@@ -68,9 +66,7 @@ def train(env) -> None:
     auxiliary.load_pretrained(env, network, log.info)
     network.to(device)
     step_model = _parallel(network, env, device, log)
-    optimizer = OPTIMIZERS[hps["optimizer"]](
-        [p for p in network.parameters() if p.requires_grad], lr=hps["learning_rate"],
-        weight_decay=hps["weight_decay"])
+    optimizer = optim.make(hps["optimizer"], network.parameters(), hps["learning_rate"], hps["weight_decay"])
     signature = {"network": config.to_dict(), "num_train": len(data["train"]),
                  "mini_batch_size": hps["mini_batch_size"], "optimizer": hps["optimizer"]}
     checkpoints = Checkpoints(env.checkpoints_dir, signature, log.info)
