@@ -188,7 +188,7 @@ def socket_for(env) -> Path | None:
 
 def start(env) -> None:
     """Start the zygote for `env` in the background, unless one runs, is starting or failed."""
-    from nbsage.backends.proc_title import padding
+    from nbsage.backends.proc_title import ROOM_VARIABLE, padding
     path = socket_for(env)
     if path is None:
         return
@@ -198,6 +198,7 @@ def start(env) -> None:
     nbsage_dir = _nbsage_dir()
     zygote_env = {k: v for k, v in env.items() if k in ("USER", "LOGNAME", "TMPDIR", "SHELL")}
     zygote_env.update(import_environment(env))
+    zygote_env[ROOM_VARIABLE] = padding() * 4  # room for its children's environments in /proc/PID/environ
     with open(folder / f"{print_}.log", "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", MODULE, str(folder / f"{print_}.sock"), print_,
                                  str(nbsage_dir), padding()],
@@ -398,8 +399,9 @@ class Zygote:
         os.environ.clear()
         os.environ.update(request["env"])
         module, args = request["module"], request["args"]
-        from nbsage.backends.proc_title import set_command_line
+        from nbsage.backends.proc_title import set_command_line, set_environ
         set_command_line([sys.executable, "-m", module, *args])
+        set_environ(request["env"])
         import tempfile
         tempfile.tempdir = None  # found again from this job's TMPDIR
         numpy_random = sys.modules.get("numpy.random")

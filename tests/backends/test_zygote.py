@@ -127,6 +127,9 @@ def test_stop_of_a_forked_job_ends_it_stopped_and_kill_of_its_runtime_ends_it_fa
     runtime_pid = session.store.get_job(job.name)["runtime_pid"]
     cmdline = Path(f"/proc/{runtime_pid}/cmdline").read_bytes().split(b"\0")
     assert b"nbsage.runtime" in cmdline and b"--root" in cmdline  # what kill_runtime_group checks
+    for pid in (runtime_pid, session.store.get_job(job.name)["supervisor_pid"]):  # what a clean-up reads
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        assert f"NBSAGE_HOME={session.stores.home}".encode() in environ
     assert os.getpgid(runtime_pid) == runtime_pid  # its own process group
     os.kill(runtime_pid, signal.SIGKILL)
     desc = job.wait_quietly(timeout=TIMEOUT)
