@@ -131,9 +131,12 @@ def launch(module: str, args: list[str], env: dict, log_fd: int, umask: int) -> 
     path = socket_for(env)
     if path is None:
         return None
-    request = {"module": module, "args": list(args), "env": dict(env), "cwd": os.getcwd(), "umask": umask,
-               "limits": _limits(), "affinity": sorted(os.sched_getaffinity(0)),
-               "priority": os.getpriority(os.PRIO_PROCESS, 0)}
+    try:
+        request = {"module": module, "args": list(args), "env": dict(env), "cwd": os.getcwd(), "umask": umask,
+                   "limits": _limits(), "affinity": sorted(os.sched_getaffinity(0)),
+                   "priority": os.getpriority(os.PRIO_PROCESS, 0)}
+    except OSError:  # a working folder that was removed: only a fresh interpreter can inherit it
+        return None
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(ANSWER_SECONDS)
     try:
@@ -199,6 +202,8 @@ def start(env) -> None:
     zygote_env = {k: v for k, v in env.items() if k in ("USER", "LOGNAME", "TMPDIR", "SHELL")}
     zygote_env.update(import_environment(env))
     zygote_env[ROOM_VARIABLE] = padding() * 4  # room for its children's environments in /proc/PID/environ
+    if env.get(IDLE_ENV):
+        zygote_env[IDLE_ENV] = env[IDLE_ENV]
     with open(folder / f"{print_}.log", "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", MODULE, str(folder / f"{print_}.sock"), print_,
                                  str(nbsage_dir), padding()],
@@ -289,6 +294,7 @@ class Zygote:
         if threading.active_count() > 1:
             return self.fail("importing started a Python thread; fork after threads is unsafe")
         signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the forked children
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # ended by hand: its socket goes with it
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         temp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
         listener.bind(str(temp))

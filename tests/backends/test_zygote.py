@@ -73,7 +73,7 @@ def test_a_forked_job_trains_the_same_model_with_the_same_logs_as_a_fresh_interp
     rng = np.random.default_rng(0)
     X = rng.random((200, 5))
     y = (X[:, 0] + X[:, 1] > 1).astype(float)
-    est = Estimator("xgboost", hyperparameters={"num_round": 5, "objective": "binary:logistic", "max_depth": 3,
+    est = Estimator("xgboost", hyperparameters={"num_round": 3, "objective": "binary:logistic", "max_depth": 3,
                                                  "nthread": 2}, sagemaker_session=session)
     forked_job = est.fit({"train": (X, y), "validation": (X, y)}, logs=False)
     assert forked(session, forked_job.name)
@@ -198,3 +198,11 @@ def test_the_fingerprint_changes_with_nbsage_code_and_import_time_variables(tmp_
     assert zygote.fingerprint(dict(env, NBSAGE_STOP_GRACE_SECONDS="3"), copy) != first  # a module constant
     (copy / "module.py").write_text("x = 22\n")
     assert zygote.fingerprint(env, copy) != first
+
+
+def test_an_idle_zygote_exits_and_takes_its_socket_with_it(session):
+    env = dict(_launch_env(), NBSAGE_ZYGOTE_TEST=str(time.monotonic_ns()), NBSAGE_ZYGOTE_IDLE_SECONDS="1")
+    path = zygote.socket_for(env)
+    zygote.start(env)
+    wait_for(path.exists, 90, "the zygote to listen")
+    wait_for(lambda: not path.exists() and not path.with_suffix(".lock").exists(), 60, "the idle zygote to exit")
