@@ -170,6 +170,7 @@ def _wait_and_run(command_r: int, out_w: int, parent: int, start_dir: str) -> in
     os.close(out_w)
     os.environ.clear()
     os.environ.update(message["env"])
+    proc_title.set_environ(message["env"])
     os.chdir(root)
     # `python -m` puts the folder it starts in first on sys.path: the job root, not the zygote's
     if sys.path and sys.path[0] == start_dir:

@@ -51,6 +51,13 @@ def forked(session, job_name: str) -> bool:
     return FORKED in (session.jobs_dir / job_name / "supervisor.log").read_text()
 
 
+def prepared_runtime(session, job_name: str) -> bool:
+    """Whether the job's runtime is the one its supervisor forked ahead of time: its command line was
+    written over the zygote's longer one (nbsage.backends.proc_title), so NULs pad it."""
+    pid = session.store.get_job(job_name)["runtime_pid"]
+    return Path(f"/proc/{pid}/cmdline").read_bytes().endswith(b"\0\0")
+
+
 def script(tmp_path: Path, body: str) -> Path:
     src = tmp_path / f"src-{time.monotonic_ns()}"
     src.mkdir()
@@ -73,7 +80,7 @@ def test_a_forked_job_trains_the_same_model_with_the_same_logs_as_a_fresh_interp
     rng = np.random.default_rng(0)
     X = rng.random((200, 5))
     y = (X[:, 0] + X[:, 1] > 1).astype(float)
-    est = Estimator("xgboost", hyperparameters={"num_round": 5, "objective": "binary:logistic", "max_depth": 3,
+    est = Estimator("xgboost", hyperparameters={"num_round": 3, "objective": "binary:logistic", "max_depth": 3,
                                                  "nthread": 2}, sagemaker_session=session)
     forked_job = est.fit({"train": (X, y), "validation": (X, y)}, logs=False)
     assert forked(session, forked_job.name)
@@ -94,7 +101,7 @@ HELD = """
     {ignore}
     seen = sorted(m for m in ("xgboost", "pyarrow", "nbsage") if m in sys.modules)
     print("modules before the script's imports:", seen, flush=True)
-    print("leak:", os.environ.get("NBSAGE_TEST_LEAK"), flush=True)
+    print("leak:", os.environ.get("LEAK_CHECK"), flush=True)
     open(os.path.join(os.environ["SM_MODEL_DIR"], "pid"), "w").write(str(os.getpid()))
     r = os.open({fifo!r}, os.O_RDONLY)  # blocks until the test opens it for writing
     os.read(r, 1)
@@ -123,10 +130,13 @@ def test_stop_of_a_forked_job_ends_it_stopped_and_kill_of_its_runtime_ends_it_fa
     wait_for(lambda: not pid_alive(script_pid), 10, "the script to be killed")
 
     job, script_pid, _ = start_held(tmp_path, session, data)
-    assert forked(session, job.name)
+    assert forked(session, job.name) and prepared_runtime(session, job.name)
     runtime_pid = session.store.get_job(job.name)["runtime_pid"]
     cmdline = Path(f"/proc/{runtime_pid}/cmdline").read_bytes().split(b"\0")
     assert b"nbsage.runtime" in cmdline and b"--root" in cmdline  # what kill_runtime_group checks
+    for pid in (runtime_pid, session.store.get_job(job.name)["supervisor_pid"]):  # what a clean-up reads
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        assert f"NBSAGE_HOME={session.stores.home}".encode() in environ
     assert os.getpgid(runtime_pid) == runtime_pid  # its own process group
     os.kill(runtime_pid, signal.SIGKILL)
     desc = job.wait_quietly(timeout=TIMEOUT)
@@ -137,9 +147,9 @@ def test_stop_of_a_forked_job_ends_it_stopped_and_kill_of_its_runtime_ends_it_fa
 def test_a_variable_of_one_forked_job_is_not_seen_by_the_next_and_the_script_imports_fresh(
         tmp_path, session, data, warm):
     logs = []
-    for environment in ({"NBSAGE_TEST_LEAK": "first"}, {}):
+    for environment in ({"LEAK_CHECK": "first"}, {}):
         job, _, fifo = start_held(tmp_path, session, data, environment=environment)
-        assert forked(session, job.name)
+        assert forked(session, job.name) and prepared_runtime(session, job.name)
         with open(fifo, "wb") as f:
             f.write(b"x")
         assert job.wait_quietly(timeout=TIMEOUT)["TrainingJobStatus"] == "Completed"
@@ -195,3 +205,11 @@ def test_the_fingerprint_changes_with_nbsage_code_and_import_time_variables(tmp_
     assert zygote.fingerprint(dict(env, NBSAGE_STOP_GRACE_SECONDS="3"), copy) != first  # a module constant
     (copy / "module.py").write_text("x = 22\n")
     assert zygote.fingerprint(env, copy) != first
+
+
+def test_an_idle_zygote_exits_and_takes_its_socket_with_it(session):
+    env = dict(_launch_env(), NBSAGE_ZYGOTE_TEST=str(time.monotonic_ns()), NBSAGE_ZYGOTE_IDLE_SECONDS="1")
+    path = zygote.socket_for(env)
+    zygote.start(env)
+    wait_for(path.exists, 90, "the zygote to listen")
+    wait_for(lambda: not path.exists() and not path.with_suffix(".lock").exists(), 60, "the idle zygote to exit")
