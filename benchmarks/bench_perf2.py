@@ -304,10 +304,6 @@ def imports() -> str:
             "after one that warms the page cache.")
 
 
-PARTS = {"batch": batch, "overhead": overhead, "xgb3s": xgb3s, "memory": memory, "dask": dask,
-         "staging": staging, "imports": imports, "hostread": hostread}
-
-
 def hostread() -> str:
     """Each host's read of the train channel on 2 local hosts, FullyReplicated and ShardedByS3Key (the
     job log's `read in` figure), on bench_places' 400,000 x 20 CSV files, 5 rounds, 2 jobs each."""
@@ -330,6 +326,10 @@ def hostread() -> str:
                 rows += [m.group(1) for line in log if (m := re.search(r"Train matrix has (\d+) rows", line))]
             lines.append(f"| {dist} | {', '.join(reads)} | {', '.join(rows)} |")
     return "\n".join(lines)
+
+
+PARTS = {"batch": batch, "overhead": overhead, "xgb3s": xgb3s, "memory": memory, "dask": dask,
+         "staging": staging, "imports": imports, "hostread": hostread}
 
 
 TITLES = {"hostread": "Each host's read of a 2-host channel",

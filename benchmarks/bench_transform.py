@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import threading
@@ -31,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import write_section  # noqa: E402
 
 FEATURES, OBJECTS = 30, 4
+RUNS = 3  # interleaved floor / transform pairs; medians reported
 TRANSFORMER_OPTIONS: dict = {}  # e.g. max_concurrent_transforms, env (set from the command line)
 
 
@@ -109,31 +111,47 @@ def throughput(rows: int, folder: Path) -> dict:
     archive, booster = _model(folder)
     for f in files:
         f.read_bytes()  # page cache, for both sides
-    floors = [_floor(files, booster) for _ in range(2)]
-    floor, floor_cpu = min(floors)
     session = Session.default()
-    transformer = Model(archive, algorithm="xgboost", sagemaker_session=session).transformer(
-        instance_count=2, strategy="MultiRecord", assemble_with="Line", accept="text/csv",
-        output_path=str(folder / "out"), **TRANSFORMER_OPTIONS)
+    model = Model(archive, algorithm="xgboost", sagemaker_session=session)
+    _floor(files, booster)  # warm-up: the floor's first read pays for pyarrow's set-up
+    runs = []
+    for run in range(RUNS):  # interleaved: floor, transform, floor, transform, ...
+        floor, floor_cpu = _floor(files, booster)
+        out = folder / f"out-{run}"
+        transformer = model.transformer(instance_count=2, strategy="MultiRecord", assemble_with="Line",
+                                        accept="text/csv", output_path=str(out), **TRANSFORMER_OPTIONS)
+        whole, phase, transform_cpu, desc = _transform(session, transformer, data)
+        predicted = sum(len(p.read_bytes().splitlines()) for p in out.glob("*.out"))
+        assert predicted == per * OBJECTS, predicted
+        runs.append({"floor_s": floor, "floor_cpu": floor_cpu, "whole_s": whole, "phase_s": phase,
+                     "transform_cpu": transform_cpu, "load": os.getloadavg()[0]})
+        print(f"run {run + 1}: floor {floor:.2f} s, whole job {whole:.2f} s ({floor / whole:.2f}x), Transforming "
+              f"{phase:.2f} s ({floor / phase:.2f}x), CPU {floor_cpu:.1f} / {transform_cpu:.1f} s, load "
+              f"{runs[-1]['load']:.1f}", flush=True)
+    med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    rows = per * OBJECTS
+    return {"rows": rows, "size_mb": size_mb, **med, "floor_rows_s": rows / med["floor_s"],
+            "whole_rows_s": rows / med["whole_s"], "phase_rows_s": rows / med["phase_s"],
+            "whole_ratio": statistics.median(r["floor_s"] / r["whole_s"] for r in runs),
+            "phase_ratio": statistics.median(r["floor_s"] / r["phase_s"] for r in runs),
+            "runs": runs, "max_concurrent": desc["MaxConcurrentTransforms"]}
+
+
+def _transform(session, transformer, data: Path) -> tuple[float, float, float, dict]:
+    """(whole job s, Transforming phase s, CPU s of the supervisor and its servers, describe)."""
+    from nbsage.store.metadata import pid_alive
     cpu = _children_cpu()
     start = time.perf_counter()
     job = transformer.transform(str(data), content_type="text/csv", split_type="Line", wait=False)
     desc = job.wait_quietly(timeout=3600)
     whole = time.perf_counter() - start
     assert desc["TransformJobStatus"] == "Completed", desc.get("FailureReason")
-    from nbsage.store.metadata import pid_alive
     supervisor = session.store.get_job(job.name)["supervisor_pid"]
     deadline = time.monotonic() + 60
     while pid_alive(supervisor) and time.monotonic() < deadline:  # reaped by the place: its CPU is then ours
         time.sleep(0.05)
     transform_cpu = _children_cpu() - cpu  # the supervisor and its model servers, all of the job
-    phase = _phase_seconds(session, job.name, "Transforming") or whole
-    predicted = sum(len(p.read_bytes().splitlines()) for p in (folder / "out").glob("*.out"))
-    assert predicted == per * OBJECTS, predicted
-    return {"rows": per * OBJECTS, "size_mb": size_mb, "floor_s": floor, "floor_rows_s": per * OBJECTS / floor,
-            "floor_cpu": floor_cpu, "transform_cpu": transform_cpu,
-            "whole_s": whole, "phase_s": phase, "whole_rows_s": per * OBJECTS / whole,
-            "phase_rows_s": per * OBJECTS / phase, "max_concurrent": desc["MaxConcurrentTransforms"]}
+    return whole, _phase_seconds(session, job.name, "Transforming") or whole, transform_cpu, desc
 
 
 def memory(size_mb: int, folder: Path) -> dict:
@@ -194,13 +212,14 @@ def main(rows: int = 1_000_000, memory_mb: int | str = 0, write: bool = True, no
         result = throughput(rows, folder)
         sizes = [int(m) for m in str(memory_mb).split(",") if int(m)]
         mems = [memory(size, folder / f"memory-{size}") for size in sizes]
-    ratio = result["phase_rows_s"] / result["floor_rows_s"]
-    whole_ratio = result["whole_rows_s"] / result["floor_rows_s"]
+    ratio, whole_ratio = result["phase_ratio"], result["whole_ratio"]
     body = f"""{note}
 {result['rows']:,} CSV rows × {FEATURES} features ({result['size_mb']:.0f} MB in {OBJECTS} objects), XGBoost 100 rounds
 depth 6, MultiRecord at the default 6 MB payload, instance_count=2, MaxConcurrentTransforms unset (the
 container's /execution-parameters decide: its {os.cpu_count()} workers), AssembleWith=Line. Floor: pyarrow read + `inplace_predict` of all
-rows in one process. `python benchmarks/bench_transform.py` reproduces it.
+rows in one process. `python benchmarks/bench_transform.py` reproduces it. {len(result['runs'])} runs, each the floor then
+the transform, back to back; medians (× floor: the median of the runs' ratios). Load average during
+the runs: {', '.join(f"{r['load']:.1f}" for r in result['runs'])} on {os.cpu_count()} cores.
 
 | | seconds | rows/s | × floor | CPU seconds |
 |---|---|---|---|---|
@@ -236,8 +255,10 @@ if __name__ == "__main__":
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--note", default="")
     parser.add_argument("--max-concurrent-transforms", type=int, default=None)
+    parser.add_argument("--runs", type=int, default=RUNS, help="interleaved floor/transform pairs")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="the model servers' env")
     a = parser.parse_args()
+    RUNS = a.runs
     if a.max_concurrent_transforms:
         TRANSFORMER_OPTIONS["max_concurrent_transforms"] = a.max_concurrent_transforms
     if a.env:

@@ -478,9 +478,14 @@ def _cores() -> int:
 
 def _first_width(data: bytes) -> int | None:
     """Cells in the first non-blank line (None: every line is blank)."""
-    for line in data.split(b"\n", 64):
+    start = 0
+    while start < len(data):  # line by line from the start (split() would copy the rest of the body)
+        end = data.find(b"\n", start)
+        end = len(data) if end < 0 else end
+        line = data[start:end]
         if line.strip():
             return line.count(b",") + 1
+        start = end + 1
     return None
 
 

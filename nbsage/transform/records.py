@@ -87,31 +87,52 @@ def batches(stream: BinaryIO, name: str, split_type: str, strategy: str, max_byt
 
 
 def _line_blocks(stream: BinaryIO, name: str, max_bytes: int) -> Iterator[Batch]:
-    """MultiRecord over lines: as many whole lines as fit in max_bytes per batch."""
-    pending = b""
+    """MultiRecord over lines: as many whole lines as fit in max_bytes per batch.
+
+    Each round reads the payload's worth of bytes after the start of a line carried from the round
+    before; a full payload is cut at its last newline (the carry and the block's whole lines joined
+    once: one copy of the payload), and what the object ends with is sent whole, with or without a
+    final newline.
+    """
+    carry = b""  # the start of a line read in the round before (no newline in it)
     line = 1
-    eof = False
     while True:
-        if not eof and len(pending) < max_bytes:
-            more = stream.read(max_bytes - len(pending))
-            if more:
-                pending += more
-            else:
-                eof = True
-        if not pending:
-            return
+        block, eof = _fill(stream, max_bytes - len(carry))
         if eof:
-            body, pending = pending, b""
-        else:
-            cut = pending.rfind(b"\n", 0, max_bytes)
-            if cut < 0:  # no newline within one payload: this line alone is larger than a request may be
-                size = len(pending) + _rest_of_line(stream)
-                raise too_large(name, f"line {line}", size, max_bytes, "Line")
-            body, pending = pending[:cut + 1], pending[cut + 1:]
-        count = body.count(b"\n") + (0 if body.endswith(b"\n") else 1)
+            body = carry + block if carry else block
+            count = body.count(b"\n") + (0 if body.endswith(b"\n") else 1)
+            if body and not body.isspace():
+                yield Batch(body, line, count)
+            return
+        cut = block.rfind(b"\n")
+        if cut < 0:  # no newline within one payload: this line alone is larger than a request may be
+            size = len(carry) + len(block) + _rest_of_line(stream)
+            raise too_large(name, f"line {line}", size, max_bytes, "Line")
+        whole = memoryview(block)[:cut + 1]
+        body = b"".join((carry, whole)) if carry else (block if cut + 1 == len(block) else bytes(whole))
+        carry = block[cut + 1:]
+        count = body.count(b"\n")
         if not body.isspace():  # (isspace stops at the first other byte; strip would copy the payload)
             yield Batch(body, line, count)
         line += count
+
+
+def _fill(stream: BinaryIO, size: int) -> tuple[bytes, bool]:
+    """Up to `size` bytes, and whether the object ended before `size` (a short read alone does not say)."""
+    block = stream.read(size)
+    if len(block) == size:
+        return block, False
+    if not block:
+        return b"", True
+    parts = [block]
+    got = len(block)
+    while got < size:
+        more = stream.read(size - got)
+        if not more:
+            return b"".join(parts), True
+        parts.append(more)
+        got += len(more)
+    return b"".join(parts), False
 
 
 def _rest_of_line(stream: BinaryIO) -> int:
