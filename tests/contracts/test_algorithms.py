@@ -74,6 +74,19 @@ def labelled_sentences(folder: Path, content_type: str) -> None:
         (folder / "train.manifest").write_text("".join(r + "\n" for r in records))
 
 
+def detection_images(folder: Path, content_type: str) -> None:
+    """4 generated images with boxes: a .rec, or images with their JSON annotations beside them."""
+    from nbsage.algorithms.object_detection import sample_data
+    data = sample_data.make_dataset(4, 48, 2, seed=0)
+    if content_type == "application/x-recordio":
+        sample_data.write_recordio(data, folder.parent / ".recordio", "train")
+        (folder / "train.rec").write_bytes((folder.parent / ".recordio" / "train.rec").read_bytes())
+    elif content_type.startswith("image/") or content_type == "application/x-image":
+        sample_data.write_json_annotations(data, folder, folder, num_classes=2,
+                                           image_format="PNG" if content_type == "image/png" else "JPEG")
+    # the annotation and model channels are left empty: the train channel carries the data
+
+
 # algorithm -> (hyperparameters of a tiny one- or two-round job, the sample data it reads)
 TINY = {
     "xgboost": ({"num_round": "2", "max_depth": "2", "objective": "binary:logistic"}, tabular_rows),
@@ -84,6 +97,8 @@ TINY = {
                time_series),
     "blazingtext": ({"mode": "supervised", "epochs": "1", "min_count": "1", "vector_dim": "8",
                      "buckets": "1000"}, labelled_sentences),
+    "object-detection": ({"num_classes": "2", "num_training_samples": "4", "epochs": "1", "mini_batch_size": "4",
+                          "_small_image_shape": "48", "_network_width": "0.125"}, detection_images),
 }
 
 
