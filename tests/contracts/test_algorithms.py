@@ -85,10 +85,25 @@ def sentence_pairs(folder: Path, content_type: str) -> None:
         (folder / f.name).write_bytes(f.read_bytes())
     import shutil
     shutil.rmtree(folder / ".prepared")
+
+
 def token_pairs(folder: Path, content_type: str) -> None:
     """40 labelled pairs of token-id sequences (Object2Vec's JSON Lines records)."""
     (folder / "train.json").write_text("".join(
         json.dumps({"label": i % 2, "in0": [i % 7, 1 + i % 3], "in1": [(i + i % 2) % 7]}) + "\n" for i in range(40)))
+
+
+def detection_images(folder: Path, content_type: str) -> None:
+    """4 generated images with boxes: a .rec, or images with their JSON annotations beside them."""
+    from nbsage.algorithms.object_detection import sample_data
+    data = sample_data.make_dataset(4, 48, 2, seed=0)
+    if content_type == "application/x-recordio":
+        sample_data.write_recordio(data, folder.parent / ".recordio", "train")
+        (folder / "train.rec").write_bytes((folder.parent / ".recordio" / "train.rec").read_bytes())
+    elif content_type.startswith("image/") or content_type == "application/x-image":
+        sample_data.write_json_annotations(data, folder, folder, num_classes=2,
+                                           image_format="PNG" if content_type == "image/png" else "JPEG")
+    # the annotation and model channels are left empty: the train channel carries the data
 
 
 # algorithm -> (hyperparameters of a tiny one- or two-round job, the sample data it reads)
@@ -105,6 +120,8 @@ TINY = {
                  "batch_size": "16", "beam_size": "2"}, sentence_pairs),
     "object2vec": ({"enc0_max_seq_len": "4", "enc0_vocab_size": "8", "enc_dim": "4", "enc0_token_embedding_dim": "4",
                     "mlp_dim": "4", "epochs": "1"}, token_pairs),
+    "object-detection": ({"num_classes": "2", "num_training_samples": "4", "epochs": "1", "mini_batch_size": "4",
+                          "_small_image_shape": "48", "_network_width": "0.125"}, detection_images),
 }
 
 

@@ -95,15 +95,19 @@ def photometric(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(x, 0, 255)
 
 
-def augment(image: np.ndarray, objects: np.ndarray, size: int, rng: np.random.Generator):
-    """(3 x size x size input, objects rows [class, xmin, ymin, xmax, ymax]) of one training draw."""
+def augment(image: np.ndarray, objects: np.ndarray, size: int, rng: np.random.Generator, full: bool = True):
+    """(3 x size x size input, objects rows [class, xmin, ymin, xmax, ymax]) of one training draw.
+
+    full=False (nbsage's `_augmentation=flip`): the horizontal flip alone."""
     boxes, labels = objects[:, 1:5].astype(np.float64), objects[:, 0]
-    if rng.random() < 0.5:
+    if full and rng.random() < 0.5:
         image, boxes = expand(image, boxes, rng)
-    image, boxes, labels = crop(image, boxes, labels, rng)
+    if full:
+        image, boxes, labels = crop(image, boxes, labels, rng)
     if rng.random() < 0.5:
         image = image[:, ::-1]
         boxes = np.stack([1 - boxes[:, 2], boxes[:, 1], 1 - boxes[:, 0], boxes[:, 3]], axis=1)
-    image = photometric(resize(np.ascontiguousarray(image), size), rng)
+    image = resize(np.ascontiguousarray(image), size)
+    image = photometric(image, rng) if full else image
     out = np.concatenate([labels[:, None], boxes], axis=1).astype(np.float32)
     return normalise(image), out

@@ -18,11 +18,12 @@ VARIANCES = (0.1, 0.2)
 
 
 def scales(num_maps: int) -> list[float]:
-    """s_1 .. s_m+1: 0.1 for the first map, then evenly 0.2 .. 0.9 (one more for the last sqrt box)."""
-    if num_maps == 1:
-        return [0.2, 0.9]
-    rest = [0.2 + (0.9 - 0.2) * k / max(num_maps - 2, 1) for k in range(num_maps - 1)]
-    return [0.1, *rest, min(1.05, rest[-1] + (0.7 / max(num_maps - 2, 1)))]
+    """s_1 .. s_m+1. Six maps or more (SSD300, SSD512): 0.1 for the first, then evenly 0.2 .. 0.9;
+    fewer (small inputs): evenly 0.15 .. 0.9, so the few maps still cover small to whole-image objects."""
+    if num_maps < 6:
+        return [0.15 + 0.75 * k / max(num_maps - 1, 1) for k in range(num_maps)] + [1.05]
+    rest = [0.2 + 0.7 * k / (num_maps - 2) for k in range(num_maps - 1)]
+    return [0.1, *rest, 1.05]
 
 
 def aspect_ratios(num_maps: int) -> list[tuple[float, ...]]:

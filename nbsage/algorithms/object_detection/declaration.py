@@ -1,10 +1,11 @@
 """Object Detection's declaration: every hyperparameter, its channels and its metrics.
 
-Names, defaults and valid values follow SageMaker's object-detection-api-config page. Two
+Names, defaults and valid values follow SageMaker's object-detection-api-config page. Three
 hyperparameters are nbsage additions, `_`-prefixed as SageMaker's hidden keys are and folded under
 "Advanced": `_network_width` scales the channels of every layer (1 is SageMaker's network; a
 fraction trains in seconds on a CPU) and `_small_image_shape` trains and serves at a square size
-below 300 (SageMaker's image_shape keeps its >= 300 range). Both exist so that tests, demos and
+below 300 (SageMaker's image_shape keeps its >= 300 range), and `_augmentation=flip` leaves out SSD's
+zoom-out, crop and colour jitter (fewer steps to converge on small generated sets). They exist so that tests, demos and
 notebooks run on a laptop; a job that sets neither trains SageMaker's SSD-300/512. Metric regexes
 scrape the `#quality_metric` lines `training.py` prints, as SageMaker's MetricDefinitions do.
 """
@@ -75,6 +76,9 @@ HYPERPARAMETERS = (
     Hyperparameter("_small_image_shape", "int", range=closed(32, 299), advanced=True,
                    help="nbsage addition: train and serve at this square size instead of image_shape "
                         "(SageMaker accepts only >= 300); for tests and CPU demos"),
+    Hyperparameter("_augmentation", "str", default="ssd", choices=("ssd", "flip"), advanced=True,
+                   help="nbsage addition: ssd (SageMaker's: zoom out, IoU-constrained crop, flip, colour jitter) or "
+                        "flip (horizontal flip only: converges in fewer steps, for tests and CPU demos)"),
     Hyperparameter("_seed", "int", default=0, range=at_least(0), advanced=True,
                    help="nbsage addition: seeds weights, shuffling and augmentation"),
 )
@@ -89,7 +93,7 @@ CHANNELS = (
             help="one JSON annotation per train image, same base name"),
     Channel("validation_annotation", ("application/json",),
             help="one JSON annotation per validation image, same base name"),
-    Channel("model", (MODEL_CONTENT_TYPE, "application/x-model", "application/octet-stream"),
+    Channel("model", (MODEL_CONTENT_TYPE,),
             help="a previous model (incremental training) or a base-network weights file"),
 )
 

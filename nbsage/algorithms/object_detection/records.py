@@ -116,6 +116,12 @@ def objects_from_annotation(doc: dict, where: str) -> np.ndarray:
             missing = [f for f in fields if not isinstance(box, dict) or not isinstance(box.get(f), numbers.Real)]
             raise DataError(f"{where}: annotations[{i}]: {NOT_ENOUGH} Field(s) {', '.join(missing)} missing or "
                             "not numbers")
+        if box["left"] < 0 or box["top"] < 0 or box["left"] + box["width"] > w or box["top"] + box["height"] > h:
+            raise DataError(f"{where}: annotations[{i}]: left={box['left']}, top={box['top']}, width={box['width']}, "
+                            f"height={box['height']} reaches outside the {w:g}x{h:g} image (image_size)")
+        if box["width"] <= 0 or box["height"] <= 0:
+            raise DataError(f"{where}: annotations[{i}]: width and height must be > 0, found {box['width']} and "
+                            f"{box['height']}")
         rows.append([box["class_id"], box["left"] / w, box["top"] / h, (box["left"] + box["width"]) / w,
                      (box["top"] + box["height"]) / h])
     return np.asarray(rows, dtype=np.float32).reshape(-1, 5)

@@ -132,15 +132,15 @@ def _train(env, cluster) -> None:
             idx = [int(order[(b * batch + k) % len(order)]) for k in range(min(batch, len(order)) or 1)]
             if len(idx) == 1:
                 idx = idx * 2  # batch normalisation needs two images; the second is another augmented draw
-            images, gt = _batch([local[i] for i in idx], settings.image_shape, rng)
+            images, gt = _batch([local[i] for i in idx], settings.image_shape, rng, hps["_augmentation"] == "ssd")
             logits, deltas = step_model(images.to(device))
             labels, matched = box_ops.match(gt.to(device), anchors_xyxy, MATCH_THRESHOLD)
             ce, l1 = multibox_loss(logits.float(), deltas.float(), labels, matched, anchors)
             optimizer.zero_grad(set_to_none=True)
             (ce + l1).backward()
             optimizer.step()
-            ce_sum += float(ce)
-            l1_sum += float(l1)
+            ce_sum += ce.detach().item()
+            l1_sum += l1.detach().item()
         elapsed = time.time() - tic
         ce_mean, l1_mean = ce_sum / n_batches, l1_sum / n_batches
         if cluster.distributed:
@@ -202,11 +202,12 @@ def _configuration(env, log: SageMakerLog) -> dict:
     return hps
 
 
-def _batch(examples: list[Example], size: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def _batch(examples: list[Example], size: int, rng: np.random.Generator,
+           full: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, 3, S, S) augmented inputs and (B, G, 5) objects padded with class -1."""
     images, objects = [], []
     for ex in examples:
-        x, obj = augment(ex.image(), ex.objects, size, rng)
+        x, obj = augment(ex.image(), ex.objects, size, rng, full)
         images.append(x)
         objects.append(obj)
     g = max(1, max(len(o) for o in objects))
