@@ -116,7 +116,9 @@ def test_a_script_that_ignores_sigterm_is_killed_after_the_grace_period(tmp_path
 
 
 def test_max_run_stops_the_job_with_max_runtime_exceeded(tmp_path, session, data):
-    job, _ = start_sleeper(tmp_path, session, data, max_run=1)
+    # not waiting for the script to start: on a loaded machine the 1 s limit may end the job before it does
+    src = sleeper(tmp_path, tmp_path / "pid-max-run")
+    job = Estimator(entry_point="train.py", source_dir=str(src), sagemaker_session=session, max_run=1).fit(data, wait=False)
     desc = job.wait_quietly(timeout=TIMEOUT)
     assert desc["TrainingJobStatus"] == "Stopped"
     assert desc["SecondaryStatus"] == "MaxRuntimeExceeded"
