@@ -22,7 +22,9 @@ servers (`python -m nbsage.runtime serve`), its children. The front:
   `metrics.json` (per-variant counters, in-flight requests, recent invocations per second, latency
   percentiles) twice a second, for describe_endpoint and autoscaling in other processes.
 
-HTTP framing and the connection limits are the model server's own (nbsage.runtime.http1).
+HTTP framing and the connection limits are the model server's own (nbsage.runtime.http1); the
+instances and their connections are nbsage.serving.instances, the per-variant counters
+nbsage.serving.variant_metrics.
 
 Environment knobs: NBSAGE_SHADOW_QUEUE (copies waiting for the shadow, default 256; past it a copy is
 dropped and counted), NBSAGE_SHADOW_SAMPLES (pairs kept for the report, default 1000), the
@@ -39,8 +41,6 @@ import queue
 import random
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -49,26 +49,15 @@ from collections import deque
 from pathlib import Path
 
 from nbsage.runtime.http1 import Connection, LimitedServer, busy_answer, error_answer
+from nbsage.serving.instances import HOP_BY_HOP, HOST, Instance, Unreachable, env_number, request_head, stop_all
+from nbsage.serving.variant_metrics import VariantMetrics
 
-HOST = "127.0.0.1"
 READY_NAME = "front.ready"
 STATE_NAME = "state.json"
 METRICS_NAME = "metrics.json"
 SHADOW_NAME = "shadow.json"
 TARGET_VARIANT = "x-amzn-sagemaker-target-variant"
 INVOKED_VARIANT = "X-Amzn-Invoked-Production-Variant"
-_HOP_BY_HOP = {"connection", "content-length", "transfer-encoding", "keep-alive", "date", "server",
-               "content-type"}
-SHADOW_NICENESS = 10
-METRIC_WINDOW = 60  # seconds of per-second invocation counts and latencies kept for metrics
-
-
-def _env_number(name: str, default: float) -> float:
-    try:
-        value = float(os.environ.get(name, "") or default)
-    except ValueError:
-        return default
-    return value if value > 0 else default
 
 
 def write_json(path: Path, value) -> None:
@@ -76,278 +65,6 @@ def write_json(path: Path, value) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(value))
     os.replace(tmp, path)
-
-
-def _percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def _lower_priority() -> None:
-    """A shadow's model servers yield the CPU to production's: on a shared machine a shadow test must
-    not slow the answers callers get."""
-    from nbsage.backends.runtime_process import die_with_parent
-    die_with_parent()
-    try:
-        os.nice(SHADOW_NICENESS)
-    except OSError:
-        pass
-
-
-class Unreachable(Exception):
-    """An instance could not be reached (refused, reset before an answer): try another one."""
-
-
-# ---- one model server -----------------------------------------------------------------------------
-class Upstream:
-    """One kept-alive connection to a model server: the request goes out in one sendall, the answer is
-    read by its Content-Length (the model server always sends one). Leaner than http.client, whose
-    header parsing would be most of what the front adds to a request."""
-
-    def __init__(self, port: int, timeout: float):
-        self.sock = socket.create_connection((HOST, port), timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.reader = self.sock.makefile("rb", buffering=65536)
-
-    def exchange(self, head: bytes, body: bytes) -> tuple[int, list[tuple[str, str]], bytes, bool]:
-        """(status, headers, body, server closes) for one request; ConnectionResetError when the
-        server closed the connection before answering."""
-        if len(body) < 65536:
-            self.sock.sendall(head + body)
-        else:
-            self.sock.sendall(head)
-            self.sock.sendall(body)
-        line = self.reader.readline(65537)
-        if not line:
-            raise ConnectionResetError("the model server closed the connection")
-        parts = line.split(None, 2)
-        status = int(parts[1])
-        headers, length, close = [], None, False
-        while True:
-            raw = self.reader.readline(65537)
-            if raw in (b"\r\n", b"\n", b""):
-                break
-            name, _, value = raw.decode("latin-1").partition(":")
-            name, value = name.strip(), value.strip()
-            low = name.lower()
-            if low == "content-length":
-                length = int(value)
-            elif low == "connection" and "close" in value.lower():
-                close = True
-            headers.append((name, value))
-        if length is None:
-            data, close = self.reader.read(), True
-        else:
-            data = self.reader.read(length) if length else b""
-            if len(data) < length:
-                raise ConnectionResetError("the model server closed the connection mid-answer")
-        return status, headers, data, close
-
-    def close(self) -> None:
-        try:
-            self.reader.close()
-            self.sock.close()
-        except OSError:
-            pass
-
-
-def request_head(headers: dict, length: int) -> bytes:
-    """The request line and headers of POST /invocations to a model server."""
-    lines = ["POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\n"]
-    for name, value in headers.items():
-        lines.append(f"{name}: {value}\r\n")
-    lines.append(f"Content-Length: {length}\r\n\r\n")
-    return "".join(lines).encode("latin-1", errors="replace")
-
-
-class Instance:
-    """One model server process of a variant, with its pool of kept-alive connections."""
-
-    READY = "ready"
-
-    def __init__(self, variant: "Variant", number: int, folder: Path):
-        self.variant, self.number = variant, number
-        self.folder = folder
-        self.proc: subprocess.Popen | None = None
-        self.port: int | None = None
-        self.in_flight = 0
-        self.state = "starting"  # starting -> serving -> draining -> stopped; failed
-        self.idle: deque[Upstream] = deque()
-        self.failure: str | None = None
-        self.ping_failures = 0
-
-    @property
-    def ready_file(self) -> Path:
-        return self.folder / self.READY
-
-    def start(self) -> None:
-        from nbsage.backends.runtime_process import die_with_parent
-        self.folder.mkdir(parents=True, exist_ok=True)
-        for path in (self.ready_file, Path(f"{self.ready_file}.failure")):
-            path.unlink(missing_ok=True)
-        serve = self.variant.serve
-        cmd = [sys.executable, "-m", "nbsage.runtime", "serve", "--model-dir", serve["ModelDir"],
-               "--host", HOST, "--port", "0", "--ready-file", str(self.ready_file)]
-        if serve.get("Algorithm"):
-            cmd += ["--algorithm", serve["Algorithm"]]
-        if serve.get("EntryPoint"):
-            cmd += ["--entry-point", serve["EntryPoint"]]
-        if serve.get("Pipeline"):
-            cmd += ["--pipeline"]
-        env = dict(os.environ)
-        env.update({str(k): str(v) for k, v in (serve.get("Environment") or {}).items()})
-        if serve.get("EntryPoint"):
-            env["SAGEMAKER_PROGRAM"] = serve["EntryPoint"]
-        preexec = _lower_priority if self.variant.shadow else die_with_parent
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, cwd=self.folder, env=env,
-                                     preexec_fn=preexec, close_fds=True)
-
-    def check_started(self, ping_timeout: float) -> bool | None:
-        """True once the server answers /ping, False when it ended (self.failure says why), else None."""
-        from nbsage.serving.supervisor import exit_text, ping
-        if self.proc.poll() is not None:
-            try:
-                self.failure = Path(f"{self.ready_file}.failure").read_text().strip() or None
-            except OSError:
-                self.failure = None
-            self.failure = self.failure or f"the model server ended while starting ({exit_text(self.proc.returncode)})"
-            self.state = "failed"
-            return False
-        try:
-            port = int(self.ready_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        if ping(port, ping_timeout):
-            self.port = port
-            return True
-        return None
-
-    def connection(self) -> tuple["Upstream", bool]:
-        try:
-            return self.idle.pop(), True
-        except IndexError:
-            return Upstream(self.port, self.variant.timeout), False
-
-    def send(self, head: bytes, body: bytes) -> tuple[int, bytes, str, dict]:
-        """POST /invocations on a pooled connection (a stale kept-alive one is replaced once)."""
-        for attempt in (0, 1):
-            try:
-                conn, reused = self.connection()
-            except OSError as exc:
-                raise Unreachable(f"{type(exc).__name__}: {exc}") from None
-            try:
-                status, headers, data, close = conn.exchange(head, body)
-            except (OSError, ValueError) as exc:
-                conn.close()
-                if isinstance(exc, (socket.timeout, TimeoutError)):
-                    return error_answer(504, "ModelTimeout", f"the model did not answer within "
-                                                             f"{self.variant.timeout:g} s")
-                if attempt == 0 and reused:
-                    continue  # a kept-alive connection the server has since closed
-                raise Unreachable(f"{type(exc).__name__}: {exc}") from None
-            if close:
-                conn.close()
-            else:
-                self.idle.append(conn)
-            content_type = ""
-            extra = {}
-            for name, value in headers:
-                low = name.lower()
-                if low == "content-type":
-                    content_type = value
-                elif low not in _HOP_BY_HOP:
-                    extra[name] = value
-            return status, data, content_type, extra
-        raise Unreachable("the connection closed twice")  # not reached
-
-    def close_connections(self) -> None:
-        while True:
-            try:
-                self.idle.pop().close()
-            except IndexError:
-                return
-
-    def stop(self, grace: float) -> None:
-        stop_all([self], grace)
-
-
-def stop_all(instances: list[Instance], grace: float) -> None:
-    """SIGTERM every instance at once, then wait for each (SIGKILL after `grace` seconds); folders removed."""
-    for inst in instances:
-        inst.state = "stopped"
-        inst.close_connections()
-        if inst.proc is not None and inst.proc.poll() is None:
-            inst.proc.terminate()
-    deadline = time.monotonic() + grace
-    for inst in instances:
-        if inst.proc is not None:
-            try:
-                inst.proc.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                inst.proc.kill()
-                inst.proc.wait()
-        shutil.rmtree(inst.folder, ignore_errors=True)
-
-
-# ---- what a variant's traffic looked like -----------------------------------------------------------
-class VariantMetrics:
-    """Counters for one variant, in CloudWatch's names; cheap to update on every request."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.invocations = self.errors_4xx = self.errors_5xx = 0
-        self.in_flight = self.peak_in_flight = 0
-        self.per_second: deque[list] = deque()  # [epoch second, invocations]
-        self.latencies: deque[tuple[float, float]] = deque(maxlen=4096)  # (epoch, ms)
-
-    def started(self) -> None:
-        with self.lock:
-            self.in_flight += 1
-            if self.in_flight > self.peak_in_flight:
-                self.peak_in_flight = self.in_flight
-
-    def finished(self, status: int, ms: float) -> None:
-        now = time.time()
-        second = int(now)
-        with self.lock:
-            self.in_flight -= 1
-            self.invocations += 1
-            if 400 <= status < 500:
-                self.errors_4xx += 1
-            elif status >= 500:
-                self.errors_5xx += 1
-            if self.per_second and self.per_second[-1][0] == second:
-                self.per_second[-1][1] += 1
-            else:
-                self.per_second.append([second, 1])
-                while self.per_second and self.per_second[0][0] <= second - METRIC_WINDOW:
-                    self.per_second.popleft()
-            self.latencies.append((now, ms))
-
-    def snapshot(self, instances: int) -> dict:
-        now = time.time()
-        with self.lock:
-            recent = [list(x) for x in self.per_second if x[0] > now - METRIC_WINDOW]
-            latencies = [ms for t, ms in self.latencies if t > now - METRIC_WINDOW]
-            peak, self.peak_in_flight = self.peak_in_flight, self.in_flight
-            out = {"Invocations": self.invocations, "Invocation4XXErrors": self.errors_4xx,
-                   "Invocation5XXErrors": self.errors_5xx, "ConcurrentRequests": self.in_flight,
-                   "PeakConcurrentRequests": peak}
-        last_minute = sum(c for _, c in recent)
-        per = max(1, instances)
-        out.update({
-            "CurrentInstanceCount": instances,
-            "InvocationsLastMinute": last_minute,
-            "InvocationsPerInstance": last_minute / per,  # per minute, as SageMakerVariantInvocationsPerInstance
-            "ConcurrentRequestsPerInstance": out["ConcurrentRequests"] / per,
-            "PeakConcurrentRequestsPerInstance": peak / per,
-            "RecentInvocations": recent,  # [epoch second, count] for the last 60 s: any window is a sum
-            "ModelLatencyP50": _percentile(latencies, 0.50), "ModelLatencyP90": _percentile(latencies, 0.90),
-            "ModelLatencyP99": _percentile(latencies, 0.99),
-        })
-        return out
 
 
 class Variant:
@@ -456,16 +173,16 @@ class Front(LimitedServer):
 
     def __init__(self, address, timeout: float):
         super().__init__(address, FrontConnection,
-                         max_connections=int(_env_number("NBSAGE_MAX_CONNECTIONS", 128)),
-                         header_timeout=_env_number("NBSAGE_HEADER_TIMEOUT_SECONDS", 10.0),
-                         keep_alive_timeout=_env_number("NBSAGE_KEEP_ALIVE_TIMEOUT_SECONDS", 60.0),
+                         max_connections=int(env_number("NBSAGE_MAX_CONNECTIONS", 128)),
+                         header_timeout=env_number("NBSAGE_HEADER_TIMEOUT_SECONDS", 10.0),
+                         keep_alive_timeout=env_number("NBSAGE_KEEP_ALIVE_TIMEOUT_SECONDS", 60.0),
                          invocation_timeout=timeout + 5.0,
-                         max_payload=int(_env_number("SAGEMAKER_MAX_PAYLOAD_IN_MB", 6) * 1024 * 1024))
+                         max_payload=int(env_number("SAGEMAKER_MAX_PAYLOAD_IN_MB", 6) * 1024 * 1024))
         self.lock = threading.Lock()
         self.endpoint_name = ""
         self.table = Table([], [])
-        self.shadow_queue: queue.Queue = queue.Queue(maxsize=int(_env_number("NBSAGE_SHADOW_QUEUE", 256)))
-        self.shadow_log = ShadowLog(int(_env_number("NBSAGE_SHADOW_SAMPLES", 1000)))
+        self.shadow_queue: queue.Queue = queue.Queue(maxsize=int(env_number("NBSAGE_SHADOW_QUEUE", 256)))
+        self.shadow_log = ShadowLog(int(env_number("NBSAGE_SHADOW_SAMPLES", 1000)))
 
     def set_table(self, production: list[Variant], shadows: list[Variant]) -> None:
         """Replace the routing table in one step; the variants left out are retired (a request that
@@ -545,7 +262,7 @@ class Front(LimitedServer):
                                     f"{self.endpoint_name!r}; its production variants are {names} "
                                     "(TargetVariant must name one of them)")
             return busy_answer(f"endpoint {self.endpoint_name!r} has no production variant serving; retry")
-        upstream = {k: v for k, v in headers.items() if k not in _HOP_BY_HOP and k != TARGET_VARIANT
+        upstream = {k: v for k, v in headers.items() if k not in HOP_BY_HOP and k != TARGET_VARIANT
                     and k not in ("host", "expect")}
         if "content-type" in headers:
             upstream["Content-Type"] = headers["content-type"]
@@ -613,14 +330,14 @@ class Controller:
         self.store, self.name, self.folder = store, name, Path(folder)
         self.stopping = threading.Event()
         self.wake = threading.Event()
-        self.timeout = _env_number("NBSAGE_INVOCATION_TIMEOUT_SECONDS",
-                                   _env_number("SAGEMAKER_MODEL_SERVER_TIMEOUT", 60.0))
-        self.startup_timeout = _env_number("NBSAGE_STARTUP_TIMEOUT_SECONDS", 600.0)
-        self.grace = _env_number("NBSAGE_STOP_GRACE_SECONDS", 5.0)
+        self.timeout = env_number("NBSAGE_INVOCATION_TIMEOUT_SECONDS",
+                                   env_number("SAGEMAKER_MODEL_SERVER_TIMEOUT", 60.0))
+        self.startup_timeout = env_number("NBSAGE_STARTUP_TIMEOUT_SECONDS", 600.0)
+        self.grace = env_number("NBSAGE_STOP_GRACE_SECONDS", 5.0)
         # the supervisor's health-check settings (nbsage.serving.supervisor), for each instance
-        self.health_interval = _env_number("NBSAGE_HEALTH_CHECK_INTERVAL_SECONDS", 5.0)
-        self.ping_timeout = _env_number("NBSAGE_HEALTH_CHECK_TIMEOUT_SECONDS", 2.0)
-        self.max_ping_failures = int(_env_number("NBSAGE_HEALTH_CHECK_FAILURES", 3))
+        self.health_interval = env_number("NBSAGE_HEALTH_CHECK_INTERVAL_SECONDS", 5.0)
+        self.ping_timeout = env_number("NBSAGE_HEALTH_CHECK_TIMEOUT_SECONDS", 2.0)
+        self.max_ping_failures = int(env_number("NBSAGE_HEALTH_CHECK_FAILURES", 3))
         self.next_health_check = time.monotonic() + self.health_interval
         self.front = Front((HOST, 0), self.timeout)
         self.front.endpoint_name = name
