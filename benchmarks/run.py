@@ -10,6 +10,7 @@ import bench_blazingtext  # noqa: E402
 import bench_deepar  # noqa: E402
 import bench_endpoint  # noqa: E402
 import bench_formats  # noqa: E402
+import bench_object2vec  # noqa: E402
 import bench_place_startup  # noqa: E402
 import bench_places  # noqa: E402
 import bench_reliability  # noqa: E402
@@ -26,4 +27,5 @@ if __name__ == "__main__":
     print("Place start-up overhead:", bench_place_startup.main())
     print("Reliability (load and fault):", bench_reliability.main())
     print("Batch transform:", bench_transform.main(memory_mb="64,2048"))
+    print("Object2Vec vs a PyTorch siamese model:", bench_object2vec.main())
     print("Results written to", Path(__file__).with_name("RESULTS.md"))
