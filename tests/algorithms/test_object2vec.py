@@ -327,3 +327,15 @@ def test_a_gpu_instance_type_trains_on_cuda(tmp_path, digits):
     proc = run_job(root)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Training on cuda" in proc.stdout
+
+
+def test_tied_token_embeddings_share_one_table_and_need_matching_sizes():
+    from nbsage.algorithms.object2vec.building import network_config
+    from nbsage.algorithms.object2vec.network import Object2VecNetwork
+    given = {"enc0_max_seq_len": "4", "enc0_vocab_size": "10", "enc0_network": "bilstm", "enc_dim": "6",
+             "enc0_token_embedding_dim": "4", "tied_token_embedding_weight": "True"}
+    net = Object2VecNetwork(network_config(O2V.validate(given), given, lambda line: None))
+    assert net.encode_embedding(0) is net.encode_embedding(1)
+    bad = {**given, "enc1_network": "hcnn", "enc1_vocab_size": "12", "enc1_max_seq_len": "4"}
+    with pytest.raises(HyperparameterError, match="tied_token_embedding_weight=true needs one token embedding table"):
+        network_config(O2V.validate(bad), bad, lambda line: None)
