@@ -34,7 +34,7 @@ SMALL = {"enc0_max_seq_len": "64", "enc0_vocab_size": "256", "enc_dim": "16", "e
 @pytest.fixture(scope="module")
 def digits():
     from nbsage.algorithms.object2vec.sample_data import digit_pairs
-    return digit_pairs(n_train=3000, n_test=400)
+    return digit_pairs(n_train=2000, n_test=400)
 
 
 def write_jsonl(path: Path, records) -> Path:
@@ -129,7 +129,7 @@ def test_each_encoder_gives_enc_dim_vectors_that_ignore_padding(network):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, digits):
     path = tmp_path_factory.mktemp("o2v")
-    hps = {**SMALL, "epochs": "8", "early_stopping_patience": "5", "mini_batch_size": "32"}
+    hps = {**SMALL, "epochs": "5", "early_stopping_patience": "5", "mini_batch_size": "32"}
     root = make_root(path / "job", hps, {"train": digits.train, "validation": digits.test[:200],
                                          "test": digits.test[200:]})
     proc = run_job(root)
@@ -143,7 +143,7 @@ def test_a_training_job_learns_digit_pairs_and_logs_sagemaker_metrics(trained):
     assert re.search(r"#quality_metric: host=algo-1, epoch=\d, validation accuracy <score>=", out)
     metrics = metrics_of(out)
     assert {"validation:accuracy", "validation:cross_entropy", "test:accuracy", "test:cross_entropy"} <= set(metrics)
-    assert metrics["test:accuracy"] > 0.58  # above chance (0.5) after a few epochs on unseen images
+    assert metrics["test:accuracy"] > 0.6, metrics  # above chance (0.5) after a few epochs on unseen images
     assert (root.model_dir / "model_algo-1.pt").exists() and (root.model_dir / "model_algo-1-config.json").exists()
     assert (root.path / "output" / "model.tar.gz").exists()
 
@@ -327,3 +327,15 @@ def test_a_gpu_instance_type_trains_on_cuda(tmp_path, digits):
     proc = run_job(root)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "Training on cuda" in proc.stdout
+
+
+def test_tied_token_embeddings_share_one_table_and_need_matching_sizes():
+    from nbsage.algorithms.object2vec.building import network_config
+    from nbsage.algorithms.object2vec.network import Object2VecNetwork
+    given = {"enc0_max_seq_len": "4", "enc0_vocab_size": "10", "enc0_network": "bilstm", "enc_dim": "6",
+             "enc0_token_embedding_dim": "4", "tied_token_embedding_weight": "True"}
+    net = Object2VecNetwork(network_config(O2V.validate(given), given, lambda line: None))
+    assert net.encode_embedding(0) is net.encode_embedding(1)
+    bad = {**given, "enc1_network": "hcnn", "enc1_vocab_size": "12", "enc1_max_seq_len": "4"}
+    with pytest.raises(HyperparameterError, match="tied_token_embedding_weight=true needs one token embedding table"):
+        network_config(O2V.validate(bad), bad, lambda line: None)

@@ -77,7 +77,10 @@ def load_pretrained(env, network, log: Callable[[str], None]) -> None:
         enc = config.encoder(i)
         if i == 1 and config.tied_token_embedding_weight:
             continue
-        which = "enc0" if i == 0 or enc is config.encoder(0) else f"enc{i}"
+        # enc1_network=enc0 copies enc0's files: errors then name the hyperparameter the user set
+        copied = i == 1 and (enc.vocab_file, enc.pretrained_embedding_file) == (
+            config.encoder(0).vocab_file, config.encoder(0).pretrained_embedding_file)
+        which = "enc0" if i == 0 or copied else f"enc{i}"
         vocab = {}
         if enc.vocab_file:
             vocab = read_vocab(_file(env, enc.vocab_file, f"{which}_vocab_file"), enc.vocab_size,
