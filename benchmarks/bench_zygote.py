@@ -132,7 +132,10 @@ def xgb3s(repeats: int) -> str:
             f"{med['direct']:.2f} ({best['direct']:.2f}) | 1 |\n\n"
             f"{repeats} rounds, interleaved; zygote {[round(t, 2) for t in times['zygote']]}, fresh "
             f"{[round(t, 2) for t in times['fresh']]}, direct {[round(t, 2) for t in times['direct']]}; "
-            f"1-minute load average {load[0]:.1f} before, {load[1]:.1f} after, {os.cpu_count()} cores.")
+            f"1-minute load average {load[0]:.1f} before, {load[1]:.1f} after, {os.cpu_count()} cores"
+            + (f"; OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']} on both sides (libgomp's spin-waiting on an "
+               "oversubscribed machine makes every run many times slower and the figures noise)"
+               if os.environ.get("OMP_WAIT_POLICY") else "") + ".")
 
 
 def tuning(trials: int, parallel: int = 2, num_round: int = 50) -> str:
