@@ -63,4 +63,11 @@ def test_every_body_size_reads_as_cell_by_cell(rows, bad):
     if bad is not None:
         lines[rows * 2 // 3] = bad
     body = b"\n".join(lines) + b"\n"
-    assert _answer(text_csv.read_features, body) == _answer(text_csv._read_features_by_cell, body)
+    expected = _answer(text_csv._read_features_by_cell, body)
+    assert _answer(text_csv.read_features, body) == expected
+    for threads in (True, False):  # whichever way the machine's load decides
+        rows = text_csv._read_features_whole(body, threads)
+        if bad is None:
+            assert ("rows", rows.tobytes()) == expected
+        else:
+            assert rows is None  # the cell-by-cell parser then names the line and cell
