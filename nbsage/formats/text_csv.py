@@ -416,9 +416,10 @@ def iter_batches(files: list[Path], batch_rows: int = DEFAULT_BATCH_ROWS, weight
 
 SMALL_REQUEST_BYTES = 2048  # below this a request is parsed cell by cell: pyarrow's set-up costs more
 # requests of this size are cut into blocks parsed side by side on pyarrow's threads (a 1,000-row
-# request in about 60% of the one-thread time on idle cores). Larger ones are batches (batch
-# transform's MultiRecord payloads), which arrive MaxConcurrentTransforms at a time and keep the
-# cores busy already: there, threads only add CPU.
+# request in about 60% of the one-thread time) while the machine has an idle core; on busy cores
+# the blocks wait for each other (a third slower than one thread). Larger requests are batches
+# (batch transform's MultiRecord payloads), which arrive MaxConcurrentTransforms at a time and keep
+# the cores busy already: there, threads only add CPU.
 THREADED_REQUEST_BYTES = (64 << 10, 1 << 20)
 
 
@@ -440,9 +441,10 @@ def read_features(body: bytes | str, num_features: int | None = None) -> np.ndar
     return _read_features_by_cell(body)
 
 
-def _read_features_whole(body: bytes | str) -> np.ndarray | None:
+def _read_features_whole(body: bytes | str, threads: bool | None = None) -> np.ndarray | None:
     """The body's rows parsed at once by pyarrow (float64, then float32, as `float()` then numpy
-    would round them), or None where only the cell-by-cell parser can answer."""
+    would round them), or None where only the cell-by-cell parser can answer. `threads`: parse
+    blocks on pyarrow's threads (None: by THREADED_REQUEST_BYTES and a free core)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
     data = body.encode("utf-8") if isinstance(body, str) else bytes(body)
@@ -451,16 +453,19 @@ def _read_features_whole(body: bytes | str) -> np.ndarray | None:
         return None
     names = [f"c{i}" for i in range(width)]
     low, high = THREADED_REQUEST_BYTES
-    threads = low <= len(data) < high
-    block = max(low, len(data) // (2 * _cores())) if threads else None
+    if threads is None:
+        threads = low <= len(data) < high and _idle_core()
+    options = dict(parse_options=pacsv.ParseOptions(delimiter=",", quote_char=False),
+                   convert_options=pacsv.ConvertOptions(column_types={c: pa.float64() for c in names},
+                                                        null_values=[""], strings_can_be_null=False))
     try:
-        table = pacsv.read_csv(
-            pa.py_buffer(data),
-            read_options=pacsv.ReadOptions(column_names=names, use_threads=threads,
-                                           **({"block_size": block} if block else {})),
-            parse_options=pacsv.ParseOptions(delimiter=",", quote_char=False),
-            convert_options=pacsv.ConvertOptions(column_types={c: pa.float64() for c in names},
-                                                 null_values=[""], strings_can_be_null=False))
+        if threads:  # blocks parsed side by side
+            block = max(low, len(data) // (2 * _cores()))
+            table = pacsv.read_csv(pa.py_buffer(data), read_options=pacsv.ReadOptions(
+                column_names=names, use_threads=True, block_size=block), **options)
+        else:  # one thread: the streaming reader, a tenth less set-up than read_csv on a small body
+            read = pacsv.ReadOptions(column_names=names, use_threads=False, block_size=min(len(data) + 1, 1 << 20))
+            table = pacsv.open_csv(pa.py_buffer(data), read_options=read, **options).read_all()
     except (pa.ArrowInvalid, UnicodeDecodeError):
         return None
     if table.num_rows == 0 or any(column.null_count for column in table.columns):
@@ -469,6 +474,15 @@ def _read_features_whole(body: bytes | str) -> np.ndarray | None:
     for j, column in enumerate(table.columns):
         rows[:, j] = column.to_numpy()
     return rows
+
+
+def _idle_core() -> bool:
+    """Whether a core is free: the 1-minute load average leaves at least one of this process's cores."""
+    import os
+    try:
+        return os.getloadavg()[0] + 1 <= _cores()
+    except OSError:
+        return False
 
 
 def _cores() -> int:

@@ -46,3 +46,28 @@ def test_one_thread_and_every_core_answer_the_same(tmp_path):
         answers.append(handler.invoke(body, "text/csv", "text/csv")[0])
     assert answers[0] == answers[1] and answers[0].count(b"\n") == len(X) - 1
     assert handler.invoke(b"  \n\n", "text/csv", "text/csv")[0] == b""  # whitespace only: 204, no copy made
+
+
+def _answer(read, body):
+    try:
+        return "rows", read(body).tobytes()
+    except Exception as e:  # noqa: BLE001 - the error's text is what is compared
+        return type(e).__name__, str(e)
+
+
+@pytest.mark.parametrize("rows", [100, 2500, 40000])  # one thread, pyarrow's threads, a batch's payload
+@pytest.mark.parametrize("bad", [None, b"1,2,x,4", b"1,2,3", b"1,,3,4"])
+def test_every_body_size_reads_as_cell_by_cell(rows, bad):
+    lines = [",".join(f"{v:.5g}" for v in row).encode()
+             for row in np.random.default_rng(rows).normal(size=(rows, 4)).astype(np.float32)]
+    if bad is not None:
+        lines[rows * 2 // 3] = bad
+    body = b"\n".join(lines) + b"\n"
+    expected = _answer(text_csv._read_features_by_cell, body)
+    assert _answer(text_csv.read_features, body) == expected
+    for threads in (True, False):  # whichever way the machine's load decides
+        rows = text_csv._read_features_whole(body, threads)
+        if bad is None:
+            assert ("rows", rows.tobytes()) == expected
+        else:
+            assert rows is None  # the cell-by-cell parser then names the line and cell
