@@ -48,7 +48,7 @@ def test_short_forms_still_accepted():
 
 
 def test_an_unknown_name_is_refused_with_the_built_ins_and_a_suggestion():
-    with pytest.raises(ValidationError, match="built-ins are blazingtext, deepar, linear-learner, xgboost.*"
+    with pytest.raises(ValidationError, match="built-ins are blazingtext, deepar, linear-learner, object-detection, xgboost.*"
                                               "did you mean 'deepar-forecasting'"):
         algorithms.get("deepar-forecastin")
     assert not algorithms.is_builtin("kmeans")
