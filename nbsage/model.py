@@ -37,7 +37,8 @@ def _default_codecs(algorithm: str | None, sdk_image: bool = False):
     from nbsage import algorithms
     declared = algorithms.get(algorithm)
     serializer = {"text/csv": s.CSVSerializer, "application/json": s.JSONSerializer,
-                  "application/jsonlines": s.JSONLinesSerializer}[declared.request_content_type]
+                  "application/jsonlines": s.JSONLinesSerializer,
+                  "image/jpeg": lambda: s.IdentitySerializer("image/jpeg")}[declared.request_content_type]
     deserializer = {"text/csv": d.CSVDeserializer, "application/json": d.JSONDeserializer,
                     "application/jsonlines": d.JSONLinesDeserializer}[declared.response_accept]
     return serializer(), deserializer()
