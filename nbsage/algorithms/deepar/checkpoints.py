@@ -19,10 +19,7 @@ import torch
 
 from nbsage.algorithms import distributed
 from nbsage.algorithms.deepar.step import TrainingModule
-from nbsage.checkpoint_files import write_checkpoint
-
-CHECKPOINT_PREFIX = "deepar-checkpoint-epoch"
-CHECKPOINTS_KEPT = 2
+from nbsage.algorithms.torch_checkpoints import TorchCheckpoints
 
 
 @dataclass
@@ -37,40 +34,13 @@ class Progress:
     history: list[float] = field(default_factory=list)
 
 
-class Checkpoints:
+class Checkpoints(TorchCheckpoints):
     """One file per finished epoch in the checkpoint folder; the newest readable one resumes."""
 
-    def __init__(self, folder: Path, signature: dict, log: Callable[[str], None]):
-        self.folder, self.signature, self.log = Path(folder), signature, log
-
-    def _files(self) -> list[Path]:
-        if not self.folder.is_dir():
-            return []
-        return sorted(self.folder.glob(f"{CHECKPOINT_PREFIX}*.pt"), reverse=True)
-
-    def latest(self) -> dict | None:
-        for path in self._files():
-            try:
-                state = torch.load(path, map_location="cpu", weights_only=True)
-            except Exception as e:  # noqa: BLE001 - a half-written or foreign file: try the previous one
-                self.log(f"Checkpoint {path} could not be read ({type(e).__name__}: {e}); skipping it")
-                continue
-            if state.get("signature") != self.signature:
-                theirs = state.get("signature") or {}
-                changed = sorted(k for k in set(theirs) | set(self.signature) if theirs.get(k) != self.signature.get(k))
-                self.log(f"Checkpoint {path} was written with different settings ({', '.join(changed)}); "
-                         "training from scratch")
-                return None
-            state["path"] = str(path)
-            return state
-        return None
+    prefix = "deepar-checkpoint-epoch"
 
     def save(self, state: dict) -> Path:
-        path = self.folder / f"{CHECKPOINT_PREFIX}{state['epoch']:05d}.pt"
-        write_checkpoint(path, lambda f: torch.save({**state, "signature": self.signature}, f))
-        for old in self._files()[CHECKPOINTS_KEPT:]:
-            old.unlink(missing_ok=True)
-        return path
+        return self.write(state["epoch"], {**state, "signature": self.signature})
 
     def save_epoch(self, epoch: int, module: TrainingModule, rng: np.random.Generator, progress: Progress) -> Path:
         """The checkpoint of a finished epoch: the module, both random states and the progress."""

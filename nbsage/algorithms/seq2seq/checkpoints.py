@@ -17,10 +17,7 @@ from typing import Callable
 
 import torch
 
-from nbsage.checkpoint_files import write_checkpoint
-
-CHECKPOINT_PREFIX = "seq2seq-checkpoint-"
-CHECKPOINTS_KEPT = 2
+from nbsage.algorithms.torch_checkpoints import TorchCheckpoints
 
 
 @dataclass
@@ -42,45 +39,16 @@ class Progress:
         return dict(self.__dict__)
 
 
-class Checkpoints:
-    def __init__(self, folder: Path | None, signature: dict, log: Callable[[str], None]):
-        self.folder = Path(folder) if folder is not None else None
-        self.signature, self.log = signature, log
-
-    def _files(self) -> list[Path]:
-        if self.folder is None or not self.folder.is_dir():
-            return []
-        return sorted(self.folder.glob(f"{CHECKPOINT_PREFIX}*.pt"), reverse=True)
-
-    def latest(self) -> dict | None:
-        for path in self._files():
-            try:
-                state = torch.load(path, map_location="cpu", weights_only=True)
-            except Exception as e:  # noqa: BLE001 - a half-written or foreign file: try the previous one
-                self.log(f"Checkpoint {path} could not be read ({type(e).__name__}: {e}); skipping it")
-                continue
-            if state.get("signature") != self.signature:
-                theirs = state.get("signature") or {}
-                changed = sorted(k for k in set(theirs) | set(self.signature) if theirs.get(k) != self.signature.get(k))
-                self.log(f"Checkpoint {path} was written with different settings ({', '.join(changed)}); "
-                         "training from scratch")
-                return None
-            state["path"] = str(path)
-            return state
-        return None
+class Checkpoints(TorchCheckpoints):
+    prefix = "seq2seq-checkpoint-"
+    digits = 8
 
     def save(self, progress: Progress, network, optimizer, schedule) -> Path | None:
-        if self.folder is None:
-            return None
-        path = self.folder / f"{CHECKPOINT_PREFIX}{progress.updates:08d}.pt"
         state = {"signature": self.signature, "progress": progress.to_state(),
                  "network": {k: v.detach().cpu() for k, v in network.state_dict().items()},
                  "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
                  "torch_rng": torch.get_rng_state()}
-        write_checkpoint(path, lambda f: torch.save(state, f))
-        for old in self._files()[CHECKPOINTS_KEPT:]:
-            old.unlink(missing_ok=True)
-        return path
+        return self.write(progress.updates, state)
 
 
 def resume(checkpoints: Checkpoints, network, optimizer, schedule, log: Callable[[str], None]) -> Progress:
