@@ -145,7 +145,7 @@ class DeepARHandler(InferenceHandler):
 
 def load(model_dir: str) -> DeepARHandler:
     """The handler for a model directory written by DeepAR training (CPU inference, as SageMaker's)."""
-    from nbsage.algorithms.deepar.training import set_threads
+    from nbsage.algorithms.torch_device import set_threads
     set_threads()
     device = os.environ.get("NBSAGE_INFERENCE_DEVICE") or "cpu"  # cuda on a GPU endpoint (nbsage.serving.gpu)
     return DeepARHandler(DeepARPredictor.load(model_dir, device=device))

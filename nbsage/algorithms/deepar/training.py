@@ -23,9 +23,7 @@ model's settings), `step` (the lightning module: likelihood, optimizer, one trai
 """
 from __future__ import annotations
 
-import json
 import math
-import os
 import time
 from dataclasses import dataclass
 
@@ -33,7 +31,9 @@ import numpy as np
 import torch
 
 from nbsage.algorithms import distributed
+from nbsage.algorithms.container_config import configuration
 from nbsage.algorithms.log_lines import SageMakerLog
+from nbsage.algorithms.torch_device import set_threads, training_device  # noqa: F401 - set_threads re-exported
 from nbsage.algorithms.deepar import likelihoods
 from nbsage.algorithms.deepar.building import Model, build_model
 from nbsage.algorithms.deepar.checkpoints import Checkpoints, Progress, resume
@@ -49,27 +49,6 @@ from nbsage.errors import DataError
 
 SEED = 0
 MIN_BATCHES_PER_EPOCH = 10       # SageMaker logs 1280 windows (10 mini-batches) per epoch on small data
-MAX_THREADS = 4                  # a small RNN stops gaining from more threads around here
-
-
-def set_threads() -> int:
-    """torch threads: OMP_NUM_THREADS when set, else the cores not already busy, at most MAX_THREADS.
-
-    A small RNN runs many short kernels; on a machine whose cores are taken by other work, extra
-    threads that wait for a core make each step many times slower rather than faster.
-    """
-    wanted = os.environ.get("OMP_NUM_THREADS", "")
-    if wanted.isdigit() and int(wanted) > 0:
-        n = int(wanted)
-    else:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        try:
-            busy = int(round(os.getloadavg()[0]))
-        except OSError:
-            busy = 0
-        n = max(1, min(cores - busy, MAX_THREADS))
-    torch.set_num_threads(n)
-    return n
 
 
 @dataclass
@@ -94,8 +73,8 @@ def _train(env, cluster) -> None:
     """A job from start to end: configure, load, build, resume, fit, then (master) save and score."""
     started = time.time()
     log = SageMakerLog(env)
-    hps = _configuration(env, log)
-    device = _device(env, log)
+    hps = configuration(env, log, ALGORITHM)
+    device = training_device(env, log)
     freq = Frequency.parse(hps["time_freq"])
     lik = likelihoods.make(hps["likelihood"])
     lags = freq.lags()
@@ -137,25 +116,6 @@ def _train(env, cluster) -> None:
 
 
 # ---- the steps of _train -----------------------------------------------------------------------------
-def _configuration(env, log: SageMakerLog) -> dict:
-    """The validated hyperparameters, logged as SageMaker logs them; the channels checked."""
-    defaults = {hp.name: hp.to_string(hp.default) for hp in ALGORITHM.hyperparameters if hp.default is not None}
-    log.info(f"Reading default configuration: {json.dumps(defaults, sort_keys=True)}")
-    log.info(f"Merging with provided configuration from {env.root.config_dir / 'hyperparameters.json'}: "
-             f"{json.dumps(env.hyperparameters, sort_keys=True)}")
-    hps = ALGORITHM.validate(env.hyperparameters)
-    log.info(f"Final configuration: {json.dumps({**defaults, **env.hyperparameters}, sort_keys=True)}")
-    ALGORITHM.check_channels({name: ch.content_type for name, ch in env.channels.items()})
-    return hps
-
-
-def _device(env, log: SageMakerLog) -> torch.device:
-    threads = set_threads()
-    device = torch.device(env.device)
-    log.info(f"Training on {device.type}" + (f" with {threads} CPU thread(s)" if device.type == "cpu" else ""))
-    return device
-
-
 def _distribute(env, cluster, model: Model, data: TrainingData, device, log: SageMakerLog):
     """(the network wrapped for DDP or None, the series this host draws its windows from)."""
     if not cluster.distributed:

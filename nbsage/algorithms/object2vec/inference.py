@@ -119,7 +119,7 @@ class Object2VecHandler(InferenceHandler):
 
 def load(model_dir: str) -> Object2VecHandler:
     """The handler for a model directory written by Object2Vec training (CPU unless a GPU endpoint)."""
-    from nbsage.algorithms.deepar.training import set_threads
+    from nbsage.algorithms.torch_device import set_threads
     set_threads()
     device = os.environ.get("NBSAGE_INFERENCE_DEVICE") or "cpu"  # cuda on a GPU endpoint (nbsage.serving.gpu)
     return Object2VecHandler(Object2VecPredictor.load(model_dir, device=device))

@@ -19,7 +19,6 @@ instance_count > 1 is refused before any data is read.
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 
@@ -27,7 +26,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from nbsage.algorithms.container_config import configuration
 from nbsage.algorithms.log_lines import SageMakerLog
+from nbsage.algorithms.torch_device import training_device
 from nbsage.algorithms.object2vec import auxiliary, optim
 from nbsage.algorithms.object2vec.building import limits, network_config
 from nbsage.algorithms.object2vec.checkpoints import Checkpoints, Progress
@@ -48,8 +49,8 @@ def train(env) -> None:
                               f"training), and this job has {len(env.hosts)}: set instance_count=1 (a "
                               "multi-GPU instance type uses all its GPUs)")
     log = SageMakerLog(env)
-    hps = _configuration(env, log)
-    device = _device(env, log)
+    hps = configuration(env, log, ALGORITHM)
+    device = training_device(env, log)
     config = network_config(hps, env.hyperparameters, log.info)
     num_classes = hps["num_classes"] if hps["output_layer"] == "softmax" else None
     data = {name: _read(env, name, config, num_classes, log) for name in ("train", "validation", "test")
@@ -91,25 +92,6 @@ def train(env) -> None:
 
 
 # ---- the steps of train --------------------------------------------------------------------------------
-def _configuration(env, log: SageMakerLog) -> dict:
-    defaults = {hp.name: hp.to_string(hp.default) for hp in ALGORITHM.hyperparameters if hp.default is not None}
-    log.info(f"Reading default configuration: {json.dumps(defaults, sort_keys=True)}")
-    log.info(f"Merging with provided configuration from {env.root.config_dir / 'hyperparameters.json'}: "
-             f"{json.dumps(env.hyperparameters, sort_keys=True)}")
-    hps = ALGORITHM.validate(env.hyperparameters)
-    log.info(f"Final configuration: {json.dumps({**defaults, **env.hyperparameters}, sort_keys=True)}")
-    ALGORITHM.check_channels({name: ch.content_type for name, ch in env.channels.items()})
-    return hps
-
-
-def _device(env, log: SageMakerLog) -> torch.device:
-    from nbsage.algorithms.deepar.training import set_threads
-    threads = set_threads()
-    device = torch.device(env.device)
-    log.info(f"Training on {device.type}" + (f" with {threads} CPU thread(s)" if device.type == "cpu" else ""))
-    return device
-
-
 def _parallel(network: nn.Module, env, device: torch.device, log: SageMakerLog) -> nn.Module:
     """The module the steps call: DataParallel over every GPU of a multi-GPU instance, else the network."""
     gpus = torch.cuda.device_count() if device.type == "cuda" else 0

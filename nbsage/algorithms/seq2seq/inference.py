@@ -148,7 +148,7 @@ def _encode_targets(targets: list[list[int]]) -> bytes:
 
 def load(model_dir: str) -> Seq2SeqHandler:
     """The handler for a model directory written by Seq2Seq training."""
-    from nbsage.algorithms.deepar.training import set_threads
+    from nbsage.algorithms.torch_device import set_threads
     set_threads()
     device = os.environ.get("NBSAGE_INFERENCE_DEVICE") or "cpu"  # cuda on a GPU endpoint (nbsage.serving.gpu)
     return Seq2SeqHandler(Translator.load(model_dir, device=device))

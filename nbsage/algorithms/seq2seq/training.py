@@ -17,7 +17,6 @@ refused. nbsage trains on the instance type's device: CUDA for ml.p*/ml.g*/local
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 
@@ -25,7 +24,9 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from nbsage.algorithms.container_config import configuration
 from nbsage.algorithms.log_lines import SageMakerLog
+from nbsage.algorithms.torch_device import training_device
 from nbsage.algorithms.seq2seq.checkpoints import Checkpoints, Progress, resume
 from nbsage.algorithms.seq2seq.declaration import ALGORITHM
 from nbsage.algorithms.seq2seq.evaluation import bleu, teacher_forced
@@ -92,8 +93,8 @@ def train(env) -> None:
             f"Seq2Seq trains on a single instance: SageMaker's Seq2Seq supports single-machine training only "
             f"(one or more GPUs of one instance), and this job has InstanceCount {len(env.hosts)}; "
             "use instance_count=1")
-    hps = _configuration(env, log)
-    device = _device(env, log)
+    hps = configuration(env, log, ALGORITHM, name_file=False)
+    device = training_device(env, log)
     source_vocab, target_vocab = find_vocabularies(env.channels["vocab"].path)
     log.info(f"Vocabulary sizes: source {len(source_vocab)}, target {len(target_vocab)}")
     limits = (hps["max_seq_len_source"], hps["max_seq_len_target"])
@@ -149,24 +150,6 @@ def _files(env, name: str):
     if not files:
         raise DataError(f"channel {name!r} has no data files under {env.channels[name].path}")
     return files
-
-
-def _configuration(env, log: SageMakerLog) -> dict:
-    defaults = {hp.name: hp.to_string(hp.default) for hp in ALGORITHM.hyperparameters if hp.default is not None}
-    log.info(f"Reading default configuration: {json.dumps(defaults, sort_keys=True)}")
-    log.info(f"Merging with provided configuration: {json.dumps(env.hyperparameters, sort_keys=True)}")
-    hps = ALGORITHM.validate(env.hyperparameters)
-    log.info(f"Final configuration: {json.dumps({**defaults, **env.hyperparameters}, sort_keys=True)}")
-    ALGORITHM.check_channels({name: ch.content_type for name, ch in env.channels.items()})
-    return hps
-
-
-def _device(env, log: SageMakerLog) -> torch.device:
-    from nbsage.algorithms.deepar.training import set_threads
-    threads = set_threads()
-    device = torch.device(env.device)
-    log.info(f"Training on {device.type}" + (f" with {threads} CPU thread(s)" if device.type == "cpu" else ""))
-    return device
 
 
 class _Loop:
