@@ -201,9 +201,10 @@ export class EndpointDetail extends Widget {
         (p.ScaleInCooldown !== undefined ? `, in cooldown ${p.ScaleInCooldown} s` : '') +
         (p.DisableScaleIn ? ', scale-in disabled' : '');
     };
+    const targets: Json[] = scaling.ScalableTargets || [];
     this._scaling.replaceChildren(
-      grid(['Variant', 'Min', 'Max', 'Policies'],
-        (scaling.ScalableTargets || []).map((t: Json) => h('tr', { dataset: { variant: t.VariantName } },
+      targets.length === 0 ? h('p', { class: 'nbsage-sub' }, 'No variant scales automatically now.') : grid(['Variant', 'Min', 'Max', 'Policies'],
+        targets.map((t: Json) => h('tr', { dataset: { variant: t.VariantName } },
           h('td', {}, t.VariantName), h('td', {}, String(t.MinCapacity)), h('td', {}, String(t.MaxCapacity)),
           h('td', {}, (t.Policies || []).map(policy).join('; ')))), 'nbsage-scaling-targets'),
       h('h4', {}, 'Scaling activities'),
