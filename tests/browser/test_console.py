@@ -190,6 +190,7 @@ def test_endpoint_detail_shows_variants_shadow_report_and_monitoring_then_promot
     from datetime import datetime, timedelta, timezone
 
     from nbsage.model_monitor import DatasetFormat, DefaultModelMonitor
+    from nbsage.serving.autoscaling.records import ScalingRecords
     from nbsage.serving import endpoints, variants
     from nbsage.serving.monitor import schedules
     from nbsage.session import Session, production_variant
@@ -232,6 +233,10 @@ def test_endpoint_detail_shows_variants_shadow_report_and_monitoring_then_promot
                                             when + timedelta(minutes=1), manual=True)
         assert execution["MonitoringExecutionStatus"] == "CompletedWithViolations", execution.get("FailureReason")
 
+        # a scaling activity as the autoscaling controller records one (a real one needs minutes of load)
+        records = ScalingRecords(session.store)
+        records.end_activity(records.start_activity("browser-shadow", "Live", 1, 2, "monitor alarm high"), "Successful")
+
         endpoint = page.locator('#nbsage-console tr[data-endpoint="browser-shadow"]')
         expect()(endpoint).to_have_attribute("data-status", "InService")
         endpoint.locator(".nbsage-action-open").click()
@@ -250,7 +255,9 @@ def test_endpoint_detail_shows_variants_shadow_report_and_monitoring_then_promot
         expect()(watch.locator(".nbsage-monitoring-executions tbody tr")).to_have_attribute(
             "data-status", "CompletedWithViolations")
         expect()(watch.locator('.nbsage-violations tr[data-feature="y"][data-check="baseline_drift_check"]')).to_have_count(1)
-        expect()(detail.locator('[data-section="scaling"]')).to_be_hidden()  # no scalable target
+        activity = detail.locator('.nbsage-scaling-activities tbody tr')
+        expect()(activity.locator('[data-field="counts"]')).to_have_text("1 → 2")
+        expect()(activity).to_contain_text("monitor alarm high")
         screenshot(page, "endpoint-shadow")
         detail.locator(".nbsage-action-promote").click()
         page.locator(".jp-Dialog .jp-mod-accept").click()
