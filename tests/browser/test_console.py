@@ -198,7 +198,8 @@ def test_endpoint_detail_shows_variants_shadow_report_and_monitoring_then_promot
     session = Session.default()
     archive = make_tarball(tmp_path / "labels", LABELS, weights=(1.0, 1.0, 1.0))
     for name, threshold in (("browser-strict", 7), ("browser-loose", 6)):
-        session.create_model(name, container_defs={"ModelDataUrl": str(archive), "Environment": {"THRESHOLD": str(threshold)}})
+        session.create_model(name, container_defs={"ModelDataUrl": str(archive),
+                                                   "Environment": {"THRESHOLD": str(threshold)}})
     session.endpoint_from_production_variants(
         "browser-shadow", [production_variant("browser-loose", "local", 1, "Live")],
         shadow_production_variants=[production_variant("browser-strict", "local", 1, "Shadow")],
@@ -254,7 +255,8 @@ def test_endpoint_detail_shows_variants_shadow_report_and_monitoring_then_promot
         watch = detail.locator('.nbsage-monitoring-schedule[data-schedule="browser-watch"]')
         expect()(watch.locator(".nbsage-monitoring-executions tbody tr")).to_have_attribute(
             "data-status", "CompletedWithViolations")
-        expect()(watch.locator('.nbsage-violations tr[data-feature="y"][data-check="baseline_drift_check"]')).to_have_count(1)
+        drift = watch.locator('.nbsage-violations tr[data-feature="y"][data-check="baseline_drift_check"]')
+        expect()(drift).to_have_count(1)
         activity = detail.locator('.nbsage-scaling-activities tbody tr')
         expect()(activity.locator('[data-field="counts"]')).to_have_text("1 → 2")
         expect()(activity).to_contain_text("monitor alarm high")
