@@ -169,3 +169,105 @@ def test_training_form_monitor_shows_the_final_status_without_another_cell(page,
     monitor = page.locator(".jp-OutputArea .jupyter-widgets .jp-OutputArea-output", has_text="Training job")
     expect()(monitor.last).to_contain_text("Completed", timeout=30_000)
     screenshot(page, "training-form")
+
+
+# a classifier for the shadow test: label 1 when the row's sum is above THRESHOLD (from the model's Environment)
+LABELS = """
+import os
+import numpy as np
+
+def model_fn(model_dir):
+    return np.load(os.path.join(model_dir, "weights.npy")), float(os.environ["THRESHOLD"])
+
+def predict_fn(data, model):
+    weights, threshold = model
+    return (np.atleast_2d(np.asarray(data, dtype=float)) @ weights > threshold).astype(int)
+"""
+
+
+def test_endpoint_detail_shows_variants_shadow_report_and_monitoring_then_promotes(page, lab_home, tmp_path,
+                                                                                  screenshot):
+    from datetime import datetime, timedelta, timezone
+
+    from nbsage.model_monitor import DatasetFormat, DefaultModelMonitor
+    from nbsage.serving.autoscaling.records import ScalingRecords
+    from nbsage.serving import endpoints, variants
+    from nbsage.serving.monitor import schedules
+    from nbsage.session import Session, production_variant
+    from support import make_tarball
+    session = Session.default()
+    archive = make_tarball(tmp_path / "labels", LABELS, weights=(1.0, 1.0, 1.0))
+    for name, threshold in (("browser-strict", 7), ("browser-loose", 6)):
+        session.create_model(name, container_defs={"ModelDataUrl": str(archive),
+                                                   "Environment": {"THRESHOLD": str(threshold)}})
+    session.endpoint_from_production_variants(
+        "browser-shadow", [production_variant("browser-loose", "local", 1, "Live")],
+        shadow_production_variants=[production_variant("browser-strict", "local", 1, "Shadow")],
+        data_capture_config_dict={"EnableCapture": True, "InitialSamplingPercentage": 100,
+                                  "DestinationS3Uri": str(tmp_path / "dc"),
+                                  "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}]})
+    try:
+        # row sums 5, 6.5 and 8: production (> 6) says 0, 1, 1; the shadow (> 7) says 0, 0, 1
+        rows = [b"1,2,2", b"2,2,2.5", b"2,3,3"]
+        for i in range(12):
+            endpoints.invoke_endpoint(session, "browser-shadow", rows[i % 3], "text/csv", "text/csv")
+        wait_for(lambda: (variants.shadow_record(session, "browser-shadow").get("Counts") or {})
+                 .get("Shadow", {}).get("Sent", 0) >= 12, 60, "12 requests copied to the shadow")
+        # a schedule with one execution over records written after those requests, whose y (9) the baseline never saw
+        (tmp_path / "b.csv").write_text("y,a\n" + "".join(f"{i % 3},{i % 5}\n" for i in range(60)))
+        monitor = DefaultModelMonitor(sagemaker_session=session)
+        monitor.suggest_baseline(str(tmp_path / "b.csv"), DatasetFormat.csv(), output_s3_uri=str(tmp_path / "base"))
+        base = monitor.latest_baselining_job.outputs[0].destination
+        schedules.create(session, "browser-watch", "browser-shadow", str(tmp_path / "out"), f"{base}/statistics.json",
+                         f"{base}/constraints.json", "cron(0 * ? * * *)", start_scheduler=False)
+        # records as SageMaker writes them, dated a day back so that the window holds none of the live ones
+        when = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=1)
+        side = lambda mode, data: {"observedContentType": "text/csv", "mode": mode, "data": data,  # noqa: E731
+                                   "encoding": "CSV"}
+        folder = tmp_path / "dc" / "browser-shadow" / "Live" / f"{when:%Y/%m/%d/%H}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{when:%M-%S}-000-old.jsonl").write_text("".join(json.dumps(
+            {"captureData": {"endpointInput": side("INPUT", f"{i % 5}"), "endpointOutput": side("OUTPUT", "9")},
+             "eventMetadata": {"eventId": f"e{i}", "inferenceTime": f"{when:%Y-%m-%dT%H:%M:%SZ}"},
+             "eventVersion": "0"}) + "\n" for i in range(20)))
+        execution = schedules.run_execution(session, "browser-watch", when, when - timedelta(minutes=1),
+                                            when + timedelta(minutes=1), manual=True)
+        assert execution["MonitoringExecutionStatus"] == "CompletedWithViolations", execution.get("FailureReason")
+
+        # a scaling activity as the autoscaling controller records one (a real one needs minutes of load)
+        records = ScalingRecords(session.store)
+        records.end_activity(records.start_activity("browser-shadow", "Live", 1, 2, "monitor alarm high"), "Successful")
+
+        endpoint = page.locator('#nbsage-console tr[data-endpoint="browser-shadow"]')
+        expect()(endpoint).to_have_attribute("data-status", "InService")
+        endpoint.locator(".nbsage-action-open").click()
+        detail = page.locator('.nbsage-endpoint-detail[data-endpoint="browser-shadow"]')
+        live = detail.locator('.nbsage-variants tr[data-variant="Live"]')
+        expect()(live.locator('[data-field="weight"]')).to_have_text("1/1")
+        expect()(live.locator('[data-field="instances"]')).to_have_text("1/1")
+        expect()(detail.locator('.nbsage-variants tr[data-variant="Shadow"][data-role="shadow"]')).to_have_count(1)
+        shadow = detail.locator('.nbsage-shadow-variants tr[data-variant="Shadow"]')
+        expect()(shadow.locator('[data-field="invocations"]')).to_have_text("12")
+        expect()(shadow.locator('[data-field="errors"]')).to_have_text("0")
+        expect()(shadow.locator('[data-field="p50"]')).to_contain_text(" ms")
+        expect()(detail.locator('.nbsage-shadow-agreement [data-key="Label agreement"]')).to_contain_text("66.667 %")
+        expect()(detail.locator('.nbsage-confusion tr[data-label="1"] [data-shadow="0"]')).to_have_text("4")
+        watch = detail.locator('.nbsage-monitoring-schedule[data-schedule="browser-watch"]')
+        expect()(watch.locator(".nbsage-monitoring-executions tbody tr")).to_have_attribute(
+            "data-status", "CompletedWithViolations")
+        drift = watch.locator('.nbsage-violations tr[data-feature="y"][data-check="baseline_drift_check"]')
+        expect()(drift).to_have_count(1)
+        activity = detail.locator('.nbsage-scaling-activities tbody tr')
+        expect()(activity.locator('[data-field="counts"]')).to_have_text("1 → 2")
+        expect()(activity).to_contain_text("monitor alarm high")
+        screenshot(page, "endpoint-shadow")
+        detail.locator(".nbsage-action-promote").click()
+        page.locator(".jp-Dialog .jp-mod-accept").click()
+        # the shadow becomes the production variant; the shadow section goes away
+        expect()(detail.locator('.nbsage-variants tr[data-variant="Shadow"][data-role="production"]')).to_have_count(
+            1, timeout=90_000)
+        expect()(detail.locator('[data-section="shadow"]')).to_be_hidden()
+    finally:
+        if "browser-watch" in schedules.names(session):
+            schedules.delete(session, "browser-watch")
+        session.delete_endpoint("browser-shadow")
