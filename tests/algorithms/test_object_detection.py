@@ -35,7 +35,7 @@ TINY = {"num_classes": "2", "num_training_samples": "6", "epochs": "1", "mini_ba
         "_small_image_shape": str(SIZE), "_network_width": "0.125", "optimizer": "adam", "learning_rate": "0.003"}
 # the quality job: 48-pixel inputs, a network of an eighth of SSD's width, horizontal flips only (nbsage's
 # additions for CPU-sized runs; see the declaration)
-# Adam at 0.002: 0.005 plateaus near 0.55-0.65 on this small network, 0.001 is still climbing after 10 epochs
+# Adam at 0.002: 0.005 plateaus near 0.55-0.65 on this small network, 0.001 is still near 0.7 after 8 epochs
 QUALITY = {**TINY, "num_training_samples": "320", "epochs": "10", "mini_batch_size": "16", "_small_image_shape": "48",
            "_augmentation": "flip", "learning_rate": "0.002", "lr_scheduler_step": "8", "lr_scheduler_factor": "0.3"}
 QUALITY_SIZE = 48
