@@ -6,7 +6,8 @@ model.tar.gz that a Neo runtime serves. Here the output is ONNX, run by onnxrunt
 model files and returns what the compiled handler needs (the manifest). One module per algorithm:
 XGBoost (onnxmltools' tree-ensemble converter), Linear Learner (a MatMul + Add graph), BlazingText's
 supervised classifier (Gather + mean + MatMul + Softmax; tokenising and hashing stay in Python) and
-DeepAR's one-step network (the LSTM step; the sampling loop over the horizon stays in Python).
+DeepAR's one-step network (the LSTM step; the sampling loop over the horizon stays in Python) and
+Object Detection's SSD network (image -> class logits and box offsets; decoding and NMS stay in torch).
 
 The job that records a compilation (CreateCompilationJob / DescribeCompilationJob) is
 nbsage.compilation.job; the handlers that serve a compiled model are nbsage.compilation.runtime (which,
@@ -27,6 +28,7 @@ CONVERTERS = {
     "linear-learner": "nbsage.compilation.linear_learner",
     "blazingtext": "nbsage.compilation.blazingtext",
     "deepar": "nbsage.compilation.deepar",
+    "object-detection": "nbsage.compilation.object_detection",
 }
 # Neo's framework names each algorithm's model may be given as (None: the algorithm's own)
 FRAMEWORKS = {
@@ -34,6 +36,7 @@ FRAMEWORKS = {
     "linear-learner": ("mxnet", "pytorch", "onnx"),
     "blazingtext": ("pytorch", "onnx"),
     "deepar": ("pytorch", "mxnet", "onnx"),
+    "object-detection": ("pytorch", "mxnet", "onnx"),
 }
 # Neo's edge targets: nbsage compiles for onnxruntime on this machine's kind of CPU (or GPU), not these
 EDGE_TARGETS = ("jetson", "rasp", "deeplens", "sitara", "imx", "rk3", "qcs", "amba", "coreml", "lambda",

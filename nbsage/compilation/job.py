@@ -26,7 +26,8 @@ KIND = "compilation"
 STATUS = {"InProgress": "INPROGRESS", "Completed": "COMPLETED", "Failed": "FAILED", "Stopping": "STOPPING",
           "Stopped": "STOPPED"}
 # the largest |compiled - native| a compiled model may show on the parity rows
-TOLERANCE = {"xgboost": 1e-5, "linear-learner": 1e-9, "blazingtext": 1e-5, "deepar": 1e-4}
+TOLERANCE = {"xgboost": 1e-5, "linear-learner": 1e-9, "blazingtext": 1e-5, "deepar": 1e-4,
+             "object-detection": 1e-4}
 
 
 def parse_input_shape(input_shape) -> dict | None:

@@ -3,9 +3,9 @@
 A compiled model directory holds the original model files, `model.onnx` and `nbsage-compilation.json`.
 Its handler is the algorithm's handler (same request parsing, same response records, same errors) with
 the part the graph computes swapped in: XGBoost's tree sums, Linear Learner's scores, BlazingText's
-class probabilities, DeepAR's network step. onnxruntime runs on the CPU, or on CUDA where the endpoint
-has a GPU (NBSAGE_INFERENCE_DEVICE=cuda) and onnxruntime has the CUDA provider. The model server loads
-this module (nbsage.runtime.serve), so it imports neither the store nor serving.
+class probabilities, DeepAR's network step, Object Detection's SSD network. onnxruntime runs on the CPU,
+or on CUDA where the endpoint has a GPU (NBSAGE_INFERENCE_DEVICE=cuda) and onnxruntime has the CUDA
+provider. The model server loads this module (nbsage.runtime.serve), so it imports neither the store nor serving.
 """
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def load(model_dir, algorithm: str):
         raise CompilationError(f"{model_dir} was compiled from a {manifest.get('Algorithm')} model, "
                                f"not {algorithm}")
     loader = {"xgboost": _xgboost, "linear-learner": _linear_learner, "blazingtext": _blazingtext,
-              "deepar": _deepar}[algorithm]
+              "deepar": _deepar, "object-detection": _object_detection}[algorithm]
     return loader(model_dir, manifest)
 
 
@@ -154,4 +154,10 @@ def blazingtext_probabilities(onnx_session, ptr: np.ndarray, rows: np.ndarray, z
 # ---- DeepAR ----------------------------------------------------------------------------------------
 def _deepar(model_dir, manifest):
     from nbsage.compilation.deepar import compiled_handler
+    return compiled_handler(model_dir, session(model_dir))
+
+
+# ---- Object Detection ------------------------------------------------------------------------------
+def _object_detection(model_dir, manifest):
+    from nbsage.compilation.object_detection import compiled_handler
     return compiled_handler(model_dir, session(model_dir))
