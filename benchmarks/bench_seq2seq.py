@@ -202,13 +202,13 @@ def bench_task(name: str, pairs_train, pairs_val, pairs_test, cfg: dict, seed: i
     rows = {}
     nb = run_nbsage(tmp / name / "job", data.channels(), cfg, seed)
     translator = nb["handler"].translator
-    rows["nbsage Seq2Seq, mlp attention, beam 5"] = {**_score(translator.translate([s for s, _ in pairs_test], 5), refs),
+    rows[NBSAGE_BEAM] = {**_score(translator.translate([s for s, _ in pairs_test], 5), refs),
                                                      "tokens_per_s": nb["tokens_per_s"], "train_s": nb["train_s"]}
-    rows["nbsage Seq2Seq, mlp attention, greedy"] = _score(translator.translate([s for s, _ in pairs_test], 1), refs)
+    rows[NBSAGE_GREEDY] = _score(translator.translate([s for s, _ in pairs_test], 1), refs)
     train_ids = [(src.encode(s), trg.encode(t)) for s, t in pairs_train]
     test_ids = [(src.encode(s), trg.encode(t)) for s, t in pairs_test]
     ref = run_reference(train_ids, test_ids, sizes, cfg, seed)
-    rows["PyTorch tutorial seq2seq (GRU + Bahdanau), greedy"] = {
+    rows[REFERENCE] = {
         **_score([trg.decode(h) for h in ref["hyps"]], refs), "tokens_per_s": ref["tokens_per_s"], "train_s": ref["train_s"]}
     if ablation:
         fixed = run_nbsage(tmp / name / "fixed", data.channels(), cfg, seed, rnn_attention_type="fixed")
@@ -218,56 +218,91 @@ def bench_task(name: str, pairs_train, pairs_val, pairs_test, cfg: dict, seed: i
     return rows
 
 
-def report(results: dict, configs: dict) -> str:
-    lines = []
-    for task, rows in results.items():
-        cfg = configs[task]
-        lines += [f"### {task}", "", cfg["what"], "",
-                  f"GRU, hidden = embedding = {cfg['hidden']}, batch {cfg['batch_size']}, Adam at "
-                  f"{cfg['learning_rate']}, {cfg['epochs']} epochs, embedding dropout 0.1, 1 CPU thread each, seed 0.", "",
-                  "| model | test BLEU | exact match | train tokens/s | time in training steps (s) |",
+NBSAGE_BEAM, NBSAGE_GREEDY = "nbsage Seq2Seq, mlp attention, beam 5", "nbsage Seq2Seq, mlp attention, greedy"
+REFERENCE = "PyTorch tutorial seq2seq (GRU + Bahdanau), greedy"
+
+
+def _settings(cfg: dict, seeds: list[int]) -> str:
+    seed = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {', '.join(map(str, seeds))} (data and model)"
+    return (f"GRU, hidden = embedding = {cfg['hidden']}, batch {cfg['batch_size']}, Adam at {cfg['learning_rate']}, "
+            f"{cfg['epochs']} epochs, embedding dropout 0.1, 1 CPU thread each, {seed}.")
+
+
+def report_task(task: str, cfg: dict, runs: dict) -> str:
+    """One task's table; `runs` maps seed -> rows. Several seeds: the mean row, then each seed's BLEU."""
+    seeds = list(runs)
+    models = list(runs[seeds[0]])
+    lines = [f"### {task}", "", cfg["what"], "", _settings(cfg, seeds), ""]
+    mean = lambda m, k: float(np.mean([runs[s][m][k] for s in seeds]))  # noqa: E731
+    if len(seeds) == 1:
+        lines += ["| model | test BLEU | exact match | train tokens/s | time in training steps (s) |",
                   "|---|---:|---:|---:|---:|"]
-        for model, r in rows.items():
-            tps = f"{r['tokens_per_s']:,.0f}" if "tokens_per_s" in r else "(same model)"
-            ts = f"{r['train_s']:.1f}" if "train_s" in r else ""
-            lines.append(f"| {model} | {r['bleu']:.2f} | {r['exact']:.3f} | {tps} | {ts} |")
-        ours = rows["nbsage Seq2Seq, mlp attention, beam 5"]
-        theirs = rows["PyTorch tutorial seq2seq (GRU + Bahdanau), greedy"]
-        lines += ["", f"tokens/s ratio nbsage / reference: **{ours['tokens_per_s'] / theirs['tokens_per_s']:.2f}**; "
-                  f"BLEU difference: {ours['bleu'] - theirs['bleu']:+.2f}", ""]
+    else:
+        lines += ["| model | test BLEU, mean | " + " | ".join(f"BLEU seed {s}" for s in seeds)
+                  + " | exact match, mean | train tokens/s, mean | time in training steps (s), mean |",
+                  "|---|---:|" + "---:|" * len(seeds) + "---:|---:|---:|"]
+    for m in models:
+        r = runs[seeds[0]][m]
+        tps = f"{mean(m, 'tokens_per_s'):,.0f}" if "tokens_per_s" in r else "(same model)"
+        ts = f"{mean(m, 'train_s'):.1f}" if "train_s" in r else ""
+        per_seed = "" if len(seeds) == 1 else " | ".join(f"{runs[s][m]['bleu']:.2f}" for s in seeds) + " | "
+        lines.append(f"| {m} | {mean(m, 'bleu'):.2f} | {per_seed}{mean(m, 'exact'):.3f} | {tps} | {ts} |")
+    ratios = [runs[s][NBSAGE_BEAM]["tokens_per_s"] / runs[s][REFERENCE]["tokens_per_s"] for s in seeds]
+    diffs = [runs[s][NBSAGE_BEAM]["bleu"] - runs[s][REFERENCE]["bleu"] for s in seeds]
+    each = "" if len(seeds) == 1 else (f" (per seed: {', '.join(f'{r:.2f}' for r in ratios)}; "
+                                       f"{', '.join(f'{d:+.2f}' for d in diffs)})")
+    lines += ["", f"tokens/s ratio nbsage / reference: **{np.mean(ratios):.2f}**; BLEU difference (beam 5): "
+              f"{np.mean(diffs):+.2f}{each}", ""]
     return "\n".join(lines)
 
 
-def main(quick: bool = False) -> dict:
+def _numbers(n_train: int, n_val: int, n_test: int, high: int, seed: int):
+    pairs = number_pairs(n_train + n_val + n_test, high=high, seed=seed)
+    return pairs[:n_train], pairs[n_train:n_train + n_val], pairs[n_train + n_val:]
+
+
+def main(quick: bool = False, seeds: str = "0,1,2") -> dict:
     scale = 0.2 if quick else 1.0
-    configs = {
-        "numbers: English words -> French words": dict(
-            what="Numbers 0-9999 written by num2words; 3,000 training pairs, 200 validation pairs (nbsage's "
-                 "checkpoint choice), 500 test pairs of numbers seen in neither.",
-            hidden=128, batch_size=64, learning_rate=0.003, epochs=max(1, round(8 * scale)), max_len=20),
-        "reversal of 15-30 symbols": dict(
-            what="Random sequences of 15-30 symbols from 10, and the same reversed; 2,000 training, 100 validation, "
-                 "300 test sequences.",
-            hidden=64, batch_size=64, learning_rate=0.003, epochs=max(1, round(8 * scale)), max_len=40),
-    }
+    seed_list = [int(s) for s in seeds.split(",")]
     n = lambda k: max(50, int(k * scale))  # noqa: E731
-    numbers = number_pairs(n(3000) + n(200) + n(500), high=10000, seed=0)
-    a, b = n(3000), n(3000) + n(200)
-    reversal = reversal_pairs(n(2000) + n(100) + n(300), min_length=15, max_length=30, vocab=10, seed=1)
-    c, d = n(2000), n(2000) + n(100)
+    e = lambda k: max(1, round(k * scale))  # noqa: E731
+    configs = {
+        "numbers: English words -> French words, 0-9,999": dict(
+            what=f"Numbers 0-9999 written by num2words; {n(2000):,} training pairs, {n(200)} validation pairs (nbsage's "
+                 f"checkpoint choice), {n(500)} test pairs of numbers seen in neither; each seed draws its own numbers.",
+            hidden=128, batch_size=64, learning_rate=0.003, epochs=e(8), max_len=20, high=10000),
+        "numbers: English words -> French words, 0-999,999 (harder)": dict(
+            what=f"Numbers 0-999,999 (French outputs of 1-19 words, 10.6 on average, against 6.6 below 10,000): "
+                 f"{n(2000):,} training pairs, so about 1 in 500 of the numbers, {n(200)} validation, {n(500)} test "
+                 f"pairs seen in neither; half the epochs, which leaves 2-8% of the test numbers wrong on either "
+                 f"side where the task below 10,000 leaves 0-0.6%; each seed draws its own numbers.",
+            hidden=128, batch_size=64, learning_rate=0.003, epochs=e(4), max_len=25, high=1000000),
+        "reversal of 15-30 symbols": dict(
+            what=f"Random sequences of 15-30 symbols from 10, and the same reversed; {n(2000):,} training, {n(100)} "
+                 f"validation, {n(300)} test sequences.",
+            hidden=64, batch_size=64, learning_rate=0.003, epochs=e(8), max_len=40),
+    }
     tmp = Path(tempfile.mkdtemp(prefix="bench-seq2seq-"))
-    results = {}
+    results: dict = {}
     try:
-        tasks = list(configs)
-        results[tasks[0]] = bench_task("numbers", numbers[:a], numbers[a:b], numbers[b:], configs[tasks[0]], 0, tmp, False)
-        results[tasks[1]] = bench_task("reversal", reversal[:c], reversal[c:d], reversal[d:], configs[tasks[1]], 0, tmp, True)
+        for i, task in enumerate(list(configs)[:2]):
+            cfg = configs[task]
+            for seed in seed_list:
+                data = _numbers(n(2000), n(200), n(500), cfg["high"], seed)
+                results.setdefault(task, {})[seed] = bench_task(f"numbers{i}-{seed}", *data, cfg, seed, tmp, False)
+                print(task, seed, {m: round(r["bleu"], 2) for m, r in results[task][seed].items()}, flush=True)
+        task = list(configs)[2]
+        reversal = reversal_pairs(n(2000) + n(100) + n(300), min_length=15, max_length=30, vocab=10, seed=1)
+        c, d = n(2000), n(2000) + n(100)
+        results[task] = {0: bench_task("reversal", reversal[:c], reversal[c:d], reversal[d:], configs[task], 0, tmp, True)}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    body = report(results, configs)
+    body = "\n".join(report_task(task, configs[task], runs) for task, runs in results.items())
     print(body)
     if not quick:
-        write_section("Seq2Seq: nbsage vs the PyTorch tutorial's seq2seq", HEADER + "\n" + body + "\n" + NOTES)
-    return {task: {m: {k: round(v, 3) for k, v in r.items()} for m, r in rows.items()} for task, rows in results.items()}
+        write_section("Seq2Seq: nbsage vs the PyTorch tutorial's seq2seq", HEADER + "\n\n" + body + "\n" + NOTES)
+    return {task: {seed: {m: {k: round(v, 3) for k, v in r.items()} for m, r in rows.items()}
+                   for seed, rows in runs.items()} for task, runs in results.items()}
 
 
 HEADER = """nbsage's built-in Seq2Seq (its real training entry point, `train(env)` on a job root, in-process)
@@ -306,4 +341,5 @@ same on both sides and were not tuned for either."""
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="a fifth of the data and epochs; RESULTS.md is not written")
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds for the numbers tasks (data and model)")
     print(json.dumps(main(**vars(parser.parse_args()))))
