@@ -132,8 +132,11 @@ def lab_home(lab, monkeypatch):
     return lab.home
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Chromium under Playwright's sync API, for one module: while it is open, Playwright's event loop is
+    this thread's current loop and counts as running, so tests run later by the same worker that use the
+    current loop (the console's REST tests) would fail if it outlived the module."""
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,

@@ -168,8 +168,10 @@ def test_requests_split_by_weight_honour_target_variant_and_follow_weight_change
     assert errors == []
     desc = session.describe_endpoint("split")
     assert [(v["CurrentWeight"], v["CurrentInstanceCount"]) for v in desc["ProductionVariants"]] == [(1.0, 1), (1.0, 2)]
-    metrics = variants.variant_metrics(session, "split")
-    assert metrics["B"]["CurrentInstanceCount"] == 2 and metrics["A"]["Invocation5XXErrors"] == 0
+    # the front rewrites metrics.json every 0.5 s: the change may show there a moment after describe has it
+    metrics = wait_for(lambda: (m := variants.variant_metrics(session, "split"))["B"]["CurrentInstanceCount"] == 2
+                       and m, what="the metrics to count B's second instance")
+    assert metrics["A"]["Invocation5XXErrors"] == 0
 
     with pytest.raises(ValidationError, match="DesiredWeight of the production variants must add up to more than 0"):
         session.update_endpoint_weights_and_capacities("split", [{"VariantName": "A", "DesiredWeight": 0},
