@@ -167,10 +167,12 @@ def test_in_jupyterlab_a_launch_handled_in_a_subshell_thread_still_updates_the_o
                         return printed
         train, button, output = execute(
             "import pandas as pd\nfrom nbsage.widgets import TrainingForm\n"
-            "df = pd.DataFrame({'label': [0, 1, 0, 1] * 5, 'x': [1.0, 2.0, 3.0, 4.0] * 5})\n"
+            # enough rows and epochs that the job still runs when Launch returns (a job forked from the
+            # pre-warmed runtime can otherwise finish first)
+            "df = pd.DataFrame({'label': [0, 1, 0, 1] * 50000, 'x': [1.0, 2.0, 3.0, 4.0] * 50000})\n"
             "form = TrainingForm('linear-learner')\n"
             "form.fields['predictor_type'].widget.value = 'binary_classifier'\n"
-            "form.fields['epochs'].widget.value = 2\n"
+            "form.fields['epochs'].widget.value = 10\n"
             "print(form.sources['train'].model_id, form.launch_button.model_id, form.output.model_id)").split()
         kc.control_channel.send(kc.session.msg("create_subshell_request", {}))
         subshell = kc.control_channel.get_msg(timeout=60)["content"]["subshell_id"]
