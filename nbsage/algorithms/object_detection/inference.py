@@ -41,7 +41,7 @@ class ObjectDetectionHandler(InferenceHandler):
 
 def load(model_dir: str) -> ObjectDetectionHandler:
     """The handler for a model directory written by Object Detection training (CPU unless told)."""
-    from nbsage.algorithms.deepar.training import set_threads
+    from nbsage.algorithms.torch_device import set_threads
     set_threads()
     device = os.environ.get("NBSAGE_INFERENCE_DEVICE") or "cpu"
     return ObjectDetectionHandler(Detector.load(model_dir, device=device))

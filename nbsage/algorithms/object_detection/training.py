@@ -34,7 +34,8 @@ import numpy as np
 import torch
 
 from nbsage.algorithms import distributed
-from nbsage.algorithms.deepar.training import set_threads
+from nbsage.algorithms.torch_checkpoints import TorchCheckpoints
+from nbsage.algorithms.torch_device import training_device
 from nbsage.algorithms.log_lines import SageMakerLog
 from nbsage.algorithms.object_detection import boxes as box_ops
 from nbsage.algorithms.object_detection.augment import augment, prepare
@@ -43,7 +44,6 @@ from nbsage.algorithms.object_detection.detector import PARAMS_FILE, SETTINGS_FI
 from nbsage.algorithms.object_detection.evaluation import coco_mean_ap, mean_ap
 from nbsage.algorithms.object_detection.network import SSD, multibox_loss
 from nbsage.algorithms.object_detection.records import Example, read_examples
-from nbsage.checkpoint_files import write_checkpoint
 from nbsage.errors import DataError
 
 CHECKPOINT_PREFIX = "object-detection-checkpoint-epoch"
@@ -60,9 +60,7 @@ def _train(env, cluster) -> None:
     started = time.time()
     log = SageMakerLog(env)
     hps = _configuration(env, log)
-    device = torch.device(env.device)
-    threads = set_threads()
-    log.info(f"Training on {device.type}" + (f" with {threads} CPU thread(s)" if device.type == "cpu" else ""))
+    device = training_device(env, log)
     seed = hps["_seed"]
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -105,7 +103,8 @@ def _train(env, cluster) -> None:
     checkpoint_dir = Path(env.checkpoints_dir) if env.checkpointing else None
     signature = {"settings": vars(settings), "num_train": len(train_set), "mini_batch_size": batch,
                  "optimizer": hps["optimizer"]}
-    resumed = _latest_checkpoint(checkpoint_dir, signature, log) if checkpoint_dir else None
+    checkpoints = _Checkpoints(checkpoint_dir, signature, log.info)
+    resumed = checkpoints.latest()
     if cluster.distributed:
         resumed = distributed.broadcast_object(resumed if cluster.is_master else None)
     if resumed is not None:
@@ -161,7 +160,8 @@ def _train(env, cluster) -> None:
         if cluster.is_master:
             stop = _end_epoch(env, hps, settings, network, validation, epoch, state, log)
             if checkpoint_dir is not None:
-                _save_checkpoint(checkpoint_dir, signature, epoch, network, optimizer, state, log)
+                checkpoints.write(epoch, {"signature": signature, "network": network.state_dict(),
+                                          "optimizer": optimizer.state_dict(), "state": vars(state)})
         log.info(f"Epoch[{epoch}] Time cost={elapsed:.3f} lr={lr:g}")
         log.info(f"#progress_metric: host={log.host}, completed {100 * (epoch + 1) // epochs} % of epochs")
         env.progress(epoch + 1, epochs)
@@ -333,30 +333,8 @@ def _end_epoch(env, hps, settings, network, validation: list[Example], epoch: in
             and state.bad_epochs >= hps["early_stopping_patience"])
 
 
-def _checkpoints(folder: Path) -> list[Path]:
-    return sorted(folder.glob(f"{CHECKPOINT_PREFIX}*.pt"), reverse=True) if folder.is_dir() else []
+class _Checkpoints(TorchCheckpoints):
+    """One file per finished epoch; the newest two kept."""
 
-
-def _save_checkpoint(folder: Path, signature: dict, epoch: int, network, optimizer, state: _State,
-                     log: SageMakerLog) -> None:
-    path = folder / f"{CHECKPOINT_PREFIX}{epoch:05d}.pt"
-    content = {"signature": signature, "network": network.state_dict(), "optimizer": optimizer.state_dict(),
-               "state": vars(state)}
-    write_checkpoint(path, lambda f: torch.save(content, f))
-    for old in _checkpoints(folder)[CHECKPOINTS_KEPT:]:
-        old.unlink(missing_ok=True)
-
-
-def _latest_checkpoint(folder: Path, signature: dict, log: SageMakerLog) -> dict | None:
-    for path in _checkpoints(folder):
-        try:
-            content = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # noqa: BLE001 - a half-written or foreign file: try the previous one
-            log.info(f"Checkpoint {path} could not be read ({type(e).__name__}: {e}); skipping it")
-            continue
-        if content.get("signature") != signature:
-            log.info(f"Checkpoint {path} was written with other settings; training from scratch")
-            return None
-        content["path"] = str(path)
-        return content
-    return None
+    prefix = CHECKPOINT_PREFIX
+    kept = CHECKPOINTS_KEPT
