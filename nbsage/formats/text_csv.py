@@ -12,6 +12,7 @@ cell: `train/part-0.csv line 17: expected 31 columns (label + 30 features), foun
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 from dataclasses import dataclass
@@ -451,29 +452,44 @@ def _read_features_whole(body: bytes | str, threads: bool | None = None) -> np.n
     width = _first_width(data)
     if width is None or b'"' in data:  # no rows, or a quote (pyarrow unquotes; float() does not)
         return None
-    names = [f"c{i}" for i in range(width)]
+    names, options = _request_options(width)
     low, high = THREADED_REQUEST_BYTES
     if threads is None:
         threads = low <= len(data) < high and _idle_core()
-    options = dict(parse_options=pacsv.ParseOptions(delimiter=",", quote_char=False),
-                   convert_options=pacsv.ConvertOptions(column_types={c: pa.float64() for c in names},
-                                                        null_values=[""], strings_can_be_null=False))
     try:
         if threads:  # blocks parsed side by side
             block = max(low, len(data) // (2 * _cores()))
-            table = pacsv.read_csv(pa.py_buffer(data), read_options=pacsv.ReadOptions(
-                column_names=names, use_threads=True, block_size=block), **options)
+            batches = pacsv.read_csv(pa.py_buffer(data), read_options=pacsv.ReadOptions(
+                column_names=names, use_threads=True, block_size=block), **options).to_batches()
         else:  # one thread: the streaming reader, a tenth less set-up than read_csv on a small body
             read = pacsv.ReadOptions(column_names=names, use_threads=False, block_size=min(len(data) + 1, 1 << 20))
-            table = pacsv.open_csv(pa.py_buffer(data), read_options=read, **options).read_all()
-    except (pa.ArrowInvalid, UnicodeDecodeError):
+            batches = list(pacsv.open_csv(pa.py_buffer(data), read_options=read, **options))
+    except (pa.ArrowInvalid, UnicodeDecodeError):  # an empty cell too (no null spellings): by cell
         return None
-    if table.num_rows == 0 or any(column.null_count for column in table.columns):
+    count = sum(batch.num_rows for batch in batches)
+    if count == 0:
         return None
-    rows = np.empty((table.num_rows, width), dtype=np.float32)
-    for j, column in enumerate(table.columns):
-        rows[:, j] = column.to_numpy()
+    rows = np.empty((count, width), dtype=np.float32)
+    start = 0
+    for batch in batches:  # each column into its place in the rows (float64 -> float32 on the way)
+        stop = start + batch.num_rows
+        for j, column in enumerate(batch.columns):
+            rows[start:stop, j] = column.to_numpy()
+        start = stop
     return rows
+
+
+@functools.lru_cache(maxsize=64)
+def _request_options(width: int) -> tuple[list[str], dict]:
+    """Column names and pyarrow's parse and convert options for requests of `width` cells a row, made
+    once per width. No null spellings: an empty cell fails the parse (the cell-by-cell parser then
+    names it), which costs less than looking for nulls in every cell (a quarter of the parse)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    names = [f"c{i}" for i in range(width)]
+    return names, dict(parse_options=pacsv.ParseOptions(delimiter=",", quote_char=False),
+                       convert_options=pacsv.ConvertOptions(column_types={c: pa.float64() for c in names},
+                                                            null_values=[], strings_can_be_null=False))
 
 
 def _idle_core() -> bool:
@@ -597,24 +613,33 @@ def write_rows(rows) -> bytes:
 
 
 def _write_arrow(values: np.ndarray) -> bytes:
-    """float32 rows as text/csv by pyarrow: each column cast to text, numpy's text where they differ."""
+    """float32 rows as text/csv by pyarrow: each column cast to text, numpy's text where they differ.
+    One column (a prediction a row, the usual answer) is joined by newlines in one call; several
+    are written by pyarrow's CSV writer."""
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.csv as pacsv
-    low, high = _ARROW_SAME_TEXT
-    columns = []
-    for j in range(values.shape[1]):
-        column = np.ascontiguousarray(values[:, j])
-        size = np.abs(column)
-        other = ~((size >= low) & (size < high) & (column != np.trunc(column)))  # NaN compares False: numpy's
-        text = pc.cast(pa.array(column), pa.string())
-        if other.any():
-            text = pc.replace_with_mask(text, pa.array(other), pa.array(column[other].astype(str).tolist()))
-        columns.append(text)
+    columns = [_arrow_text(np.ascontiguousarray(values[:, j])) for j in range(values.shape[1])]
+    if len(columns) == 1:
+        import pyarrow.compute as pc
+        lines = pa.ListArray.from_arrays(pa.array([0, len(columns[0])], pa.int32()), columns[0])
+        return pc.binary_join(lines, "\n")[0].as_buffer().to_pybytes()
     table = pa.Table.from_arrays(columns, names=[f"c{j}" for j in range(len(columns))])
     out = pa.BufferOutputStream()
     pacsv.write_csv(table, out, pacsv.WriteOptions(include_header=False, quoting_style="none"))
     return out.getvalue().to_pybytes()[:-1]  # no newline after the last row, as numpy's answer
+
+
+def _arrow_text(column: np.ndarray):
+    """A float32 column as pyarrow strings, each as `str(numpy.float32(v))` writes it."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    low, high = _ARROW_SAME_TEXT
+    size = np.abs(column)
+    other = ~((size >= low) & (size < high) & (column != np.trunc(column)))  # NaN compares False: numpy's
+    text = pc.cast(pa.array(column), pa.string())
+    if other.any():
+        text = pc.replace_with_mask(text, pa.array(other), pa.array(column[other].astype(str).tolist()))
+    return text
 
 
 def _fmt(v) -> str:
