@@ -15,6 +15,8 @@ import csv
 import functools
 import io
 import json
+import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -422,24 +424,75 @@ SMALL_REQUEST_BYTES = 2048  # below this a request is parsed cell by cell: pyarr
 # (batch transform's MultiRecord payloads), which arrive MaxConcurrentTransforms at a time and keep
 # the cores busy already: there, threads only add CPU.
 THREADED_REQUEST_BYTES = (64 << 10, 1 << 20)
+COMPILED_REQUEST_BYTES = 64 << 10  # from this size a request is read by csv_kernel once it is loaded
 
 
 def read_features(body: bytes | str, num_features: int | None = None) -> np.ndarray:
     """A text/csv inference request: rows of features only, no label. With `num_features` the first
     row's width is checked before the rest is parsed, so a body of the wrong shape is refused at once.
 
-    A body of more than a few rows is parsed whole by pyarrow's CSV reader (a 1,000-row request in a
-    tenth of the time of `float()` on every cell); when pyarrow rejects it, or reads it differently
+    A batch-sized body (COMPILED_REQUEST_BYTES) is read by the compiled kernel of `csv_kernel` once
+    it is loaded (plain decimal cells, exactly as `float()` reads them); a body of more than a few rows
+    by pyarrow's CSV reader (a 1,000-row request in a tenth of the time of `float()` on every cell);
+    when neither reads it, or pyarrow reads it differently
     from Python's `float()` could (a quoted or empty cell), the cell-by-cell parser reads it again to
     answer the same as always: the rows, or an error naming the line and the cell.
     """
     if num_features is not None:
         _check_first_row(body, num_features)
     if len(body) >= SMALL_REQUEST_BYTES:
-        rows = _read_features_whole(body)
+        rows = _read_features_compiled(body) if len(body) >= COMPILED_REQUEST_BYTES else None
+        if rows is None:
+            rows = _read_features_whole(body)
         if rows is not None:
             return rows
     return _read_features_by_cell(body)
+
+
+def _read_features_compiled(body: bytes | str, wait: bool = False) -> np.ndarray | None:
+    """The body's rows read by the compiled kernel (`csv_kernel`), or None: a body it does not read
+    exactly as `float()` would (the general parsers then answer), or the kernel is not loaded yet
+    (the first call starts loading it in the background; `wait`: wait for it)."""
+    read = _kernel_reader(wait)
+    if read is None:
+        return None
+    data = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+    width = _first_width(data)
+    return None if width is None else read(data, width)
+
+
+_KERNEL: dict = {}  # "thread": the thread loading csv_kernel; "read": its read_rows, once compiled
+_KERNEL_LOCK = threading.Lock()
+
+
+def _kernel_reader(wait: bool = False):
+    """csv_kernel.read_rows once numba has compiled it (or loaded it from its cache), else None.
+
+    The first call starts the loading in a thread of its own (not a daemon: a process that exits
+    meanwhile waits for the compiler instead of stopping it halfway), so no request waits for
+    numba's import and compilation (a second or more); requests go to pyarrow until then.
+    """
+    read = _KERNEL.get("read")
+    if read is None:
+        with _KERNEL_LOCK:
+            if "thread" not in _KERNEL:
+                _KERNEL["thread"] = threading.Thread(target=_load_kernel, name="nbsage-csv-kernel")
+                _KERNEL["thread"].start()
+        if wait:
+            _KERNEL["thread"].join()
+            read = _KERNEL.get("read")
+    return read
+
+
+def _load_kernel() -> None:
+    try:
+        from nbsage.formats import csv_kernel
+        csv_kernel.warm()
+    except Exception as exc:  # noqa: BLE001 - without the kernel, pyarrow reads every request
+        logging.getLogger(__name__).warning("text/csv requests are read by pyarrow: the compiled reader "
+                                            "did not load (%s)", " ".join(str(exc).split()))
+        return
+    _KERNEL["read"] = csv_kernel.read_rows
 
 
 def _read_features_whole(body: bytes | str, threads: bool | None = None) -> np.ndarray | None:
