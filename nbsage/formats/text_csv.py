@@ -16,6 +16,7 @@ import functools
 import io
 import json
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -470,18 +471,28 @@ def _kernel_reader(wait: bool = False):
 
     The first call starts the loading in a thread of its own (not a daemon: a process that exits
     meanwhile waits for the compiler instead of stopping it halfway), so no request waits for
-    numba's import and compilation (a second or more); requests go to pyarrow until then.
+    numba's import and compilation (one to three seconds of a core); requests go to pyarrow until
+    then. Not in a batch container (SAGEMAKER_BATCH): there each of MaxConcurrentTransforms workers
+    would spend that load on a short job, and a job reads hundreds of MB before the faster parse
+    pays it back; an endpoint's server lives long and idles between requests.
     """
     read = _KERNEL.get("read")
     if read is None:
         with _KERNEL_LOCK:
             if "thread" not in _KERNEL:
-                _KERNEL["thread"] = threading.Thread(target=_load_kernel, name="nbsage-csv-kernel")
-                _KERNEL["thread"].start()
-        if wait:
+                wanted = _kernel_wanted()
+                _KERNEL["thread"] = threading.Thread(target=_load_kernel, name="nbsage-csv-kernel") if wanted else None
+                if _KERNEL["thread"] is not None:
+                    _KERNEL["thread"].start()
+        if wait and _KERNEL["thread"] is not None:
             _KERNEL["thread"].join()
             read = _KERNEL.get("read")
     return read
+
+
+def _kernel_wanted() -> bool:
+    """Whether this process loads the compiled reader: everywhere but in a batch container."""
+    return os.environ.get("SAGEMAKER_BATCH", "").lower() != "true"
 
 
 def _load_kernel() -> None:
@@ -547,7 +558,6 @@ def _request_options(width: int) -> tuple[list[str], dict]:
 
 def _idle_core() -> bool:
     """Whether a core is free: the 1-minute load average leaves at least one of this process's cores."""
-    import os
     try:
         return os.getloadavg()[0] + 1 <= _cores()
     except OSError:
@@ -555,7 +565,6 @@ def _idle_core() -> bool:
 
 
 def _cores() -> int:
-    import os
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 

@@ -81,3 +81,11 @@ def test_anything_else_is_left_to_the_general_parsers(body):
         answer = "error", str(e)
     assert answer == by_cell(body)
 
+
+
+def test_not_loaded_in_a_batch_container(monkeypatch):
+    """A batch container's workers keep to pyarrow (numba's load would cost a short job more than it saves)."""
+    monkeypatch.setenv("SAGEMAKER_BATCH", "true")
+    assert not text_csv._kernel_wanted()
+    monkeypatch.setenv("SAGEMAKER_BATCH", "false")
+    assert text_csv._kernel_wanted()
