@@ -12,8 +12,12 @@ cell: `train/part-0.csv line 17: expected 31 columns (label + 30 features), foun
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
+import logging
+import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -421,24 +425,85 @@ SMALL_REQUEST_BYTES = 2048  # below this a request is parsed cell by cell: pyarr
 # (batch transform's MultiRecord payloads), which arrive MaxConcurrentTransforms at a time and keep
 # the cores busy already: there, threads only add CPU.
 THREADED_REQUEST_BYTES = (64 << 10, 1 << 20)
+COMPILED_REQUEST_BYTES = 64 << 10  # from this size a request is read by csv_kernel once it is loaded
 
 
 def read_features(body: bytes | str, num_features: int | None = None) -> np.ndarray:
     """A text/csv inference request: rows of features only, no label. With `num_features` the first
     row's width is checked before the rest is parsed, so a body of the wrong shape is refused at once.
 
-    A body of more than a few rows is parsed whole by pyarrow's CSV reader (a 1,000-row request in a
-    tenth of the time of `float()` on every cell); when pyarrow rejects it, or reads it differently
+    A batch-sized body (COMPILED_REQUEST_BYTES) is read by the compiled kernel of `csv_kernel` once
+    it is loaded (plain decimal cells, exactly as `float()` reads them); a body of more than a few rows
+    by pyarrow's CSV reader (a 1,000-row request in a tenth of the time of `float()` on every cell);
+    when neither reads it, or pyarrow reads it differently
     from Python's `float()` could (a quoted or empty cell), the cell-by-cell parser reads it again to
     answer the same as always: the rows, or an error naming the line and the cell.
     """
     if num_features is not None:
         _check_first_row(body, num_features)
     if len(body) >= SMALL_REQUEST_BYTES:
-        rows = _read_features_whole(body)
+        rows = _read_features_compiled(body) if len(body) >= COMPILED_REQUEST_BYTES else None
+        if rows is None:
+            rows = _read_features_whole(body)
         if rows is not None:
             return rows
     return _read_features_by_cell(body)
+
+
+def _read_features_compiled(body: bytes | str, wait: bool = False) -> np.ndarray | None:
+    """The body's rows read by the compiled kernel (`csv_kernel`), or None: a body it does not read
+    exactly as `float()` would (the general parsers then answer), or the kernel is not loaded yet
+    (the first call starts loading it in the background; `wait`: wait for it)."""
+    read = _kernel_reader(wait)
+    if read is None:
+        return None
+    data = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+    width = _first_width(data)
+    return None if width is None else read(data, width)
+
+
+_KERNEL: dict = {}  # "thread": the thread loading csv_kernel; "read": its read_rows, once compiled
+_KERNEL_LOCK = threading.Lock()
+
+
+def _kernel_reader(wait: bool = False):
+    """csv_kernel.read_rows once numba has compiled it (or loaded it from its cache), else None.
+
+    The first call starts the loading in a thread of its own (not a daemon: a process that exits
+    meanwhile waits for the compiler instead of stopping it halfway), so no request waits for
+    numba's import and compilation (one to three seconds of a core); requests go to pyarrow until
+    then. Not in a batch container (SAGEMAKER_BATCH): there each of MaxConcurrentTransforms workers
+    would spend that load on a short job, and a job reads hundreds of MB before the faster parse
+    pays it back; an endpoint's server lives long and idles between requests.
+    """
+    read = _KERNEL.get("read")
+    if read is None:
+        with _KERNEL_LOCK:
+            if "thread" not in _KERNEL:
+                wanted = _kernel_wanted()
+                _KERNEL["thread"] = threading.Thread(target=_load_kernel, name="nbsage-csv-kernel") if wanted else None
+                if _KERNEL["thread"] is not None:
+                    _KERNEL["thread"].start()
+        if wait and _KERNEL["thread"] is not None:
+            _KERNEL["thread"].join()
+            read = _KERNEL.get("read")
+    return read
+
+
+def _kernel_wanted() -> bool:
+    """Whether this process loads the compiled reader: everywhere but in a batch container."""
+    return os.environ.get("SAGEMAKER_BATCH", "").lower() != "true"
+
+
+def _load_kernel() -> None:
+    try:
+        from nbsage.formats import csv_kernel
+        csv_kernel.warm()
+    except Exception as exc:  # noqa: BLE001 - without the kernel, pyarrow reads every request
+        logging.getLogger(__name__).warning("text/csv requests are read by pyarrow: the compiled reader "
+                                            "did not load (%s)", " ".join(str(exc).split()))
+        return
+    _KERNEL["read"] = csv_kernel.read_rows
 
 
 def _read_features_whole(body: bytes | str, threads: bool | None = None) -> np.ndarray | None:
@@ -451,34 +516,48 @@ def _read_features_whole(body: bytes | str, threads: bool | None = None) -> np.n
     width = _first_width(data)
     if width is None or b'"' in data:  # no rows, or a quote (pyarrow unquotes; float() does not)
         return None
-    names = [f"c{i}" for i in range(width)]
+    names, options = _request_options(width)
     low, high = THREADED_REQUEST_BYTES
     if threads is None:
         threads = low <= len(data) < high and _idle_core()
-    options = dict(parse_options=pacsv.ParseOptions(delimiter=",", quote_char=False),
-                   convert_options=pacsv.ConvertOptions(column_types={c: pa.float64() for c in names},
-                                                        null_values=[""], strings_can_be_null=False))
     try:
         if threads:  # blocks parsed side by side
             block = max(low, len(data) // (2 * _cores()))
-            table = pacsv.read_csv(pa.py_buffer(data), read_options=pacsv.ReadOptions(
-                column_names=names, use_threads=True, block_size=block), **options)
+            batches = pacsv.read_csv(pa.py_buffer(data), read_options=pacsv.ReadOptions(
+                column_names=names, use_threads=True, block_size=block), **options).to_batches()
         else:  # one thread: the streaming reader, a tenth less set-up than read_csv on a small body
             read = pacsv.ReadOptions(column_names=names, use_threads=False, block_size=min(len(data) + 1, 1 << 20))
-            table = pacsv.open_csv(pa.py_buffer(data), read_options=read, **options).read_all()
-    except (pa.ArrowInvalid, UnicodeDecodeError):
+            batches = list(pacsv.open_csv(pa.py_buffer(data), read_options=read, **options))
+    except (pa.ArrowInvalid, UnicodeDecodeError):  # an empty cell too (no null spellings): by cell
         return None
-    if table.num_rows == 0 or any(column.null_count for column in table.columns):
+    count = sum(batch.num_rows for batch in batches)
+    if count == 0:
         return None
-    rows = np.empty((table.num_rows, width), dtype=np.float32)
-    for j, column in enumerate(table.columns):
-        rows[:, j] = column.to_numpy()
+    rows = np.empty((count, width), dtype=np.float32)
+    start = 0
+    for batch in batches:  # each column into its place in the rows (float64 -> float32 on the way)
+        stop = start + batch.num_rows
+        for j, column in enumerate(batch.columns):
+            rows[start:stop, j] = column.to_numpy()
+        start = stop
     return rows
+
+
+@functools.lru_cache(maxsize=64)
+def _request_options(width: int) -> tuple[list[str], dict]:
+    """Column names and pyarrow's parse and convert options for requests of `width` cells a row, made
+    once per width. No null spellings: an empty cell fails the parse (the cell-by-cell parser then
+    names it), which costs less than looking for nulls in every cell (a quarter of the parse)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    names = [f"c{i}" for i in range(width)]
+    return names, dict(parse_options=pacsv.ParseOptions(delimiter=",", quote_char=False),
+                       convert_options=pacsv.ConvertOptions(column_types={c: pa.float64() for c in names},
+                                                            null_values=[], strings_can_be_null=False))
 
 
 def _idle_core() -> bool:
     """Whether a core is free: the 1-minute load average leaves at least one of this process's cores."""
-    import os
     try:
         return os.getloadavg()[0] + 1 <= _cores()
     except OSError:
@@ -486,7 +565,6 @@ def _idle_core() -> bool:
 
 
 def _cores() -> int:
-    import os
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
@@ -597,24 +675,33 @@ def write_rows(rows) -> bytes:
 
 
 def _write_arrow(values: np.ndarray) -> bytes:
-    """float32 rows as text/csv by pyarrow: each column cast to text, numpy's text where they differ."""
+    """float32 rows as text/csv by pyarrow: each column cast to text, numpy's text where they differ.
+    One column (a prediction a row, the usual answer) is joined by newlines in one call; several
+    are written by pyarrow's CSV writer."""
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.csv as pacsv
-    low, high = _ARROW_SAME_TEXT
-    columns = []
-    for j in range(values.shape[1]):
-        column = np.ascontiguousarray(values[:, j])
-        size = np.abs(column)
-        other = ~((size >= low) & (size < high) & (column != np.trunc(column)))  # NaN compares False: numpy's
-        text = pc.cast(pa.array(column), pa.string())
-        if other.any():
-            text = pc.replace_with_mask(text, pa.array(other), pa.array(column[other].astype(str).tolist()))
-        columns.append(text)
+    columns = [_arrow_text(np.ascontiguousarray(values[:, j])) for j in range(values.shape[1])]
+    if len(columns) == 1:
+        import pyarrow.compute as pc
+        lines = pa.ListArray.from_arrays(pa.array([0, len(columns[0])], pa.int32()), columns[0])
+        return pc.binary_join(lines, "\n")[0].as_buffer().to_pybytes()
     table = pa.Table.from_arrays(columns, names=[f"c{j}" for j in range(len(columns))])
     out = pa.BufferOutputStream()
     pacsv.write_csv(table, out, pacsv.WriteOptions(include_header=False, quoting_style="none"))
     return out.getvalue().to_pybytes()[:-1]  # no newline after the last row, as numpy's answer
+
+
+def _arrow_text(column: np.ndarray):
+    """A float32 column as pyarrow strings, each as `str(numpy.float32(v))` writes it."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    low, high = _ARROW_SAME_TEXT
+    size = np.abs(column)
+    other = ~((size >= low) & (size < high) & (column != np.trunc(column)))  # NaN compares False: numpy's
+    text = pc.cast(pa.array(column), pa.string())
+    if other.any():
+        text = pc.replace_with_mask(text, pa.array(other), pa.array(column[other].astype(str).tolist()))
+    return text
 
 
 def _fmt(v) -> str:
