@@ -11,7 +11,7 @@ Reported: test BLEU (sacrebleu corpus BLEU, 13a), exact-match share, training ta
 (non-padding target tokens incl. </s>, over the time spent in training steps only, both single-threaded),
 and the ablation: nbsage with `mlp` attention against `fixed` (no attention) on the reversal task.
 
-    python benchmarks/bench_seq2seq.py [--quick]
+    python benchmarks/bench_seq2seq.py [--quick] [--seeds 0,1,2] [--tasks numbers,harder,reversal] [--no-write]
 """
 from __future__ import annotations
 
@@ -261,9 +261,16 @@ def _numbers(n_train: int, n_val: int, n_test: int, high: int, seed: int):
     return pairs[:n_train], pairs[n_train:n_train + n_val], pairs[n_train + n_val:]
 
 
-def main(quick: bool = False, seeds: str = "0,1,2") -> dict:
+TASKS = ("numbers", "harder", "reversal")
+
+
+def main(quick: bool = False, seeds: str = "0,1,2", tasks: str = ",".join(TASKS), no_write: bool = False) -> dict:
     scale = 0.2 if quick else 1.0
     seed_list = [int(s) for s in seeds.split(",")]
+    chosen = [t.strip() for t in tasks.split(",")]
+    unknown = sorted(set(chosen) - set(TASKS))
+    if unknown:
+        raise SystemExit(f"unknown task(s) {unknown}; the tasks are {', '.join(TASKS)}")
     n = lambda k: max(50, int(k * scale))  # noqa: E731
     e = lambda k: max(1, round(k * scale))  # noqa: E731
     configs = {
@@ -286,20 +293,24 @@ def main(quick: bool = False, seeds: str = "0,1,2") -> dict:
     results: dict = {}
     try:
         for i, task in enumerate(list(configs)[:2]):
+            if TASKS[i] not in chosen:
+                continue
             cfg = configs[task]
             for seed in seed_list:
                 data = _numbers(n(2000), n(200), n(500), cfg["high"], seed)
                 results.setdefault(task, {})[seed] = bench_task(f"numbers{i}-{seed}", *data, cfg, seed, tmp, False)
                 print(task, seed, {m: round(r["bleu"], 2) for m, r in results[task][seed].items()}, flush=True)
         task = list(configs)[2]
-        reversal = reversal_pairs(n(2000) + n(100) + n(300), min_length=15, max_length=30, vocab=10, seed=1)
-        c, d = n(2000), n(2000) + n(100)
-        results[task] = {0: bench_task("reversal", reversal[:c], reversal[c:d], reversal[d:], configs[task], 0, tmp, True)}
+        if "reversal" in chosen:
+            reversal = reversal_pairs(n(2000) + n(100) + n(300), min_length=15, max_length=30, vocab=10, seed=1)
+            c, d = n(2000), n(2000) + n(100)
+            results[task] = {0: bench_task("reversal", reversal[:c], reversal[c:d], reversal[d:], configs[task], 0,
+                                           tmp, True)}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     body = "\n".join(report_task(task, configs[task], runs) for task, runs in results.items())
     print(body)
-    if not quick:
+    if not quick and not no_write:
         write_section("Seq2Seq: nbsage vs the PyTorch tutorial's seq2seq", HEADER + "\n\n" + body + "\n" + NOTES)
     return {task: {seed: {m: {k: round(v, 3) for k, v in r.items()} for m, r in rows.items()}
                    for seed, rows in runs.items()} for task, runs in results.items()}
@@ -342,4 +353,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="a fifth of the data and epochs; RESULTS.md is not written")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds for the numbers tasks (data and model)")
+    parser.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated tasks among {', '.join(TASKS)}")
+    parser.add_argument("--no-write", action="store_true", help="print the tables; leave RESULTS.md as it is")
     print(json.dumps(main(**vars(parser.parse_args()))))

@@ -170,7 +170,8 @@ def test_a_job_started_again_with_the_same_checkpoints_resumes_where_it_stopped(
 
 @pytest.mark.parametrize("hps", [
     {"rnn_attention_type": "mlp"}, {"rnn_attention_type": "dot", "rnn_cell_type": "gru"},
-    {"rnn_attention_type": "fixed", "rnn_decoder_state_init": "avg"},
+    {"rnn_attention_type": "fixed", "rnn_decoder_state_init": "avg", "num_layers_decoder": "2",
+     "rnn_attention_in_upper_layers": "false"},
     {"encoder_type": "cnn", "cnn_num_hidden": "16", "num_layers_encoder": "2", "rnn_decoder_state_init": "zero"},
     {"num_layers_encoder": "3", "num_layers_decoder": "2", "rnn_residual_connections": "true",
      "optimizer_type": "sgd", "momentum": "0.9", "weight_init_type": "uniform", "weight_init_scale": "0.1",
@@ -198,6 +199,50 @@ def test_early_stopping_keeps_the_best_checkpoint(tmp_path, capsys):
     values = [float(v) for v in re.findall(r"batch=\d+ validation accuracy <score>=(\S+)", out)]
     best = float(re.search(r"host=algo-1, validation accuracy <score>=(\S+)", out).group(1))
     assert best == max(values) and len(values) < 50
+
+
+@pytest.mark.parametrize("cell, layers, upper", [("lstm", 3, True), ("gru", 2, False)])
+def test_decoding_word_by_word_gives_the_training_decoders_outputs(cell, layers, upper):
+    # input feeding: training's loop over the target and beam search's one-word steps are the same decoder
+    from nbsage.algorithms.seq2seq.network import NetworkConfig, Seq2SeqNetwork, initialise
+    torch.manual_seed(0)
+    network = Seq2SeqNetwork(NetworkConfig(20, 25, cell_type=cell, num_layers_decoder=layers, rnn_num_hidden=16,
+                                           num_embed_source=8, num_embed_target=8, attention_num_hidden=12,
+                                           attention_in_upper_layers=upper, residual=True)).eval()
+    initialise(network, "xavier", 2.34, "in")
+    source, lengths = torch.randint(4, 20, (3, 6)), torch.tensor([6, 2, 4])
+    source[1, 2:], source[2, 4:] = 0, 0
+    target = torch.randint(4, 25, (3, 5))
+    with torch.no_grad():
+        memory = network.encode(source, lengths)
+        state = network.initial_state(memory)
+        whole, weights, _ = network.decode(target, memory, state)
+        steps = []
+        for t in range(target.shape[1]):
+            logits, _, state = network.decode(target[:, t:t + 1], memory, state)
+            steps.append(logits)
+    assert torch.allclose(whole, torch.cat(steps, dim=1), atol=1e-5)
+    assert float(weights[1, :, 2:].abs().max()) == 0.0  # no attention on padding
+
+
+def test_a_model_saved_before_input_feeding_loads_and_a_mismatched_one_is_named(tmp_path):
+    from nbsage.algorithms.seq2seq.network import NetworkConfig, Seq2SeqNetwork
+    from nbsage.algorithms.seq2seq.translator import CONFIG, Translator
+    data = prepare([("a b", "b a"), ("c a", "a c")], [("a b", "b a")], tmp_path / "data")
+    old = Seq2SeqNetwork(NetworkConfig(len(data.source_vocab), len(data.target_vocab), rnn_num_hidden=8,
+                                       num_embed_source=4, num_embed_target=4, attention_num_hidden=8,
+                                       input_feeding=False))
+    settings = {"beam_size": 2, "max_seq_len_source": 10, "max_seq_len_target": 10, "hyperparameters": {}}
+    Translator(old, data.source_vocab, data.target_vocab, settings).save(tmp_path / "model")
+    config = json.loads((tmp_path / "model" / CONFIG).read_text())
+    for key in ("input_feeding", "attention_in_upper_layers"):
+        del config["network"][key]
+    (tmp_path / "model" / CONFIG).write_text(json.dumps({**config, "format_version": 1}))  # as nbsage wrote it then
+    loaded = Translator.load(tmp_path / "model")
+    assert loaded.network.config.input_feeding is False and len(loaded.translate(["a b"])) == 1
+    (tmp_path / "model" / CONFIG).write_text(json.dumps({**config, "format_version": 2}))
+    with pytest.raises(DataError, match=r"params.best does not match the network .*config.json describes"):
+        Translator.load(tmp_path / "model")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -12,11 +12,12 @@ Where nbsage's Seq2Seq differs from SageMaker's, on purpose or by necessity:
 
 * It trains on CPU too (SageMaker's container is GPU-only), on one device (SageMaker uses every
   GPU of the instance); like SageMaker, it refuses jobs with more than one instance.
-* decoder_type=cnn is refused (the decoder is the attentional RNN); rnn_attention_in_upper_layers
-  is accepted without effect (attention reads the top decoder layer). The attention types are
+* decoder_type=cnn is refused (the decoder is the attentional RNN). The attention types are
   SageMaker's four: mlp, dot, bilinear, fixed; the coverage variants are not among them.
-* Attention is computed after the decoder RNN (Luong et al.), not fed back into its input, so
-  training runs each RNN layer over the whole sentence at once.
+* The decoder is Sockeye's: the attentional hidden state is fed back into the next word's input
+  (input feeding) and, with rnn_attention_in_upper_layers, the context goes into the upper layers.
+  Models saved by nbsage before input feeding (config.json format_version 1) still load and
+  translate with the decoder they were trained with.
 * validation:bleu is sacrebleu's corpus BLEU with its default 13a tokenizer (SageMaker's variant is
   not published).
 * Records longer than max_seq_len_source/target are truncated, as SageMaker documents, and the job

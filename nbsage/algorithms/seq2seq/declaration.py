@@ -97,8 +97,8 @@ HYPERPARAMETERS = (
     Hyperparameter("plateau_reduce_lr_threshold", "int", default=3, range=greater_than(0),
                    help="checkpoints without improvement before the learning rate is reduced"),
     Hyperparameter("rnn_attention_in_upper_layers", "bool", default=True,
-                   help="pass the attention context to the decoder's upper layers (nbsage: attention "
-                        "always reads the top layer's output, so this is accepted and has no effect)"),
+                   help="with num_layers_decoder > 1: attention reads the first decoder layer and every "
+                        "upper layer gets the attention context as input (false: attention reads the top layer)"),
     Hyperparameter("rnn_attention_num_hidden", "int", default=AUTO, allow_auto=True, range=greater_than(0),
                    help="hidden size of the mlp attention (auto: rnn_num_hidden)"),
     Hyperparameter("rnn_attention_type", "str", default="mlp", choices=ATTENTION_TYPES,
@@ -115,7 +115,7 @@ HYPERPARAMETERS = (
     Hyperparameter("rnn_residual_connections", "bool", default=False,
                    help="residual connections between stacked RNN layers"),
     Hyperparameter("rnn_decoder_hidden_dropout", "float", default=0.0, range=closed(0, 1),
-                   help="dropout on the decoder's attentional hidden state"),
+                   help="dropout on the decoder's [RNN output; context] before the attentional hidden state"),
     Hyperparameter("training_metric", "str", default="perplexity", choices=("perplexity", "accuracy"),
                    help="metric logged on the training batches"),
     Hyperparameter("weight_decay", "float", default=0.0, range=at_least(0),

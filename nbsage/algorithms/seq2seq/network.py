@@ -5,13 +5,20 @@
   so the backward direction starts at each sentence's last word.
 * cnn encoder (Gehring et al. 2017): word plus learned position embeddings, then gated
   convolutions (GLU by default) with residual connections.
-* decoder: stacked LSTM/GRU layers run over the whole target at once (teacher forcing), then
-  Luong-style attention of the top layer's output over the encoder states — `dot` (q·k),
-  `bilinear` (q W k, Luong's "general"), `mlp` (v tanh(W q + U k), Bahdanau's / Luong's "concat"),
-  or `fixed` (no attention: every step reads the encoder's last state) — and an attentional
-  hidden state tanh(W [h; c]) that predicts the next word. Computing attention after the RNN
-  (rather than feeding the previous context into it) lets training run the recurrent layers as
-  one fused call over the sentence instead of a Python loop over words.
+* decoder (Sockeye 1.x's RecurrentDecoder, after Luong et al. 2015): stacked LSTM/GRU layers, then
+  attention of the RNN's output over the encoder states — `dot` (q·k), `bilinear` (q W k, Luong's
+  "general"), `mlp` (v tanh(W q + U k), Bahdanau's / Luong's "concat"), or `fixed` (no attention:
+  every step reads the encoder's last state) — and an attentional hidden state tanh(W [h; c]) that
+  predicts the next word and is fed back into the first layer's input at the next word (Luong's
+  "input feeding", so the decoder knows what it attended to before). With
+  rnn_attention_in_upper_layers (the default) and more than one layer, attention reads the first
+  layer's output and every upper layer also gets the context as input, as Sockeye does; otherwise
+  attention reads the top layer. Input feeding makes each word depend on the previous one's
+  attention, so training steps through the target a word at a time: the words' share of the first
+  layer's input gates, the encoder-side attention projections and the output layer are computed
+  for the whole sentence at once, outside that loop.
+  Models saved before input feeding (config format 1) keep their decoder: the RNN over the whole
+  target at once with attention after it (`input_feeding=False`, also the hidden `_input_feeding`).
 
 Beam search keeps `beam_size` hypotheses per sentence, batched over sentences, and picks the one
 with the best log-probability per word (Sockeye's default length penalty); it also returns each
@@ -56,6 +63,8 @@ class NetworkConfig:
     embed_dropout_target: float = 0.0
     decoder_hidden_dropout: float = 0.0
     max_seq_len_source: int = 100
+    attention_in_upper_layers: bool = True
+    input_feeding: bool = True
 
     @classmethod
     def from_hyperparameters(cls, hps: dict, source_vocab_size: int, target_vocab_size: int) -> "NetworkConfig":
@@ -66,10 +75,16 @@ class NetworkConfig:
                    hps["rnn_residual_connections"], hps["rnn_first_residual_layer"], hps["cnn_num_hidden"],
                    hps["cnn_kernel_width_encoder"], hps["cnn_activation_type"], hps["cnn_hidden_dropout"],
                    hps["embed_dropout_source"], hps["embed_dropout_target"], hps["rnn_decoder_hidden_dropout"],
-                   hps["max_seq_len_source"])
+                   hps["max_seq_len_source"], hps["rnn_attention_in_upper_layers"],
+                   _flag(hps.get("_input_feeding", True)))
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _flag(value) -> bool:
+    """A hidden key's value (a string when it came from the job's hyperparameters) as a bool."""
+    return value if isinstance(value, bool) else str(value).strip('"').lower() in ("true", "1", "yes")
 
 
 def _rnn(cell: str, size_in: int, size_out: int, bidirectional: bool = False) -> nn.RNNBase:
@@ -85,10 +100,11 @@ class Memory:
     mask: torch.Tensor        # [B, S], True at words
     last: torch.Tensor        # [B, E], the state at each sentence's last word
     keys: torch.Tensor | None  # [B, S, A], the mlp attention's projected states
+    bias: torch.Tensor        # [B, S], 0 at words and -inf at padding, added to attention scores
 
     def select(self, index: torch.Tensor) -> "Memory":
         return Memory(self.states[index], self.mask[index], self.last[index],
-                      None if self.keys is None else self.keys[index])
+                      None if self.keys is None else self.keys[index], self.bias[index])
 
 
 class RNNEncoder(nn.Module):
@@ -175,6 +191,18 @@ class Attention(nn.Module):
         weights = torch.softmax(scores, dim=-1)
         return torch.bmm(weights, memory.states), weights
 
+    def step(self, h: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, torch.Tensor]:
+        """One word: (context [B, E], weights [B, S]) for the query h [B, H]."""
+        if self.kind == "fixed":
+            lengths = memory.mask.sum(1)
+            return memory.last, F.one_hot(lengths - 1, memory.states.shape[1]).to(h.dtype)
+        if self.kind == "mlp":
+            scores = torch.matmul(torch.tanh(memory.keys + self.query(h)[:, None, :]), self.v.weight[0])
+        else:
+            scores = torch.bmm(memory.states, self.query(h)[:, :, None]).squeeze(2)
+        weights = torch.softmax(scores + memory.bias, dim=-1)
+        return torch.bmm(weights[:, None, :], memory.states).squeeze(1), weights
+
 
 class Seq2SeqNetwork(nn.Module):
     def __init__(self, c: NetworkConfig):
@@ -184,14 +212,27 @@ class Seq2SeqNetwork(nn.Module):
         self.target_embed = nn.Embedding(c.target_vocab_size, c.num_embed_target, padding_idx=PAD_ID)
         self.encoder = RNNEncoder(c) if c.encoder_type == "rnn" else CNNEncoder(c)
         E, H = self.encoder.size, c.rnn_num_hidden
-        self.decoder = nn.ModuleList([_rnn(c.cell_type, c.num_embed_target if i == 0 else H, H)
-                                      for i in range(c.num_layers_decoder)])
+        if c.input_feeding:
+            # cells stepped a word at a time; the first reads [word; previous attentional hidden state],
+            # the upper ones [output below; context] when attention is in the upper layers
+            cell = nn.LSTMCell if c.cell_type == "lstm" else nn.GRUCell
+            self.decoder = nn.ModuleList([cell(c.num_embed_target + H if i == 0 else
+                                               H + (E if self._context_in_upper_layers else 0), H)
+                                          for i in range(c.num_layers_decoder)])
+        else:
+            self.decoder = nn.ModuleList([_rnn(c.cell_type, c.num_embed_target if i == 0 else H, H)
+                                          for i in range(c.num_layers_decoder)])
         n_init = c.num_layers_decoder * (2 if c.cell_type == "lstm" else 1)
         self.init_state = nn.ModuleList([nn.Linear(E, H) for _ in range(n_init)]) \
             if c.decoder_state_init != "zero" else None
         self.attention = Attention(c.attention_type, H, E, c.attention_num_hidden)
         self.combine = nn.Linear(H + E, H)
         self.output = nn.Linear(H, c.target_vocab_size)
+
+    @property
+    def _context_in_upper_layers(self) -> bool:
+        c = self.config
+        return c.input_feeding and c.attention_in_upper_layers and c.num_layers_decoder > 1
 
     # ---- pieces -------------------------------------------------------------------------------
     def encode(self, source: torch.Tensor, lengths: torch.Tensor) -> Memory:
@@ -205,38 +246,103 @@ class Seq2SeqNetwork(nn.Module):
             # the bidirectional layer's backward half ends at the first word
             half = states.shape[-1] // 2
             last = torch.cat([last[:, :half], states[rows, 0, half:]], dim=-1)
-        return Memory(states, mask, last, self.attention.project_keys(states))
+        bias = torch.zeros(mask.shape, dtype=states.dtype, device=source.device).masked_fill(~mask, float("-inf"))
+        return Memory(states, mask, last, self.attention.project_keys(states), bias)
 
-    def initial_state(self, memory: Memory) -> list:
-        """Per decoder layer: (h, c) for an LSTM, h for a GRU, each [1, B, H]."""
+    def initial_state(self, memory: Memory) -> list[torch.Tensor]:
+        """The decoder's state, a list of [B, H] tensors: per layer h (LSTM: h then c), then, with input
+        feeding, the attentional hidden state fed to the first word (zeros, as Sockeye)."""
         c = self.config
         B, H = memory.states.shape[0], c.rnn_num_hidden
+        n = c.num_layers_decoder * (2 if c.cell_type == "lstm" else 1)
         if self.init_state is None:
-            zeros = memory.states.new_zeros(1, B, H)
-            return [(zeros, zeros) if c.cell_type == "lstm" else zeros for _ in self.decoder]
-        if c.decoder_state_init == "last":
-            summary = memory.last
+            states = [memory.states.new_zeros(B, H) for _ in range(n)]
         else:
-            m = memory.mask.to(memory.states.dtype)
-            summary = (memory.states * m[..., None]).sum(1) / m.sum(1, keepdim=True)
-        states = [torch.tanh(layer(summary))[None] for layer in self.init_state]
-        if c.cell_type == "lstm":
-            return [(states[2 * i], states[2 * i + 1]) for i in range(len(self.decoder))]
-        return states
+            if c.decoder_state_init == "last":
+                summary = memory.last
+            else:
+                m = memory.mask.to(memory.states.dtype)
+                summary = (memory.states * m[..., None]).sum(1) / m.sum(1, keepdim=True)
+            states = [torch.tanh(layer(summary)) for layer in self.init_state]
+        return states + [memory.states.new_zeros(B, H)] if c.input_feeding else states
 
     def decode(self, target_in: torch.Tensor, memory: Memory, state: list):
         """(logits [B, T, V], attention weights [B, T, S], new state) for input words [B, T]."""
+        x = F.dropout(self.target_embed(target_in), self.config.embed_dropout_target, self.training)
+        hidden, weights, state = (self._decode_fed if self.config.input_feeding else self._decode_parallel)(
+            x, memory, state)
+        return self.output(hidden), weights, state
+
+    def _decode_fed(self, x: torch.Tensor, memory: Memory, state: list):
+        """Input feeding: a loop over the T words; (attentional hidden states [B, T, H], weights, state)."""
         c = self.config
-        x = F.dropout(self.target_embed(target_in), c.embed_dropout_target, self.training)
+        lstm = c.cell_type == "lstm"
+        per_layer = 2 if lstm else 1
+        layers = list(self.decoder)
+        split = 1 if self._context_in_upper_layers else len(layers)
+        first, E_t = layers[0], x.shape[-1]
+        # the words' share of the first layer's input gates, for all T at once (with both biases where
+        # the cell adds them)
+        bias = first.bias_ih + first.bias_hh if lstm else first.bias_ih
+        words = F.linear(x, first.weight_ih[:, :E_t], bias)
+        w_feed = first.weight_ih[:, E_t:].t()
+        w_ih = [None] + [layer.weight_ih.t() for layer in layers[1:]]
+        w_hh = [layer.weight_hh.t() for layer in layers]
+        b_ih = [None] + [(layer.bias_ih + layer.bias_hh) if lstm else layer.bias_ih for layer in layers[1:]]
+        states, feed = list(state[:-1]), state[-1]
+        hiddens, weights = [], []
+
+        def cell(i: int, gates_in: torch.Tensor) -> torch.Tensor:
+            h = states[per_layer * i]
+            if lstm:
+                gates = torch.addmm(gates_in, h, w_hh[i])
+                in_gate, forget, g, out_gate = gates.chunk(4, 1)
+                cell_state = torch.sigmoid(forget) * states[2 * i + 1] + torch.sigmoid(in_gate) * torch.tanh(g)
+                h = torch.sigmoid(out_gate) * torch.tanh(cell_state)
+                states[2 * i], states[2 * i + 1] = h, cell_state
+                return h
+            hidden_gates = torch.addmm(layers[i].bias_hh, h, w_hh[i])
+            H = h.shape[1]
+            reset, update = torch.sigmoid(gates_in[:, :2 * H] + hidden_gates[:, :2 * H]).chunk(2, 1)
+            new = torch.tanh(gates_in[:, 2 * H:] + reset * hidden_gates[:, 2 * H:])
+            h = new + update * (h - new)
+            states[i] = h
+            return h
+
+        def upper(i: int, below: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
+            inputs = below if context is None else torch.cat([below, context], dim=1)
+            out = cell(i, torch.addmm(b_ih[i], inputs, w_ih[i]))
+            return out + below if c.residual and i + 1 >= c.first_residual_layer else out
+
+        for t in range(x.shape[1]):
+            out = cell(0, torch.addmm(words[:, t], feed, w_feed))
+            for i in range(1, split):
+                out = upper(i, out, None)
+            context, w = self.attention.step(out, memory)
+            for i in range(split, len(layers)):
+                out = upper(i, out, context)
+            concat = F.dropout(torch.cat([out, context], dim=1), c.decoder_hidden_dropout, self.training)
+            feed = torch.tanh(self.combine(concat))
+            hiddens.append(feed)
+            weights.append(w)
+        return torch.stack(hiddens, dim=1), torch.stack(weights, dim=1), states + [feed]
+
+    def _decode_parallel(self, x: torch.Tensor, memory: Memory, state: list):
+        """No input feeding (models of config format 1): each RNN layer runs over the whole target at
+        once, then attention for all words; (attentional hidden states [B, T, H], weights, state)."""
+        c = self.config
         new_state = []
-        for i, (layer, s) in enumerate(zip(self.decoder, state)):
-            out, s = layer(x, s)
+        for i, layer in enumerate(self.decoder):
+            if c.cell_type == "lstm":
+                out, (h, cell) = layer(x, (state[2 * i][None].contiguous(), state[2 * i + 1][None].contiguous()))
+                new_state += [h[0], cell[0]]
+            else:
+                out, h = layer(x, state[i][None].contiguous())
+                new_state.append(h[0])
             x = out + x if c.residual and i >= 1 and i + 1 >= c.first_residual_layer else out
-            new_state.append(s)
         context, weights = self.attention(x, memory)
         hidden = torch.tanh(self.combine(torch.cat([x, context], dim=-1)))
-        hidden = F.dropout(hidden, c.decoder_hidden_dropout, self.training)
-        return self.output(hidden), weights, new_state
+        return F.dropout(hidden, c.decoder_hidden_dropout, self.training), weights, new_state
 
     def forward(self, source: torch.Tensor, lengths: torch.Tensor, target_in: torch.Tensor) -> torch.Tensor:
         memory = self.encode(source, lengths)
@@ -251,7 +357,7 @@ class Seq2SeqNetwork(nn.Module):
         state = self.initial_state(memory)
         expand = torch.arange(B, device=source.device).repeat_interleave(K)
         memory = memory.select(expand)
-        state = [_select_state(s, expand) for s in state]
+        state = _select_state(state, expand)
         scores = source.new_full((B, K), float("-inf"), dtype=torch.float32)
         scores[:, 0] = 0.0
         tokens = source.new_full((B * K, 1), BOS_ID)
@@ -272,7 +378,7 @@ class Seq2SeqNetwork(nn.Module):
             scores, flat = candidates.topk(K, dim=1)
             origin = (base + flat // V).view(-1)
             word = (flat % V).view(-1)
-            state = [_select_state(s, origin) for s in state]
+            state = _select_state(state, origin)
             history = torch.cat([history[origin], word[:, None]], dim=1)
             attention = torch.cat([attention[origin], weights[origin, -1:, :]], dim=1)
             was_finished = finished[origin]
@@ -293,10 +399,8 @@ class Seq2SeqNetwork(nn.Module):
         return out
 
 
-def _select_state(state, index: torch.Tensor):
-    if isinstance(state, tuple):
-        return tuple(s[:, index] for s in state)
-    return state[:, index]
+def _select_state(state: list, index: torch.Tensor) -> list:
+    return [s[index] for s in state]
 
 
 @torch.no_grad()

@@ -16,10 +16,11 @@ import torch
 
 from nbsage.algorithms.seq2seq.network import NetworkConfig, Seq2SeqNetwork
 from nbsage.algorithms.seq2seq.vocab import PAD_ID, SOURCE_FILE, TARGET_FILE, Vocabulary, read_vocabulary
+from nbsage.errors import DataError
 
 WEIGHTS = "params.best"
 CONFIG = "config.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the decoder feeds its attentional hidden state back (input feeding); 1: it did not
 MAX_SENTENCES_PER_BATCH = 64
 
 
@@ -57,9 +58,20 @@ class Translator:
         if not (model_dir / CONFIG).exists():
             raise FileNotFoundError(f"{model_dir} holds no Seq2Seq model ({CONFIG} is missing)")
         config = json.loads((model_dir / CONFIG).read_text())
-        network = Seq2SeqNetwork(NetworkConfig(**config.pop("network")))
-        network.load_state_dict(torch.load(model_dir / WEIGHTS, map_location="cpu", weights_only=True))
-        config.pop("format_version", None)
+        version = config.pop("format_version", 1)
+        if version > FORMAT_VERSION:
+            raise DataError(f"{model_dir / CONFIG} has format_version {version}, newer than this nbsage "
+                             f"reads ({FORMAT_VERSION}); upgrade nbsage to load this model")
+        settings = config.pop("network")
+        if version < 2:  # saved before input feeding: the decoder it was trained with
+            settings = {"input_feeding": False, "attention_in_upper_layers": False, **settings}
+        network = Seq2SeqNetwork(NetworkConfig(**settings))
+        weights = torch.load(model_dir / WEIGHTS, map_location="cpu", weights_only=True)
+        try:
+            network.load_state_dict(weights)
+        except RuntimeError as e:
+            raise DataError(f"{model_dir / WEIGHTS} does not match the network {model_dir / CONFIG} describes "
+                             f"(format_version {version}): {e}") from None
         return cls(network, read_vocabulary(model_dir / SOURCE_FILE), read_vocabulary(model_dir / TARGET_FILE),
                    config, device)
 
