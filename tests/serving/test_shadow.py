@@ -147,6 +147,40 @@ def test_shadow_failures_never_reach_the_caller_and_the_report_gives_the_regress
         Predictor("regress", session).shadow_report(problem_type="ranking")
 
 
+def test_the_report_counts_every_copy_the_front_logged_as_answered(session, archives):
+    """The front writes metrics.json and shadow.json from one cut of its counters, and the report takes the
+    shadow's counts from the shadow log itself: once the log shows a copy answered, every count has it
+    (a copy finishing between two separate snapshots once made the report one short of the log)."""
+    for name in ("count-live", "count-shadow"):
+        session.create_model(name, container_defs={"ModelDataUrl": str(archives["linear"])})
+    session.endpoint_from_production_variants(
+        "counted", [production_variant("count-live", "local", 1, "Live")],
+        shadow_production_variants=[production_variant("count-shadow", "local", 1, "Shadow")])
+    predictor = Predictor("counted", session)
+
+    def consistent():
+        """One look, as a reader sees it: the report, and the front's two files read log first."""
+        report = predictor.shadow_report()
+        live, shadow = report.summary["Live"], report.summary["Shadow"]
+        assert shadow["Invocations"] + shadow["Dropped"] <= live["Invocations"]
+        assert report.agreement["Compared"] == shadow["Invocations"]  # no errors; every pair compared
+        logged = (variants.shadow_record(session, "counted").get("Counts") or {}).get("Shadow", {}).get("Sent", 0)
+        assert (variants.variant_metrics(session, "counted").get("Shadow") or {}).get("Invocations", 0) >= logged
+        return report
+
+    n = 60
+    for i in range(n):
+        assert invoke(session, "counted", f"{i},1,1".encode()) == (f"{i + 5}.0\n".encode(), "Live")
+        consistent()
+    # the event: every copy answered, as the front's log says; then every count is exact
+    wait_for(lambda: shadow_sent(session, "counted", n), 60, f"{n} requests copied to the shadow")
+    report = consistent()
+    assert report.summary["Live"]["Invocations"] == n and report.summary["Shadow"]["Invocations"] == n
+    assert report.summary["Shadow"]["Dropped"] == 0 and report.agreement["Compared"] == n
+    assert variants.variant_metrics(session, "counted")["Shadow"]["Invocations"] == n
+    session.delete_endpoint("counted")
+
+
 def test_predictions_are_read_from_json_and_csv_bodies():
     labels = prediction_values("1\n0\n")
     assert labels == [1, 0] and all(isinstance(v, int) for v in labels)  # labels, where "1.0" would be a score
