@@ -193,10 +193,10 @@ def _agreement(pairs: list[tuple], problem_type: str | None) -> dict:
 
 
 def shadow_report(session, endpoint_name: str, problem_type: str | None = None) -> ShadowReport:
-    """Compare the endpoint's production variant with its shadow: the shadow's counts, latencies and
-    predictions from the front's shadow log (one snapshot: its count of copies answered is the count of
-    pairs it has seen), production's counts from the front's metrics, read after it (so they include
-    every request the logged copies came from)."""
+    """Compare the endpoint's production variant with its shadow (counts from the front's metrics,
+    latencies and predictions from its sample of pairs). The sample is read first: the front writes both
+    files from one cut of its counters, metrics first, so the counts read after the sample include every
+    copy in it (and every request those copies came from)."""
     from nbsage.serving.variants import shadow_record, variant_metrics
     if problem_type not in (None, "classification", "regression"):
         raise ValidationError(f"problem_type must be 'classification', 'regression' or None (guess from the "
@@ -210,15 +210,14 @@ def shadow_report(session, endpoint_name: str, problem_type: str | None = None) 
     record = shadow_record(session, endpoint_name)  # first: the metrics read next are at least as recent
     metrics = variant_metrics(session, endpoint_name)
     sample = [p for p in record.get("Pairs") or [] if p.get("shadow_variant") == shadow]
-    counts = (record.get("Counts") or {}).get(shadow, {})
-    m = metrics.get(production) or {}
-    totals = {production: (m.get("Invocations", 0), m.get("Invocation4XXErrors", 0) + m.get("Invocation5XXErrors", 0)),
-              shadow: (counts.get("Sent", 0), counts.get("Errors", 0))}
     summary = {}
     for name, role, key in ((production, "production", "production_ms"), (shadow, "shadow", "shadow_ms")):
+        m = metrics.get(name) or {}
         latency = _percentiles([p[key] for p in sample if p.get(key) is not None])
-        summary[name] = {"Role": role, "Invocations": totals[name][0], "Errors": totals[name][1],
+        summary[name] = {"Role": role, "Invocations": m.get("Invocations", 0),
+                         "Errors": m.get("Invocation4XXErrors", 0) + m.get("Invocation5XXErrors", 0),
                          "LatencyP50": latency["p50"], "LatencyP90": latency["p90"], "LatencyP99": latency["p99"]}
+    counts = (record.get("Counts") or {}).get(shadow, {})
     summary[shadow]["Dropped"] = counts.get("Dropped", 0)
     pairs: list[tuple] = []
     for p in sample:
