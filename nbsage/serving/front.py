@@ -16,8 +16,10 @@ servers (`python -m nbsage.runtime serve`), its children. The front:
   change) and once a second: new instances start and answer /ping before they get traffic, the
   routing table is swapped in one step, and the instances left out drain (their requests in flight
   finish) before they are stopped, so an update or a scaling change fails no request. An instance
-  that dies is replaced; an update whose model fails to load is rolled back (the endpoint keeps
-  serving its previous config, with the reason as FailureReason);
+  that dies is replaced after a backoff that grows with each crash in a row, logged and shown in
+  describe_endpoint's VariantStatus (nbsage.serving.restarts); an update whose model fails to load, or
+  whose new instance has not passed /ping by the startup deadline, is rolled back (the endpoint keeps
+  serving its previous config, with the reason as FailureReason), and a create fails;
 - writes `state.json` (what runs: weights, instance counts, per-variant status) when it changes and
   `metrics.json` (per-variant counters, in-flight requests, recent invocations per second, latency
   percentiles) twice a second, for describe_endpoint and autoscaling in other processes.
@@ -29,7 +31,8 @@ nbsage.serving.variant_metrics.
 Environment knobs: NBSAGE_SHADOW_QUEUE (copies waiting for the shadow, default 256; past it a copy is
 dropped and counted), NBSAGE_SHADOW_SAMPLES (pairs kept for the report, default 1000), the
 supervisor's NBSAGE_HEALTH_CHECK_INTERVAL_SECONDS / _TIMEOUT_SECONDS / NBSAGE_HEALTH_CHECK_FAILURES
-for each instance, NBSAGE_STARTUP_TIMEOUT_SECONDS (a new instance's time to answer /ping, default 600),
+for each instance, NBSAGE_STARTUP_TIMEOUT_SECONDS (a new instance's time to answer /ping, default 600,
+unless its variant sets ContainerStartupHealthCheckTimeoutInSeconds),
 NBSAGE_STOP_GRACE_SECONDS, and the model server's NBSAGE_MAX_CONNECTIONS and timeouts.
 """
 from __future__ import annotations

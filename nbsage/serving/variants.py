@@ -13,7 +13,10 @@ turns it into a variant endpoint (`update_endpoint`), at a new port the clients 
 The endpoint's record keeps the config being run, with each variant's `DesiredWeight`,
 `DesiredInstanceCount` and how to serve it (`Serve`); a change writes the record, sets the status
 Updating and sends the front SIGHUP. The front starts new instances, waits for /ping, swaps its
-routing table and drains the old instances, then sets InService (nothing is dropped).
+routing table and drains the old instances, then sets InService (nothing is dropped). One change at a
+time, as SageMaker: an update while the endpoint is Creating or Updating is refused with SageMaker's
+ValidationException ("Cannot update in-progress endpoint"), and the change under way goes on; automatic
+scaling's change is then a Failed scaling activity, tried again at its next evaluation.
 
 For automatic scaling (and anything else that watches or steers an endpoint from another process):
 
