@@ -346,6 +346,8 @@ def production_variant(model_name: str | None = None, instance_type: str | None 
         variant["AcceleratorType"] = accelerator_type
     variant["InitialInstanceCount"] = initial_instance_count or 1
     variant["InstanceType"] = instance_type or "local"
+    if kwargs.get("container_startup_health_check_timeout") is not None:
+        variant["ContainerStartupHealthCheckTimeoutInSeconds"] = kwargs["container_startup_health_check_timeout"]
     return variant
 
 

@@ -16,8 +16,10 @@ servers (`python -m nbsage.runtime serve`), its children. The front:
   change) and once a second: new instances start and answer /ping before they get traffic, the
   routing table is swapped in one step, and the instances left out drain (their requests in flight
   finish) before they are stopped, so an update or a scaling change fails no request. An instance
-  that dies is replaced; an update whose model fails to load is rolled back (the endpoint keeps
-  serving its previous config, with the reason as FailureReason);
+  that dies is replaced after a backoff that grows with each crash in a row, logged and shown in
+  describe_endpoint's VariantStatus (nbsage.serving.restarts); an update whose model fails to load, or
+  whose new instance has not passed /ping by the startup deadline, is rolled back (the endpoint keeps
+  serving its previous config, with the reason as FailureReason), and a create fails;
 - writes `state.json` (what runs: weights, instance counts, per-variant status) when it changes and
   `metrics.json` (per-variant counters, in-flight requests, recent invocations per second, latency
   percentiles) twice a second, for describe_endpoint and autoscaling in other processes.
@@ -29,7 +31,8 @@ nbsage.serving.variant_metrics.
 Environment knobs: NBSAGE_SHADOW_QUEUE (copies waiting for the shadow, default 256; past it a copy is
 dropped and counted), NBSAGE_SHADOW_SAMPLES (pairs kept for the report, default 1000), the
 supervisor's NBSAGE_HEALTH_CHECK_INTERVAL_SECONDS / _TIMEOUT_SECONDS / NBSAGE_HEALTH_CHECK_FAILURES
-for each instance, NBSAGE_STARTUP_TIMEOUT_SECONDS (a new instance's time to answer /ping, default 600),
+for each instance, NBSAGE_STARTUP_TIMEOUT_SECONDS (a new instance's time to answer /ping, default 600,
+unless its variant sets ContainerStartupHealthCheckTimeoutInSeconds),
 NBSAGE_STOP_GRACE_SECONDS, and the model server's NBSAGE_MAX_CONNECTIONS and timeouts.
 """
 from __future__ import annotations
@@ -50,6 +53,7 @@ from pathlib import Path
 
 from nbsage.runtime.http1 import Connection, LimitedServer, busy_answer, error_answer
 from nbsage.serving.instances import HOP_BY_HOP, HOST, Instance, Unreachable, env_number, request_head, stop_all
+from nbsage.serving.restarts import STARTUP_HEALTH_CHECK_FIELD, backoff, crashes_after, ping_failure, restart_line
 from nbsage.serving.variant_metrics import VariantMetrics
 
 READY_NAME = "front.ready"
@@ -82,6 +86,11 @@ class Variant:
         self.started_at = time.time()
         self.numbers = 0
         self.retired = False  # out of the routing table
+        self.count = int(spec.get("DesiredInstanceCount", spec.get("InitialInstanceCount", 1)))
+        self.startup_timeout = float(spec.get(STARTUP_HEALTH_CHECK_FIELD) or 0)  # 0: the front's own
+        self.crashes = 0  # crashes in a row (nbsage.serving.restarts)
+        self.retry_at = 0.0  # no new instance before (monotonic), after a crash
+        self.problem: str | None = None  # the last crash, for describe_endpoint's VariantStatus
 
     def serving(self) -> list[Instance]:
         return [i for i in self.instances if i.state == "serving"]
@@ -89,10 +98,15 @@ class Variant:
 
 # ---- shadow traffic ----------------------------------------------------------------------------------
 class ShadowLog:
-    """Counts and a bounded sample of production-vs-shadow answers, for the shadow report."""
+    """Counts and a bounded sample of production-vs-shadow answers, for the shadow report.
+
+    `lock` also covers the shadow variant's own counters when a copy completes (`completed`) and the
+    front's snapshot of every counter (Controller.write_metrics): metrics.json and shadow.json are cut at
+    the same moment, so a copy shadow.json counts is never missing from metrics.json's invocations (a
+    copy that finished between two separate snapshots once made the report one short)."""
 
     def __init__(self, limit: int):
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         self.pairs: deque[dict] = deque(maxlen=limit)
         self.counts: dict[str, dict] = {}
         self.dirty = False
@@ -107,6 +121,12 @@ class ShadowLog:
                 counts["Errors"] += pair["shadow_status"] >= 400
                 self.pairs.append(pair)
             self.dirty = True
+
+    def completed(self, shadow: "Variant", status: int, ms: float, pair: dict) -> None:
+        """A copy the shadow answered (or failed): its variant's counters and the log, in one step."""
+        with self.lock:
+            shadow.metrics.finished(status, ms)
+            self.add(shadow.name, pair)
 
     def snapshot(self) -> dict | None:
         with self.lock:
@@ -311,10 +331,8 @@ class Front(LimitedServer):
                 _, (shadow_status, shadow_out, shadow_type, _) = self.forward(shadow, body, upstream)
             except Exception as exc:  # noqa: BLE001 - a shadow's failure is only counted
                 shadow_out = f"{type(exc).__name__}: {exc}".encode()
-            finally:
-                shadow_ms = (time.perf_counter() - started) * 1000
-                shadow.metrics.finished(shadow_status, shadow_ms)
-            self.shadow_log.add(shadow.name, {
+            shadow_ms = (time.perf_counter() - started) * 1000
+            self.shadow_log.completed(shadow, shadow_status, shadow_ms, {
                 "time": time.time(), "production_variant": production, "shadow_variant": shadow.name,
                 "production_status": status, "shadow_status": shadow_status,
                 "production_ms": round(ms, 3), "shadow_ms": round(shadow_ms, 3),
@@ -371,23 +389,70 @@ class Controller:
         inst.start()
         return inst
 
+    def _deadline(self, variant: Variant) -> float:
+        """Seconds a new instance of the variant has to answer /ping during a create or an update."""
+        return variant.startup_timeout or self.startup_timeout
+
+    def _crashed(self, inst: Instance, served: float | None) -> float:
+        """An instance's server ended (not a model that failed to load): out of its variant, the restart
+        logged and scheduled; the seconds until another may start."""
+        variant = inst.variant
+        crashes = crashes_after(inst.crashes, served)
+        delay = backoff(crashes)
+        tail = inst.tail()
+        print(restart_line(variant.name, variant.shadow, inst.number, inst.ended_how(), crashes, delay, tail),
+              file=sys.stderr, flush=True)
+        variant.crashes = crashes
+        variant.retry_at = time.monotonic() + delay
+        variant.problem = (f"instance {inst.number} ended ({inst.ended_how()}), crash {crashes} in a row; "
+                           f"restarting in {delay:g} s" + (f"; its log ends with: {tail}" if tail else ""))
+        with self.front.lock:
+            inst.state = "failed"
+            variant.instances = [i for i in variant.instances if i is not inst]
+        inst.close_connections()
+        shutil.rmtree(inst.folder, ignore_errors=True)
+        return delay
+
+    def _log_path(self) -> str:
+        from nbsage.serving.endpoints import LOG_NAME
+        return str(self.folder / LOG_NAME)
+
     def _wait_started(self, starting: list[Instance]) -> str | None:
-        """Wait for new instances to answer /ping; the first failure's reason, or None."""
-        deadline = time.monotonic() + self.startup_timeout
+        """Wait for new instances to answer /ping, starting another (after its backoff) in place of one
+        whose server ends; the reason the operation fails, or None. A model that fails to load fails it at
+        once (it would every time); an instance that has not answered by its variant's deadline fails it
+        with SageMaker's reason. Instances started here are added to `starting`."""
+        began = time.monotonic()
         poll = 0.02
         waiting = list(starting)
-        while waiting:
+        restarts: list[tuple[float, Instance]] = []  # (when, the instance to replace)
+        while waiting or restarts:
             if self.stopping.is_set():
                 return "the endpoint is being deleted"
             for inst in list(waiting):
                 started = inst.check_started(2.0)
                 if started:
                     inst.state = "serving"
+                    inst.serving_since = time.monotonic()
                     waiting.remove(inst)
                 elif started is False:
-                    return f"variant {inst.variant.name!r}: the model failed to load: {inst.failure}"
-            if time.monotonic() > deadline:
-                return f"the model servers did not answer GET /ping within {self.startup_timeout:g} s"
+                    if inst.load_failed:
+                        return f"variant {inst.variant.name!r}: the model failed to load: {inst.failure}"
+                    waiting.remove(inst)
+                    restarts.append((time.monotonic() + self._crashed(inst, None), inst))
+            now = time.monotonic()
+            for item in list(restarts):
+                when, old = item
+                if now >= when and now <= began + self._deadline(old.variant):
+                    restarts.remove(item)
+                    inst = self._new_instance(old.variant)
+                    inst.crashes = old.variant.crashes
+                    old.variant.instances.append(inst)
+                    starting.append(inst)
+                    waiting.append(inst)
+            for inst in waiting + [old for _, old in restarts]:
+                if now > began + self._deadline(inst.variant):
+                    return ping_failure(inst.variant.name, inst.variant.shadow, self._log_path())
             self.stopping.wait(poll)
             poll = min(poll * 1.5, 0.25)
         return None
@@ -411,6 +476,7 @@ class Controller:
         leaving: list[Instance] = []
         kept_extra: list[tuple[Variant, list[Instance]]] = []
         weights: dict[int, float] = {}  # new weights of kept variants, set once the change goes through
+        counts: dict[int, int] = {}  # and their new instance counts
         for shadow, spec in wanted:
             key = (shadow, spec["VariantName"])
             current = self.variants.get(key)
@@ -421,10 +487,13 @@ class Controller:
                 alive = [i for i in variant.instances if i.state in ("serving", "starting")]
                 if len(alive) > count:
                     kept_extra.append((variant, alive[count:]))
-                for _ in range(count - len(alive)):
+                # instances missing after a crash come back through refill() (after their backoff)
+                for _ in range(count - max(len(alive), variant.count)):
                     inst = self._new_instance(variant)
+                    inst.crashes = variant.crashes
                     variant.instances.append(inst)
                     starting.append(inst)
+                counts[id(variant)] = count
             else:
                 variant = Variant(spec, shadow, self.timeout)
                 for _ in range(count):
@@ -446,6 +515,7 @@ class Controller:
         # the switch: one routing table for the other, then the old instances drain
         for variant in plan.values():
             variant.weight = weights.get(id(variant), variant.weight)
+            variant.count = counts.get(id(variant), variant.count)
         self.front.set_table([v for (s, _), v in plan.items() if not s], [v for (s, _), v in plan.items() if s])
         with self.front.lock:
             for variant, extra in kept_extra:
@@ -484,27 +554,63 @@ class Controller:
                     inst.proc.wait()
 
     def replace_dead(self) -> bool:
-        """Instances whose process ended are dropped (the next pass starts new ones); True if any."""
+        """Serving instances whose process ended are dropped, each with its restart logged and scheduled
+        (refill() starts the new ones); True if any."""
         self.check_health()
-        dead = False
-        with self.front.lock:
-            for variant in self.variants.values():
-                for inst in variant.instances:
-                    if inst.state == "serving" and inst.proc.poll() is not None:
-                        from nbsage.serving.supervisor import exit_text
-                        print(f"nbsage endpoint front: variant {variant.name!r} instance {inst.number} ended "
-                              f"({exit_text(inst.proc.returncode)}); starting another", file=sys.stderr, flush=True)
-                        inst.state = "failed"
-                        inst.close_connections()
-                        shutil.rmtree(inst.folder, ignore_errors=True)
-                        dead = True
-                variant.instances = [i for i in variant.instances if i.state != "failed"]
-        return dead
+        now = time.monotonic()
+        dead = [i for v in list(self.variants.values()) for i in list(v.instances)
+                if i.state == "serving" and i.proc.poll() is not None]
+        for inst in dead:
+            self._crashed(inst, now - (inst.serving_since or now))
+        return bool(dead)
+
+    def refill(self) -> bool:
+        """Keep each variant at its instance count between updates: a starting instance serves once it
+        answers /ping (or counts as a crash when it ends, or has not answered within the startup deadline);
+        a missing one starts once its variant's backoff has passed. True if what serves changed."""
+        changed = False
+        for variant in list(self.variants.values()):
+            for inst in [i for i in variant.instances if i.state == "starting"]:
+                started = inst.check_started(self.ping_timeout)
+                if started:
+                    inst.serving_since = time.monotonic()
+                    with self.front.lock:
+                        inst.state = "serving"
+                    changed = True
+                elif started is False or time.monotonic() - inst.started_at > self._deadline(variant):
+                    if started is None:
+                        inst.proc.kill()
+                        inst.proc.wait()
+                    self._crashed(inst, None)
+                    changed = True
+            alive = [i for i in variant.instances if i.state in ("serving", "starting")]
+            if len(alive) < variant.count and time.monotonic() >= variant.retry_at:
+                for _ in range(variant.count - len(alive)):
+                    inst = self._new_instance(variant)
+                    inst.crashes = variant.crashes
+                    variant.instances.append(inst)
+                changed = True
+            if variant.problem and len(variant.serving()) >= variant.count:
+                variant.problem = None
+        return changed
+
+    def _next_look(self) -> float:
+        """Seconds until the next pass: 1, sooner while an instance starts or a restart falls due."""
+        wait = 1.0
+        for variant in list(self.variants.values()):
+            if any(i.state == "starting" for i in variant.instances):
+                wait = min(wait, 0.1)
+            elif len([i for i in variant.instances if i.state == "serving"]) < variant.count:
+                wait = min(wait, max(0.02, variant.retry_at - time.monotonic()))
+        return wait
 
     def write_state(self) -> None:
         def one(v: Variant) -> dict:
-            return {"VariantName": v.name, "CurrentWeight": v.weight,
-                    "CurrentInstanceCount": len(v.serving()), "Signature": v.signature}
+            out = {"VariantName": v.name, "CurrentWeight": v.weight,
+                   "CurrentInstanceCount": len(v.serving()), "Signature": v.signature}
+            if v.problem:
+                out["Problem"] = v.problem
+            return out
         state = {"Status": self.status,
                  "ProductionVariants": [one(v) for (s, _), v in self.variants.items() if not s],
                  "ShadowProductionVariants": [one(v) for (s, _), v in self.variants.items() if s],
@@ -513,13 +619,17 @@ class Controller:
         write_json(self.folder / STATE_NAME, state)
 
     def write_metrics(self) -> None:
+        """metrics.json, then shadow.json (when a copy was logged since), both from one cut of the counters
+        (ShadowLog.lock): whoever reads shadow.json and then metrics.json finds every copy counted in both."""
         variants = {}
-        for (shadow, name), v in list(self.variants.items()):
-            snap = v.metrics.snapshot(len(v.serving()))
-            snap["Shadow"] = shadow
-            variants[name] = snap
+        log = self.front.shadow_log
+        with log.lock:
+            for (shadow, name), v in list(self.variants.items()):
+                snap = v.metrics.snapshot(len(v.serving()))
+                snap["Shadow"] = shadow
+                variants[name] = snap
+            shadow = log.snapshot()
         write_json(self.folder / METRICS_NAME, {"Timestamp": time.time(), "Variants": variants})
-        shadow = self.front.shadow_log.snapshot()
         if shadow is not None:
             write_json(self.folder / SHADOW_NAME, shadow)
 
@@ -533,7 +643,11 @@ class Controller:
             return True
         config = record["config"]
         changed = self.replace_dead()
-        if config == self.applied and not changed:
+        if self.applied is not None:
+            changed = self.refill() or changed
+        if changed:
+            self.write_state()
+        if config == self.applied:
             if record["status"] == "Updating" and self.applied is not None:
                 self.status = "InService"
                 self._set(status="InService")
@@ -593,7 +707,7 @@ class Controller:
                           file=sys.stderr)
                     traceback.print_exc(file=sys.stderr)
                     sys.stderr.flush()
-                self.wake.wait(1.0)
+                self.wake.wait(self._next_look())
                 self.wake.clear()
         finally:
             self.front.shutdown()

@@ -3,7 +3,8 @@
 An `Instance` is one `python -m nbsage.runtime serve` child of the endpoint's front
 (nbsage.serving.front), started with the variant's model and environment, dying with the front; it
 serves once it answers /ping, and is stopped (SIGTERM, then SIGKILL after a grace period) with its
-folder removed. A shadow variant's servers run at a lower CPU priority. `Upstream` is one kept-alive
+folder removed. Its output reaches the endpoint's log through the front, which keeps its last lines
+(`tail`) for the line that reports its end. A shadow variant's servers run at a lower CPU priority. `Upstream` is one kept-alive
 connection to a server, leaner than http.client: the request goes out in one sendall and the
 answer is read by its Content-Length.
 """
@@ -14,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -24,6 +26,7 @@ HOST = "127.0.0.1"
 HOP_BY_HOP = {"connection", "content-length", "transfer-encoding", "keep-alive", "date", "server",
                "content-type"}  # headers of a hop, not passed on (Content-Type travels on its own)
 SHADOW_NICENESS = 10
+TAIL_LINES = 5  # of a server's output, kept for the line that reports its end
 
 
 def env_number(name: str, default: float) -> float:
@@ -126,7 +129,13 @@ class Instance:
         self.state = "starting"  # starting -> serving -> draining -> stopped; failed
         self.idle: deque[Upstream] = deque()
         self.failure: str | None = None
+        self.load_failed = False  # the model failed to load (the server said why), not a crash
         self.ping_failures = 0
+        self.crashes = 0  # crashes in a row of the instances this one replaces (nbsage.serving.restarts)
+        self.started_at = time.monotonic()
+        self.serving_since: float | None = None
+        self.lines: deque[str] = deque(maxlen=TAIL_LINES)
+        self.output: threading.Thread | None = None
 
     @property
     def ready_file(self) -> Path:
@@ -151,8 +160,57 @@ class Instance:
         if serve.get("EntryPoint"):
             env["SAGEMAKER_PROGRAM"] = serve["EntryPoint"]
         preexec = _lower_priority if self.variant.shadow else die_with_parent
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, cwd=self.folder, env=env,
-                                     preexec_fn=preexec, close_fds=True)
+        reading, writing = os.pipe()
+        try:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=writing, stderr=writing,
+                                         cwd=self.folder, env=env, preexec_fn=preexec, close_fds=True)
+        except BaseException:
+            os.close(reading)
+            raise
+        finally:
+            os.close(writing)
+        self.started_at = time.monotonic()
+        self.output = threading.Thread(target=self._copy_output, args=(reading,), daemon=True,
+                                       name=f"nbsage-output-{self.variant.name}-{self.number}")
+        self.output.start()
+
+    def _copy_output(self, reading: int) -> None:
+        """The server's output, whole lines at a time, to the front's own (the endpoint's log), keeping the last."""
+        pending = b""
+        try:
+            while True:
+                chunk = os.read(reading, 65536)
+                if not chunk:
+                    break
+                data = pending + chunk
+                cut = data.rfind(b"\n") + 1 if len(data) < 65536 else len(data)
+                pending = data[cut:]
+                if cut:
+                    self._emit(data[:cut])
+        except OSError:
+            pass
+        finally:
+            if pending:
+                self._emit(pending)
+            os.close(reading)
+
+    def _emit(self, data: bytes) -> None:
+        self.lines.extend(data.decode("utf-8", errors="replace").splitlines()[-TAIL_LINES:])
+        try:
+            while data:
+                data = data[os.write(1, data):]
+        except OSError:
+            pass  # no log to write to: the output is still read, so the server never blocks on it
+
+    def tail(self, limit: int = 800) -> str:
+        """The server's last lines of output (all of them once it ended), on one line."""
+        if self.output is not None and self.proc is not None and self.proc.poll() is not None:
+            self.output.join(2.0)  # what it wrote before it ended
+        return " | ".join(line.strip() for line in list(self.lines) if line.strip())[-limit:]
+
+    def ended_how(self) -> str:
+        from nbsage.serving.supervisor import exit_text
+        return exit_text(self.proc.returncode) if self.proc is not None else "never started"
 
     def check_started(self, ping_timeout: float) -> bool | None:
         """True once the server answers /ping, False when it ended (self.failure says why), else None."""
@@ -162,6 +220,7 @@ class Instance:
                 self.failure = Path(f"{self.ready_file}.failure").read_text().strip() or None
             except OSError:
                 self.failure = None
+            self.load_failed = self.failure is not None
             self.failure = self.failure or f"the model server ended while starting ({exit_text(self.proc.returncode)})"
             self.state = "failed"
             return False

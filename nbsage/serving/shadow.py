@@ -194,7 +194,9 @@ def _agreement(pairs: list[tuple], problem_type: str | None) -> dict:
 
 def shadow_report(session, endpoint_name: str, problem_type: str | None = None) -> ShadowReport:
     """Compare the endpoint's production variant with its shadow (counts from the front's metrics,
-    latencies and predictions from its sample of pairs)."""
+    latencies and predictions from its sample of pairs). The sample is read first: the front writes both
+    files from one cut of its counters, metrics first, so the counts read after the sample include every
+    copy in it (and every request those copies came from)."""
     from nbsage.serving.variants import shadow_record, variant_metrics
     if problem_type not in (None, "classification", "regression"):
         raise ValidationError(f"problem_type must be 'classification', 'regression' or None (guess from the "
@@ -205,8 +207,8 @@ def shadow_report(session, endpoint_name: str, problem_type: str | None = None) 
         raise EndpointError(f"endpoint {endpoint_name!r} has no shadow variant: create it from an endpoint config "
                             "with ShadowProductionVariants")
     production, shadow = config["ProductionVariants"][0]["VariantName"], shadows[0]["VariantName"]
+    record = shadow_record(session, endpoint_name)  # first: the metrics read next are at least as recent
     metrics = variant_metrics(session, endpoint_name)
-    record = shadow_record(session, endpoint_name)
     sample = [p for p in record.get("Pairs") or [] if p.get("shadow_variant") == shadow]
     summary = {}
     for name, role, key in ((production, "production", "production_ms"), (shadow, "shadow", "shadow_ms")):

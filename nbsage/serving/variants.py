@@ -13,7 +13,10 @@ turns it into a variant endpoint (`update_endpoint`), at a new port the clients 
 The endpoint's record keeps the config being run, with each variant's `DesiredWeight`,
 `DesiredInstanceCount` and how to serve it (`Serve`); a change writes the record, sets the status
 Updating and sends the front SIGHUP. The front starts new instances, waits for /ping, swaps its
-routing table and drains the old instances, then sets InService (nothing is dropped).
+routing table and drains the old instances, then sets InService (nothing is dropped). One change at a
+time, as SageMaker: an update while the endpoint is Creating or Updating is refused with SageMaker's
+ValidationException ("Cannot update in-progress endpoint"), and the change under way goes on; automatic
+scaling's change is then a Failed scaling activity, tried again at its next evaluation.
 
 For automatic scaling (and anything else that watches or steers an endpoint from another process):
 
@@ -121,6 +124,13 @@ def _variant(session, spec, where: str) -> dict:
            "InstanceType": str(spec.get("InstanceType") or "local")}
     if spec.get("AcceleratorType"):
         out["AcceleratorType"] = spec["AcceleratorType"]
+    from nbsage.serving.restarts import STARTUP_HEALTH_CHECK_BOUNDS, STARTUP_HEALTH_CHECK_FIELD
+    if spec.get(STARTUP_HEALTH_CHECK_FIELD) is not None:  # how long a new instance has to answer /ping
+        low, high = STARTUP_HEALTH_CHECK_BOUNDS
+        seconds = _count(spec[STARTUP_HEALTH_CHECK_FIELD], STARTUP_HEALTH_CHECK_FIELD, where, minimum=low)
+        if seconds > high:
+            raise ValidationError(f"{where}: {STARTUP_HEALTH_CHECK_FIELD} must be at most {high}, got {seconds}")
+        out[STARTUP_HEALTH_CHECK_FIELD] = seconds
     return out
 
 
@@ -394,18 +404,55 @@ def wait_for_generation(session, name: str, generation: int, timeout: float) -> 
         poll = min(poll * 1.5, 0.25)
 
 
+IN_PROGRESS = ("Creating", "Updating")
+CLAIM_TRIES = 5  # re-reads when the record changed between reading and claiming it (a front's write)
+
+
+def refuse_in_progress(record: dict) -> None:
+    """SageMaker refuses UpdateEndpoint and UpdateEndpointWeightsAndCapacities while the endpoint is
+    Creating or Updating (ValidationException, its words); the change under way goes on undisturbed."""
+    if record["status"] in IN_PROGRESS:
+        from nbsage.arns import arn
+        raise ValidationError(f'Cannot update in-progress endpoint "{arn("endpoint", record["name"])}".')
+
+
+def _updatable(session, name: str) -> dict:
+    """The endpoint's record, if it may be updated now (InService), else the error SageMaker gives."""
+    record = session.store.get_endpoint(name)
+    refuse_in_progress(record)
+    if record["status"] != "InService":
+        raise EndpointError(f"endpoint {name!r} is {record['status']}; it can be updated once it is InService")
+    return record
+
+
+def _claim(session, record: dict, **fields) -> None:
+    """Write the update into the record only if it is still the InService record read (one update at a
+    time, as SageMaker: of two updates that read InService, the second is refused as in progress)."""
+    if not session.store.update_endpoint_if(record["name"], "InService", record["last_modified"], **fields):
+        _updatable(session, record["name"])  # refused now, or changed without an update: retried by the caller
+        raise _Stale()
+
+
+class _Stale(Exception):
+    """The record changed (not by an update) between reading it and claiming it: read it again."""
+
+
 def _apply(session, name: str, change, wait: bool, timeout: float | None, status: str = "Updating") -> dict:
     """Write a new running config (change(record) -> config) and let the front apply it."""
     from nbsage.serving.endpoints import STARTUP_TIMEOUT, describe_endpoint
-    record = session.store.get_endpoint(name)
-    if record["status"] not in ("InService",) and not (record["status"] == "Updating" and record["config"].get("Front")):
-        raise EndpointError(f"endpoint {name!r} is {record['status']}; it can be updated once it is InService")
-    if not record["config"].get("Front"):
-        return _convert(session, record, change, wait, timeout)
-    config = change(record)
-    generation = int(record["config"].get("Generation", 1)) + 1
-    config["Generation"] = generation
-    session.store.update_endpoint(name, config=config, status=status, failure_reason=None)
+    for attempt in range(CLAIM_TRIES):
+        record = _updatable(session, name)
+        if not record["config"].get("Front"):
+            return _convert(session, record, change, wait, timeout)
+        config = change(record)
+        generation = int(record["config"].get("Generation", 1)) + 1
+        config["Generation"] = generation
+        try:
+            _claim(session, record, config=config, status=status, failure_reason=None)
+            break
+        except _Stale:
+            if attempt == CLAIM_TRIES - 1:
+                raise EndpointError(f"endpoint {name!r} kept changing while the update was written; try again") from None
     _signal_front(record)
     if wait:
         return wait_for_generation(session, name, generation, timeout or STARTUP_TIMEOUT)
@@ -421,7 +468,10 @@ def _convert(session, record: dict, change, wait: bool, timeout: float | None) -
     config = change(record)
     config["Generation"] = 2
     old_pid = record.get("pid")
-    session.store.update_endpoint(name, config=config, status="Updating", failure_reason=None)
+    try:
+        _claim(session, record, config=config, status="Updating", failure_reason=None)
+    except _Stale:
+        raise EndpointError(f"endpoint {name!r} changed while the update was written; try again") from None
     pid = _start_front(session, name, folder)
     try:
         wait_for_generation(session, name, 2, timeout or STARTUP_TIMEOUT)
@@ -472,7 +522,9 @@ def current_endpoint_config(session, name: str) -> dict:
     out = {"EndpointConfigName": config.get("EndpointConfigName")}
     for key in ("ProductionVariants", "ShadowProductionVariants"):
         if config.get(key):
-            out[key] = [{k: v[k] for k in ("VariantName", "ModelName", "InstanceType")}
+            kept = ("VariantName", "ModelName", "InstanceType",
+                    "ContainerStartupHealthCheckTimeoutInSeconds")
+            out[key] = [{k: v[k] for k in kept if k in v}
                         | {"InitialInstanceCount": v["DesiredInstanceCount"], "InitialVariantWeight": v["DesiredWeight"]}
                         for v in config[key]]
     return out
@@ -483,6 +535,7 @@ def update_endpoint(session, endpoint_name: str, endpoint_config_name: str, wait
     """UpdateEndpoint: run another endpoint config, with no request dropped (new instances answer
     /ping before traffic moves; the old ones drain, then stop). A model that fails to load rolls the
     update back (EndpointError with the reason; the endpoint keeps serving)."""
+    _updatable(session, endpoint_name)
     config = describe_endpoint_config(session, endpoint_config_name)
     from nbsage.serving.endpoints import endpoint_dir
     folder = endpoint_dir(session, endpoint_name)
@@ -500,7 +553,7 @@ def update_endpoint_weights_and_capacities(session, endpoint_name: str, desired_
     if not isinstance(desired_weights_and_capacities, (list, tuple)) or not desired_weights_and_capacities:
         raise ValidationError("DesiredWeightsAndCapacities must be a non-empty list of "
                               "{'VariantName': ..., 'DesiredWeight': ..., 'DesiredInstanceCount': ...}")
-    record = session.store.get_endpoint(endpoint_name)
+    record = _updatable(session, endpoint_name)
     if not record["config"].get("Front"):
         update_endpoint_from(session, endpoint_name, _plain_as_variant(session, record), wait=True, timeout=timeout)
         record = session.store.get_endpoint(endpoint_name)
@@ -539,6 +592,7 @@ def update_endpoint_from(session, endpoint_name: str, config: dict, wait: bool =
     """Record `config` ({ProductionVariants, ShadowProductionVariants}) as a new endpoint config (a
     generated name unless it has one that is free) and update the endpoint to it."""
     from nbsage.store.names import unique_name
+    _updatable(session, endpoint_name)
     name = config.get("EndpointConfigName")
     if not name or session.store.find_endpoint_config(name) is not None:
         name = unique_name(endpoint_name[:30])
@@ -605,8 +659,10 @@ def describe_variants(session, record: dict) -> dict:
             status = []
             if not same_model or current_count != v["DesiredInstanceCount"] or current_weight != v["DesiredWeight"]:
                 what = "Creating" if now is None else "Updating"
+                problem = (now or {}).get("Problem")  # a crashed instance being restarted (nbsage.serving.restarts)
                 status.append({"Status": what, "StatusMessage": f"{current_count} of {v['DesiredInstanceCount']} "
-                                                                "instances serving this variant's model",
+                                                                "instances serving this variant's model"
+                                                                + (f"; {problem}" if problem else ""),
                                "StartTime": iso(record["last_modified"])})
             variants.append({
                 "VariantName": v["VariantName"], "ModelName": v["ModelName"],

@@ -375,6 +375,18 @@ class MetadataStore:
             db.execute(f"UPDATE endpoints SET {', '.join(f'{k} = ?' for k in fields)} WHERE name = ?",
                        (*fields.values(), name))
 
+    def update_endpoint_if(self, name: str, if_status: str, if_last_modified: float, **fields) -> bool:
+        """update_endpoint only while the record is still `if_status` as of `if_last_modified` (what the
+        caller read): two updates that both read InService cannot both start. False when it changed."""
+        fields["last_modified"] = time.time()
+        if "config" in fields and not isinstance(fields["config"], str):
+            fields["config"] = json.dumps(fields["config"])
+        with self._tx() as db:
+            cursor = db.execute(f"UPDATE endpoints SET {', '.join(f'{k} = ?' for k in fields)} "
+                                "WHERE name = ? AND status = ? AND last_modified = ?",
+                                (*fields.values(), name, if_status, if_last_modified))
+            return cursor.rowcount == 1
+
     def get_endpoint(self, name: str) -> dict:
         rows = self._query("SELECT * FROM endpoints WHERE name = ?", (name,))
         if not rows:

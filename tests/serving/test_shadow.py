@@ -3,6 +3,7 @@ comparing production with the shadow, and promoting the shadow with no failed re
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -145,6 +146,57 @@ def test_shadow_failures_never_reach_the_caller_and_the_report_gives_the_regress
         endpoints.invoke_endpoint(session, "regress", b"1,1,1", "text/csv", target_variant="Shadow")
     with pytest.raises(ValidationError, match="problem_type must be"):
         Predictor("regress", session).shadow_report(problem_type="ranking")
+
+
+def test_the_report_counts_every_copy_the_front_logged_as_answered(session, archives):
+    """The front writes metrics.json and shadow.json from one cut of its counters, and the report reads the
+    shadow log first: once the log shows a copy answered, every count has it (a copy finishing between two
+    separate snapshots once made the report one short of the log). Checked all through a burst of
+    traffic, when copies finish while the front writes, then exactly once every copy is answered."""
+    for name in ("count-live", "count-shadow"):
+        session.create_model(name, container_defs={"ModelDataUrl": str(archives["linear"])})
+    session.endpoint_from_production_variants(
+        "counted", [production_variant("count-live", "local", 1, "Live")],
+        shadow_production_variants=[production_variant("count-shadow", "local", 1, "Shadow")])
+    predictor = Predictor("counted", session)
+
+    def logged() -> dict:
+        return (variants.shadow_record(session, "counted").get("Counts") or {}).get("Shadow", {})
+
+    def consistent():
+        """One look, as a reader sees it: the front's two files read log first, and the report."""
+        copies = logged().get("Sent", 0)
+        assert (variants.variant_metrics(session, "counted").get("Shadow") or {}).get("Invocations", 0) >= copies
+        report = predictor.shadow_report()
+        live, shadow = report.summary["Live"], report.summary["Shadow"]
+        assert report.agreement["Compared"] <= shadow["Invocations"] <= live["Invocations"] - shadow["Dropped"]
+        return report
+
+    n, threads, errors = 100, 2, []
+
+    def send():
+        try:
+            for i in range(n):
+                assert invoke(session, "counted", f"{i},1,1".encode()) == (f"{i + 5}.0\n".encode(), "Live")
+        except Exception as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+    senders = [threading.Thread(target=send) for _ in range(threads)]
+    for t in senders:
+        t.start()
+    while any(t.is_alive() for t in senders):
+        consistent()
+    for t in senders:
+        t.join()
+    assert errors == []
+    # the event: every copy answered (or dropped, past the front's queue), as the front's log says
+    total = n * threads
+    wait_for(lambda: logged().get("Sent", 0) + logged().get("Dropped", 0) == total, 60, "every copy answered")
+    report = consistent()
+    sent = logged()["Sent"]
+    assert report.summary["Live"]["Invocations"] == total and report.summary["Shadow"]["Invocations"] == sent
+    assert report.agreement["Compared"] == sent and sent + report.summary["Shadow"]["Dropped"] == total
+    assert variants.variant_metrics(session, "counted")["Shadow"]["Invocations"] == sent
+    session.delete_endpoint("counted")
 
 
 def test_predictions_are_read_from_json_and_csv_bodies():
