@@ -72,9 +72,36 @@ def _floor(files: list[Path], booster) -> tuple[float, float]:
     return time.perf_counter() - start, time.process_time() - cpu
 
 
-def _children_cpu() -> float:
-    t = os.times()
-    return t.children_user + t.children_system
+class _JobCPU(threading.Thread):
+    """CPU seconds of a job's supervisor and of the children it reaped (its model servers), read from
+    /proc/PID/stat while it runs. The supervisor is usually forked by the pre-warmed runtime
+    (nbsage.backends.zygote), not by this process, so os.times()' children fields never see it (they
+    read 0.0 then); its own stat file holds its user and system time and its reaped children's."""
+
+    def __init__(self, session, job_name: str):
+        super().__init__(daemon=True, name="bench-job-cpu")
+        self.session, self.job_name = session, job_name
+        self.seconds = 0.0
+        self.pid: int | None = None
+
+    def run(self) -> None:
+        tick = os.sysconf("SC_CLK_TCK")
+        deadline = time.monotonic() + 3600
+        while self.pid is None and time.monotonic() < deadline:
+            self.pid = self.session.store.get_job(self.job_name)["supervisor_pid"]
+            if self.pid is None:
+                time.sleep(0.01)  # sampling, not synchronisation: the pid is recorded once the place starts it
+        while time.monotonic() < deadline:
+            try:
+                with open(f"/proc/{self.pid}/stat", "rb") as f:
+                    fields = f.read().rpartition(b")")[2].split()
+            except OSError:
+                return  # gone (reaped): the last sample stands
+            # fields after the command: state is [0]; utime, stime, cutime, cstime are [11:15]
+            self.seconds = max(self.seconds, sum(int(v) for v in fields[11:15]) / tick)
+            if fields[0] == b"Z":
+                return
+            time.sleep(0.02)
 
 
 def _phase_seconds(session, job_name: str, phase: str) -> float | None:
@@ -139,19 +166,15 @@ def throughput(rows: int, folder: Path) -> dict:
 
 def _transform(session, transformer, data: Path) -> tuple[float, float, float, dict]:
     """(whole job s, Transforming phase s, CPU s of the supervisor and its servers, describe)."""
-    from nbsage.store.metadata import pid_alive
-    cpu = _children_cpu()
     start = time.perf_counter()
     job = transformer.transform(str(data), content_type="text/csv", split_type="Line", wait=False)
+    cpu = _JobCPU(session, job.name)
+    cpu.start()
     desc = job.wait_quietly(timeout=3600)
     whole = time.perf_counter() - start
     assert desc["TransformJobStatus"] == "Completed", desc.get("FailureReason")
-    supervisor = session.store.get_job(job.name)["supervisor_pid"]
-    deadline = time.monotonic() + 60
-    while pid_alive(supervisor) and time.monotonic() < deadline:  # reaped by the place: its CPU is then ours
-        time.sleep(0.05)
-    transform_cpu = _children_cpu() - cpu  # the supervisor and its model servers, all of the job
-    return whole, _phase_seconds(session, job.name, "Transforming") or whole, transform_cpu, desc
+    cpu.join(60)  # until the supervisor has ended: the supervisor and its model servers, all of the job
+    return whole, _phase_seconds(session, job.name, "Transforming") or whole, cpu.seconds, desc
 
 
 def memory(size_mb: int, folder: Path) -> dict:

@@ -138,13 +138,17 @@ class _Reporter(threading.Thread):
 
 
 def supervise(stores, job: dict, request) -> int:
-    """Run one recorded transform job to its end on this machine (in the supervisor process)."""
+    """Run one recorded transform job to its end on this machine (in the supervisor process).
+
+    The model servers are launched as soon as the model is staged, before this process starts its
+    first thread (the log's), so they can be forked from it (nbsage.transform.servers); they load the
+    model while the job reports its input, and are waited for only when the records are due."""
     store, name = stores.store, job["name"]
     folder = Path(job["root"])
     life = JobLifecycle(store, name, request.kind)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())  # StopTransformJob
-    sink = LogSink(store, name)
+    _discard_prepared_runtime()
     progress = engine.Progress()
     try:
         life.downloading("Downloading the model and listing the input objects")
@@ -156,20 +160,33 @@ def supervise(stores, job: dict, request) -> int:
         output.check()
         model_dir = stage_model(request.model, folder, stores.artifacts)
     except (NBSageError, OSError, KeyError, ValueError) as e:
-        sink.close()
         return life.failed_client(e)
-    progress.total_objects = len(objects)
-    sink.write(f"{len(objects)} input object{'s' if len(objects) != 1 else ''} under {request.input_uri}")
-    if store.get_job(name)["stop_requested"] or stop.is_set():
-        sink.close()
-        return life.stopped_before_start()
     payload_mb = settings.max_bytes / 2**20
     env = batch_environment(request.model, request.environment, payload_mb, request.data.get("BatchStrategy"),
                             request.data.get("MaxConcurrentTransforms") or None)
+    servers = ModelServers(model_dir, request.model, env, folder / "servers", request.instance_count, fork=True)
+    stopping = stop.is_set() or store.get_job(name)["stop_requested"]
+    launch_error = None
+    if not stopping:
+        try:
+            servers.launch()  # still one thread here: the servers may be forked
+        except (NBSageError, OSError) as e:
+            launch_error = e
+    sink = LogSink(store, name)
+    servers.log = sink.write
+    progress.total_objects = len(objects)
+    sink.write(f"{len(objects)} input object{'s' if len(objects) != 1 else ''} under {request.input_uri}")
+    if launch_error is not None:
+        servers.stop()
+        sink.close()
+        return life.failed_client(launch_error)
+    if stopping or store.get_job(name)["stop_requested"] or stop.is_set():
+        servers.stop()
+        sink.close()
+        return life.stopped_before_start()
     reporter = _Reporter(store, name, progress, sink.write)
     try:
-        with ModelServers(model_dir, request.model, env, folder / "servers", request.instance_count,
-                          log=sink.write) as servers:
+        with servers:
             if not settings.max_concurrent:  # 0/unset: ask the container, else 1 (SageMaker's rule)
                 settings.max_concurrent = max(1, int(servers.execution_parameters().get("MaxConcurrentTransforms")
                                                      or 1))
@@ -209,6 +226,14 @@ def supervise(stores, job: dict, request) -> int:
         return life.failed(client_error(text), f"{len(progress.failures)} input object(s) failed",
                            output_artifacts=record)
     return life.completed(output=record)
+
+
+def _discard_prepared_runtime() -> None:
+    """A supervisor forked from the pre-warmed runtime holds a training runtime forked ahead of time
+    (nbsage.backends.runtime_fork); a transform job never runs one, so it goes now, not at the end."""
+    from nbsage.backends import runtime_process
+    if runtime_process.prepared is not None:
+        runtime_process.prepared.discard()
 
 
 def check_request(request) -> None:

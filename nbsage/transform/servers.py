@@ -6,14 +6,27 @@ SageMaker gives a batch container (`SAGEMAKER_BATCH`, `SAGEMAKER_MAX_PAYLOAD_IN_
 `SAGEMAKER_BATCH_STRATEGY` / `SAGEMAKER_MAX_CONCURRENT_TRANSFORMS` when the job sets them) plus the
 model's and the job's Environment. A server that fails to load the model fails the job with the
 server's own one-line reason.
+
+A built-in algorithm's servers are forked from the job's supervisor when it can (`fork=True`, see
+`forkable`): a supervisor forked from the pre-warmed runtime (nbsage.backends.zygote) has xgboost,
+pyarrow and nbsage's model server imported, so a forked server is serving in tens of
+milliseconds where a fresh `python -m nbsage.runtime serve` takes about a second (the interpreter,
+its imports, then the model). The forked server is what the fresh one would be: the same command
+line in /proc, the environment replaced wholesale (os.environ and /proc/PID/environ), its own log
+file as stdout and stderr, stdin /dev/null, SIGKILL when the supervisor dies, the same exit codes,
+failure file and SIGTERM handling (it runs `nbsage.runtime.__main__` itself). User inference code,
+pipelines, a job Environment that changes an import-time variable, NBSAGE_ZYGOTE=0 and a
+supervisor that already runs a thread (fork after threads is unsafe) get the fresh interpreter.
 """
 from __future__ import annotations
 
 import http.client
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -98,13 +111,18 @@ def _package_path(env: dict) -> dict:
 
 
 class ModelServers:
-    """`count` model servers for one model directory; a context manager that stops them all."""
+    """`count` model servers for one model directory; a context manager that stops them all.
 
-    def __init__(self, model_dir: Path, model: dict, env: dict, folder: Path, count: int, log=print):
+    `launch` starts them (forked or fresh) without waiting, so the job can list its input meanwhile;
+    `wait_ready` waits until each answers /ping. `start` does both."""
+
+    def __init__(self, model_dir: Path, model: dict, env: dict, folder: Path, count: int, log=print,
+                 fork: bool = False):
         self.model_dir, self.model, self.env, self.folder, self.count = Path(model_dir), model, env, Path(folder), count
-        self.log = log
-        self.procs: list[subprocess.Popen] = []
+        self.log, self.fork = log, fork
+        self.procs: list = []  # subprocess.Popen, or runtime_fork.ForkedProcess for a forked server
         self.ports: list[int] = []
+        self.forked = False
 
     def __enter__(self) -> "ModelServers":
         try:
@@ -118,17 +136,34 @@ class ModelServers:
         self.stop()
 
     def start(self) -> list[int]:
+        if not self.procs:
+            self.launch()
+        return self.wait_ready()
+
+    def launch(self) -> None:
+        """Start the servers; they bind, write their ports and load the model while the caller goes on."""
         from nbsage.backends.runtime_process import die_with_parent
         self.folder.mkdir(parents=True, exist_ok=True)
         env = _package_path(dict(os.environ, PYTHONUNBUFFERED="1", **self.env))
+        self.forked = self.fork and forkable(self.model, self.env)
+        if self.forked:
+            _warm_server()
+            self.forked = _single_threaded()  # (no import started a thread)
         for i in range(self.count):
             ready = self.folder / f"server-{i + 1}.ready"
             ready.unlink(missing_ok=True)
             Path(f"{ready}.failure").unlink(missing_ok=True)
-            with open(self.folder / f"server-{i + 1}.log", "ab") as log:
-                self.procs.append(subprocess.Popen(command_for(self.model_dir, self.model, ready), env=env,
-                                                   stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                                   preexec_fn=die_with_parent, close_fds=True))
+            command = command_for(self.model_dir, self.model, ready)
+            log_path = self.folder / f"server-{i + 1}.log"
+            if self.forked and command[1:3] == ["-m", "nbsage.runtime"]:
+                self.procs.append(fork_server(command, env, log_path))
+                continue
+            with open(log_path, "ab") as log:
+                self.procs.append(subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                                   stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
+                                                   close_fds=True))
+
+    def wait_ready(self) -> list[int]:
         self.ports = [self._wait_ready(i, proc) for i, proc in enumerate(self.procs)]
         self.log(f"{self.count} model server{'s' if self.count > 1 else ''} serving on "
                  + ", ".join(f"{HOST}:{p}" for p in self.ports))
@@ -183,6 +218,119 @@ class ModelServers:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+# ---- servers forked from the supervisor ------------------------------------------------------------
+# what a forked server would import first thing: imported once in the supervisor, before it forks
+_SERVER_MODULES = ("nbsage.runtime.__main__", "nbsage.runtime.serve", "nbsage.runtime.http1",
+                   "nbsage.runtime.data_capture", "nbsage.runtime.model_archive")
+
+
+def forkable(model: dict, job_env: dict) -> bool:
+    """Whether this process may fork the model servers of `model` rather than start fresh interpreters:
+    a built-in algorithm's container (user code and pipelines import what they like, in an interpreter
+    of their own), the pre-warmed runtime not turned off (NBSAGE_ZYGOTE=0), an Environment that leaves
+    every import-time variable as this process has it, and this process still single-threaded."""
+    from nbsage.backends.zygote import enabled, import_environment
+    if not (hasattr(os, "fork") and sys.platform.startswith("linux") and enabled(os.environ)):
+        return False
+    if model.get("Containers") or model.get("EntryPoint") or model.get("ServerKind") not in (None, "container") \
+            or not model.get("Algorithm"):
+        return False
+    if import_environment(dict(os.environ, **job_env)) != import_environment(os.environ):
+        return False
+    return _single_threaded()
+
+
+def _single_threaded() -> bool:
+    try:
+        native = len(os.listdir("/proc/self/task"))
+    except OSError:
+        return False
+    return native == 1 and threading.active_count() == 1
+
+
+def _warm_server() -> None:
+    """Import the model server's modules here once, so each forked server starts with them."""
+    import importlib
+    for name in _SERVER_MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - the server imports it again and reports the failure itself
+            pass
+
+
+def fork_server(command: list[str], env: dict, log_path: Path):
+    """Fork `command` (`python -m nbsage.runtime serve ...`) from this process; its handle."""
+    from nbsage.backends.runtime_fork import ForkedProcess
+    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+    parent = os.getpid()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(log_fd)
+        raise
+    if pid == 0:  # pragma: no cover - the model server; it reports through its log and ready file
+        code = 1
+        try:
+            code = _be_server(command, env, log_fd, parent)
+        except BaseException:
+            import traceback
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    os.close(log_fd)
+    return ForkedProcess(pid, None, command)
+
+
+def _be_server(command: list[str], env: dict, log_fd: int, parent: int) -> int:
+    """In the forked child: become `command` as subprocess.Popen would have started it; never returns."""
+    from nbsage.backends import proc_title
+    from nbsage.backends.runtime_fork import exit_as_interpreter
+    from nbsage.backends.runtime_process import die_with_parent
+    die_with_parent()
+    if os.getppid() != parent:  # the supervisor died before PR_SET_PDEATHSIG took
+        return 1
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(signum, signal.SIG_DFL)  # a fresh interpreter's dispositions, not the supervisor's
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
+    for stream in (sys.stdout, sys.stderr):  # PYTHONUNBUFFERED, as the fresh server has it
+        try:
+            stream.reconfigure(line_buffering=True, write_through=True)
+        except (AttributeError, ValueError):
+            pass
+    os.environ.clear()
+    os.environ.update(env)
+    proc_title.set_command_line(command)
+    proc_title.set_environ(env)
+    import tempfile
+    tempfile.tempdir = None  # found again from the server's TMPDIR
+    numpy_random = sys.modules.get("numpy.random")
+    if numpy_random is not None:
+        numpy_random.seed()  # a fresh interpreter's own sequence, not the supervisor's
+    import nbsage.runtime.__main__ as runtime_main
+    args = command[3:]  # after `python -m nbsage.runtime`
+    sys.argv = [runtime_main.__file__, *args]
+    try:
+        status = runtime_main.main(args)
+    except SystemExit as e:
+        status = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        if not isinstance(e.code, (int, type(None))):
+            print(e.code, file=sys.stderr)
+    except BaseException:
+        import traceback
+        traceback.print_exc()
+        status = 1
+    exit_as_interpreter(status)
+    return 1
 
 
 def ping(port: int, timeout: float = 2.0) -> bool:
