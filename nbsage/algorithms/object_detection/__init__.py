@@ -18,8 +18,9 @@ Where nbsage's Object Detection differs from SageMaker's, on purpose:
   MXNet's `model_algo_1-symbol.json` is not written. The endpoint answers on CPU, as SageMaker's.
 * nbsage additions, `_`-prefixed and advanced: `_network_width`, `_small_image_shape`,
   `_augmentation` and `_seed` (see the declaration) let tests and CPU demos run in seconds.
-* `kv_store` is accepted; several instances always average gradients (dist_sync) with
-  torch.distributed. `accept: application/json;annotation=1` is answered as plain JSON.
+* `kv_store` is accepted; several instances always average gradients every step (dist_sync)
+  with torch.distributed, each host taking mini_batch_size images of its share per step (the
+  job's batch is mini_batch_size x hosts, as SageMaker's doc says of dist_sync).
 * A `.lst` with its images in the train channel, an augmented manifest in File mode and annotation
   files beside the images (no `train_annotation` channel) are read too.
 """

@@ -56,7 +56,8 @@ HYPERPARAMETERS = (
     Hyperparameter("lr_scheduler_step", "str", default="",
                    help="comma-separated epochs at which the learning rate drops, e.g. '10, 20'"),
     Hyperparameter("mini_batch_size", "int", default=32, range=greater_than(0),
-                   help="images per mini-batch (split over the instances of a multi-instance job)"),
+                   help="images per mini-batch on each instance (a multi-instance dist_sync job's batch is "
+                        "mini_batch_size x instances)"),
     Hyperparameter("momentum", "float", default=0.9, range=_UNIT, help="momentum of sgd"),
     Hyperparameter("nms_threshold", "float", default=0.45, range=_UNIT,
                    help="non-maximum suppression: a box overlapping a higher-scoring one of its class "

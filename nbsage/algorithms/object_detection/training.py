@@ -65,14 +65,16 @@ def _train(env, cluster) -> None:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
 
+    _check_shard(env, cluster)
     train_set = read_examples(env, "train", hps["num_classes"], hps["label_width"], log.info)
     validation = (read_examples(env, "validation", hps["num_classes"], hps["label_width"], log.info)
                   if "validation" in env.channels else [])
     log.info(f"{len(train_set)} training images ({sum(len(e.objects) for e in train_set)} objects), "
              f"{len(validation)} validation images")
-    if len(train_set) != hps["num_training_samples"]:
+    local, total = _host_share(env, cluster, train_set, log)
+    if total != hps["num_training_samples"]:
         log.info(f"num_training_samples={hps['num_training_samples']} but the train channel holds "
-                 f"{len(train_set)} images; lr_scheduler_step counts epochs, so the schedule is unaffected here")
+                 f"{total} images; lr_scheduler_step counts epochs, so the schedule is unaffected here")
 
     settings = Settings(hps["base_network"], hps["num_classes"], hps.get("_small_image_shape") or hps["image_shape"],
                         hps["_network_width"], hps["nms_threshold"])
@@ -90,10 +92,6 @@ def _train(env, cluster) -> None:
     optimizer = _optimizer(hps, [p for p in network.parameters() if p.requires_grad])
     steps = scheduler_steps(hps["lr_scheduler_step"])
 
-    local = distributed.channel_share(env, "train", train_set) if cluster.distributed else train_set
-    if cluster.distributed:
-        log.info(f"Distributed training on {cluster.size} hosts (rank {cluster.rank}): {len(local)} of "
-                 f"{len(train_set)} images on this host")
     batch = hps["mini_batch_size"]
     n_batches = max(1, math.ceil(len(local) / batch))
     if cluster.distributed:
@@ -101,7 +99,7 @@ def _train(env, cluster) -> None:
 
     state = _State()
     checkpoint_dir = Path(env.checkpoints_dir) if env.checkpointing else None
-    signature = {"settings": vars(settings), "num_train": len(train_set), "mini_batch_size": batch,
+    signature = {"settings": vars(settings), "num_train": total, "mini_batch_size": batch,
                  "optimizer": hps["optimizer"]}
     checkpoints = _Checkpoints(checkpoint_dir, signature, log.info)
     resumed = checkpoints.latest()
@@ -170,6 +168,8 @@ def _train(env, cluster) -> None:
         if stop:
             log.info(f"Early stopping: validation mAP has not improved in {hps['early_stopping_patience']} epochs")
             break
+    if cluster.distributed:
+        _compare_parameters(network, cluster, log)
     if not cluster.is_master:
         log.info("The first host saves the model")
         return
@@ -179,6 +179,64 @@ def _train(env, cluster) -> None:
     Detector(settings, network.cpu()).save(env.model_dir)
     log.info(f"Saved the model to {env.model_dir}")
     log.info(log.total_time("AWS/ObjectDetection", started))
+
+
+def _check_shard(env, cluster) -> None:
+    """A ShardedByS3Key train channel that gave this host no file: say so (not 'the channel is empty')."""
+    if cluster.distributed and env.channels["train"].distribution == "ShardedByS3Key" and not env.channel_files("train"):
+        raise DataError(f"host {cluster.current_host} has no training images: ShardedByS3Key hands out whole "
+                        f"files, and the train channel has fewer files than the job's {cluster.size} hosts; "
+                        "split the data into at least one file per host, or use FullyReplicated")
+
+
+def _host_share(env, cluster, train_set: list[Example], log: SageMakerLog) -> tuple[list[Example], int]:
+    """This host's training images and the job's image count.
+
+    As SageMaker's MXNet container splits a RecordIO file between the workers of a dist_sync job:
+    FullyReplicated (every host holds every image) gives host i of N the images i, i+N, ...;
+    ShardedByS3Key already gave each host its own files, which it reads whole.
+    """
+    if not cluster.distributed:
+        return train_set, len(train_set)
+    sharded = env.channels["train"].distribution == "ShardedByS3Key"
+    local = distributed.channel_share(env, "train", train_set)
+    total = int(distributed.agree(len(local), "sum")) if sharded else len(train_set)
+    how = ("ShardedByS3Key: the train files this host was given" if sharded
+           else f"FullyReplicated: images {cluster.rank}, {cluster.rank + cluster.size}, ... of the channel")
+    log.info(f"Distributed training on {cluster.size} hosts (rank {cluster.rank}): {len(local)} of {total} images "
+             f"on this host ({how}); gradients are averaged over the hosts every step (dist_sync)")
+    if not local:  # FullyReplicated with fewer images than hosts (a ShardedByS3Key file holds at least one)
+        raise DataError(f"host {cluster.current_host} has no training images: the train channel holds {total} "
+                        f"images for {cluster.size} hosts; use fewer instances or more images")
+    return local, total
+
+
+def parameter_checksum(network) -> str:
+    """A short SHA-256 of the network's trainable state (its parameters, in order, as float32 bytes).
+
+    Hosts that average their gradients every step hold the same parameters after training; batch
+    normalisation's running statistics are left out, as each host updates them from its own images.
+    """
+    import hashlib
+    digest = hashlib.sha256()
+    for name, p in network.named_parameters():
+        digest.update(name.encode())
+        digest.update(p.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _compare_parameters(network, cluster, log: SageMakerLog) -> None:
+    """Each host logs its parameters' checksum; the first host says whether all hosts agree."""
+    mine = parameter_checksum(network)
+    log.info(f"Network parameters after training: checksum {mine} on host {cluster.current_host}")
+    checksums = distributed.gather_objects(mine)
+    if not cluster.is_master:
+        return
+    if len(set(checksums)) == 1:
+        log.info(f"All {cluster.size} hosts hold the same network parameters (checksum {mine})")
+    else:
+        log.info("WARNING: the hosts' network parameters differ after training: " + ", ".join(
+            f"{host} {c}" for host, c in zip(cluster.hosts, checksums)) + f"; the model saved is {cluster.current_host}'s")
 
 
 class _State:

@@ -1,0 +1,78 @@
+"""Object Detection across two instances on the local place: one SSD trained data parallel, as SageMaker's dist_sync.
+
+The job runs as two runtime processes (algo-1, algo-2) joined by torch.distributed (gloo). What a user
+checks: the job completes with both hosts taking part, each on its half of the images; the hosts end
+with the same parameters (they average gradients every step: two hosts on different images could not
+agree otherwise); the first host alone reports metrics and writes the model, and that model deploys
+and answers boxes.
+"""
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import tarfile
+
+import fsspec
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("PIL")
+
+from algorithms.test_object_detection import RECORDIO, SIZE, TINY  # noqa: E402
+from nbsage.algorithms.object_detection import sample_data as sd  # noqa: E402
+from nbsage.algorithms.object_detection.detector import Detector  # noqa: E402
+from nbsage.algorithms.object_detection.training import parameter_checksum  # noqa: E402
+from nbsage.estimator import Estimator  # noqa: E402
+from nbsage.formats.image import encode_image  # noqa: E402
+from nbsage.inputs import TrainingInput  # noqa: E402
+from nbsage.model import Model  # noqa: E402
+
+HPS = {**TINY, "num_training_samples": "8", "epochs": "2", "mini_batch_size": "2"}
+
+
+def host_lines(logs: list[str], host: str, text: str) -> list[str]:
+    return [line for line in logs if line.startswith(f"[{host}] ") and text in line]
+
+
+def test_two_instances_train_one_ssd_data_parallel_and_its_model_answers_boxes(session, tmp_path):
+    data = sd.make_dataset(8, SIZE, 2, seed=7)
+    sd.write_recordio(data, tmp_path / "lst", "train")
+    channel = tmp_path / "train"
+    channel.mkdir()
+    for ext in ("rec", "idx"):
+        shutil.copy(tmp_path / "lst" / f"train.{ext}", channel)
+
+    job = Estimator("object-detection", HPS, instance_count=2, sagemaker_session=session).fit(
+        {"train": TrainingInput(str(channel), content_type=RECORDIO)}, wait=False)
+    desc = job.wait_quietly(timeout=240)
+    logs = job.logs()
+    assert desc["TrainingJobStatus"] == "Completed", (desc.get("FailureReason"), "\n".join(logs[-30:]))
+    assert desc["ResourceConfig"]["InstanceCount"] == 2
+
+    checksums = {}
+    for rank, host in enumerate(("algo-1", "algo-2")):
+        assert host_lines(logs, host, f"Distributed training on 2 hosts (rank {rank}): 4 of 8 images on this host")
+        assert len(host_lines(logs, host, "train cross_entropy <loss>=")) == 2  # both epochs, on every host
+        [line] = host_lines(logs, host, "Network parameters after training: checksum")
+        checksums[host] = re.search(r"checksum (\w+) on host", line).group(1)
+    assert checksums["algo-1"] == checksums["algo-2"]
+    assert host_lines(logs, "algo-1", "All 2 hosts hold the same network parameters")
+    assert host_lines(logs, "algo-2", "The first host saves the model")
+    assert not host_lines(logs, "algo-2", "Saved the model")
+    # the job's metrics are the master's, once per epoch (not once per host)
+    steps = [m["step"] for m in session.store.get_metrics(job.name) if m["name"] == "train:cross_entropy"]
+    assert steps == [0, 1]
+
+    artifact = desc["ModelArtifacts"]["S3ModelArtifacts"]
+    with fsspec.open(artifact, "rb") as f, tarfile.open(fileobj=io.BytesIO(f.read())) as tar:
+        tar.extractall(tmp_path / "model", filter="data")
+    assert parameter_checksum(Detector.load(tmp_path / "model").network) == checksums["algo-1"]
+
+    predictor = Model(artifact, algorithm="object-detection", sagemaker_session=session).deploy(
+        endpoint_name="od-two-hosts")
+    answer = predictor.predict(encode_image(data[0][0], "JPEG"),
+                               initial_args={"ContentType": "image/jpeg", "Accept": "application/json"})
+    rows = answer["prediction"]
+    assert rows and all(len(r) == 6 and 0 <= r[2] <= r[4] <= 1 and 0 <= r[3] <= r[5] <= 1 for r in rows)
+    predictor.delete_endpoint()
