@@ -6,6 +6,7 @@ and reused; other jobs are one-epoch jobs on a handful of images. Jobs call the 
 """
 from __future__ import annotations
 
+import io
 import json
 import re
 import shutil
@@ -129,13 +130,60 @@ def test_the_endpoint_answers_normalised_boxes_of_the_right_class_and_refuses_wh
         handler.invoke(b"not a photo", "image/jpeg", None)
 
 
-def test_batch_transform_of_a_folder_of_images_writes_one_prediction_per_image(trained, session, tmp_path):
-    from nbsage.model import Model
-    root, _, validation = trained
-    archive = tmp_path / "model.tar.gz"
+def model_archive(root: JobRoot, folder: Path) -> Path:
+    """The trained model directory as the model.tar.gz a job leaves."""
+    archive = folder / "model.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         for f in root.model_dir.iterdir():
             tar.add(f, arcname=f.name)
+    return archive
+
+
+def test_an_endpoint_answers_annotations_in_pixels_when_accept_asks_and_names_what_it_accepts(trained, session,
+                                                                                               tmp_path):
+    from PIL import Image
+
+    from nbsage.errors import ModelError
+    from nbsage.formats.image import encode_image
+    from nbsage.model import Model
+    root, _, validation = trained
+    predictor = Model(str(model_archive(root, tmp_path)), algorithm="object-detection",
+                      sagemaker_session=session).deploy(endpoint_name="od-accept")
+    image = np.kron(validation[0][0], np.ones((2, 3, 1), np.uint8))  # 96 x 144: the two axes scale differently
+    height, width = image.shape[:2]
+    body = encode_image(image, "PNG")
+
+    def ask(accept, data=body, content_type="image/png"):
+        return predictor.predict(data, initial_args={"ContentType": content_type, "Accept": accept})
+    plain = ask("application/json")["prediction"]
+    answer = ask("application/json;annotation=1")
+    assert answer["image_size"] == [{"width": width, "height": height, "depth": 3}]
+    assert len(answer["annotations"]) == len(plain) >= 1
+    for a, (c, score, x0, y0, x1, y1) in zip(answer["annotations"], plain):
+        assert list(a) == ["class_id", "score", "left", "top", "width", "height"]
+        assert a["class_id"] == c and a["score"] == pytest.approx(score, abs=1e-6)
+        assert (a["left"], a["top"]) == (round(x0 * width), round(y0 * height))
+        assert (a["left"] + a["width"], a["top"] + a["height"]) == (round(x1 * width), round(y1 * height))
+    assert ask("application/json; annotation=0") == {"prediction": plain}
+    # a PNG with an alpha channel (a screenshot, say) is read as its colours, as SageMaker's container reads it
+    rgba = io.BytesIO()
+    Image.fromarray(np.dstack([image, np.full((height, width), 255, np.uint8)]), "RGBA").save(rgba, format="PNG")
+    assert ask("application/json", rgba.getvalue()) == {"prediction": plain}
+    for accept in ("text/csv", "application/json;annotation=yes"):
+        with pytest.raises(ModelError) as info:
+            ask(accept)
+        assert info.value.status == 406 and "application/json;annotation=1" in info.value.message, info.value.message
+    with pytest.raises(ModelError) as info:
+        ask("application/json", b'{"instances": []}', "application/json")
+    assert info.value.status == 415 and "image/jpeg, image/png, application/x-image" in info.value.message
+    assert ask("application/json;annotation=1")["annotations"] == answer["annotations"]  # still serving
+    predictor.delete_endpoint()
+
+
+def test_batch_transform_of_a_folder_of_images_writes_one_prediction_per_image(trained, session, tmp_path):
+    from nbsage.model import Model
+    root, _, validation = trained
+    archive = model_archive(root, tmp_path)
     paths = sd.write_images(validation[:3], tmp_path / "in")
     transformer = Model(str(archive), algorithm="object-detection", sagemaker_session=session).transformer(
         instance_count=1, output_path=str(tmp_path / "out"), accept="application/json")
