@@ -18,6 +18,8 @@ With instance_count > 1 the hosts train one network with torch.distributed (Dist
 through nbsage.algorithms.distributed): each host takes its share of the training images
 (FullyReplicated: images rank::N; ShardedByS3Key: the files it was given), every host takes the
 same number of steps of mini_batch_size images, and the first host validates, checkpoints and saves.
+Each host logs a checksum of its parameters at the end; they agree, as the gradients were averaged.
+On one instance with several GPUs each mini-batch is split across them (DataParallel).
 """
 from __future__ import annotations
 
@@ -88,7 +90,7 @@ def _train(env, cluster) -> None:
     _initial_weights(env, hps, network, log)
     _freeze(network, hps["freeze_layer_pattern"], log)
     network.to(device)
-    step_model = distributed.wrap(network, str(device)) if cluster.distributed else network
+    step_model = distributed.wrap(network, str(device)) if cluster.distributed else _gpus(network, device, hps, log)
     optimizer = _optimizer(hps, [p for p in network.parameters() if p.requires_grad])
     steps = scheduler_steps(hps["lr_scheduler_step"])
 
@@ -179,6 +181,17 @@ def _train(env, cluster) -> None:
     Detector(settings, network.cpu()).save(env.model_dir)
     log.info(f"Saved the model to {env.model_dir}")
     log.info(log.total_time("AWS/ObjectDetection", started))
+
+
+def _gpus(network: SSD, device: torch.device, hps: dict, log: SageMakerLog):
+    """The module the steps call on one instance: DataParallel over its GPUs when it has several, each
+    handling mini_batch_size / GPUs images as SageMaker's doc says (at least two per GPU, for batch
+    normalisation), else the network itself. (Several instances: one GPU each, see distributed.)"""
+    gpus = min(torch.cuda.device_count(), hps["mini_batch_size"] // 2) if device.type == "cuda" else 0
+    if gpus < 2:
+        return network
+    log.info(f"Splitting each mini-batch of {hps['mini_batch_size']} images across {gpus} GPUs")
+    return torch.nn.DataParallel(network, device_ids=list(range(gpus)))
 
 
 def _check_shard(env, cluster) -> None:
