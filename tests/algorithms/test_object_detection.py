@@ -308,6 +308,24 @@ def test_a_json_box_outside_the_image_names_the_annotation_file(tmp_path):
         read_examples(TrainingEnvironment(root), "train", 2, 350, print)
 
 
+def test_images_not_the_size_their_annotation_says_are_named_in_a_warning(tmp_path):
+    data = sd.make_dataset(2, SIZE, 2, seed=0)
+
+    def images(folder):
+        sd.write_json_annotations(data, folder, folder, num_classes=2)
+        path = folder / "image00001.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "image_size": [{"width": 500, "height": 400,
+                                                                                     "depth": 3}]}))
+    root = job(tmp_path, TINY, {"train": ("image/jpeg", images)})
+    lines = []
+    examples = read_examples(TrainingEnvironment(root), "train", 2, 350, lines.append)
+    assert len(examples) == 2
+    [warning] = [line for line in lines if line.startswith("WARNING")]
+    assert re.search(r"1 train image\(s\) are not the size their annotation's image_size says \(first: \S+"
+                     r"image00001\.jpg \(annotation \S+image00001\.json\): image_size 500x400, the image is 64x64\)",
+                     warning), warning
+
+
 def test_hyperparameters_keep_sagemakers_ranges_and_check_the_schedule():
     with pytest.raises(HyperparameterError, match="'image_shape'"):
         OD.validate({"num_classes": 2, "num_training_samples": 5, "image_shape": 128})

@@ -127,6 +127,13 @@ def objects_from_annotation(doc: dict, where: str) -> np.ndarray:
     return np.asarray(rows, dtype=np.float32).reshape(-1, 5)
 
 
+def declared_size(doc: dict) -> tuple[int, int]:
+    """(width, height) of an annotation's image_size (checked by objects_from_annotation)."""
+    sizes = doc["image_size"]
+    size = sizes[0] if isinstance(sizes, list) else sizes
+    return int(round(size["width"])), int(round(size["height"]))
+
+
 # ---- the three inputs ----------------------------------------------------------------------------
 def _payloads(path: Path) -> Iterator[tuple[str, bytes]]:
     """(where, payload) of a RecordIO file, or the file itself when it is one spooled Pipe record."""
@@ -155,7 +162,7 @@ def _from_stream(payloads: Iterator[tuple[str, bytes]]) -> Iterator[tuple[str, b
                                 "its bounding-box attribute") from None
             doc = _label_document(doc, where)
             objects = objects_from_annotation(doc, where)
-            yield image_where, image, objects, 2 + 5 * len(objects)
+            yield image_where, image, objects, 2 + 5 * len(objects), declared_size(doc)
         elif is_image(payload):
             pending = (where, payload)
         else:
@@ -164,7 +171,7 @@ def _from_stream(payloads: Iterator[tuple[str, bytes]]) -> Iterator[tuple[str, b
                 raise DataError(f"{where}: a single label {header.label:g}; {NOT_ENOUGH} Pack the list with "
                                 "`im2rec.py --pack-label`")
             label = np.atleast_1d(header.label)
-            yield where, image, objects_from_packed(label, where), int(label.size)
+            yield where, image, objects_from_packed(label, where), int(label.size), None
     if pending is not None:
         raise DataError(f"{pending[0]}: an image with no label record after it; an augmented manifest needs "
                         "AttributeNames ['source-ref', '<bounding-box attribute>']")
@@ -195,8 +202,9 @@ def _from_manifest(path: Path) -> Iterator[tuple[str, bytes, np.ndarray, int]]:
             if not refs:
                 raise DataError(f"{where}: no '-ref' attribute naming the image (e.g. 'source-ref')")
             image = read_ref(record[refs[0]], where, path.parent)
-            objects = objects_from_annotation(_label_document(record, where), where)
-            yield f"{where} ({record[refs[0]]})", image, objects, 2 + 5 * len(objects)
+            doc = _label_document(record, where)
+            objects = objects_from_annotation(doc, where)
+            yield f"{where} ({record[refs[0]]})", image, objects, 2 + 5 * len(objects), declared_size(doc)
 
 
 def _from_lst(path: Path) -> Iterator[tuple[str, bytes, np.ndarray, int]]:
@@ -211,7 +219,7 @@ def _from_lst(path: Path) -> Iterator[tuple[str, bytes, np.ndarray, int]]:
                 data = image_path.read_bytes()
             except OSError as e:
                 raise DataError(f"{where}: image {image_path} cannot be read ({e.strerror or e})") from None
-            yield f"{where} ({item.path})", data, objects_from_packed(item.labels, where), int(item.labels.size)
+            yield f"{where} ({item.path})", data, objects_from_packed(item.labels, where), int(item.labels.size), None
 
 
 def recordio_examples(files: list[Path]) -> Iterator[tuple[str, bytes, np.ndarray, int]]:
@@ -240,7 +248,8 @@ def image_examples(images: list[Path], annotations: list[Path]) -> Iterator[tupl
                                               annotations):
         doc = read_annotation(annotation)
         where = f"{image} (annotation {annotation})"
-        yield where, image.read_bytes(), objects_from_annotation(doc, str(annotation)), 2 + 5 * len(doc["annotations"])
+        yield (where, image.read_bytes(), objects_from_annotation(doc, str(annotation)), 2 + 5 * len(doc["annotations"]),
+               declared_size(doc))
 
 
 def read_examples(env, channel: str, num_classes: int, label_width: int,
@@ -255,16 +264,23 @@ def read_examples(env, channel: str, num_classes: int, label_width: int,
             f"({'channel ' + channel + '_annotation' if annotations else 'beside the images'})")
     else:
         source = recordio_examples(files)
-    examples, cached = [], 0
-    for where, data, objects, packed in source:
+    examples, cached, resized = [], 0, []
+    for where, data, objects, packed, declared in source:
         if packed > label_width:
             raise DataError(f"{where}: its label packs {packed} numbers ({len(objects)} objects); label_width="
                             f"{label_width} holds fewer: set label_width to at least {packed}")
         check_objects(objects, where, num_classes)
         pixels = decode_image(data, where)
+        if declared is not None and declared != (pixels.shape[1], pixels.shape[0]):
+            resized.append(f"{where}: image_size {declared[0]}x{declared[1]}, the image is "
+                           f"{pixels.shape[1]}x{pixels.shape[0]}")
         keep = cached + pixels.nbytes <= CACHE_BYTES
         cached += pixels.nbytes if keep else 0
         examples.append(Example(where, data, objects, pixels if keep else None))
     if not examples:
         raise DataError(f"channel {channel!r} holds no images ({ch.content_type}, {len(files)} file(s))")
+    if resized:
+        log(f"WARNING: {len(resized)} {channel} image(s) are not the size their annotation's image_size says "
+            f"(first: {resized[0]}); their boxes are scaled by image_size, as pixel annotations refer to it. "
+            "Were the images resized after labelling?")
     return examples
