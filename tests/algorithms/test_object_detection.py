@@ -205,7 +205,8 @@ def test_json_annotations_train_incrementally_from_the_model_channel(trained, tm
         with tarfile.open(folder / "model.tar.gz", "w:gz") as tar:
             for f in model_dir.iterdir():
                 tar.add(f, arcname=f.name)
-    root = job(tmp_path, TINY, {"train": ("image/jpeg", images), "train_annotation": ("application/json", lambda f: None),
+    # the annotation channel labelled with the images' type, as SageMaker's example notebooks label it
+    root = job(tmp_path, TINY, {"train": ("image/jpeg", images), "train_annotation": ("image/png", lambda f: None),
                                 "model": ("application/x-sagemaker-model", model)})
     lines = run(root)
     assert any("Incremental training: starting from the model in the model channel" in l for l in lines)
@@ -324,6 +325,15 @@ def test_images_not_the_size_their_annotation_says_are_named_in_a_warning(tmp_pa
     assert re.search(r"1 train image\(s\) are not the size their annotation's image_size says \(first: \S+"
                      r"image00001\.jpg \(annotation \S+image00001\.json\): image_size 500x400, the image is 64x64\)",
                      warning), warning
+
+
+def test_annotation_channels_take_json_or_the_images_type_as_sagemakers_examples_label_them():
+    from nbsage.errors import ChannelError
+    for ct in ("application/json", "image/jpeg", "image/png", "application/x-image"):
+        OD.check_channels({"train": "image/jpeg", "train_annotation": ct, "validation": "image/jpeg",
+                           "validation_annotation": ct})
+    with pytest.raises(ChannelError, match=r"'train_annotation'.*'text/csv'; it accepts application/json, image/jpeg"):
+        OD.check_channels({"train": "image/jpeg", "train_annotation": "text/csv"})
 
 
 def test_hyperparameters_keep_sagemakers_ranges_and_check_the_schedule():

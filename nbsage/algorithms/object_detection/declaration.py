@@ -22,6 +22,7 @@ OPTIMIZERS = ("sgd", "adam", "rmsprop", "adadelta")
 IMAGE_TYPES = ("image/jpeg", "image/png", "application/x-image")
 RECORDIO = "application/x-recordio"
 MODEL_CONTENT_TYPE = "application/x-sagemaker-model"
+ANNOTATION_TYPES = ("application/json", *IMAGE_TYPES)
 _UNIT = Range(0.0, 1.0, low_inclusive=False)  # (0, 1]
 
 HYPERPARAMETERS = (
@@ -90,10 +91,13 @@ CHANNELS = (
                  "or an augmented manifest in Pipe mode (RecordWrapperType RecordIO)"),
     Channel("validation", (RECORDIO, *IMAGE_TYPES),
             help="as train; scored with validation:mAP after every epoch"),
-    Channel("train_annotation", ("application/json",),
-            help="one JSON annotation per train image, same base name"),
-    Channel("validation_annotation", ("application/json",),
-            help="one JSON annotation per validation image, same base name"),
+    # SageMaker's own example notebooks label the annotation channels with the images' type
+    # (image/jpeg or image/png), and its container reads them as JSON whatever the label says
+    Channel("train_annotation", ANNOTATION_TYPES,
+            help="one JSON annotation per train image, same base name (labelled application/json, or with the "
+                 "images' type as SageMaker's examples do)"),
+    Channel("validation_annotation", ANNOTATION_TYPES,
+            help="one JSON annotation per validation image, same base name (as train_annotation)"),
     Channel("model", (MODEL_CONTENT_TYPE,),
             help="a previous model (incremental training) or a base-network weights file"),
 )
