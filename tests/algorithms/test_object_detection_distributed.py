@@ -76,3 +76,22 @@ def test_two_instances_train_one_ssd_data_parallel_and_its_model_answers_boxes(s
     rows = answer["prediction"]
     assert rows and all(len(r) == 6 and 0 <= r[2] <= r[4] <= 1 and 0 <= r[3] <= r[5] <= 1 for r in rows)
     predictor.delete_endpoint()
+
+
+def test_a_host_that_sharded_by_s3_key_left_without_a_file_is_told_why(tmp_path):
+    from nbsage.algorithms import distributed
+    from nbsage.algorithms.object_detection.training import _check_shard
+    from nbsage.errors import DataError
+    from nbsage.runtime.environment import TrainingEnvironment
+    from nbsage.runtime.job_config import write_job_configs
+    from nbsage.runtime.layout import JobRoot
+    request = {"TrainingJobName": "od", "AlgorithmSpecification": {"TrainingImage": "object-detection"},
+               "HyperParameters": HPS, "ResourceConfig": {"InstanceType": "local", "InstanceCount": 2},
+               "InputDataConfig": [{"ChannelName": "train", "ContentType": RECORDIO, "DataSource": {
+                   "S3DataSource": {"S3DataDistributionType": "ShardedByS3Key"}}}]}
+    root = write_job_configs(JobRoot(tmp_path), request, host_index=1)  # algo-2: the one file went to algo-1
+    root.channel_dir("train").mkdir(parents=True, exist_ok=True)
+    env = TrainingEnvironment(root)
+    with pytest.raises(DataError, match=r"host algo-2 has no training images: ShardedByS3Key hands out whole files, "
+                                        r"and the train channel has fewer files than the job's 2 hosts"):
+        _check_shard(env, distributed.cluster(env))
