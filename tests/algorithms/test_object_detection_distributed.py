@@ -1,10 +1,10 @@
 """Object Detection across two instances on the local place: one SSD trained data parallel, as SageMaker's dist_sync.
 
 The job runs as two runtime processes (algo-1, algo-2) joined by torch.distributed (gloo). What a user
-checks: the job completes with both hosts taking part, each on its half of the images; the hosts end
-with the same parameters (they average gradients every step: two hosts on different images could not
-agree otherwise); the first host alone reports metrics and writes the model, and that model deploys
-and answers boxes.
+checks: the job completes with both hosts taking part, each training on its half of the images and
+detecting on its half of the validation images; the hosts end with the same parameters (they average
+gradients every step: two hosts on different images could not agree otherwise); the first host alone
+reports metrics and writes the model, and that model deploys and answers boxes.
 """
 from __future__ import annotations
 
@@ -37,14 +37,14 @@ def host_lines(logs: list[str], host: str, text: str) -> list[str]:
 
 def test_two_instances_train_one_ssd_data_parallel_and_its_model_answers_boxes(session, tmp_path):
     data = sd.make_dataset(8, SIZE, 2, seed=7)
-    sd.write_recordio(data, tmp_path / "lst", "train")
-    channel = tmp_path / "train"
-    channel.mkdir()
-    for ext in ("rec", "idx"):
-        shutil.copy(tmp_path / "lst" / f"train.{ext}", channel)
+    channels = {}
+    for name, dataset in (("train", data), ("validation", sd.make_dataset(4, SIZE, 2, seed=8))):
+        sd.write_recordio(dataset, tmp_path / "lst", name)
+        (tmp_path / name).mkdir()
+        shutil.copy(tmp_path / "lst" / f"{name}.rec", tmp_path / name)
+        channels[name] = TrainingInput(str(tmp_path / name), content_type=RECORDIO)
 
-    job = Estimator("object-detection", HPS, instance_count=2, sagemaker_session=session).fit(
-        {"train": TrainingInput(str(channel), content_type=RECORDIO)}, wait=False)
+    job = Estimator("object-detection", HPS, instance_count=2, sagemaker_session=session).fit(channels, wait=False)
     desc = job.wait_quietly(timeout=240)
     logs = job.logs()
     assert desc["TrainingJobStatus"] == "Completed", (desc.get("FailureReason"), "\n".join(logs[-30:]))
@@ -53,21 +53,25 @@ def test_two_instances_train_one_ssd_data_parallel_and_its_model_answers_boxes(s
     checksums = {}
     for rank, host in enumerate(("algo-1", "algo-2")):
         assert host_lines(logs, host, f"Distributed training on 2 hosts (rank {rank}): 4 of 8 images on this host")
+        assert host_lines(logs, host, "Validation: 2 of 4 images scored on this host after each epoch")
         assert len(host_lines(logs, host, "train cross_entropy <loss>=")) == 2  # both epochs, on every host
         [line] = host_lines(logs, host, "Network parameters after training: checksum")
         checksums[host] = re.search(r"checksum (\w+) on host", line).group(1)
     assert checksums["algo-1"] == checksums["algo-2"]
     assert host_lines(logs, "algo-1", "All 2 hosts hold the same network parameters")
     assert host_lines(logs, "algo-2", "The first host saves the model")
-    assert not host_lines(logs, "algo-2", "Saved the model")
+    assert not host_lines(logs, "algo-2", "Saved the model") and not host_lines(logs, "algo-2", "validation mAP")
+    assert len(host_lines(logs, "algo-1", "validation mAP <score>=")) == 2  # over both hosts' detections
     # the job's metrics are the master's, once per epoch (not once per host)
-    steps = [m["step"] for m in session.store.get_metrics(job.name) if m["name"] == "train:cross_entropy"]
-    assert steps == [0, 1]
+    for metric in ("train:cross_entropy", "validation:mAP"):
+        assert [m["step"] for m in session.store.get_metrics(job.name) if m["name"] == metric] == [0, 1]
+    [saved] = host_lines(logs, "algo-1", "Saved the model")  # the best epoch's parameters: maybe not the last's
+    saved_checksum = re.search(r"parameters checksum (\w+)", saved).group(1)
 
     artifact = desc["ModelArtifacts"]["S3ModelArtifacts"]
     with fsspec.open(artifact, "rb") as f, tarfile.open(fileobj=io.BytesIO(f.read())) as tar:
         tar.extractall(tmp_path / "model", filter="data")
-    assert parameter_checksum(Detector.load(tmp_path / "model").network) == checksums["algo-1"]
+    assert parameter_checksum(Detector.load(tmp_path / "model").network) == saved_checksum
 
     predictor = Model(artifact, algorithm="object-detection", sagemaker_session=session).deploy(
         endpoint_name="od-two-hosts")

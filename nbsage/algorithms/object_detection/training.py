@@ -17,8 +17,9 @@ without validation) is saved.
 With instance_count > 1 the hosts train one network with torch.distributed (DistributedDataParallel
 through nbsage.algorithms.distributed): each host takes its share of the training images
 (FullyReplicated: images rank::N; ShardedByS3Key: the files it was given), every host takes the
-same number of steps of mini_batch_size images, and the first host validates, checkpoints and saves.
-Each host logs a checksum of its parameters at the end; they agree, as the gradients were averaged.
+same number of steps of mini_batch_size images; after each epoch every host detects the objects of its
+share of the validation images and the first host scores them all (validation:mAP), checkpoints and
+saves. Each host logs a checksum of its parameters at the end; they agree, as the gradients were averaged.
 On one instance with several GPUs each mini-batch is split across them (DataParallel).
 """
 from __future__ import annotations
@@ -69,11 +70,13 @@ def _train(env, cluster) -> None:
 
     _check_shard(env, cluster)
     train_set = read_examples(env, "train", hps["num_classes"], hps["label_width"], log.info)
-    validation = (read_examples(env, "validation", hps["num_classes"], hps["label_width"], log.info)
-                  if "validation" in env.channels else [])
+    has_validation = "validation" in env.channels
+    validation = _read_validation(env, cluster, hps, log) if has_validation else []
     log.info(f"{len(train_set)} training images ({sum(len(e.objects) for e in train_set)} objects), "
              f"{len(validation)} validation images")
     local, total = _host_share(env, cluster, train_set, log)
+    if has_validation and cluster.distributed:
+        validation = _validation_share(env, cluster, validation, log)
     if total != hps["num_training_samples"]:
         log.info(f"num_training_samples={hps['num_training_samples']} but the train channel holds "
                  f"{total} images; lr_scheduler_step counts epochs, so the schedule is unaffected here")
@@ -156,9 +159,10 @@ def _train(env, cluster) -> None:
         if cluster.is_master:
             env.metric("train:cross_entropy", ce_mean, step=epoch)
             env.metric("train:smooth_l1", l1_mean, step=epoch)
+        scored = _detect(settings, network, validation, cluster) if has_validation else None
         stop = False
         if cluster.is_master:
-            stop = _end_epoch(env, hps, settings, network, validation, epoch, state, log)
+            stop = _end_epoch(env, hps, settings, network, scored, epoch, state, log)
             if checkpoint_dir is not None:
                 checkpoints.write(epoch, {"signature": signature, "network": network.state_dict(),
                                           "optimizer": optimizer.state_dict(), "state": vars(state)})
@@ -179,7 +183,7 @@ def _train(env, cluster) -> None:
         network.load_state_dict(state.best_state)
         log.info(f"Keeping the network of epoch {state.best_epoch} (validation mAP {state.best_map!r})")
     Detector(settings, network.cpu()).save(env.model_dir)
-    log.info(f"Saved the model to {env.model_dir}")
+    log.info(f"Saved the model to {env.model_dir} (parameters checksum {parameter_checksum(network)})")
     log.info(log.total_time("AWS/ObjectDetection", started))
 
 
@@ -192,6 +196,25 @@ def _gpus(network: SSD, device: torch.device, hps: dict, log: SageMakerLog):
         return network
     log.info(f"Splitting each mini-batch of {hps['mini_batch_size']} images across {gpus} GPUs")
     return torch.nn.DataParallel(network, device_ids=list(range(gpus)))
+
+
+def _read_validation(env, cluster, hps: dict, log: SageMakerLog) -> list[Example]:
+    """The validation images this host holds (none where ShardedByS3Key gave it no file)."""
+    if cluster.distributed and env.channels["validation"].distribution == "ShardedByS3Key" and \
+            not env.channel_files("validation"):
+        log.info("No validation file on this host (ShardedByS3Key); the other hosts score theirs")
+        return []
+    return read_examples(env, "validation", hps["num_classes"], hps["label_width"], log.info)
+
+
+def _validation_share(env, cluster, validation: list[Example], log: SageMakerLog) -> list[Example]:
+    """The validation images this host scores after each epoch: its share, as for training; the first
+    host computes validation:mAP over every host's detections."""
+    sharded = env.channels["validation"].distribution == "ShardedByS3Key"
+    local = distributed.channel_share(env, "validation", validation)
+    total = int(distributed.agree(len(local), "sum")) if sharded else len(validation)
+    log.info(f"Validation: {len(local)} of {total} images scored on this host after each epoch")
+    return local
 
 
 def _check_shard(env, cluster) -> None:
@@ -375,18 +398,35 @@ def _load_matching(network: SSD, state: dict) -> int:
 
 
 # ---- after each epoch ------------------------------------------------------------------------------------
-def _end_epoch(env, hps, settings, network, validation: list[Example], epoch: int, state: _State,
-               log: SageMakerLog) -> bool:
-    """Validate, keep the best network, and decide early stopping (True: stop)."""
-    state.first_epoch = epoch + 1
-    if not validation:
-        return False
+def _detect(settings, network, validation: list[Example], cluster) -> tuple[list, list]:
+    """(detections, ground truth) of the validation images; with several hosts each scores its share with
+    the first host's batch-normalisation statistics (the parameters are already the same everywhere) and
+    every host gets all of them."""
+    if cluster.distributed:
+        buffers = distributed.broadcast_object({k: v.detach().cpu() for k, v in network.named_buffers()}
+                                               if cluster.is_master else None)
+        for name, buffer in network.named_buffers():
+            buffer.copy_(buffers[name])
     detector = Detector(settings, network, device=str(next(network.parameters()).device))
     detections = []
     for i in range(0, len(validation), 16):
         batch = np.stack([prepare(ex.image(), settings.image_shape) for ex in validation[i:i + 16]])
         detections += detector.predict_inputs(torch.from_numpy(batch))
     truths = [ex.objects for ex in validation]
+    if cluster.distributed:
+        parts = distributed.gather_objects((detections, truths))
+        detections = [d for part, _ in parts for d in part]
+        truths = [t for _, part in parts for t in part]
+    return detections, truths
+
+
+def _end_epoch(env, hps, settings, network, scored: tuple[list, list] | None, epoch: int, state: _State,
+               log: SageMakerLog) -> bool:
+    """Score the validation detections, keep the best network, and decide early stopping (True: stop)."""
+    state.first_epoch = epoch + 1
+    if scored is None:
+        return False
+    detections, truths = scored
     score = mean_ap(detections, truths, settings.num_classes, hps["overlap_threshold"])
     coco = coco_mean_ap(detections, truths, settings.num_classes)
     log.info(f"#quality_metric: host={log.host}, epoch={epoch}, validation mAP <score>=({score!r})")
