@@ -248,8 +248,8 @@ def image_examples(images: list[Path], annotations: list[Path]) -> Iterator[tupl
                                               annotations):
         doc = read_annotation(annotation)
         where = f"{image} (annotation {annotation})"
-        yield (where, image.read_bytes(), objects_from_annotation(doc, str(annotation)), 2 + 5 * len(doc["annotations"]),
-               declared_size(doc))
+        objects = objects_from_annotation(doc, str(annotation))
+        yield where, image.read_bytes(), objects, 2 + 5 * len(doc["annotations"]), declared_size(doc)
 
 
 def read_examples(env, channel: str, num_classes: int, label_width: int,

@@ -219,7 +219,8 @@ def _validation_share(env, cluster, validation: list[Example], log: SageMakerLog
 
 def _check_shard(env, cluster) -> None:
     """A ShardedByS3Key train channel that gave this host no file: say so (not 'the channel is empty')."""
-    if cluster.distributed and env.channels["train"].distribution == "ShardedByS3Key" and not env.channel_files("train"):
+    sharded = env.channels["train"].distribution == "ShardedByS3Key"
+    if cluster.distributed and sharded and not env.channel_files("train"):
         raise DataError(f"host {cluster.current_host} has no training images: ShardedByS3Key hands out whole "
                         f"files, and the train channel has fewer files than the job's {cluster.size} hosts; "
                         "split the data into at least one file per host, or use FullyReplicated")
@@ -271,8 +272,9 @@ def _compare_parameters(network, cluster, log: SageMakerLog) -> None:
     if len(set(checksums)) == 1:
         log.info(f"All {cluster.size} hosts hold the same network parameters (checksum {mine})")
     else:
-        log.info("WARNING: the hosts' network parameters differ after training: " + ", ".join(
-            f"{host} {c}" for host, c in zip(cluster.hosts, checksums)) + f"; the model saved is {cluster.current_host}'s")
+        by_host = ", ".join(f"{host} {c}" for host, c in zip(cluster.hosts, checksums))
+        log.info(f"WARNING: the hosts' network parameters differ after training: {by_host}; the model saved is "
+                 f"{cluster.current_host}'s")
 
 
 class _State:
