@@ -273,6 +273,19 @@ def test_a_job_with_checkpoints_resumes_after_its_last_epoch(tmp_path):
     assert sum("train cross_entropy" in l for l in lines) == 1
 
 
+def test_early_stopping_stops_when_validation_map_stalls_and_keeps_the_best_epoch(tmp_path):
+    hps = {**TINY, "epochs": "8", "early_stopping": "True", "early_stopping_min_epochs": "2",
+           "early_stopping_patience": "1", "early_stopping_tolerance": "1.0"}  # improving = doubling the mAP
+    root = job(tmp_path, hps, {"train": (RECORDIO, rec(sd.make_dataset(6, SIZE, 2, seed=4))),
+                               "validation": (RECORDIO, rec(sd.make_dataset(3, SIZE, 2, seed=9), "validation"))})
+    lines = run(root)
+    maps = value(lines, OD.metrics[0].regex)
+    assert 2 <= len(maps) < 8 and any("Early stopping: validation mAP has not improved in 1 epochs" in l for l in lines)
+    assert len(value(lines, OD.metrics[1].regex)) == len(maps)  # no epoch trained after the stop
+    best = int(re.search(r"Keeping the network of epoch (\d+)", "\n".join(lines)).group(1))
+    assert maps[best] == max(maps)
+
+
 def test_freeze_layer_pattern_freezes_the_matching_layers_and_names_them(tmp_path):
     from nbsage.algorithms.object_detection.network import SSD
     from nbsage.algorithms.object_detection.training import _freeze
