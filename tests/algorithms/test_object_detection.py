@@ -213,6 +213,29 @@ def test_json_annotations_train_incrementally_from_the_model_channel(trained, tm
     assert (root.model_dir / "model_algo_1-0000.params").exists()
 
 
+def test_a_weights_file_in_the_model_channel_starts_the_base_network_and_a_bad_one_is_named(tmp_path):
+    from nbsage.algorithms.object_detection.network import SSD
+    base = SSD("vgg-16", 2, SIZE, 0.125).base.state_dict()  # a base network's weights, named as torch names them
+    data = sd.make_dataset(4, SIZE, 2, seed=6)
+
+    def weights(body):
+        def write(folder):
+            if isinstance(body, bytes):
+                (folder / "vgg16.pth").write_bytes(body)
+            else:
+                torch.save(body, folder / "vgg16.pth")
+        return write
+    root = job(tmp_path / "good", TINY, {"train": (RECORDIO, rec(data)),
+                                         "model": ("application/x-sagemaker-model", weights(base))})
+    lines = run(root)
+    assert any(f"Base network weights from vgg16.pth: {len(base)} tensors loaded" in l for l in lines)
+    assert not any("trains from scratch" in l for l in lines)
+    bad = job(tmp_path / "bad", TINY, {"train": (RECORDIO, rec(data)),
+                                       "model": ("application/x-sagemaker-model", weights(b"not torch"))})
+    with pytest.raises(DataError, match=r"vgg16\.pth in the model channel is not a torch weights file"):
+        run(bad)
+
+
 def test_augmented_manifests_read_as_pipe_streams_and_as_files(tmp_path):
     from nbsage.formats.augmented_manifest import write_stream
     data = sd.make_dataset(3, SIZE, 2, seed=3)
@@ -248,6 +271,19 @@ def test_a_job_with_checkpoints_resumes_after_its_last_epoch(tmp_path):
     lines = run(again)
     assert any("Resuming from checkpoint" in l and "epochs 0-0 done" in l for l in lines)
     assert sum("train cross_entropy" in l for l in lines) == 1
+
+
+def test_early_stopping_stops_when_validation_map_stalls_and_keeps_the_best_epoch(tmp_path):
+    hps = {**TINY, "epochs": "8", "early_stopping": "True", "early_stopping_min_epochs": "2",
+           "early_stopping_patience": "1", "early_stopping_tolerance": "1.0"}  # improving = doubling the mAP
+    root = job(tmp_path, hps, {"train": (RECORDIO, rec(sd.make_dataset(6, SIZE, 2, seed=4))),
+                               "validation": (RECORDIO, rec(sd.make_dataset(3, SIZE, 2, seed=9), "validation"))})
+    lines = run(root)
+    maps = value(lines, OD.metrics[0].regex)
+    assert 2 <= len(maps) < 8 and any("Early stopping: validation mAP has not improved in 1 epochs" in l for l in lines)
+    assert len(value(lines, OD.metrics[1].regex)) == len(maps)  # no epoch trained after the stop
+    best = int(re.search(r"Keeping the network of epoch (\d+)", "\n".join(lines)).group(1))
+    assert maps[best] == max(maps)
 
 
 def test_freeze_layer_pattern_freezes_the_matching_layers_and_names_them(tmp_path):
