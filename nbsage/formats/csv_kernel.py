@@ -29,8 +29,8 @@ _DIGITS_LIMIT = 10 ** 17  # a mantissa this large already exceeds 2**53: stop be
 
 @njit(cache=True, nogil=True)
 def parse_rows(data, width, out):
-    """Parse `data` (uint8 bytes) into `out` (float32, at least as many rows as lines, `width`
-    columns); the number of rows read, or -1 when some part of the body is not of the plain form."""
+    """Parse `data` (uint8 bytes) into `out` (float32, room for every row, `width` columns); the
+    number of rows read, or -1 when some part of the body is not of the plain form."""
     n = data.shape[0]
     i = 0
     row = 0
@@ -122,7 +122,9 @@ def parse_rows(data, width, out):
 
 def read_rows(data: bytes, width: int) -> np.ndarray | None:
     """The body's rows as float32, or None where the general parser must read it."""
-    out = np.empty((data.count(b"\n") + 1, width), dtype=np.float32)
+    # a row of `width` cells takes at least 2 * width bytes with its newline (the last row one less):
+    # room for every row without counting the lines first
+    out = np.empty(((len(data) + 1) // (2 * width), width), dtype=np.float32)
     count = parse_rows(np.frombuffer(data, dtype=np.uint8), width, out)
     if count <= 0:
         return None

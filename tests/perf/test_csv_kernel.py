@@ -54,6 +54,15 @@ def test_edge_cells():
     assert np.signbit(rows[0, 0])
 
 
+
+@pytest.mark.parametrize("width", [1, 2, 5])
+def test_densest_rows(width):
+    """One-character cells, no newline after the last row: the most rows a body of its size holds."""
+    body = "\n".join(",".join(str(i % 10) for i in range(row, row + width)) for row in range(40000)).encode()
+    rows = text_csv._read_features_compiled(body)
+    assert rows is not None and rows.shape == (40000, width)
+    assert ("rows", rows.view(np.uint32).tobytes()) == by_cell(body)
+
 PLAIN = [f"{v:.6g}" for v in VALUES[:16000]]
 
 
