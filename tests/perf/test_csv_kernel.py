@@ -64,14 +64,24 @@ def test_edge_cells():
     assert np.signbit(rows[0, 0])
 
 
+def test_cells_at_a_float32_rounding_boundary_are_left_to_float():
+    """17 digits of a value halfway between two float32 numbers: only the exact float64 decides."""
+    low = (_RNG.random(4000) + 1).astype(np.float32)
+    halfway = (low.astype(np.float64) + np.nextafter(low, np.float32(3)).astype(np.float64)) / 2
+    body = body_of([f"{v:.16e}" for v in halfway])
+    assert text_csv._read_features_compiled(body) is None
+    assert ("rows", text_csv.read_features(body).view(np.uint32).tobytes()) == by_cell(body)
+
 
 @pytest.mark.parametrize("width", [1, 2, 5])
 def test_densest_rows(width):
     """One-character cells, no newline after the last row: the most rows a body of its size holds."""
-    body = "\n".join(",".join(str(i % 10) for i in range(row, row + width)) for row in range(40000)).encode()
+    count = 40000 // width
+    body = "\n".join(",".join(str(i % 10) for i in range(row, row + width)) for row in range(count)).encode()
     rows = text_csv._read_features_compiled(body)
-    assert rows is not None and rows.shape == (40000, width)
+    assert rows is not None and rows.shape == (count, width)
     assert ("rows", rows.view(np.uint32).tobytes()) == by_cell(body)
+
 
 PLAIN = [f"{v:.6g}" for v in VALUES[:16000]]
 
