@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import config, njit
 
 _POW10 = np.array([10.0 ** k for k in range(23)])  # exact in float64 up to 10**22
 _MAX_MANTISSA = 1 << 53  # integers up to this are exact in float64
@@ -171,5 +171,8 @@ def read_rows(data: bytes, width: int) -> np.ndarray | None:
 
 
 def warm() -> None:
-    """Compile (or load from the cache) the kernel: one tiny call."""
+    """Compile (or load from the cache) the kernel: one tiny call. Under NUMBA_DISABLE_JIT the kernel
+    would run as Python, far slower than pyarrow: refused."""
+    if config.DISABLE_JIT:
+        raise RuntimeError("NUMBA_DISABLE_JIT is set")
     read_rows(b"1,2\n3,4", 2)
