@@ -118,3 +118,11 @@ def test_not_loaded_in_a_batch_container(monkeypatch):
     assert not text_csv._kernel_wanted()
     monkeypatch.setenv("SAGEMAKER_BATCH", "false")
     assert text_csv._kernel_wanted()
+
+
+def test_a_small_body_is_read_by_the_loaded_kernel_and_does_not_load_it():
+    body = body_of(PLAIN[:400])
+    assert text_csv.SMALL_REQUEST_BYTES <= len(body) < text_csv.COMPILED_REQUEST_BYTES
+    rows = text_csv._read_features_compiled(body, load=False)  # loaded by the module's fixture
+    assert rows is not None and ("rows", rows.view(np.uint32).tobytes()) == by_cell(body)
+    assert ("rows", text_csv.read_features(body).view(np.uint32).tobytes()) == by_cell(body)
