@@ -425,24 +425,24 @@ SMALL_REQUEST_BYTES = 2048  # below this a request is parsed cell by cell: pyarr
 # (batch transform's MultiRecord payloads), which arrive MaxConcurrentTransforms at a time and keep
 # the cores busy already: there, threads only add CPU.
 THREADED_REQUEST_BYTES = (64 << 10, 1 << 20)
-COMPILED_REQUEST_BYTES = 64 << 10  # from this size a request is read by csv_kernel once it is loaded
+COMPILED_REQUEST_BYTES = 64 << 10  # a request of this size starts loading csv_kernel (then read by it from 2 KiB)
 
 
 def read_features(body: bytes | str, num_features: int | None = None) -> np.ndarray:
     """A text/csv inference request: rows of features only, no label. With `num_features` the first
     row's width is checked before the rest is parsed, so a body of the wrong shape is refused at once.
 
-    A batch-sized body (COMPILED_REQUEST_BYTES) is read by the compiled kernel of `csv_kernel` once
-    it is loaded (plain decimal cells, exactly as `float()` reads them); a body of more than a few rows
-    by pyarrow's CSV reader (a 1,000-row request in a tenth of the time of `float()` on every cell);
-    when neither reads it, or pyarrow reads it differently
-    from Python's `float()` could (a quoted or empty cell), the cell-by-cell parser reads it again to
-    answer the same as always: the rows, or an error naming the line and the cell.
+    A body of more than a few rows is read by the compiled kernel of `csv_kernel` once it is loaded
+    (plain decimal cells, exactly as `float()` reads them; the first batch-sized body,
+    COMPILED_REQUEST_BYTES, starts loading it), else by pyarrow's CSV reader (a 1,000-row request in
+    a tenth of the time of `float()` on every cell); when neither reads it, or pyarrow reads it
+    differently from Python's `float()` could (a quoted or empty cell), the cell-by-cell parser reads
+    it again to answer the same as always: the rows, or an error naming the line and the cell.
     """
     if num_features is not None:
         _check_first_row(body, num_features)
     if len(body) >= SMALL_REQUEST_BYTES:
-        rows = _read_features_compiled(body) if len(body) >= COMPILED_REQUEST_BYTES else None
+        rows = _read_features_compiled(body, load=len(body) >= COMPILED_REQUEST_BYTES)
         if rows is None:
             rows = _read_features_whole(body)
         if rows is not None:
@@ -450,11 +450,11 @@ def read_features(body: bytes | str, num_features: int | None = None) -> np.ndar
     return _read_features_by_cell(body)
 
 
-def _read_features_compiled(body: bytes | str, wait: bool = False) -> np.ndarray | None:
+def _read_features_compiled(body: bytes | str, wait: bool = False, load: bool = True) -> np.ndarray | None:
     """The body's rows read by the compiled kernel (`csv_kernel`), or None: a body it does not read
     exactly as `float()` would (the general parsers then answer), or the kernel is not loaded yet
-    (the first call starts loading it in the background; `wait`: wait for it)."""
-    read = _kernel_reader(wait)
+    (`load`: start loading it in the background if it is not; `wait`: and wait for it)."""
+    read = _KERNEL.get("read") if not load else _kernel_reader(wait)
     if read is None:
         return None
     data = body.encode("utf-8") if isinstance(body, str) else bytes(body)

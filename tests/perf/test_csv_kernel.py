@@ -36,13 +36,23 @@ def by_cell(body: bytes):
 
 @pytest.mark.parametrize("form", ["{:.6g}", "{:.9g}", "{:.3f}", "{:e}", "{:+.4E}", "{!r}", "{:.17g}", "{:.0f}"])
 def test_every_cell_as_float_reads_it(form):
-    body = body_of([form.format(v) for v in VALUES])
+    body = body_of([form.format(float(v)) for v in VALUES])
     rows = text_csv._read_features_compiled(body)
-    if form in ("{!r}", "{:.17g}"):  # 17 significant digits: past the exact fast path, pyarrow reads it
-        assert rows is None
-        return
     assert rows is not None and rows.flags.c_contiguous and rows.dtype == np.float32
     assert ("rows", rows.view(np.uint32).tobytes()) == by_cell(body)
+
+
+def test_seventeen_digits_far_from_one():
+    """repr's float64 text (the SDK's CSVSerializer), down to float32's smallest normal numbers and up to its
+    largest: read as float() then float32 read them, or left to the general parsers near the edges."""
+    values = _RNG.normal(size=16000) * 10.0 ** _RNG.integers(-40, 39, 16000)
+    body = body_of([repr(float(v)) for v in values])
+    rows = text_csv._read_features_compiled(body)
+    assert rows is None or ("rows", rows.view(np.uint32).tobytes()) == by_cell(body)
+    settled = values[(np.abs(values) > 1e-30) & (np.abs(values) < 1e30)]
+    body = body_of([repr(float(v)) for v in settled[:len(settled) // WIDTH * WIDTH]])
+    rows = text_csv._read_features_compiled(body)
+    assert rows is not None and ("rows", rows.view(np.uint32).tobytes()) == by_cell(body)
 
 
 def test_edge_cells():
@@ -52,6 +62,25 @@ def test_edge_cells():
     assert rows is not None and rows.shape == (2000, WIDTH)
     assert ("rows", rows.view(np.uint32).tobytes()) == by_cell(body)
     assert np.signbit(rows[0, 0])
+
+
+def test_cells_at_a_float32_rounding_boundary_are_left_to_float():
+    """17 digits of a value halfway between two float32 numbers: only the exact float64 decides."""
+    low = (_RNG.random(4000) + 1).astype(np.float32)
+    halfway = (low.astype(np.float64) + np.nextafter(low, np.float32(3)).astype(np.float64)) / 2
+    body = body_of([f"{v:.16e}" for v in halfway])
+    assert text_csv._read_features_compiled(body) is None
+    assert ("rows", text_csv.read_features(body).view(np.uint32).tobytes()) == by_cell(body)
+
+
+@pytest.mark.parametrize("width", [1, 2, 5])
+def test_densest_rows(width):
+    """One-character cells, no newline after the last row: the most rows a body of its size holds."""
+    count = 40000 // width
+    body = "\n".join(",".join(str(i % 10) for i in range(row, row + width)) for row in range(count)).encode()
+    rows = text_csv._read_features_compiled(body)
+    assert rows is not None and rows.shape == (count, width)
+    assert ("rows", rows.view(np.uint32).tobytes()) == by_cell(body)
 
 
 PLAIN = [f"{v:.6g}" for v in VALUES[:16000]]
@@ -89,3 +118,11 @@ def test_not_loaded_in_a_batch_container(monkeypatch):
     assert not text_csv._kernel_wanted()
     monkeypatch.setenv("SAGEMAKER_BATCH", "false")
     assert text_csv._kernel_wanted()
+
+
+def test_a_small_body_is_read_by_the_loaded_kernel_and_does_not_load_it():
+    body = body_of(PLAIN[:400])
+    assert text_csv.SMALL_REQUEST_BYTES <= len(body) < text_csv.COMPILED_REQUEST_BYTES
+    rows = text_csv._read_features_compiled(body, load=False)  # loaded by the module's fixture
+    assert rows is not None and ("rows", rows.view(np.uint32).tobytes()) == by_cell(body)
+    assert ("rows", text_csv.read_features(body).view(np.uint32).tobytes()) == by_cell(body)
