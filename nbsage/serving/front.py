@@ -576,6 +576,11 @@ class Controller:
                     inst.serving_since = time.monotonic()
                     with self.front.lock:
                         inst.state = "serving"
+                    if inst.crashes:
+                        kind = "shadow variant" if variant.shadow else "variant"
+                        print(f"nbsage endpoint front: {kind} {variant.name!r} instance {inst.number} serves "
+                              f"(after {inst.crashes} crash{'es' if inst.crashes > 1 else ''} in a row)",
+                              file=sys.stderr, flush=True)
                     changed = True
                 elif started is False or time.monotonic() - inst.started_at > self._deadline(variant):
                     if started is None:
@@ -586,7 +591,15 @@ class Controller:
             alive = [i for i in variant.instances if i.state in ("serving", "starting")]
             if len(alive) < variant.count and time.monotonic() >= variant.retry_at:
                 for _ in range(variant.count - len(alive)):
-                    inst = self._new_instance(variant)
+                    try:
+                        inst = self._new_instance(variant)
+                    except OSError as exc:  # no process to be had now (memory, pids): the next try waits longer
+                        variant.crashes += 1
+                        variant.retry_at = time.monotonic() + backoff(variant.crashes)
+                        variant.problem = f"a model server could not be started ({exc})"
+                        print(f"nbsage endpoint front: variant {variant.name!r}: {variant.problem}", file=sys.stderr,
+                              flush=True)
+                        break
                     inst.crashes = variant.crashes
                     variant.instances.append(inst)
                 changed = True

@@ -169,6 +169,7 @@ def test_crashing_model_servers_are_restarted_with_backoff_and_a_create_or_updat
     wait_for(lambda: session.describe_endpoint("stays")["ProductionVariants"][0]["VariantStatus"] == [], 120,
              "the variant to serve again")
     assert invoke(session, "stays") == 6.0
+    assert re.search(r"variant 'A' instance \d+ serves \(after \d+ crashes in a row\)", stays_log.read_text())
     session.delete_endpoint("stays")
 
 
