@@ -111,7 +111,7 @@ def restart_lines(session, name: str) -> list[tuple[int, float]]:
 
 def test_crashing_model_servers_are_restarted_with_backoff_and_a_create_or_update_they_never_pass_fails(
         session, archive, tmp_path, monkeypatch):
-    monkeypatch.setenv("NBSAGE_STARTUP_TIMEOUT_SECONDS", "8")  # each front's health-check deadline
+    monkeypatch.setenv("NBSAGE_STARTUP_TIMEOUT_SECONDS", "6")  # each front's health-check deadline
     marker, always = tmp_path / "crash", tmp_path / "always"
     always.touch()
     sm = session.sagemaker_client
