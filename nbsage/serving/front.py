@@ -362,6 +362,7 @@ class Controller:
         self.variants: dict[tuple[bool, str], Variant] = {}
         self.applied: dict | None = None  # the config now running
         self.status = "Creating"
+        self.starting_problems: dict[str, str] = {}  # variant -> its last crash, while a create or update waits
 
     # ---- the store ------------------------------------------------------------------------------
     def _record(self) -> dict | None:
@@ -411,6 +412,9 @@ class Controller:
             variant.instances = [i for i in variant.instances if i is not inst]
         inst.close_connections()
         shutil.rmtree(inst.folder, ignore_errors=True)
+        if self.variants.get((variant.shadow, variant.name)) is not variant:  # a create or an update waits for it
+            self.starting_problems[variant.name] = variant.problem
+        self.write_state()
         return delay
 
     def _log_path(self) -> str:
@@ -506,7 +510,10 @@ class Controller:
         for key, variant in self.variants.items():
             if key not in plan:
                 leaving += variant.instances
-        failure = self._wait_started(starting)
+        try:
+            failure = self._wait_started(starting)
+        finally:
+            self.starting_problems = {}
         if failure:
             stop_all(starting, self.grace)
             for variant in plan.values():
@@ -624,7 +631,7 @@ class Controller:
             if v.problem:
                 out["Problem"] = v.problem
             return out
-        state = {"Status": self.status,
+        state = {"Status": self.status, "Starting": dict(self.starting_problems),
                  "ProductionVariants": [one(v) for (s, _), v in self.variants.items() if not s],
                  "ShadowProductionVariants": [one(v) for (s, _), v in self.variants.items() if s],
                  "EndpointConfigName": (self.applied or {}).get("EndpointConfigName"),

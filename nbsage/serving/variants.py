@@ -644,10 +644,11 @@ def describe_variants(session, record: dict) -> dict:
     from nbsage.serving.front import STATE_NAME
     from nbsage.store.metadata import iso
     config = record["config"]
-    state = _read_json(endpoint_dir(session, record["name"]) / STATE_NAME) if record["status"] != "Creating" else {}
+    state = _read_json(endpoint_dir(session, record["name"]) / STATE_NAME)
+    starting = state.get("Starting") or {}  # the last crash of an instance a create or an update waits for
     out = {"EndpointConfigName": config.get("EndpointConfigName")}
     for key in ("ProductionVariants", "ShadowProductionVariants"):
-        running = {v["VariantName"]: v for v in state.get(key) or []}
+        running = {v["VariantName"]: v for v in state.get(key) or []} if record["status"] != "Creating" else {}
         variants = []
         for v in config.get(key) or []:
             now = running.get(v["VariantName"])
@@ -659,7 +660,8 @@ def describe_variants(session, record: dict) -> dict:
             status = []
             if not same_model or current_count != v["DesiredInstanceCount"] or current_weight != v["DesiredWeight"]:
                 what = "Creating" if now is None else "Updating"
-                problem = (now or {}).get("Problem")  # a crashed instance being restarted (nbsage.serving.restarts)
+                # a crashed instance being restarted (nbsage.serving.restarts)
+                problem = (now or {}).get("Problem") or (starting.get(v["VariantName"]) if not same_model else None)
                 status.append({"Status": what, "StatusMessage": f"{current_count} of {v['DesiredInstanceCount']} "
                                                                 "instances serving this variant's model"
                                                                 + (f"; {problem}" if problem else ""),

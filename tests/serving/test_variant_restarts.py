@@ -128,20 +128,28 @@ def test_crashing_model_servers_are_restarted_with_backoff_and_a_create_or_updat
     # a create and an update whose instance never passes its health check (both at once: one deadline)
     sm.create_endpoint(EndpointName="never", EndpointConfigName="never")
     sm.update_endpoint(EndpointName="stays", EndpointConfigName="stays-2")
+    seen = []  # what the failing create's variant says while it waits
+
+    def both_done() -> bool:
+        never = session.describe_endpoint("never")
+        seen.extend(s["StatusMessage"] for v in never["ProductionVariants"] for s in v["VariantStatus"])
+        return never["EndpointStatus"] == "Failed" and session.describe_endpoint("stays")["EndpointStatus"] == "InService"
+    wait_for(both_done, 120, "the create to fail and the update to roll back")
     # the update rolls back: InService on the old config, with SageMaker's reason
-    desc = wait_for(lambda: (d := session.describe_endpoint("stays"))["EndpointStatus"] == "InService" and d,
-                    120, "the update to roll back")
+    desc = session.describe_endpoint("stays")
     stays_log = session.endpoints_dir / "stays" / endpoints.LOG_NAME
     assert desc["EndpointConfigName"] == "stays" and "rolled back: The primary container for production " \
         f"variant A did not pass the ping health check. Please check the log {stays_log} for this endpoint." \
         in desc["FailureReason"]
     assert invoke(session, "stays") == 6.0
-    # the create fails
-    wait_for(lambda: session.describe_endpoint("never")["EndpointStatus"] == "Failed", 120, "the create to fail")
+    # the create fails; while it waited, its variant said why
     never_log = session.endpoints_dir / "never" / endpoints.LOG_NAME
     assert session.describe_endpoint("never")["FailureReason"] == (
         "The primary container for production variant A did not pass the ping health check. "
         f"Please check the log {never_log} for this endpoint.")
+    assert any(re.search(r"^0 of 1 instances serving this variant's model; instance \d+ ended \(exit code 3\), "
+                         r"crash \d+ in a row; restarting in [\d.]+ s; its log ends with: .*cannot open", m)
+               for m in seen), seen
     for name in ("stays", "never"):  # each crash restarted after 0.5, 1, 2 ... s
         lines = restart_lines(session, name)
         assert lines and lines == [(n, min(30.0, 0.5 * 2 ** (n - 1))) for n in range(1, len(lines) + 1)], name
