@@ -452,7 +452,8 @@ def _apply(session, name: str, change, wait: bool, timeout: float | None, status
             break
         except _Stale:
             if attempt == CLAIM_TRIES - 1:
-                raise EndpointError(f"endpoint {name!r} kept changing while the update was written; try again") from None
+                raise EndpointError(f"endpoint {name!r} kept changing while the update was written; "
+                                    "try again") from None
     _signal_front(record)
     if wait:
         return wait_for_generation(session, name, generation, timeout or STARTUP_TIMEOUT)

@@ -133,7 +133,8 @@ def test_crashing_model_servers_are_restarted_with_backoff_and_a_create_or_updat
     def both_done() -> bool:
         never = session.describe_endpoint("never")
         seen.extend(s["StatusMessage"] for v in never["ProductionVariants"] for s in v["VariantStatus"])
-        return never["EndpointStatus"] == "Failed" and session.describe_endpoint("stays")["EndpointStatus"] == "InService"
+        stays = session.describe_endpoint("stays")["EndpointStatus"]
+        return never["EndpointStatus"] == "Failed" and stays == "InService"
     wait_for(both_done, 120, "the create to fail and the update to roll back")
     # the update rolls back: InService on the old config, with SageMaker's reason
     desc = session.describe_endpoint("stays")
