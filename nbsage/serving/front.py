@@ -500,6 +500,7 @@ class Controller:
                 counts[id(variant)] = count
             else:
                 variant = Variant(spec, shadow, self.timeout)
+                variant.startup_timeout = variant.startup_timeout or float(config.get("StartupTimeout") or 0)
                 for _ in range(count):
                     inst = self._new_instance(variant)
                     variant.instances.append(inst)

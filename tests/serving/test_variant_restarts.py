@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import threading
 from pathlib import Path
 
 import pytest
@@ -126,7 +127,16 @@ def test_crashing_model_servers_are_restarted_with_backoff_and_a_create_or_updat
     session.wait_for_endpoint("stays")
 
     # a create and an update whose instance never passes its health check (both at once: one deadline)
-    sm.create_endpoint(EndpointName="never", EndpointConfigName="never")
+    creating = []  # what the caller waiting for the create gets: the front's reason
+
+    def create() -> None:
+        try:
+            session.create_endpoint("never", "never", wait=True)
+        except EndpointError as exc:
+            creating.append(str(exc))
+    creator = threading.Thread(target=create)
+    creator.start()
+    wait_for(lambda: _exists(session, "never"), 120, "the create to start")
     sm.update_endpoint(EndpointName="stays", EndpointConfigName="stays-2")
     seen = []  # what the failing create's variant says while it waits
 
@@ -151,6 +161,8 @@ def test_crashing_model_servers_are_restarted_with_backoff_and_a_create_or_updat
     assert any(re.search(r"^0 of 1 instances serving this variant's model; instance \d+ ended \(exit code 3\), "
                          r"crash \d+ in a row; restarting in [\d.]+ s; its log ends with: .*cannot open", m)
                for m in seen), seen
+    creator.join(120)
+    assert len(creating) == 1 and "did not pass the ping health check" in creating[0], creating
     for name in ("stays", "never"):  # each crash restarted after 0.5, 1, 2 ... s
         lines = restart_lines(session, name)
         assert lines and lines == [(n, min(30.0, 0.5 * 2 ** (n - 1))) for n in range(1, len(lines) + 1)], name
@@ -182,8 +194,30 @@ def test_crashing_model_servers_are_restarted_with_backoff_and_a_create_or_updat
     session.delete_endpoint("stays")
 
 
+def _exists(session, name: str) -> bool:
+    try:
+        session.describe_endpoint(name)
+        return True
+    except EndpointError:
+        return False
+
+
 def _parent(pid: int) -> int | None:
     try:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
     except (OSError, IndexError, ValueError):
         return None
+
+
+def test_a_variants_startup_health_check_timeout_is_sagemakers_field_within_its_bounds(session, archive):
+    from nbsage.session import production_variant
+    session.create_model("timed", container_defs={"ModelDataUrl": str(archive)})
+    variant = production_variant("timed", "local", 1, "A", container_startup_health_check_timeout=120)
+    session.create_endpoint_config_from_variants("timed", [variant])
+    assert session.describe_endpoint_config("timed")["ProductionVariants"][0][
+        "ContainerStartupHealthCheckTimeoutInSeconds"] == 120
+    for seconds, words in ((30, "must be at least 60"), (4000, "must be at most 3600"), ("soon", "must be a whole number")):
+        with pytest.raises(ValidationError, match=rf"ProductionVariants\[0\] \('A'\): "
+                                                  rf"ContainerStartupHealthCheckTimeoutInSeconds {words}"):
+            session.create_endpoint_config_from_variants(
+                "bad", [variant | {"ContainerStartupHealthCheckTimeoutInSeconds": seconds}])
