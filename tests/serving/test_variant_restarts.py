@@ -162,6 +162,8 @@ def test_crashing_model_servers_are_restarted_with_backoff_and_a_create_or_updat
                          r"crash \d+ in a row; restarting in [\d.]+ s; its log ends with: .*cannot open", m)
                for m in seen), seen
     creator.join(120)
+    # the model servers' own output is in the endpoint's log, as before, whole lines among the front's
+    assert re.search(r"^inference.py: cannot open /dev/nvidia0; exiting$", never_log.read_text(), re.M)
     assert len(creating) == 1 and "did not pass the ping health check" in creating[0], creating
     for name in ("stays", "never"):  # each crash restarted after 0.5, 1, 2 ... s
         lines = restart_lines(session, name)
