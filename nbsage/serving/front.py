@@ -362,6 +362,7 @@ class Controller:
         self.variants: dict[tuple[bool, str], Variant] = {}
         self.applied: dict | None = None  # the config now running
         self.status = "Creating"
+        self.starting_problems: dict[str, str] = {}  # variant -> its last crash, while a create or update waits
 
     # ---- the store ------------------------------------------------------------------------------
     def _record(self) -> dict | None:
@@ -411,6 +412,9 @@ class Controller:
             variant.instances = [i for i in variant.instances if i is not inst]
         inst.close_connections()
         shutil.rmtree(inst.folder, ignore_errors=True)
+        if self.variants.get((variant.shadow, variant.name)) is not variant:  # a create or an update waits for it
+            self.starting_problems[variant.name] = variant.problem
+        self.write_state()
         return delay
 
     def _log_path(self) -> str:
@@ -496,6 +500,7 @@ class Controller:
                 counts[id(variant)] = count
             else:
                 variant = Variant(spec, shadow, self.timeout)
+                variant.startup_timeout = variant.startup_timeout or float(config.get("StartupTimeout") or 0)
                 for _ in range(count):
                     inst = self._new_instance(variant)
                     variant.instances.append(inst)
@@ -506,7 +511,10 @@ class Controller:
         for key, variant in self.variants.items():
             if key not in plan:
                 leaving += variant.instances
-        failure = self._wait_started(starting)
+        try:
+            failure = self._wait_started(starting)
+        finally:
+            self.starting_problems = {}
         if failure:
             stop_all(starting, self.grace)
             for variant in plan.values():
@@ -576,6 +584,11 @@ class Controller:
                     inst.serving_since = time.monotonic()
                     with self.front.lock:
                         inst.state = "serving"
+                    if inst.crashes:
+                        kind = "shadow variant" if variant.shadow else "variant"
+                        print(f"nbsage endpoint front: {kind} {variant.name!r} instance {inst.number} serves "
+                              f"(after {inst.crashes} crash{'es' if inst.crashes > 1 else ''} in a row)",
+                              file=sys.stderr, flush=True)
                     changed = True
                 elif started is False or time.monotonic() - inst.started_at > self._deadline(variant):
                     if started is None:
@@ -586,7 +599,15 @@ class Controller:
             alive = [i for i in variant.instances if i.state in ("serving", "starting")]
             if len(alive) < variant.count and time.monotonic() >= variant.retry_at:
                 for _ in range(variant.count - len(alive)):
-                    inst = self._new_instance(variant)
+                    try:
+                        inst = self._new_instance(variant)
+                    except OSError as exc:  # no process to be had now (memory, pids): the next try waits longer
+                        variant.crashes += 1
+                        variant.retry_at = time.monotonic() + backoff(variant.crashes)
+                        variant.problem = f"a model server could not be started ({exc})"
+                        print(f"nbsage endpoint front: variant {variant.name!r}: {variant.problem}", file=sys.stderr,
+                              flush=True)
+                        break
                     inst.crashes = variant.crashes
                     variant.instances.append(inst)
                 changed = True
@@ -611,7 +632,7 @@ class Controller:
             if v.problem:
                 out["Problem"] = v.problem
             return out
-        state = {"Status": self.status,
+        state = {"Status": self.status, "Starting": dict(self.starting_problems),
                  "ProductionVariants": [one(v) for (s, _), v in self.variants.items() if not s],
                  "ShadowProductionVariants": [one(v) for (s, _), v in self.variants.items() if s],
                  "EndpointConfigName": (self.applied or {}).get("EndpointConfigName"),

@@ -4,9 +4,9 @@ An `Instance` is one `python -m nbsage.runtime serve` child of the endpoint's fr
 (nbsage.serving.front), started with the variant's model and environment, dying with the front; it
 serves once it answers /ping, and is stopped (SIGTERM, then SIGKILL after a grace period) with its
 folder removed. Its output reaches the endpoint's log through the front, which keeps its last lines
-(`tail`) for the line that reports its end. A shadow variant's servers run at a lower CPU priority. `Upstream` is one kept-alive
-connection to a server, leaner than http.client: the request goes out in one sendall and the
-answer is read by its Content-Length.
+(`tail`) for the line that reports its end. A shadow variant's servers run at a lower CPU priority.
+`Upstream` is one kept-alive connection to a server, leaner than http.client: the request goes out
+in one sendall and the answer is read by its Content-Length.
 """
 from __future__ import annotations
 

@@ -292,6 +292,22 @@ def _running_config(session, folder: Path, config: dict, previous: dict | None, 
 
 
 # ---- creating and changing endpoints --------------------------------------------------------------------
+FRONT_GRACE = 30.0  # seconds a caller waits past the front's own deadline, so the front's reason is the one given
+
+
+def _kernel_wait(config: dict) -> float:
+    """How long a caller waits for the front to run `config`: the longest its front gives a new instance
+    to answer /ping (a variant's ContainerStartupHealthCheckTimeoutInSeconds, the create's startup_timeout,
+    else NBSAGE_STARTUP_TIMEOUT_SECONDS or 600 s), and a grace for the front to say how it ended."""
+    from nbsage.serving.endpoints import STARTUP_TIMEOUT
+    from nbsage.serving.instances import env_number
+    from nbsage.serving.restarts import STARTUP_HEALTH_CHECK_FIELD
+    default = float(config.get("StartupTimeout") or env_number("NBSAGE_STARTUP_TIMEOUT_SECONDS", STARTUP_TIMEOUT))
+    deadlines = [float(v.get(STARTUP_HEALTH_CHECK_FIELD) or default)
+                 for key in ("ProductionVariants", "ShadowProductionVariants") for v in config.get(key) or []]
+    return max(deadlines or [default]) + FRONT_GRACE
+
+
 def _front_command(session, name: str, folder: Path) -> list[str]:
     return [sys.executable, "-m", FRONT_MODULE, "--db", str(session.store.path), "--name", name,
             "--folder", str(folder)]
@@ -321,7 +337,7 @@ def create_endpoint(session, endpoint_name: str, endpoint_config_name: str, wait
                     startup_timeout: float | None = None) -> dict:
     """CreateEndpoint from a recorded endpoint config; its DescribeEndpoint answer."""
     from nbsage.runtime.layout import private_dir
-    from nbsage.serving.endpoints import STARTUP_TIMEOUT, _mark_failed, describe_endpoint, endpoint_dir, wait_for_endpoint
+    from nbsage.serving.endpoints import _mark_failed, describe_endpoint, endpoint_dir, wait_for_endpoint
     from nbsage.store.names import check_name
     check_name(endpoint_name, "endpoint")
     config = describe_endpoint_config(session, endpoint_config_name)
@@ -334,6 +350,8 @@ def create_endpoint(session, endpoint_name: str, endpoint_config_name: str, wait
             shutil.rmtree(folder)
         private_dir(folder)
         running = _running_config(session, folder, config, None, 1)
+        if startup_timeout:
+            running["StartupTimeout"] = float(startup_timeout)  # the front's deadline for this create
         store.update_endpoint(endpoint_name, config=running)
         pid = _start_front(session, endpoint_name, folder)
         store.update_endpoint(endpoint_name, pid=pid, host="127.0.0.1")
@@ -346,7 +364,7 @@ def create_endpoint(session, endpoint_name: str, endpoint_config_name: str, wait
         _mark_failed(session, endpoint_name, reason)
         raise EndpointError(f"endpoint {endpoint_name!r} could not be created: {reason}") from exc
     if wait:
-        wait_for_endpoint(session, endpoint_name, timeout=startup_timeout or STARTUP_TIMEOUT)
+        wait_for_endpoint(session, endpoint_name, timeout=_kernel_wait(running))
     return describe_endpoint(session, endpoint_name)
 
 
@@ -439,7 +457,7 @@ class _Stale(Exception):
 
 def _apply(session, name: str, change, wait: bool, timeout: float | None, status: str = "Updating") -> dict:
     """Write a new running config (change(record) -> config) and let the front apply it."""
-    from nbsage.serving.endpoints import STARTUP_TIMEOUT, describe_endpoint
+    from nbsage.serving.endpoints import describe_endpoint
     for attempt in range(CLAIM_TRIES):
         record = _updatable(session, name)
         if not record["config"].get("Front"):
@@ -452,17 +470,18 @@ def _apply(session, name: str, change, wait: bool, timeout: float | None, status
             break
         except _Stale:
             if attempt == CLAIM_TRIES - 1:
-                raise EndpointError(f"endpoint {name!r} kept changing while the update was written; try again") from None
+                raise EndpointError(f"endpoint {name!r} kept changing while the update was written; "
+                                    "try again") from None
     _signal_front(record)
     if wait:
-        return wait_for_generation(session, name, generation, timeout or STARTUP_TIMEOUT)
+        return wait_for_generation(session, name, generation, timeout or _kernel_wait(config))
     return describe_endpoint(session, name)
 
 
 def _convert(session, record: dict, change, wait: bool, timeout: float | None) -> dict:
     """A plain (one direct server) endpoint updated: start its front at a new port with the new config,
     move the record (and so the clients) to it, then stop the old server."""
-    from nbsage.serving.endpoints import STARTUP_TIMEOUT, _stop_process, describe_endpoint, endpoint_dir
+    from nbsage.serving.endpoints import _stop_process, describe_endpoint, endpoint_dir
     name = record["name"]
     folder = endpoint_dir(session, name)
     config = change(record)
@@ -474,7 +493,7 @@ def _convert(session, record: dict, change, wait: bool, timeout: float | None) -
         raise EndpointError(f"endpoint {name!r} changed while the update was written; try again") from None
     pid = _start_front(session, name, folder)
     try:
-        wait_for_generation(session, name, 2, timeout or STARTUP_TIMEOUT)
+        wait_for_generation(session, name, 2, timeout or _kernel_wait(config))
     except EndpointError:  # the old server never stopped serving: it keeps the endpoint
         _stop_process(pid, folder)
         session.store.update_endpoint(name, config=record["config"], pid=old_pid, port=record.get("port"),
@@ -644,10 +663,11 @@ def describe_variants(session, record: dict) -> dict:
     from nbsage.serving.front import STATE_NAME
     from nbsage.store.metadata import iso
     config = record["config"]
-    state = _read_json(endpoint_dir(session, record["name"]) / STATE_NAME) if record["status"] != "Creating" else {}
+    state = _read_json(endpoint_dir(session, record["name"]) / STATE_NAME)
+    starting = state.get("Starting") or {}  # the last crash of an instance a create or an update waits for
     out = {"EndpointConfigName": config.get("EndpointConfigName")}
     for key in ("ProductionVariants", "ShadowProductionVariants"):
-        running = {v["VariantName"]: v for v in state.get(key) or []}
+        running = {v["VariantName"]: v for v in state.get(key) or []} if record["status"] != "Creating" else {}
         variants = []
         for v in config.get(key) or []:
             now = running.get(v["VariantName"])
@@ -659,7 +679,8 @@ def describe_variants(session, record: dict) -> dict:
             status = []
             if not same_model or current_count != v["DesiredInstanceCount"] or current_weight != v["DesiredWeight"]:
                 what = "Creating" if now is None else "Updating"
-                problem = (now or {}).get("Problem")  # a crashed instance being restarted (nbsage.serving.restarts)
+                # a crashed instance being restarted (nbsage.serving.restarts)
+                problem = (now or {}).get("Problem") or (starting.get(v["VariantName"]) if not same_model else None)
                 status.append({"Status": what, "StatusMessage": f"{current_count} of {v['DesiredInstanceCount']} "
                                                                 "instances serving this variant's model"
                                                                 + (f"; {problem}" if problem else ""),

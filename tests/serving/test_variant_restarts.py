@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import threading
 from pathlib import Path
 
 import pytest
@@ -111,7 +112,7 @@ def restart_lines(session, name: str) -> list[tuple[int, float]]:
 
 def test_crashing_model_servers_are_restarted_with_backoff_and_a_create_or_update_they_never_pass_fails(
         session, archive, tmp_path, monkeypatch):
-    monkeypatch.setenv("NBSAGE_STARTUP_TIMEOUT_SECONDS", "8")  # each front's health-check deadline
+    monkeypatch.setenv("NBSAGE_STARTUP_TIMEOUT_SECONDS", "6")  # each front's health-check deadline
     marker, always = tmp_path / "crash", tmp_path / "always"
     always.touch()
     sm = session.sagemaker_client
@@ -126,22 +127,44 @@ def test_crashing_model_servers_are_restarted_with_backoff_and_a_create_or_updat
     session.wait_for_endpoint("stays")
 
     # a create and an update whose instance never passes its health check (both at once: one deadline)
-    sm.create_endpoint(EndpointName="never", EndpointConfigName="never")
+    creating = []  # what the caller waiting for the create gets: the front's reason
+
+    def create() -> None:
+        try:
+            session.create_endpoint("never", "never", wait=True)
+        except EndpointError as exc:
+            creating.append(str(exc))
+    creator = threading.Thread(target=create)
+    creator.start()
+    wait_for(lambda: _exists(session, "never"), 120, "the create to start")
     sm.update_endpoint(EndpointName="stays", EndpointConfigName="stays-2")
+    seen = []  # what the failing create's variant says while it waits
+
+    def both_done() -> bool:
+        never = session.describe_endpoint("never")
+        seen.extend(s["StatusMessage"] for v in never["ProductionVariants"] for s in v["VariantStatus"])
+        stays = session.describe_endpoint("stays")["EndpointStatus"]
+        return never["EndpointStatus"] == "Failed" and stays == "InService"
+    wait_for(both_done, 120, "the create to fail and the update to roll back")
     # the update rolls back: InService on the old config, with SageMaker's reason
-    desc = wait_for(lambda: (d := session.describe_endpoint("stays"))["EndpointStatus"] == "InService" and d,
-                    120, "the update to roll back")
+    desc = session.describe_endpoint("stays")
     stays_log = session.endpoints_dir / "stays" / endpoints.LOG_NAME
     assert desc["EndpointConfigName"] == "stays" and "rolled back: The primary container for production " \
         f"variant A did not pass the ping health check. Please check the log {stays_log} for this endpoint." \
         in desc["FailureReason"]
     assert invoke(session, "stays") == 6.0
-    # the create fails
-    wait_for(lambda: session.describe_endpoint("never")["EndpointStatus"] == "Failed", 120, "the create to fail")
+    # the create fails; while it waited, its variant said why
     never_log = session.endpoints_dir / "never" / endpoints.LOG_NAME
     assert session.describe_endpoint("never")["FailureReason"] == (
         "The primary container for production variant A did not pass the ping health check. "
         f"Please check the log {never_log} for this endpoint.")
+    assert any(re.search(r"^0 of 1 instances serving this variant's model; instance \d+ ended \(exit code 3\), "
+                         r"crash \d+ in a row; restarting in [\d.]+ s; its log ends with: .*cannot open", m)
+               for m in seen), seen
+    creator.join(120)
+    # the model servers' own output is in the endpoint's log, as before, whole lines among the front's
+    assert re.search(r"^inference.py: cannot open /dev/nvidia0; exiting$", never_log.read_text(), re.M)
+    assert len(creating) == 1 and "did not pass the ping health check" in creating[0], creating
     for name in ("stays", "never"):  # each crash restarted after 0.5, 1, 2 ... s
         lines = restart_lines(session, name)
         assert lines and lines == [(n, min(30.0, 0.5 * 2 ** (n - 1))) for n in range(1, len(lines) + 1)], name
@@ -169,7 +192,16 @@ def test_crashing_model_servers_are_restarted_with_backoff_and_a_create_or_updat
     wait_for(lambda: session.describe_endpoint("stays")["ProductionVariants"][0]["VariantStatus"] == [], 120,
              "the variant to serve again")
     assert invoke(session, "stays") == 6.0
+    assert re.search(r"variant 'A' instance \d+ serves \(after \d+ crashes in a row\)", stays_log.read_text())
     session.delete_endpoint("stays")
+
+
+def _exists(session, name: str) -> bool:
+    try:
+        session.describe_endpoint(name)
+        return True
+    except EndpointError:
+        return False
 
 
 def _parent(pid: int) -> int | None:
@@ -177,3 +209,17 @@ def _parent(pid: int) -> int | None:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
     except (OSError, IndexError, ValueError):
         return None
+
+
+def test_a_variants_startup_health_check_timeout_is_sagemakers_field_within_its_bounds(session, archive):
+    from nbsage.session import production_variant
+    session.create_model("timed", container_defs={"ModelDataUrl": str(archive)})
+    variant = production_variant("timed", "local", 1, "A", container_startup_health_check_timeout=120)
+    session.create_endpoint_config_from_variants("timed", [variant])
+    assert session.describe_endpoint_config("timed")["ProductionVariants"][0][
+        "ContainerStartupHealthCheckTimeoutInSeconds"] == 120
+    for seconds, words in ((30, "must be at least 60"), (4000, "must be at most 3600"), ("soon", "must be a whole number")):
+        with pytest.raises(ValidationError, match=rf"ProductionVariants\[0\] \('A'\): "
+                                                  rf"ContainerStartupHealthCheckTimeoutInSeconds {words}"):
+            session.create_endpoint_config_from_variants(
+                "bad", [variant | {"ContainerStartupHealthCheckTimeoutInSeconds": seconds}])
