@@ -26,9 +26,11 @@ WARM_MODULES = (
     "nbsage.algorithms.xgboost.evaluation", "nbsage.algorithms.xgboost.parameters", "nbsage.algorithms.xgboost.model",
     "nbsage.formats", "nbsage.formats.row_copy", "nbsage.formats.compression", "pyarrow", "pyarrow.csv",
     "tarfile", "gzip", "nbsage.formats.text_csv", "nbsage.backends.retention", "nbsage.backends.zygote",
-    # a transform job's supervisor and the model servers it forks (nbsage.transform.servers); pandas is
-    # what pyarrow's to_numpy imports at a server's first CSV request (and a training job's first read)
-    "nbsage.transform.job", "nbsage.runtime.serve", "nbsage.algorithms.xgboost.inference", "pandas")
+    # a transform job's supervisor (fsspec lists and opens its input) and the model servers it forks
+    # (nbsage.transform.servers); pandas is what pyarrow's to_numpy imports on first use (0.5-1 s at a
+    # server's first CSV request otherwise)
+    "nbsage.transform.job", "nbsage.runtime.serve", "nbsage.algorithms.xgboost.inference", "pandas", "fsspec",
+    "fsspec.implementations.local")
 
 
 def _warm_up() -> None:

@@ -155,7 +155,7 @@ class ModelServers:
             Path(f"{ready}.failure").unlink(missing_ok=True)
             command = command_for(self.model_dir, self.model, ready)
             log_path = self.folder / f"server-{i + 1}.log"
-            if self.forked and command[1:3] == ["-m", "nbsage.runtime"]:
+            if self.forked and command[1:3] == ["-m", "nbsage.runtime"] and _room_for(command, env):
                 self.procs.append(fork_server(command, env, log_path))
                 continue
             with open(log_path, "ab") as log:
@@ -221,6 +221,7 @@ class ModelServers:
 
 
 # ---- servers forked from the supervisor ------------------------------------------------------------
+FORK_OFF = "NBSAGE_ZYGOTE=0 starts it fresh"
 # what a forked server would import first thing: imported once in the supervisor, before it forks
 _SERVER_MODULES = ("nbsage.runtime.__main__", "nbsage.runtime.serve", "nbsage.runtime.http1",
                    "nbsage.runtime.data_capture", "nbsage.runtime.model_archive")
@@ -248,6 +249,20 @@ def _single_threaded() -> bool:
     except OSError:
         return False
     return native == 1 and threading.active_count() == 1
+
+
+def _room_for(command: list[str], env: dict) -> bool:
+    """Whether a child of this process can show `command` and all of `env` in /proc/PID/cmdline and
+    environ (nbsage.backends.proc_title): a supervisor forked from the zygote has the zygote's padded
+    room; one started fresh has only its own short command line."""
+    from nbsage.backends.proc_title import _area
+    argv = sum(len(os.fsencode(a)) + 1 for a in command)
+    environ = sum(len(os.fsencode(k)) + len(os.fsencode(v)) + 2 for k, v in env.items())
+    try:
+        (argv_start, argv_end), (env_start, env_end) = _area(45), _area(47)
+    except (OSError, ValueError, IndexError):
+        return False
+    return argv <= argv_end - argv_start and environ <= env_end - env_start
 
 
 def _warm_server() -> None:
@@ -309,13 +324,15 @@ def _be_server(command: list[str], env: dict, log_fd: int, parent: int) -> int:
             pass
     os.environ.clear()
     os.environ.update(env)
-    proc_title.set_command_line(command)
-    proc_title.set_environ(env)
+    if not (proc_title.set_command_line(command) and proc_title.set_environ(env)):
+        os.execve(command[0], command, env)  # cannot look like the fresh server: become one
     import tempfile
     tempfile.tempdir = None  # found again from the server's TMPDIR
     numpy_random = sys.modules.get("numpy.random")
     if numpy_random is not None:
         numpy_random.seed()  # a fresh interpreter's own sequence, not the supervisor's
+    print(f"nbsage model server: forked from the transform job's supervisor (pid {parent}; {FORK_OFF})",
+          file=sys.stderr, flush=True)
     import nbsage.runtime.__main__ as runtime_main
     args = command[3:]  # after `python -m nbsage.runtime`
     sys.argv = [runtime_main.__file__, *args]
