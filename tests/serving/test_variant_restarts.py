@@ -59,6 +59,11 @@ def held(pipe: Path) -> None:
     Path(f"{pipe}.held").unlink()
 
 
+def release_until(pipe: Path, done) -> None:
+    """Open the pipe until `done()`: the server may say it is held a moment before it opens the pipe."""
+    wait_for(lambda: release(pipe) or done(), 120, "the held model server to go on")
+
+
 def test_updates_are_refused_while_the_endpoint_is_creating_or_updating_and_the_change_under_way_goes_on(
         session, archive, tmp_path):
     pipe = tmp_path / "hold"
@@ -79,8 +84,7 @@ def test_updates_are_refused_while_the_endpoint_is_creating_or_updating_and_the_
         with pytest.raises(ValidationError, match=refused):
             update()
     assert session.describe_endpoint("busy")["EndpointStatus"] == "Creating"
-    release(pipe)
-    session.wait_for_endpoint("busy")
+    release_until(pipe, lambda: session.describe_endpoint("busy")["EndpointStatus"] == "InService")
 
     variants.set_desired_instance_count(session, "busy", "A", 2)  # returns at once; held while Updating
     held(pipe)
@@ -92,8 +96,8 @@ def test_updates_are_refused_while_the_endpoint_is_creating_or_updating_and_the_
             update()
     assert session.describe_endpoint("busy")["EndpointStatus"] == "Updating"
     Path(f"{pipe}.armed").unlink()
-    release(pipe)
-    desc = session.wait_for_endpoint("busy")
+    release_until(pipe, lambda: session.describe_endpoint("busy")["EndpointStatus"] == "InService")
+    desc = session.describe_endpoint("busy")
     # the update under way finished as asked; none of the refused ones left a trace
     assert desc["EndpointConfigName"] == "busy" and not desc.get("FailureReason")
     assert [(v["CurrentInstanceCount"], v["DesiredInstanceCount"], v["CurrentWeight"])
