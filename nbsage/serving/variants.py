@@ -413,7 +413,7 @@ def wait_for_generation(session, name: str, generation: int, timeout: float) -> 
             state = json.loads((folder / STATE_NAME).read_text())
         except (OSError, ValueError):
             state = {}
-        if record["status"] == "InService" and state.get("Generation", 0) >= generation:
+        if record["status"] == "InService" and (state.get("Generation") or 0) >= generation:
             return describe_endpoint(session, name)
         if time.monotonic() > deadline:
             raise EndpointError(f"endpoint {name!r} did not finish updating within {timeout:g} s "

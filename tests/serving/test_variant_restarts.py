@@ -59,6 +59,11 @@ def held(pipe: Path) -> None:
     Path(f"{pipe}.held").unlink()
 
 
+def release_until(pipe: Path, done) -> None:
+    """Open the pipe until `done()`: the server may say it is held a moment before it opens the pipe."""
+    wait_for(lambda: release(pipe) or done(), 120, "the held model server to go on")
+
+
 def test_updates_are_refused_while_the_endpoint_is_creating_or_updating_and_the_change_under_way_goes_on(
         session, archive, tmp_path):
     pipe = tmp_path / "hold"
@@ -79,8 +84,7 @@ def test_updates_are_refused_while_the_endpoint_is_creating_or_updating_and_the_
         with pytest.raises(ValidationError, match=refused):
             update()
     assert session.describe_endpoint("busy")["EndpointStatus"] == "Creating"
-    release(pipe)
-    session.wait_for_endpoint("busy")
+    release_until(pipe, lambda: session.describe_endpoint("busy")["EndpointStatus"] == "InService")
 
     variants.set_desired_instance_count(session, "busy", "A", 2)  # returns at once; held while Updating
     held(pipe)
@@ -92,8 +96,8 @@ def test_updates_are_refused_while_the_endpoint_is_creating_or_updating_and_the_
             update()
     assert session.describe_endpoint("busy")["EndpointStatus"] == "Updating"
     Path(f"{pipe}.armed").unlink()
-    release(pipe)
-    desc = session.wait_for_endpoint("busy")
+    release_until(pipe, lambda: session.describe_endpoint("busy")["EndpointStatus"] == "InService")
+    desc = session.describe_endpoint("busy")
     # the update under way finished as asked; none of the refused ones left a trace
     assert desc["EndpointConfigName"] == "busy" and not desc.get("FailureReason")
     assert [(v["CurrentInstanceCount"], v["DesiredInstanceCount"], v["CurrentWeight"])
@@ -112,7 +116,9 @@ def restart_lines(session, name: str) -> list[tuple[int, float]]:
 
 def test_crashing_model_servers_are_restarted_with_backoff_and_a_create_or_update_they_never_pass_fails(
         session, archive, tmp_path, monkeypatch):
-    monkeypatch.setenv("NBSAGE_STARTUP_TIMEOUT_SECONDS", "6")  # each front's health-check deadline
+    """Three endpoints at once: a create and an update that never pass the health check (one deadline for
+    both), and meanwhile a serving instance that dies and whose replacements crash-loop."""
+    monkeypatch.setenv("NBSAGE_STARTUP_TIMEOUT_SECONDS", "8")  # each front's health-check deadline
     marker, always = tmp_path / "crash", tmp_path / "always"
     always.touch()
     sm = session.sagemaker_client
@@ -120,13 +126,13 @@ def test_crashing_model_servers_are_restarted_with_backoff_and_a_create_or_updat
                                                          "Environment": {"CRASH_MARKER": str(marker)}})
     sm.create_model(ModelName="crashing", PrimaryContainer={"ModelDataUrl": str(archive),
                                                            "Environment": {"CRASH_MARKER": str(always)}})
-    config(sm, "stays", "steady")
-    config(sm, "stays-2", "crashing")
-    config(sm, "never", "crashing")
-    sm.create_endpoint(EndpointName="stays", EndpointConfigName="stays")
-    session.wait_for_endpoint("stays")
+    for name, model in (("stays", "steady"), ("stays-2", "crashing"), ("never", "crashing"), ("loops", "steady")):
+        config(sm, name, model)
+    for name in ("stays", "loops"):
+        sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
+    for name in ("stays", "loops"):
+        session.wait_for_endpoint(name)
 
-    # a create and an update whose instance never passes its health check (both at once: one deadline)
     creating = []  # what the caller waiting for the create gets: the front's reason
 
     def create() -> None:
@@ -140,11 +146,38 @@ def test_crashing_model_servers_are_restarted_with_backoff_and_a_create_or_updat
     sm.update_endpoint(EndpointName="stays", EndpointConfigName="stays-2")
     seen = []  # what the failing create's variant says while it waits
 
-    def both_done() -> bool:
+    def look() -> None:
         never = session.describe_endpoint("never")
         seen.extend(s["StatusMessage"] for v in never["ProductionVariants"] for s in v["VariantStatus"])
-        stays = session.describe_endpoint("stays")["EndpointStatus"]
-        return never["EndpointStatus"] == "Failed" and stays == "InService"
+
+    # a serving instance dies, and its replacements exit on start: restarted after 0.5, 1 ... s, the endpoint
+    # InService (it can still be updated) and its variant saying what happens
+    marker.touch()
+    front = session.store.get_endpoint("loops")["pid"]
+    server = next(int(p) for p in os.listdir("/proc") if p.isdigit() and _parent(int(p)) == front)
+    os.kill(server, signal.SIGKILL)
+    wait_for(lambda: look() or len(restart_lines(session, "loops")) >= 2, 120, "two restarts of the crashed instance")
+    desc = session.describe_endpoint("loops")  # while the replacements still crash
+    marker.unlink()  # the next restart serves
+    message = desc["ProductionVariants"][0]["VariantStatus"][0]["StatusMessage"]
+    assert desc["EndpointStatus"] == "InService" and message.startswith("0 of 1 instances serving")
+    assert re.search(r"\(exit code 3\), crash \d+ in a row; restarting in [\d.]+ s; its log ends with: .*"
+                     r"cannot open /dev/nvidia0", message)
+    assert restart_lines(session, "loops")[:2] == [(1, 0.5), (2, 1.0)]
+    loops_log = session.endpoints_dir / "loops" / endpoints.LOG_NAME
+    log = loops_log.read_text()
+    assert "instance 1 ended (killed by SIGKILL); crash 1 in a row, starting another in 0.5 s" in log
+    assert re.search(r"instance \d+ ended \(exit code 3\); crash 2 in a row, starting another in 1 s; its log ends "
+                     r"with: .*inference.py: cannot open /dev/nvidia0; exiting", log)
+    wait_for(lambda: look() or session.describe_endpoint("loops")["ProductionVariants"][0]["VariantStatus"] == [],
+             120, "the variant to serve again")
+    assert invoke(session, "loops") == 6.0
+    assert re.search(r"variant 'A' instance \d+ serves \(after \d+ crashes in a row\)", loops_log.read_text())
+
+    def both_done() -> bool:
+        look()
+        never = session.describe_endpoint("never")["EndpointStatus"]
+        return never == "Failed" and session.describe_endpoint("stays")["EndpointStatus"] == "InService"
     wait_for(both_done, 120, "the create to fail and the update to roll back")
     # the update rolls back: InService on the old config, with SageMaker's reason
     desc = session.describe_endpoint("stays")
@@ -162,38 +195,14 @@ def test_crashing_model_servers_are_restarted_with_backoff_and_a_create_or_updat
                          r"crash \d+ in a row; restarting in [\d.]+ s; its log ends with: .*cannot open", m)
                for m in seen), seen
     creator.join(120)
+    assert len(creating) == 1 and "did not pass the ping health check" in creating[0], creating
     # the model servers' own output is in the endpoint's log, as before, whole lines among the front's
     assert re.search(r"^inference.py: cannot open /dev/nvidia0; exiting$", never_log.read_text(), re.M)
-    assert len(creating) == 1 and "did not pass the ping health check" in creating[0], creating
     for name in ("stays", "never"):  # each crash restarted after 0.5, 1, 2 ... s
         lines = restart_lines(session, name)
         assert lines and lines == [(n, min(30.0, 0.5 * 2 ** (n - 1))) for n in range(1, len(lines) + 1)], name
-    session.delete_endpoint("never")
-
-    # a serving instance dies, and its replacements exit on start: restarted after 0.5, 1 ... s, the endpoint
-    # InService (it can still be updated) and its variant saying what happens
-    marker.touch()
-    before = len(restart_lines(session, "stays"))
-    front = session.store.get_endpoint("stays")["pid"]
-    server = next(int(p) for p in os.listdir("/proc") if p.isdigit() and _parent(int(p)) == front)
-    os.kill(server, signal.SIGKILL)
-    wait_for(lambda: len(restart_lines(session, "stays")) >= before + 2, 120, "two restarts of the crashed instance")
-    desc = session.describe_endpoint("stays")  # while the replacements still crash
-    marker.unlink()  # the next restart serves
-    message = desc["ProductionVariants"][0]["VariantStatus"][0]["StatusMessage"]
-    assert desc["EndpointStatus"] == "InService" and message.startswith("0 of 1 instances serving")
-    assert re.search(r"\(exit code 3\), crash \d+ in a row; restarting in [\d.]+ s; its log ends with: .*"
-                     r"cannot open /dev/nvidia0", message)
-    assert restart_lines(session, "stays")[before:before + 2] == [(1, 0.5), (2, 1.0)]
-    log = stays_log.read_text()
-    assert "instance 1 ended (killed by SIGKILL); crash 1 in a row, starting another in 0.5 s" in log
-    assert re.search(r"instance \d+ ended \(exit code 3\); crash 2 in a row, starting another in 1 s; its log ends "
-                     r"with: .*inference.py: cannot open /dev/nvidia0; exiting", log)
-    wait_for(lambda: session.describe_endpoint("stays")["ProductionVariants"][0]["VariantStatus"] == [], 120,
-             "the variant to serve again")
-    assert invoke(session, "stays") == 6.0
-    assert re.search(r"variant 'A' instance \d+ serves \(after \d+ crashes in a row\)", stays_log.read_text())
-    session.delete_endpoint("stays")
+    for name in ("stays", "never", "loops"):
+        session.delete_endpoint(name)
 
 
 def _exists(session, name: str) -> bool:
