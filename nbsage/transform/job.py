@@ -200,6 +200,8 @@ def supervise(stores, job: dict, request) -> int:
             finally:
                 for instance in instances:
                     instance.close()
+                servers.terminate()  # they shut down while the job's progress is recorded
+                reporter.finish()
     except ServerFailed as e:
         reporter.finish()
         sink.close()

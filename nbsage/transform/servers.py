@@ -207,11 +207,15 @@ class ModelServers:
         finally:
             conn.close()
 
-    def stop(self) -> None:
-        grace = float(os.environ.get("NBSAGE_STOP_GRACE_SECONDS", "5") or 5)
+    def terminate(self) -> None:
+        """SIGTERM to every server still running (they finish what they answer and exit); `stop` waits."""
         for proc in self.procs:
             if proc.poll() is None:
                 proc.terminate()
+
+    def stop(self) -> None:
+        grace = float(os.environ.get("NBSAGE_STOP_GRACE_SECONDS", "5") or 5)
+        self.terminate()
         for proc in self.procs:
             try:
                 proc.wait(grace)
