@@ -232,7 +232,8 @@ def supervise(stores, job: dict, request) -> int:
 
 def _discard_prepared_runtime() -> None:
     """A supervisor forked from the pre-warmed runtime holds a training runtime forked ahead of time
-    (nbsage.backends.runtime_fork); a transform job never runs one, so it goes now, not at the end."""
+    (nbsage.backends.runtime_fork); a transform job never runs one, so it goes now, before the model
+    servers are forked: they would hold its pipe open and keep it waiting until they end."""
     from nbsage.backends import runtime_process
     if runtime_process.prepared is not None:
         runtime_process.prepared.discard()
