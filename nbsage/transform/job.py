@@ -200,6 +200,8 @@ def supervise(stores, job: dict, request) -> int:
             finally:
                 for instance in instances:
                     instance.close()
+                servers.terminate()  # they shut down while the job's progress is recorded
+                reporter.finish()
     except ServerFailed as e:
         reporter.finish()
         sink.close()
@@ -230,7 +232,8 @@ def supervise(stores, job: dict, request) -> int:
 
 def _discard_prepared_runtime() -> None:
     """A supervisor forked from the pre-warmed runtime holds a training runtime forked ahead of time
-    (nbsage.backends.runtime_fork); a transform job never runs one, so it goes now, not at the end."""
+    (nbsage.backends.runtime_fork); a transform job never runs one, so it goes now, before the model
+    servers are forked: they would hold its pipe open and keep it waiting until they end."""
     from nbsage.backends import runtime_process
     if runtime_process.prepared is not None:
         runtime_process.prepared.discard()

@@ -7,16 +7,18 @@ SageMaker gives a batch container (`SAGEMAKER_BATCH`, `SAGEMAKER_MAX_PAYLOAD_IN_
 model's and the job's Environment. A server that fails to load the model fails the job with the
 server's own one-line reason.
 
-A built-in algorithm's servers are forked from the job's supervisor when it can (`fork=True`, see
-`forkable`): a supervisor forked from the pre-warmed runtime (nbsage.backends.zygote) has xgboost,
-pyarrow and nbsage's model server imported, so a forked server is serving in tens of
-milliseconds where a fresh `python -m nbsage.runtime serve` takes about a second (the interpreter,
-its imports, then the model). The forked server is what the fresh one would be: the same command
-line in /proc, the environment replaced wholesale (os.environ and /proc/PID/environ), its own log
-file as stdout and stderr, stdin /dev/null, SIGKILL when the supervisor dies, the same exit codes,
-failure file and SIGTERM handling (it runs `nbsage.runtime.__main__` itself). User inference code,
-pipelines, a job Environment that changes an import-time variable, NBSAGE_ZYGOTE=0 and a
-supervisor that already runs a thread (fork after threads is unsafe) get the fresh interpreter.
+The servers of a built-in XGBoost model are forked from the job's supervisor when it can
+(`fork=True`, see `forkable`): a supervisor forked from the pre-warmed runtime
+(nbsage.backends.zygote) has xgboost, pyarrow, pandas and nbsage's model server imported, so a forked
+server is serving in tens of milliseconds where a fresh `python -m nbsage.runtime serve` takes about
+a second (the interpreter, its imports, then the model), and its first request imports nothing.
+The forked server is what the fresh one would be: the same command line in /proc, the environment
+replaced wholesale (os.environ and /proc/PID/environ), its own log file as stdout and stderr, stdin
+/dev/null, SIGKILL when the supervisor dies, the same exit codes, failure file and SIGTERM handling
+(it runs `nbsage.runtime.__main__` itself). Other algorithms, user inference code, pipelines, a job
+Environment that changes an import-time variable, NBSAGE_ZYGOTE=0, a supervisor without room in
+/proc for the server's command line and a supervisor that already runs a thread (fork after
+threads is unsafe) get the fresh interpreter.
 """
 from __future__ import annotations
 
@@ -207,11 +209,15 @@ class ModelServers:
         finally:
             conn.close()
 
-    def stop(self) -> None:
-        grace = float(os.environ.get("NBSAGE_STOP_GRACE_SECONDS", "5") or 5)
+    def terminate(self) -> None:
+        """SIGTERM to every server still running (they finish what they answer and exit); `stop` waits."""
         for proc in self.procs:
             if proc.poll() is None:
                 proc.terminate()
+
+    def stop(self) -> None:
+        grace = float(os.environ.get("NBSAGE_STOP_GRACE_SECONDS", "5") or 5)
+        self.terminate()
         for proc in self.procs:
             try:
                 proc.wait(grace)
@@ -222,6 +228,9 @@ class ModelServers:
 
 # ---- servers forked from the supervisor ------------------------------------------------------------
 FORK_OFF = "NBSAGE_ZYGOTE=0 starts it fresh"
+# the built-in algorithms whose model server the pre-warmed runtime has imported (xgboost, pyarrow, pandas:
+# nbsage.backends.zygote_server.WARM_MODULES); the others (torch's) load their libraries in a fresh interpreter
+FORKED_ALGORITHMS = ("xgboost",)
 # what a forked server would import first thing: imported once in the supervisor, before it forks
 _SERVER_MODULES = ("nbsage.runtime.__main__", "nbsage.runtime.serve", "nbsage.runtime.http1",
                    "nbsage.runtime.data_capture", "nbsage.runtime.model_archive")
@@ -229,14 +238,17 @@ _SERVER_MODULES = ("nbsage.runtime.__main__", "nbsage.runtime.serve", "nbsage.ru
 
 def forkable(model: dict, job_env: dict) -> bool:
     """Whether this process may fork the model servers of `model` rather than start fresh interpreters:
-    a built-in algorithm's container (user code and pipelines import what they like, in an interpreter
-    of their own), the pre-warmed runtime not turned off (NBSAGE_ZYGOTE=0), an Environment that leaves
-    every import-time variable as this process has it, and this process still single-threaded."""
+    the container of a built-in algorithm in FORKED_ALGORITHMS (user code and pipelines import what
+    they like, in an interpreter of their own), the pre-warmed runtime not turned off (NBSAGE_ZYGOTE=0),
+    an Environment that leaves every import-time variable as this process has it, and this process
+    still single-threaded."""
     from nbsage.backends.zygote import enabled, import_environment
     if not (hasattr(os, "fork") and sys.platform.startswith("linux") and enabled(os.environ)):
         return False
-    if model.get("Containers") or model.get("EntryPoint") or model.get("ServerKind") not in (None, "container") \
-            or not model.get("Algorithm"):
+    if model.get("Containers") or model.get("EntryPoint") or model.get("ServerKind") not in (None, "container"):
+        return False
+    from nbsage import algorithms
+    if algorithms.canonical_name(str(model.get("Algorithm") or "")) not in FORKED_ALGORITHMS:
         return False
     if import_environment(dict(os.environ, **job_env)) != import_environment(os.environ):
         return False

@@ -83,7 +83,8 @@ def test_forked_servers_have_the_command_line_environment_and_logs_of_fresh_ones
     assert [set(json.loads(line)) for line in answers] == [{"score"}, {"score"}]
     folder = session.jobs_dir / job.name
     supervisor_log = (folder / "supervisor.log").read_text()
-    assert "forked from the pre-warmed runtime" in supervisor_log and "listening on" not in supervisor_log, supervisor_log
+    assert "forked from the pre-warmed runtime" in supervisor_log, supervisor_log
+    assert "listening on" not in supervisor_log
     for i in (1, 2):
         server_log = next(folder.rglob(f"server-{i}.log")).read_text()
         assert "forked from the transform job's supervisor" in server_log and "listening on" in server_log
