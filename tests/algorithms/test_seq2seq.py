@@ -225,6 +225,20 @@ def test_decoding_word_by_word_gives_the_training_decoders_outputs(cell, layers,
     assert float(weights[1, :, 2:].abs().max()) == 0.0  # no attention on padding
 
 
+def test_batches_come_from_sockeyes_diagonal_buckets_each_one_full():
+    from nbsage.algorithms.seq2seq.records import Pairs
+    from nbsage.algorithms.seq2seq.training import Batches, parallel_buckets
+    # target longer on average: the source steps shrink by the ratio; each side stops at its maximum
+    assert parallel_buckets(25, 31, 10, 1.25) == [(8, 10), (16, 20), (24, 30), (25, 31)]
+    assert parallel_buckets(20, 21, 10, 0.9) == [(10, 9), (20, 18), (20, 21)]
+    pairs = reversal_pairs(70, min_length=2, max_length=19, vocab=8, seed=0)
+    ids = lambda sentence: np.full(len(sentence.split()), 4)  # noqa: E731 (only the lengths matter)
+    batches = Batches(Pairs([ids(s) for s, _ in pairs], [ids(t) for _, t in pairs]), 16, 10, True, "cpu")
+    epoch = batches.epoch(0, 0)
+    assert all(len(b) == 16 for b in epoch) and set(np.concatenate(epoch)) == set(range(70))
+    assert all(len(set(batches.buckets[b])) == 1 for b in epoch)
+
+
 def test_a_model_saved_before_input_feeding_loads_and_a_mismatched_one_is_named(tmp_path):
     from nbsage.algorithms.seq2seq.network import NetworkConfig, Seq2SeqNetwork
     from nbsage.algorithms.seq2seq.translator import CONFIG, Translator

@@ -27,7 +27,7 @@ HYPERPARAMETERS = (
                         "-1 the whole validation set; 0 computes BLEU only when optimized_metric=bleu "
                         "(then on the whole set)"),
     Hyperparameter("bucket_width", "int", default=10, range=greater_than(0),
-                   help="length step of the (source, target) buckets that batches are drawn from"),
+                   help="length step, on the longer side, of the (source, target) buckets that batches are drawn from"),
     Hyperparameter("bucketing_enabled", "bool", default=True,
                    help="draw each batch from sentences of similar lengths (less padding)"),
     Hyperparameter("checkpoint_frequency_num_batches", "int", default=1000, range=greater_than(0),

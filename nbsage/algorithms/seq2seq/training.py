@@ -2,8 +2,9 @@
 
 Steps: 1. read and check the vocab files and the train and validation records (ids inside the
 vocabularies; sequences longer than max_seq_len_* truncated with a warning, as SageMaker
-documents); 2. batches of `batch_size` pairs drawn from (source, target) length buckets of
-`bucket_width` (or at random with bucketing_enabled=false), in a new order every epoch; 3. every
+documents); 2. batches of `batch_size` pairs drawn from Sockeye's (source, target) length buckets
+(`bucket_width` steps on the longer side; a bucket's last batch filled up with its own pairs), or at
+random with bucketing_enabled=false, in a new order every epoch; 3. every
 `checkpoint_frequency_num_batches` updates, and when training ends, a checkpoint: validation
 perplexity and accuracy (and BLEU when asked), logged as Sockeye's `Checkpoint [n]` line and as
 `#quality_metric` lines; the best checkpoint by `optimized_metric` is kept, the learning-rate
@@ -41,8 +42,33 @@ SEED = 0
 MAXIMISED = {"bleu", "accuracy"}
 
 
+def parallel_buckets(max_source: int, max_target: int, width: int, ratio: float) -> list[tuple[int, int]]:
+    """Sockeye's (source, target) length buckets: the longer side of the data in steps of `width`, the
+    shorter in steps scaled by the mean target/source length ratio, each side ending at its maximum
+    (a side that gets there first stays there); one diagonal of buckets, not a grid."""
+    source_step = target_step = width
+    if ratio >= 1.0:
+        source_step = max(1, int(width / ratio))
+    else:
+        target_step = max(1, int(width * ratio))
+
+    def steps(maximum: int, step: int) -> list[int]:
+        out = list(range(step, maximum + step, step))
+        out[-1] = maximum
+        return out
+
+    source, target = steps(max_source, source_step), steps(max_target, target_step)
+    source += [source[-1]] * (len(target) - len(source))
+    target += [target[-1]] * (len(source) - len(target))
+    return list(dict.fromkeys((max(2, s), max(2, t)) for s, t in zip(source, target)))
+
+
 class Batches:
-    """A channel's pairs on the device, padded once, cut into batches of similar lengths each epoch."""
+    """A channel's pairs on the device, padded once, cut into batches of similar lengths each epoch.
+
+    With bucketing, pairs go to the first of Sockeye's length buckets (`parallel_buckets`) they fit,
+    and a bucket whose pairs do not fill its last batch fills it with pairs of the same bucket drawn
+    at random (Sockeye's default `fill_up=replicate`), so every batch has `batch_size` pairs."""
 
     def __init__(self, pairs: Pairs, batch_size: int, bucket_width: int, bucketing: bool, device):
         self.n, self.batch_size = len(pairs), batch_size
@@ -59,8 +85,13 @@ class Batches:
         self.source = torch.from_numpy(source).to(device)
         self.target = torch.from_numpy(target).to(device)
         self.lengths = torch.from_numpy(self.src_len).to(device)
-        self.buckets = ((self.src_len + bucket_width - 1) // bucket_width) * 100_000 + \
-            (self.trg_len + bucket_width - 1) // bucket_width if bucketing else np.zeros(self.n, dtype=np.int64)
+        self.fill_up = bucketing
+        self.buckets = np.zeros(self.n, dtype=np.int64)
+        if bucketing:
+            ratio = float(np.mean(self.trg_len / np.maximum(self.src_len, 1)))
+            bounds = np.array(parallel_buckets(int(self.src_len.max()), int(self.trg_len.max()), bucket_width, ratio))
+            fits = (self.src_len[:, None] <= bounds[None, :, 0]) & (self.trg_len[:, None] <= bounds[None, :, 1])
+            self.buckets = np.where(fits.any(1), fits.argmax(1), len(bounds) - 1)
 
     def epoch(self, seed: int, epoch: int) -> list[np.ndarray]:
         """The batches (index arrays) of an epoch: the same for the same seed and epoch (so a resumed job
@@ -71,6 +102,9 @@ class Batches:
         batches = []
         for bucket in np.unique(self.buckets):
             members = order[self.buckets[order] == bucket]
+            short = -len(members) % self.batch_size
+            if self.fill_up and short:
+                members = np.concatenate([members, rng.choice(members, short)])
             batches += [members[i:i + self.batch_size] for i in range(0, len(members), self.batch_size)]
         return [batches[i] for i in rng.permutation(len(batches))]
 
