@@ -175,6 +175,12 @@ def _wait_and_run(command_r: int, out_w: int, parent: int, start_dir: str) -> in
     # `python -m` puts the folder it starts in first on sys.path: the job root, not the zygote's
     if sys.path and sys.path[0] == start_dir:
         sys.path[0] = root
+    run_runtime(argv)
+    return 1
+
+
+def run_runtime(argv: list[str]) -> None:
+    """Run `python -m nbsage.runtime ARGV` in this (forked) process and end it with the runtime's status."""
     import nbsage.runtime.__main__ as runtime_main
     sys.argv = [runtime_main.__file__, *argv]
     try:
@@ -188,7 +194,6 @@ def _wait_and_run(command_r: int, out_w: int, parent: int, start_dir: str) -> in
         traceback.print_exc()
         status = 1
     exit_as_interpreter(status)
-    return 1
 
 
 def exit_as_interpreter(status) -> None:

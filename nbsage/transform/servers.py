@@ -315,7 +315,7 @@ def fork_server(command: list[str], env: dict, log_path: Path):
 def _be_server(command: list[str], env: dict, log_fd: int, parent: int) -> int:
     """In the forked child: become `command` as subprocess.Popen would have started it; never returns."""
     from nbsage.backends import proc_title
-    from nbsage.backends.runtime_fork import exit_as_interpreter
+    from nbsage.backends.runtime_fork import run_runtime
     from nbsage.backends.runtime_process import die_with_parent
     die_with_parent()
     if os.getppid() != parent:  # the supervisor died before PR_SET_PDEATHSIG took
@@ -345,20 +345,7 @@ def _be_server(command: list[str], env: dict, log_fd: int, parent: int) -> int:
         numpy_random.seed()  # a fresh interpreter's own sequence, not the supervisor's
     print(f"nbsage model server: forked from the transform job's supervisor (pid {parent}; {FORK_OFF})",
           file=sys.stderr, flush=True)
-    import nbsage.runtime.__main__ as runtime_main
-    args = command[3:]  # after `python -m nbsage.runtime`
-    sys.argv = [runtime_main.__file__, *args]
-    try:
-        status = runtime_main.main(args)
-    except SystemExit as e:
-        status = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-        if not isinstance(e.code, (int, type(None))):
-            print(e.code, file=sys.stderr)
-    except BaseException:
-        import traceback
-        traceback.print_exc()
-        status = 1
-    exit_as_interpreter(status)
+    run_runtime(command[3:])  # the arguments after `python -m nbsage.runtime`
     return 1
 
 
