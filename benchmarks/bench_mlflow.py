@@ -25,7 +25,6 @@ import argparse
 import datetime
 import json
 import os
-import shutil
 import socket
 import statistics
 import subprocess
@@ -43,8 +42,6 @@ from common import write_section  # noqa: E402
 
 DEFAULT_VENV = "/work/mlflow-venv"
 TITLE = "Endpoint against MLflow models serve"
-CREATE_VENV = (f"python3.11 -m venv {DEFAULT_VENV} && "
-               f"{DEFAULT_VENV}/bin/pip install mlflow==3.17.2 xgboost==3.2.0")
 CSV_HEADERS = {"Content-Type": "text/csv", "Accept": "text/csv"}
 JSON_HEADERS = {"Content-Type": "application/json"}
 CONCURRENCY = (4, 8)
@@ -245,7 +242,8 @@ def _summary(rounds, info, loads, started, workers, args) -> dict:
 
 def _section(rounds, result, args) -> str:
     v = result["versions"]
-    server = " + ".join(f"{name} {v[name]}" for name in ("uvicorn", "fastapi", "gunicorn", "flask") if name in v)
+    stack = ("uvicorn", "fastapi") if "uvicorn" in result["mlflow_server_log"] else ("gunicorn", "flask")
+    server = " + ".join(f"{name} {v[name]}" for name in stack if name in v)
     lines = [
         "The breast-cancer XGBoost model of the endpoint benchmark (30 features, 50 rounds), trained once by",
         "nbsage; the same `xgboost-model` booster deployed as an nbsage endpoint and, loaded with",
