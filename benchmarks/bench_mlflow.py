@@ -18,7 +18,7 @@ MLflow is never installed into the project's venv (it pins its own stack); creat
     /work/mlflow-venv/bin/pip install mlflow==3.17.2 xgboost==3.2.0
 
 (3.17.2 because mlflow 3.18.0 needs mlflow-tracing 3.18.0, which the package index here lacks; any
-mlflow 3.x serves the same way, through uvicorn and FastAPI; 2.x used gunicorn and Flask.)
+recent mlflow serves the same way, through uvicorn and FastAPI; older releases used gunicorn and Flask.)
 
     python benchmarks/bench_mlflow.py [--venv /work/mlflow-venv] [--rounds 5] [--no-write]
 """
