@@ -27,6 +27,48 @@ def percentile(values, q):
     return float(np.percentile(np.asarray(values), q))
 
 
+def send(host: str, port: int, body: bytes, headers: dict, n: int, out: list) -> None:
+    """One keep-alive client: n POST /invocations of body; each request's seconds appended to out.
+
+    A non-200 answer stops the run: an error answered fast would otherwise pass for a fast server.
+    """
+    conn = http.client.HTTPConnection(host, port, timeout=60)
+    try:
+        for _ in range(n):
+            t = time.perf_counter()
+            conn.request("POST", "/invocations", body=body, headers=headers)
+            resp = conn.getresponse()
+            answer = resp.read()
+            out.append(time.perf_counter() - t)
+            if resp.status != 200:
+                raise RuntimeError(f"{host}:{port} answered {resp.status}: {answer[:300]!r}")
+    finally:
+        conn.close()
+
+
+def requests_per_second(host: str, port: int, body: bytes, headers: dict, clients: int, per_client: int) -> float:
+    """Requests/s of `clients` concurrent keep-alive clients sending per_client requests each."""
+    done: list[float] = []
+    errors: list[BaseException] = []
+
+    def run():
+        try:
+            send(host, port, body, headers, per_client, done)
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, in the caller's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(clients)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise errors[0]
+    return len(done) / elapsed
+
+
 def main() -> dict:
     import os
     from sklearn.datasets import load_breast_cancer
@@ -45,27 +87,10 @@ def main() -> dict:
         row = ",".join(f"{v:.6g}" for v in X[0]).encode()
         headers = {"Content-Type": "text/csv", "Accept": "text/csv"}
 
-        def client(n, out):
-            conn = http.client.HTTPConnection(host, port)
-            for _ in range(n):
-                t = time.perf_counter()
-                conn.request("POST", "/invocations", body=row, headers=headers)
-                resp = conn.getresponse()
-                resp.read()
-                out.append(time.perf_counter() - t)
-            conn.close()
-
-        client(200, [])  # warm-up
+        send(host, port, row, headers, 200, [])  # warm-up
         latencies: list[float] = []
-        client(REQUESTS, latencies)
-        concurrent: list[float] = []
-        threads = [threading.Thread(target=client, args=(PER_CLIENT, concurrent)) for _ in range(CLIENTS)]
-        start = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        rps = len(concurrent) / (time.perf_counter() - start)
+        send(host, port, row, headers, REQUESTS, latencies)
+        rps = requests_per_second(host, port, row, headers, CLIENTS, PER_CLIENT)
 
         # under abuse: a 6 MB body of one-value rows (wrong width) and a one-row request behind two of them
         bad = b"1\n" * 3_000_000

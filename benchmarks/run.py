@@ -12,6 +12,7 @@ import bench_capture  # noqa: E402
 import bench_deepar  # noqa: E402
 import bench_endpoint  # noqa: E402
 import bench_formats  # noqa: E402
+import bench_mlflow  # noqa: E402
 import bench_object2vec  # noqa: E402
 import bench_place_startup  # noqa: E402
 import bench_places  # noqa: E402
@@ -36,4 +37,5 @@ if __name__ == "__main__":
     print("Data capture:", bench_capture.main())
     print("Seq2Seq vs the PyTorch tutorial's seq2seq:", bench_seq2seq.main())
     print("Object2Vec vs a PyTorch siamese model:", bench_object2vec.main())
+    print("Endpoint against MLflow models serve (its own venv):", bench_mlflow.main([]))
     print("Results written to", Path(__file__).with_name("RESULTS.md"))
