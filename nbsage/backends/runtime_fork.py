@@ -179,6 +179,17 @@ def _wait_and_run(command_r: int, out_w: int, parent: int, start_dir: str) -> in
     return 1
 
 
+def point_std_streams_at(log_fd: int) -> None:
+    """A forked child's stdin from /dev/null and its stdout and stderr to `log_fd` (then closed), as
+    subprocess.Popen(stdin=DEVNULL, stdout=log, stderr=STDOUT) starts a fresh process."""
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
+
+
 def run_runtime(argv: list[str]) -> None:
     """Run `python -m nbsage.runtime ARGV` in this (forked) process and end it with the runtime's status."""
     import nbsage.runtime.__main__ as runtime_main

@@ -175,6 +175,8 @@ class Zygote:
     def child(self, conn, log_fd: int, request: dict) -> int:
         """Become `python -m MODULE ARGS` as the caller would have started it; never returns."""
         import resource
+
+        from nbsage.backends.runtime_fork import point_std_streams_at
         for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
             signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -192,12 +194,7 @@ class Zygote:
             conn.sendall(json.dumps({"error": f"{type(e).__name__}: {e}"}).encode() + b"\n")
             return 1
         os.umask(request["umask"])
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.close(null)
-        os.dup2(log_fd, 1)
-        os.dup2(log_fd, 2)
-        os.close(log_fd)
+        point_std_streams_at(log_fd)
         os.environ.clear()
         os.environ.update(request["env"])
         module, args = request["module"], request["args"]

@@ -315,7 +315,7 @@ def fork_server(command: list[str], env: dict, log_path: Path):
 def _be_server(command: list[str], env: dict, log_fd: int, parent: int) -> int:
     """In the forked child: become `command` as subprocess.Popen would have started it; never returns."""
     from nbsage.backends import proc_title
-    from nbsage.backends.runtime_fork import run_runtime
+    from nbsage.backends.runtime_fork import point_std_streams_at, run_runtime
     from nbsage.backends.runtime_process import die_with_parent
     die_with_parent()
     if os.getppid() != parent:  # the supervisor died before PR_SET_PDEATHSIG took
@@ -323,12 +323,7 @@ def _be_server(command: list[str], env: dict, log_fd: int, parent: int) -> int:
     for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(signum, signal.SIG_DFL)  # a fresh interpreter's dispositions, not the supervisor's
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    os.close(null)
-    os.dup2(log_fd, 1)
-    os.dup2(log_fd, 2)
-    os.close(log_fd)
+    point_std_streams_at(log_fd)
     for stream in (sys.stdout, sys.stderr):  # PYTHONUNBUFFERED, as the fresh server has it
         try:
             stream.reconfigure(line_buffering=True, write_through=True)
