@@ -110,6 +110,20 @@ def predict_fn(data, model):
 """
 
 
+# A classifier for shadow tests: label 1 where rows @ weights is above THRESHOLD (from the model's Environment).
+LABELS = """
+import os
+import numpy as np
+
+def model_fn(model_dir):
+    return np.load(os.path.join(model_dir, "weights.npy")), float(os.environ["THRESHOLD"])
+
+def predict_fn(data, model):
+    weights, threshold = model
+    return (np.atleast_2d(np.asarray(data, dtype=float)) @ weights > threshold).astype(int)
+"""
+
+
 def make_tarball(root: Path, script: str | None = INFERENCE, weights=(1.0, 2.0, 3.0)) -> Path:
     """root/model.tar.gz as a training job writes it: weights.npy, and code/inference.py unless script is None."""
     import numpy as np

@@ -118,7 +118,7 @@ def _np(tensor) -> np.ndarray:
 
 def compiled_handler(model_dir, onnx_session):
     from nbsage.algorithms.deepar.inference import DeepARHandler
-    from nbsage.algorithms.deepar.training import set_threads
+    from nbsage.algorithms.torch_device import set_threads
     set_threads()
     predictor = _predictor(model_dir)
     predictor.network = CompiledDeepARNetwork(predictor.network, onnx_session)

@@ -82,7 +82,7 @@ class CompiledSSD:
 
 
 def compiled_handler(model_dir, onnx_session):
-    from nbsage.algorithms.deepar.training import set_threads
+    from nbsage.algorithms.torch_device import set_threads
     from nbsage.algorithms.object_detection.inference import ObjectDetectionHandler
     set_threads()
     detector = _detector(model_dir)

@@ -57,6 +57,23 @@ def parse_lst_line(line: str, where: str) -> LstItem:
     return LstItem(index, np.asarray(labels, dtype=np.float32), path)
 
 
+def iter_lst_images(path: Path, image_root=None) -> Iterator[tuple[str, LstItem, bytes]]:
+    """Each line of an image list with its image's bytes (read from `image_root`, else the list's
+    folder), as (where, item, bytes); `where` names the list's file and line."""
+    root = Path(image_root) if image_root else path.parent
+    with compression.open_text(path, errors="replace") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            where = f"{path} line {lineno}"
+            item = parse_lst_line(line, where)
+            try:
+                data = (root / item.path).read_bytes()
+            except OSError as e:
+                raise DataError(f"{where}: image {root / item.path} cannot be read ({e.strerror or e})") from None
+            yield where, item, data
+
+
 def read_lst(path) -> list[LstItem]:
     """Every line of a `.lst` file; errors name the file and line."""
     path = Path(path)
@@ -227,19 +244,8 @@ class RecordIOImageFormat(Format):
     @staticmethod
     def _records(path: Path, image_root) -> Iterator[tuple[str, object, bytes]]:
         if path.suffix.lower() == ".lst":
-            root = Path(image_root) if image_root else path.parent
-            with compression.open_text(path, errors="replace") as f:
-                for lineno, line in enumerate(f, start=1):
-                    if not line.strip():
-                        continue
-                    where = f"{path} line {lineno}"
-                    item = parse_lst_line(line, where)
-                    try:
-                        data = (root / item.path).read_bytes()
-                    except OSError as e:
-                        raise DataError(f"{where}: image {root / item.path} cannot be read "
-                                        f"({e.strerror or e})") from None
-                    yield where, item.labels, data
+            for where, item, data in iter_lst_images(path, image_root):
+                yield where, item.labels, data
             return
         with compression.open_binary(path) as f:
             for i, _, payload in _iter_payloads_at(f, str(path), 0, 0):

@@ -13,6 +13,7 @@ a request to the wrong server.
 """
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -174,6 +175,21 @@ def _describe_front(session, record: dict) -> dict:
 
 def _mark_failed(session, name: str, reason: str) -> None:
     session.store.update_endpoint(name, status="Failed", failure_reason=reason)
+
+
+@contextlib.contextmanager
+def failing_the_create(session, name: str):
+    """A create that raises leaves its endpoint Failed with the reason; an unexpected error is
+    re-raised as an EndpointError that names the endpoint."""
+    try:
+        yield
+    except NBSageError as exc:
+        _mark_failed(session, name, str(exc))
+        raise
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        _mark_failed(session, name, reason)
+        raise EndpointError(f"endpoint {name!r} could not be created: {reason}") from exc
 
 
 # the supervisors this process started, by pid: their exit status says how an endpoint was lost
@@ -342,7 +358,7 @@ def deploy(session, endpoint_name: str, model_data: str, algorithm: str | None =
     store = session.store
     store.create_endpoint(endpoint_name, config)
     folder = endpoint_dir(session, endpoint_name)
-    try:
+    with failing_the_create(session, endpoint_name):
         if folder.exists():
             shutil.rmtree(folder)  # left over from an endpoint of the same name that was not deleted cleanly
         private_dir(folder)
@@ -380,13 +396,6 @@ def deploy(session, endpoint_name: str, model_data: str, algorithm: str | None =
         _launched[proc.pid] = proc  # how it ended, for the failure reason, when this process started it
         # reap the server when it ends while this process lives, so it never lingers as a zombie
         threading.Thread(target=proc.wait, daemon=True, name=f"reap-{endpoint_name}").start()
-    except NBSageError as exc:
-        _mark_failed(session, endpoint_name, str(exc))
-        raise
-    except Exception as exc:
-        reason = f"{type(exc).__name__}: {exc}"
-        _mark_failed(session, endpoint_name, reason)
-        raise EndpointError(f"endpoint {endpoint_name!r} could not be created: {reason}") from exc
     if wait:
         wait_for_endpoint(session, endpoint_name, timeout=startup_timeout)
     return describe_endpoint(session, endpoint_name)

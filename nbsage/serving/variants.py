@@ -44,7 +44,7 @@ import sys
 import time
 from pathlib import Path
 
-from nbsage.errors import EndpointError, NBSageError, ValidationError, did_you_mean
+from nbsage.errors import EndpointError, ValidationError, did_you_mean
 
 FRONT_MODULE = "nbsage.serving.front"
 MAX_VARIANTS = 10  # SageMaker's limit of production variants per endpoint config
@@ -337,7 +337,7 @@ def create_endpoint(session, endpoint_name: str, endpoint_config_name: str, wait
                     startup_timeout: float | None = None) -> dict:
     """CreateEndpoint from a recorded endpoint config; its DescribeEndpoint answer."""
     from nbsage.runtime.layout import private_dir
-    from nbsage.serving.endpoints import _mark_failed, describe_endpoint, endpoint_dir, wait_for_endpoint
+    from nbsage.serving.endpoints import describe_endpoint, endpoint_dir, failing_the_create, wait_for_endpoint
     from nbsage.store.names import check_name
     check_name(endpoint_name, "endpoint")
     config = describe_endpoint_config(session, endpoint_config_name)
@@ -345,7 +345,7 @@ def create_endpoint(session, endpoint_name: str, endpoint_config_name: str, wait
     store.create_endpoint(endpoint_name, {"Front": True, "EndpointConfigName": endpoint_config_name,
                                           "Generation": 1, "ProductionVariants": []})
     folder = endpoint_dir(session, endpoint_name)
-    try:
+    with failing_the_create(session, endpoint_name):
         if folder.exists():
             shutil.rmtree(folder)
         private_dir(folder)
@@ -356,13 +356,6 @@ def create_endpoint(session, endpoint_name: str, endpoint_config_name: str, wait
         pid = _start_front(session, endpoint_name, folder)
         store.update_endpoint(endpoint_name, pid=pid, host="127.0.0.1")
         touch_address(folder)
-    except NBSageError as exc:
-        _mark_failed(session, endpoint_name, str(exc))
-        raise
-    except Exception as exc:
-        reason = f"{type(exc).__name__}: {exc}"
-        _mark_failed(session, endpoint_name, reason)
-        raise EndpointError(f"endpoint {endpoint_name!r} could not be created: {reason}") from exc
     if wait:
         wait_for_endpoint(session, endpoint_name, timeout=_kernel_wait(running))
     return describe_endpoint(session, endpoint_name)

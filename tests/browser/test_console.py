@@ -171,20 +171,6 @@ def test_training_form_monitor_shows_the_final_status_without_another_cell(page,
     screenshot(page, "training-form")
 
 
-# a classifier for the shadow test: label 1 when the row's sum is above THRESHOLD (from the model's Environment)
-LABELS = """
-import os
-import numpy as np
-
-def model_fn(model_dir):
-    return np.load(os.path.join(model_dir, "weights.npy")), float(os.environ["THRESHOLD"])
-
-def predict_fn(data, model):
-    weights, threshold = model
-    return (np.atleast_2d(np.asarray(data, dtype=float)) @ weights > threshold).astype(int)
-"""
-
-
 def test_endpoint_detail_shows_variants_shadow_report_and_monitoring_then_promotes(page, lab_home, tmp_path,
                                                                                   screenshot):
     from datetime import datetime, timedelta, timezone
@@ -194,7 +180,7 @@ def test_endpoint_detail_shows_variants_shadow_report_and_monitoring_then_promot
     from nbsage.serving import endpoints, variants
     from nbsage.serving.monitor import schedules
     from nbsage.session import Session, production_variant
-    from support import make_tarball
+    from support import LABELS, make_tarball
     session = Session.default()
     archive = make_tarball(tmp_path / "labels", LABELS, weights=(1.0, 1.0, 1.0))
     for name, threshold in (("browser-strict", 7), ("browser-loose", 6)):

@@ -13,20 +13,7 @@ from nbsage.predictor import Predictor
 from nbsage.serving import endpoints, variants
 from nbsage.serving.shadow import prediction_values
 from nbsage.session import production_variant
-from support import make_tarball, release, wait_for
-
-# a classifier: label 1 when rows @ weights is above THRESHOLD (from the model's Environment)
-LABELS = """
-import os
-import numpy as np
-
-def model_fn(model_dir):
-    return np.load(os.path.join(model_dir, "weights.npy")), float(os.environ["THRESHOLD"])
-
-def predict_fn(data, model):
-    weights, threshold = model
-    return (np.atleast_2d(np.asarray(data, dtype=float)) @ weights > threshold).astype(int)
-"""
+from support import LABELS, make_tarball, release, wait_for
 
 # a regressor that fails on rows whose first feature is negative, and holds a row whose first feature
 # is 5 until the test opens HOLD_PIPE (a FIFO), saying so first in HOLD_PIPE.held

@@ -33,7 +33,7 @@ import torch
 from nbsage.algorithms import distributed
 from nbsage.algorithms.container_config import configuration
 from nbsage.algorithms.log_lines import SageMakerLog
-from nbsage.algorithms.torch_device import set_threads, training_device  # noqa: F401 - set_threads re-exported
+from nbsage.algorithms.torch_device import training_device
 from nbsage.algorithms.deepar import likelihoods
 from nbsage.algorithms.deepar.building import Model, build_model
 from nbsage.algorithms.deepar.checkpoints import Checkpoints, Progress, resume

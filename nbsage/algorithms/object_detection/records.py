@@ -31,7 +31,7 @@ from nbsage.errors import DataError
 from nbsage.formats import compression
 from nbsage.formats.augmented_manifest import read_ref
 from nbsage.formats.image import IMAGE_SUFFIXES, decode_image, pair_annotations, read_annotation
-from nbsage.formats.recordio_image import parse_lst_line, unpack
+from nbsage.formats.recordio_image import iter_lst_images, unpack
 from nbsage.formats.recordio_protobuf import MAGIC, _iter_payloads_at
 
 NOT_ENOUGH = ("Not enough annotation packed in the list file or the RecordIO file. Each object requires at least "
@@ -208,18 +208,8 @@ def _from_manifest(path: Path) -> Iterator[tuple[str, bytes, np.ndarray, int]]:
 
 
 def _from_lst(path: Path) -> Iterator[tuple[str, bytes, np.ndarray, int]]:
-    with compression.open_text(path, errors="replace") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path} line {lineno}"
-            item = parse_lst_line(line, where)
-            image_path = path.parent / item.path
-            try:
-                data = image_path.read_bytes()
-            except OSError as e:
-                raise DataError(f"{where}: image {image_path} cannot be read ({e.strerror or e})") from None
-            yield f"{where} ({item.path})", data, objects_from_packed(item.labels, where), int(item.labels.size), None
+    for where, item, data in iter_lst_images(path):
+        yield f"{where} ({item.path})", data, objects_from_packed(item.labels, where), int(item.labels.size), None
 
 
 def recordio_examples(files: list[Path]) -> Iterator[tuple[str, bytes, np.ndarray, int]]:
